@@ -1,0 +1,3 @@
+#pragma once
+// The one header users include.
+#include <kiln/core/error.hpp>
