@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job: bash examples/run.sh
+# Installs what is missing (Debian 12, g++ only), builds the examples in build/ (Release) and runs them
+# in order. Exits non-zero if a build or an example fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tests/deps.sh
+
+# In the order they are run: the course notes' graph, its worked training step, XOR.
+# (The Fashion-MNIST demo joins this list when it lands; its data comes from dataset-fashion-mnist.)
+examples=(graph_basics worked_step xor)
+
+kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev dataset-fashion-mnist
+
+# Tests and benchmarks are not needed here (and so neither is Catch2).
+cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \
+      -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=ON
+cmake --build build -j "${KILN_JOBS:-2}"
+
+missing=()
+for name in "${examples[@]}"; do
+  if [[ ! -x build/examples/$name ]]; then
+    missing+=("$name")
+    continue
+  fi
+  echo; echo "==== $name"
+  start=$SECONDS
+  "build/examples/$name"
+  echo "==== $name: done in $((SECONDS - start)) s"
+done
+
+echo
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "not built yet (no examples/<name>.cpp): ${missing[*]}"
+fi
+echo "examples: ran $(( ${#examples[@]} - ${#missing[@]} )) of ${#examples[@]}"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The test command: bash tests/ci.sh
+# Installs what is missing (Debian 12), then builds and runs every test twice:
+#   gcc   Release build with g++                                     (build-ci-gcc)
+#   asan  clang++ with AddressSanitizer + UBSan and libFuzzer targets (build-ci-asan)
+# Re-running reuses both build directories. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tests/deps.sh
+
+jobs=${KILN_JOBS:-2}
+
+# ---- phase timing: every phase's wall time is printed at the end, also when one fails.
+phase_names=() phase_secs=() current_phase="" phase_start=0 ci_start=$SECONDS
+begin_phase() {
+  current_phase=$1 phase_start=$SECONDS
+  echo; echo "==== $1"
+}
+end_phase() {
+  phase_names+=("$current_phase") phase_secs+=($((SECONDS - phase_start)))
+  current_phase=""
+}
+print_times() {
+  local status=$? i
+  echo; echo "==== wall time per phase"
+  for i in "${!phase_names[@]}"; do
+    printf '  %-14s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"
+  done
+  [[ -n "$current_phase" ]] && printf '  %-14s %5d s  (FAILED here)\n' "$current_phase" $((SECONDS - phase_start))
+  printf '  %-14s %5d s\n' total $((SECONDS - ci_start))
+  [[ $status -eq 0 ]] && echo "ci: all passed" || echo "ci: FAILED (exit $status)"
+}
+trap print_times EXIT
+
+# ---- one build: configure (reusing the directory if present), build, run ctest
+configure_and_build() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja "$@"
+  cmake --build "$dir" -j "$jobs"
+}
+run_tests() {
+  ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$jobs"
+}
+
+begin_phase deps
+# libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes; llvm-14 holds llvm-symbolizer, without
+# which sanitizer stack traces are bare addresses.
+kiln_install_missing cmake ninja-build g++ clang libclang-rt-14-dev llvm-14 \
+                     libboost1.81-dev catch2 zlib1g-dev
+g++ --version | head -n1; clang++ --version | head -n1; cmake --version | head -n1
+end_phase
+
+begin_phase "gcc build"
+configure_and_build build-ci-gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release
+end_phase
+begin_phase "gcc test"
+run_tests build-ci-gcc
+end_phase
+
+# Any sanitizer report stops the process with a non-zero status and a symbolized stack trace.
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+begin_phase "asan build"
+configure_and_build build-ci-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+                    -DKILN_SANITIZE=ON -DKILN_FUZZ=ON
+end_phase
+begin_phase "asan test"
+run_tests build-ci-asan
+end_phase
