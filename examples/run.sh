@@ -19,13 +19,13 @@ cmake --build build -j "${KILN_JOBS:-2}"
 
 missing=()
 for name in "${examples[@]}"; do
-  if [[ ! -x build/examples/$name ]]; then
+  if [[ ! -f examples/$name.cpp ]]; then   # a stale binary of a removed example does not count
     missing+=("$name")
     continue
   fi
   echo; echo "==== $name"
   start=$SECONDS
-  "build/examples/$name"
+  "build/examples/$name" || { status=$?; echo "==== $name FAILED (exit status $status)"; exit "$status"; }
   echo "==== $name: done in $((SECONDS - start)) s"
 done
 
