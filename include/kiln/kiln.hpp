@@ -1,3 +1,8 @@
 #pragma once
 // The one header users include.
 #include <kiln/core/error.hpp>
+#include <kiln/autodiff/grad.hpp>
+#include <kiln/expr/operators.hpp>
+#include <kiln/nn/activations.hpp>
+#include <kiln/nn/layers.hpp>
+#include <kiln/nn/losses.hpp>

@@ -1,0 +1,133 @@
+#pragma once
+// User-facing expressions. An expression is a small constexpr value whose *type* carries its static shape and
+// what kind of value it is (logits, probabilities, log-probabilities, labels), and whose emit(builder&) appends
+// it to the graph. Constants and names are values; the graph is built in a constexpr function, so it exists
+// entirely at compile time.
+#include <kiln/ir/builder.hpp>
+
+#include <concepts>
+#include <tuple>
+
+namespace kiln {
+
+enum class value_kind { any, logits, probabilities, log_probabilities, labels, mask };
+
+template <class E>
+concept expression = requires(const E& e, builder& b) {
+  { e.emit(b) } -> std::same_as<int>;
+  { E::shape } -> std::convertible_to<dims>;
+  { E::kind } -> std::convertible_to<value_kind>;
+};
+
+// ---- readable shape errors: the static_assert fires inside a template whose arguments name the op and shapes
+template <fixed_string Op, dims Lhs, dims Rhs>
+struct broadcast_check {
+  static constexpr bool rows_ok = Lhs.rows == Rhs.rows || Lhs.rows == 1 || Rhs.rows == 1;
+  static constexpr bool cols_ok = Lhs.cols == Rhs.cols || Lhs.cols == 1 || Rhs.cols == 1;
+  static_assert(rows_ok && cols_ok,
+      "kiln: shape mismatch: these operands cannot be broadcast together; the op and both shapes ({rows, cols}, "
+      "-1 = batch) are the arguments of kiln::broadcast_check<op, lhs, rhs> above");
+  static constexpr dims result{Lhs.rows == 1 ? Rhs.rows : Lhs.rows, Lhs.cols == 1 ? Rhs.cols : Lhs.cols};
+};
+template <fixed_string Op, dims Lhs, dims Rhs>
+struct contraction_check {
+  static_assert(Lhs.cols == Rhs.rows,
+      "kiln: shape mismatch: inner dimensions of a contraction differ; the op and both shapes ({rows, cols}, -1 = "
+      "batch) are the arguments of kiln::contraction_check<op, lhs, rhs> above");
+  static constexpr dims result{Lhs.rows, Rhs.cols};
+};
+template <fixed_string Op, dims Lhs, dims Rhs>
+struct same_shape_check {
+  static_assert(Lhs == Rhs,
+      "kiln: shape mismatch: this loss needs prediction and target of the same shape; the op and both shapes "
+      "({rows, cols}, -1 = batch) are the arguments of kiln::same_shape_check<op, prediction, target> above");
+  static constexpr dims result = Lhs;
+};
+
+// ---- generic node: Tag::emit(builder&, k, operand nodes...) with a type-level shape and kind
+template <class Tag, dims Shape, value_kind Kind, class... A>
+struct apply_expr {
+  static constexpr dims shape = Shape;
+  static constexpr value_kind kind = Kind;
+  std::tuple<A...> args;
+  double k = 0;
+  constexpr int emit(builder& b) const {
+    return std::apply([&](const A&... a) { return emit_in_order(b, a...); }, args);
+  }
+
+ private:
+  // Operands are emitted left to right (function-argument order is unspecified, and node order must not depend
+  // on the compiler).
+  template <class... Ops>
+  constexpr int emit_in_order(builder& b, const Ops&... a) const {
+    int ids[sizeof...(Ops) + 1] = {a.emit(b)..., 0};
+    return call(b, ids, std::make_index_sequence<sizeof...(Ops)>{});
+  }
+  template <std::size_t... I>
+  constexpr int call(builder& b, const int* ids, std::index_sequence<I...>) const { return Tag::emit(b, k, ids[I]...); }
+};
+
+template <class Tag, dims Shape, value_kind Kind = value_kind::any, class... A>
+constexpr auto make_expr(double k, A... a) { return apply_expr<Tag, Shape, Kind, A...>{std::tuple<A...>{a...}, k}; }
+
+// ---- leaves
+// A compile-time constant broadcast to [1, 1].
+struct scalar_expr {
+  static constexpr dims shape{1, 1};
+  static constexpr value_kind kind = value_kind::any;
+  double value = 0;
+  constexpr int emit(builder& b) const { return b.scalar(value); }
+};
+
+template <int Rows, int Cols, value_kind Kind, leaf_kind Leaf>
+struct leaf_expr {
+  static constexpr dims shape{Rows, Cols};
+  static constexpr value_kind kind = Kind;
+  leaf_info info{};
+  constexpr int emit(builder& b) const { return b.leaf(info); }
+  // Parameters: default initial value (PyTorch Linear init, constant, zeros).
+  constexpr leaf_expr init_uniform_fan_in(int fan_in) const { leaf_expr e = *this; e.info.init = init_kind::uniform_fan_in; e.info.fan_in = fan_in; return e; }
+  constexpr leaf_expr init_constant(double v) const { leaf_expr e = *this; e.info.init = init_kind::constant; e.info.init_value = v; return e; }
+};
+
+template <int Rows, int Cols, value_kind Kind, leaf_kind Leaf>
+constexpr auto make_leaf(std::string_view name, int rank) {
+  leaf_expr<Rows, Cols, Kind, Leaf> e;
+  e.info.kind = Leaf;
+  e.info.name = short_name(name);
+  e.info.shape = dims{Rows, Cols};
+  e.info.rank = rank;
+  return e;
+}
+
+// input<784>("x"): a batch of feature vectors, [batch, 784].
+template <int Features>
+constexpr auto input(std::string_view name) { return make_leaf<batch, Features, value_kind::any, leaf_kind::input>(name, 2); }
+// target<10>("t"): dense targets, [batch, 10]; probability_target for soft targets of KL divergence.
+template <int Features>
+constexpr auto target(std::string_view name) { return make_leaf<batch, Features, value_kind::any, leaf_kind::input>(name, 2); }
+template <int Features>
+constexpr auto probability_target(std::string_view name) { return make_leaf<batch, Features, value_kind::probabilities, leaf_kind::input>(name, 2); }
+// labels<10>("y"): one class index in [0, 10) per sample, [batch, 1].
+template <int Classes>
+struct labels_expr : leaf_expr<batch, 1, value_kind::labels, leaf_kind::labels> {
+  static constexpr int classes = Classes;
+};
+template <int Classes>
+constexpr auto labels(std::string_view name) {
+  labels_expr<Classes> e;
+  e.info = make_leaf<batch, 1, value_kind::labels, leaf_kind::labels>(name, 1).info;
+  e.info.num_classes = Classes;
+  return e;
+}
+// param<>("a") scalar, param<128>("b") vector, param<128, 784>("W") matrix (PyTorch layouts). Zero-initialised
+// unless an init_* is applied; values can always be set by name on the step.
+template <int... Dims>
+constexpr auto param(std::string_view name) {
+  static_assert(sizeof...(Dims) <= 2, "kiln: parameters have rank 0, 1 or 2");
+  constexpr int d[3] = {Dims..., 1, 1};
+  if constexpr (sizeof...(Dims) == 2) return make_leaf<d[0], d[1], value_kind::any, leaf_kind::param>(name, 2);
+  else return make_leaf<1, d[0], value_kind::any, leaf_kind::param>(name, static_cast<int>(sizeof...(Dims)));
+}
+
+}  // namespace kiln

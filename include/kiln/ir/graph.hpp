@@ -1,0 +1,90 @@
+#pragma once
+// The one IR: a constexpr, append-only DAG of primitive nodes. Every tensor is rank 2, [rows, cols]; a dimension
+// is a static size or `batch` (the run-time batch size, only ever in rows). Vectors are [1, n], scalars [1, 1],
+// per-sample scalars [batch, 1]. Elementwise ops broadcast numpy-style (a dimension of 1 stretches).
+// Nodes are appended after their operands, so node order is a topological order.
+#include <kiln/core/fixed_string.hpp>
+
+#include <cstdint>
+
+namespace kiln {
+
+inline constexpr int batch = -1;  // the run-time batch dimension
+
+struct dims {
+  int rows = 1, cols = 1;
+  constexpr bool operator==(const dims&) const = default;
+  constexpr bool batched() const { return rows == batch; }
+};
+
+enum class op : std::uint8_t {
+  // leaves
+  input, param, state, hyper, constant, batch_size, iota,
+  // elementwise unary
+  neg, exp, log, log1p, sqrt, abs, tanh, sigmoid, erf, softplus, recip, pow_c, max_c, min_c, stop_gradient,
+  broadcast_to,
+  // elementwise binary / ternary
+  add, sub, mul, div, gt, ge, eq, where,
+  // reductions (keep the reduced dimension as 1)
+  sum_rows, sum_cols, max_cols,
+  // layout and contraction
+  transpose, matmul,
+  count_
+};
+inline constexpr int op_count = static_cast<int>(op::count_);
+
+// How a pass or a backend treats a node; decided by the op's traits, never by its name.
+enum class op_class : std::uint8_t { leaf, immediate, elementwise, reduction, layout, contraction };
+
+struct node {
+  op kind = op::constant;
+  int in[3] = {-1, -1, -1};
+  dims shape{};
+  double k = 0;  // constant value, exponent, clamp bound
+  int leaf = -1; // index into the leaf table (input/param/state), hyperparameter slot, or -1
+  constexpr bool same_as(const node& o) const {
+    return kind == o.kind && in[0] == o.in[0] && in[1] == o.in[1] && in[2] == o.in[2] && shape == o.shape &&
+           k == o.k && leaf == o.leaf;
+  }
+};
+
+enum class leaf_kind : std::uint8_t { input, labels, param, state };
+enum class init_kind : std::uint8_t { zeros, uniform_fan_in, constant };
+
+// A named leaf: what the user binds (inputs, labels) or what the step owns (parameters, optimizer state).
+struct leaf_info {
+  leaf_kind kind = leaf_kind::input;
+  short_name name{};
+  dims shape{};
+  init_kind init = init_kind::zeros;
+  int fan_in = 0;       // for uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's Linear default
+  double init_value = 0;
+  int owner = -1;       // for optimizer state: the parameter leaf it belongs to
+  int num_classes = 0;  // for labels
+  int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix), for checkpoints
+};
+
+inline constexpr int max_nodes = 640;
+inline constexpr int max_leaves = 64;
+inline constexpr int max_outputs = 96;
+
+// An output of the graph: either a value the caller reads (the loss) or a new value assigned to a leaf
+// (a parameter or optimizer state), which the backend writes in place once nothing else reads the old one.
+struct output {
+  int node = -1;
+  int assign_to = -1;  // leaf index, or -1 for a plain result
+};
+
+struct graph {
+  node nodes[max_nodes]{};
+  int size = 0;
+  leaf_info leaves[max_leaves]{};
+  int num_leaves = 0;
+  output outputs[max_outputs]{};
+  int num_outputs = 0;
+  int num_hypers = 0;
+
+  constexpr const node& operator[](int i) const { return nodes[i]; }
+};
+
+}  // namespace kiln

@@ -1,0 +1,20 @@
+#pragma once
+// Leaves: values that enter the graph. Buffers (input, param, state) are bound by the backend; immediates
+// (constant, hyper, batch_size, iota) are folded into the kernels that use them.
+#include <kiln/ops/op_base.hpp>
+
+namespace kiln::ops {
+
+struct input_op { static constexpr op kind = op::input; static constexpr op_class cls = op_class::leaf; static constexpr int arity = 0; static constexpr const char* name = "input"; };
+struct param_op { static constexpr op kind = op::param; static constexpr op_class cls = op_class::leaf; static constexpr int arity = 0; static constexpr const char* name = "param"; };
+struct state_op { static constexpr op kind = op::state; static constexpr op_class cls = op_class::leaf; static constexpr int arity = 0; static constexpr const char* name = "state"; };
+// A run-time scalar hyperparameter (learning rate, bias corrections): slot `leaf` of the step's hyper array.
+struct hyper_op { static constexpr op kind = op::hyper; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "hyper"; };
+// A compile-time constant `k`, broadcast to its shape.
+struct constant_op { static constexpr op kind = op::constant; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "const"; };
+// The run-time batch size as a scalar (for means over the batch).
+struct batch_size_op { static constexpr op kind = op::batch_size; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "batch_size"; };
+// iota[0, j] = j: the column index, used to build one-hot encodings as eq(labels, iota).
+struct iota_op { static constexpr op kind = op::iota; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "iota"; };
+
+}  // namespace kiln::ops

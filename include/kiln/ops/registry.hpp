@@ -1,0 +1,43 @@
+#pragma once
+// The op table: maps an op id to its struct. Passes dispatch through visit_op and read traits.
+#include <kiln/ops/binary.hpp>
+#include <kiln/ops/leaves.hpp>
+#include <kiln/ops/reduce.hpp>
+#include <kiln/ops/unary.hpp>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+namespace kiln::ops {
+
+// Listed in the order of the enum `op`; checked below.
+using all = boost::mp11::mp_list<input_op, param_op, state_op, hyper_op, constant_op, batch_size_op, iota_op,
+    neg_op, exp_op, log_op, log1p_op, sqrt_op, abs_op, tanh_op, sigmoid_op, erf_op, softplus_op, recip_op, pow_c_op,
+    max_c_op, min_c_op, stop_gradient_op, broadcast_to_op,
+    add_op, sub_op, mul_op, div_op, gt_op, ge_op, eq_op, where_op,
+    sum_rows_op, sum_cols_op, max_cols_op, transpose_op, matmul_op>;
+static_assert(boost::mp11::mp_size<all>::value == op_count, "kiln: ops::all must list every op of the enum");
+
+template <op K>
+using of = boost::mp11::mp_at_c<all, static_cast<std::size_t>(K)>;
+
+namespace detail {
+template <std::size_t... I>
+constexpr bool ids_in_order(std::index_sequence<I...>) {
+  return ((static_cast<std::size_t>(boost::mp11::mp_at_c<all, I>::kind) == I) && ...);
+}
+}  // namespace detail
+static_assert(detail::ids_in_order(std::make_index_sequence<op_count>{}), "kiln: ops::all is out of enum order");
+
+// Calls f(Op{}) with the struct of op k (constexpr-friendly).
+template <class F>
+constexpr decltype(auto) visit_op(op k, F&& f) {
+  return boost::mp11::mp_with_index<op_count>(static_cast<std::size_t>(k),
+      [&](auto i) -> decltype(auto) { return f(boost::mp11::mp_at_c<all, decltype(i)::value>{}); });
+}
+
+constexpr op_class class_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::cls; }); }
+constexpr int arity_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::arity; }); }
+constexpr const char* name_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::name; }); }
+
+}  // namespace kiln::ops
