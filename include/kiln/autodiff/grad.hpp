@@ -47,3 +47,31 @@ constexpr void differentiate(builder& b, int loss, const int* wrt, int n_wrt, in
 }
 
 }  // namespace kiln
+
+#include <kiln/expr/expression.hpp>
+
+namespace kiln {
+
+// grad(L, w): the expression ∂L/∂w (shape of w) for a scalar expression L and a leaf w. It is itself an
+// expression, so it composes: grad(grad(f, x), x) is the second derivative for scalar and elementwise graphs.
+template <expression L, expression W>
+struct grad_expr {
+  static constexpr dims shape = W::shape;
+  static constexpr value_kind kind = value_kind::any;
+  L loss;
+  W wrt;
+  constexpr int emit(builder& b) const {
+    const int l = loss.emit(b);
+    const int w = wrt.emit(b);
+    int out = -1;
+    differentiate(b, l, &w, 1, &out);
+    return out;
+  }
+};
+template <expression L, expression W>
+constexpr auto grad(L loss, W wrt) {
+  static_assert(L::shape == dims{1, 1}, "kiln: grad needs a scalar ([1, 1]) expression to differentiate");
+  return grad_expr<L, W>{loss, wrt};
+}
+
+}  // namespace kiln

@@ -208,10 +208,10 @@ struct builder {
   constexpr int transpose(int x) {
     const node& a = g.nodes[x];
     if (a.kind == op::transpose) return a.in[0];
+    // (A·B)ᵀ = Bᵀ·Aᵀ: keeps transposes on contraction operands, where they are free (strides)
+    if (a.kind == op::matmul) { const int l = a.in[0], r = a.in[1]; return matmul(transpose(r), transpose(l)); }
+    if (a.kind == op::constant) return constant(a.k, {a.shape.cols, a.shape.rows});
     node n; n.kind = op::transpose; n.in[0] = x; n.shape = {a.shape.cols, a.shape.rows};
-    if (n.shape.cols == batch && n.shape.rows != batch) {
-      // [features, batch] only ever feeds a contraction over the batch (weight gradients); allowed.
-    }
     return append(n);
   }
   constexpr int matmul(int x, int y) {

@@ -1,0 +1,75 @@
+#pragma once
+// Human-readable plan: one line per kernel, named after what it fuses, then the nodes it evaluates.
+//   k3 contraction  matmul+add+max  [batch,128] = n5[batch,784] · n4ᵀ[784,128]; stores n7 n8
+#include <kiln/plan/plan.hpp>
+
+#include <string>
+
+namespace kiln {
+
+inline std::string dims_text(dims d) {
+  auto one = [](int v) { return v == batch ? std::string("batch") : std::to_string(v); };
+  return "[" + one(d.rows) + "," + one(d.cols) + "]";
+}
+
+inline std::string node_label(const graph& g, int i) {
+  const node& n = g.nodes[i];
+  switch (n.kind) {
+    case op::input: case op::param: case op::state: return std::string(g.leaves[n.leaf].name.view());
+    case op::constant: { std::string s = ops::num(n.k); s.pop_back(); return s; }
+    case op::hyper: return "hyper" + std::to_string(n.leaf);
+    default: return "n" + std::to_string(i);
+  }
+}
+
+// The kernel's name: its anchor op, then the distinct ops of its body in order, joined by '_'
+// (e.g. matmul_add_max, sum_cols_exp_sub, ew_mul_add_sqrt_div_sub).
+inline std::string kernel_name(const plan& p, int k) {
+  const kernel& kr = p.kernels[k];
+  std::string name = kr.kind == kernel_kind::elementwise ? "ew" : ops::name_of(p.g.nodes[kr.anchor].kind);
+  bool used[op_count]{};
+  for (int b = kr.body_begin; b < kr.body_end; ++b) {
+    const op o = p.g.nodes[p.body[b]].kind;
+    if (ops::class_of(o) == op_class::immediate || used[static_cast<int>(o)]) continue;
+    used[static_cast<int>(o)] = true;
+    name += "_";
+    name += ops::name_of(o);
+  }
+  return name;
+}
+
+inline std::string node_text(const plan& p, int i) {
+  const node& n = p.g.nodes[i];
+  std::string s = node_label(p.g, i) + " = " + ops::name_of(n.kind) + "(";
+  for (int k = 0; k < 3 && n.in[k] >= 0; ++k) s += (k ? ", " : "") + node_label(p.g, n.in[k]);
+  if (n.kind == op::pow_c || n.kind == op::max_c || n.kind == op::min_c) s += ", " + ops::num(n.k);
+  return s + ") " + dims_text(n.shape);
+}
+
+inline std::string to_string(const plan& p) {
+  std::string out = std::string("plan (") + (p.mode == fusion::fused ? "fused" : "unfused") + "): " +
+                    std::to_string(p.num_kernels) + " kernels, " + std::to_string(p.g.size) + " nodes\n";
+  for (int k = 0; k < p.num_kernels; ++k) {
+    const kernel& kr = p.kernels[k];
+    out += "k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain);
+    if (kr.kind == kernel_kind::contraction) {
+      const node& a = p.g.nodes[kr.anchor];
+      out += "  " + node_text(p, kr.anchor);
+      (void)a;
+    } else if (kr.kind == kernel_kind::reduction) {
+      out += "  " + node_text(p, kr.anchor);
+    }
+    out += "\n";
+    for (int b = kr.body_begin; b < kr.body_end; ++b) {
+      const int i = p.body[b];
+      if (ops::class_of(p.g.nodes[i].kind) == op_class::immediate) continue;
+      out += "    " + node_text(p, i);
+      for (int s = kr.store_begin; s < kr.store_end; ++s)
+        if (p.stores[s] == i) out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace kiln
