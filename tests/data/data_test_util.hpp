@@ -1,0 +1,77 @@
+#pragma once
+// Helpers shared by the data/io tests: a private temp directory, byte-exact file writes, gzip compression,
+// and a check that a call throws exactly kiln::format_error with a message containing given fragments.
+#include <kiln/core/error.hpp>
+#include <kiln/io/atomic_file.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <zlib.h>
+
+namespace kiln_test {
+
+// A fresh directory under $TMPDIR (or /tmp), made once per test executable and removed when it exits.
+inline const std::string& temp_dir() {
+  struct owned_dir {
+    std::string path;
+    owned_dir() {
+      const char* base = std::getenv("TMPDIR");
+      path = std::string(base && *base ? base : "/tmp") + "/kiln-data-test-XXXXXX";
+      if (!::mkdtemp(path.data())) throw kiln::io_error("mkdtemp failed for " + path);
+    }
+    ~owned_dir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const owned_dir dir;
+  return dir.path;
+}
+
+// Writes `bytes` to temp_dir()/name and returns the path.
+inline std::string write_temp(const std::string& name, std::string_view bytes) {
+  const std::string path = temp_dir() + "/" + name;
+  kiln::io::write_file_atomic(path, bytes);
+  return path;
+}
+
+// One gzip member holding `plain` (zlib deflate with a gzip wrapper).
+inline std::string gzip(std::string_view plain) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(plain.size())) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(plain.data()));
+  zs.avail_in = static_cast<uInt>(plain.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// Runs f; passes only if it throws kiln::format_error whose message contains every fragment.
+template <class F>
+void require_format_error(F&& f, std::initializer_list<std::string_view> fragments) {
+  try {
+    f();
+  } catch (const kiln::format_error& e) {
+    const std::string msg = e.what();
+    INFO("message: " << msg);
+    for (auto frag : fragments) {
+      INFO("expected fragment: " << frag);
+      CHECK(msg.find(frag) != std::string::npos);
+    }
+    return;
+  } catch (const std::exception& e) {
+    FAIL("expected kiln::format_error, got another exception: " << e.what());
+  }
+  FAIL("expected kiln::format_error, nothing was thrown");
+}
+
+}  // namespace kiln_test
