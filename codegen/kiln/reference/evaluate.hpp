@@ -15,6 +15,7 @@ namespace kiln::reference {
 
 // Scalar math in double with the conventions every backend must match.
 struct double_math {
+  template <class V> static V constant(double k) { return k; }
   static double exp(double x) { return std::exp(x); }
   static double log(double x) { return std::log(x); }
   static double log1p(double x) { return std::log1p(x); }

@@ -90,7 +90,7 @@ struct softplus_op {
 // y = 1/x, dy/dx = −y²
 struct recip_op {
   KILN_UNARY_TRAITS(recip, "recip")
-  template <class M, class V> static V eval(V x, double) { return V(1) / x; }
+  template <class M, class V> static V eval(V x, double) { return M::template constant<V>(1.0) / x; }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.neg(b.mul(g, b.mul(self, self))); }
 };
 // y = x^k for a constant k, dy/dx = k x^(k−1)
@@ -109,7 +109,7 @@ struct pow_c_op {
 struct max_c_op {
   static constexpr op kind = op::max_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "max";
-  template <class M, class V> static V eval(V x, double k) { return M::max(x, V(k)); }
+  template <class M, class V> static V eval(V x, double k) { return M::max(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.operand(self, 0), b.scalar(b.node_at(self).k)), g, b.scalar(0.0));
   }
@@ -119,7 +119,7 @@ struct max_c_op {
 struct min_c_op {
   static constexpr op kind = op::min_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "min";
-  template <class M, class V> static V eval(V x, double k) { return M::min(x, V(k)); }
+  template <class M, class V> static V eval(V x, double k) { return M::min(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.scalar(b.node_at(self).k), b.operand(self, 0)), g, b.scalar(0.0));
   }

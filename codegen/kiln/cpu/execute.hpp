@@ -1,0 +1,380 @@
+#pragma once
+// The CPU backend: every kernel of a constexpr plan becomes straight-line, fully specialized code at compile
+// time — no graph, tape or interpreter at run time. An elementwise body is evaluated on SIMD vectors (a partial
+// vector at the end of a row); contractions call the register-blocked GEMM on row blocks and run their
+// epilogue on each block while it is in cache; threads split the batch (rows), or the batch-contracting
+// dimension of weight gradients, whose per-thread partial sums are then reduced.
+#include <kiln/cpu/gemm.hpp>
+#include <kiln/cpu/simd.hpp>
+#include <kiln/cpu/thread_pool.hpp>
+#include <kiln/cpu/vmath.hpp>
+#include <kiln/plan/plan.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+
+namespace kiln::cpu {
+
+// Math policy for ops::eval on floats and SIMD vectors.
+struct simd_math {
+  template <class V> static V constant(double k) { return splat<V>(static_cast<float>(k)); }
+  template <class V> static V exp(V x) { return cpu::exp(x); }
+  template <class V> static V log(V x) { return cpu::log(x); }
+  template <class V> static V log1p(V x) { return cpu::log1p(x); }
+  template <class V> static V sqrt(V x) { return cpu::sqrt(x); }
+  template <class V> static V abs(V x) { return cpu::abs(x); }
+  template <class V> static V tanh(V x) { return cpu::tanh(x); }
+  template <class V> static V erf(V x) { return cpu::erf(x); }
+  template <class V> static V sigmoid(V x) { return cpu::sigmoid(x); }
+  template <class V> static V softplus(V x) { return cpu::softplus(x); }
+  template <class V> static V pow(V x, double p) { return cpu::pow(x, static_cast<float>(p)); }
+  template <class V> static V max(V a, V b) { return cpu::max(a, b); }
+  template <class V> static V min(V a, V b) { return cpu::min(a, b); }
+  template <class V> static V gt(V a, V b) { return cpu::gt(a, b); }
+  template <class V> static V ge(V a, V b) { return cpu::ge(a, b); }
+  template <class V> static V eq(V a, V b) { return cpu::eq(a, b); }
+  template <class V> static V select(V c, V a, V b) { return cpu::select(c, a, b); }
+};
+
+// Everything a running plan needs: one pointer per node (leaf buffers bound by the caller, scratch for
+// materialized nodes, the leaf's buffer for values assigned in place), run-time scalars and workspaces.
+struct context {
+  float* buf[max_nodes]{};
+  const float* hyper = nullptr;
+  long batch = 0;
+  thread_pool* pool = nullptr;
+  float* reduce_ws = nullptr;      // threads × reduce_ws_stride: partial sums of row reductions
+  long reduce_ws_stride = 0;
+  float* ksplit_ws = nullptr;      // threads × ksplit_ws_stride: partial products of batch-contracting GEMMs
+  long ksplit_ws_stride = 0;
+  float* gemm_ws = nullptr;        // threads × gemm_ws_stride: GEMM packing buffers
+  long gemm_ws_stride = 0;
+};
+
+inline constexpr long resolve(int d, long batch_size) { return d == batch ? batch_size : d; }
+
+// Work below this many elements runs on one thread (a thread hand-off costs more than it saves).
+inline constexpr long parallel_threshold = 16384;
+inline constexpr long gemm_row_block = 64;
+
+template <class Plan>
+struct executor {
+  static constexpr const plan& P = Plan::value;
+
+  template <int K>
+  struct kernel_impl {
+    static constexpr kernel KR = P.kernels[K];
+    static constexpr int NB = KR.body_end - KR.body_begin;
+    static constexpr int body_node(int j) { return P.body[KR.body_begin + j]; }
+    static constexpr int slot_of(int id) {
+      for (int j = 0; j < NB; ++j)
+        if (body_node(j) == id) return j;
+      return -1;
+    }
+    static constexpr int reduce_input() { return KR.kind == kernel_kind::reduction ? P.g.nodes[KR.anchor].in[0] : -1; }
+
+    // Flat iteration (one long row) is possible when every loaded operand is full-shape or a single scalar and
+    // nothing depends on the column index.
+    static constexpr bool flat_ok() {
+      if (KR.kind != kernel_kind::elementwise) return false;
+      for (int j = 0; j < NB; ++j) {
+        const node& n = P.g.nodes[body_node(j)];
+        if (n.kind == op::iota) return false;
+        for (int k = 0; k < 3; ++k) {
+          const int a = n.in[k];
+          if (a < 0 || slot_of(a) >= 0) continue;
+          const dims s = P.g.nodes[a].shape;
+          if (!(s == KR.domain) && !(s == dims{1, 1})) return false;
+        }
+      }
+      return true;
+    }
+    static constexpr bool flat = flat_ok();
+
+    // ---- the value of node Id at row r, columns [c0, c0 + n)
+    template <int Id, class V>
+    static V operand(const context& c, const V* vals, long r, long c0, int n) {
+      constexpr int s = slot_of(Id);
+      if constexpr (s >= 0) {
+        return vals[s];
+      } else {
+        constexpr dims sh = P.g.nodes[Id].shape;
+        const float* base = c.buf[Id];
+        if constexpr (sh.cols == 1 && sh.rows == 1) {
+          return splat<V>(base[0]);
+        } else if constexpr (flat) {  // full-shape operand of a flat loop: element c0 onwards
+          return n == lanes ? load<V>(base + c0) : load_partial<V>(base + c0, n);
+        } else if constexpr (sh.cols == 1) {
+          return splat<V>(base[r]);
+        } else {
+          const float* p = base + (sh.rows == 1 ? 0 : r) * static_cast<long>(sh.cols) + c0;
+          return n == lanes ? load<V>(p) : load_partial<V>(p, n);
+        }
+      }
+    }
+
+    template <int J, class V>
+    static void eval_node(const context& c, V* vals, long r, long c0, int n) {
+      constexpr int id = body_node(J);
+      constexpr node nd = P.g.nodes[id];
+      if constexpr (nd.kind == op::constant) {
+        vals[J] = splat<V>(static_cast<float>(nd.k));
+      } else if constexpr (nd.kind == op::hyper) {
+        vals[J] = splat<V>(c.hyper[nd.leaf]);
+      } else if constexpr (nd.kind == op::batch_size) {
+        vals[J] = splat<V>(static_cast<float>(c.batch));
+      } else if constexpr (nd.kind == op::iota) {
+        V v = splat<V>(static_cast<float>(c0));
+        if constexpr (is_vector_v<V>)
+          for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
+        vals[J] = v;
+      } else {
+        using O = ops::of<nd.kind>;
+        static_assert(O::cls == op_class::elementwise, "kiln cpu: non-elementwise node inside a kernel body");
+        if constexpr (O::arity == 1)
+          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), nd.k);
+        else if constexpr (O::arity == 2)
+          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n), nd.k);
+        else
+          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n),
+                                                operand<nd.in[2]>(c, vals, r, c0, n), nd.k);
+      }
+    }
+
+    template <class V, std::size_t... J>
+    static void eval_body([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r, [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<J...>) {
+      (eval_node<static_cast<int>(J)>(c, vals, r, c0, n), ...);
+    }
+
+    template <class V, std::size_t... S>
+    static void store_roots(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<S...>) {
+      auto one = [&](auto s_const) {
+        constexpr int id = P.stores[KR.store_begin + decltype(s_const)::value];
+        constexpr int slot = slot_of(id);
+        float* p = c.buf[id] + (flat ? c0 : r * static_cast<long>(KR.domain.cols) + c0);
+        if (n == lanes) store(p, vals[slot]);
+        else store_partial(p, vals[slot], n);
+      };
+      (one(std::integral_constant<std::size_t, S>{}), ...);
+    }
+
+    // Evaluates the body and stores the roots for rows [r0, r1) (or flat elements [r0, r1)).
+    static void elementwise_rows(const context& c, long r0, long r1) {
+      constexpr int NS = KR.store_end - KR.store_begin;
+      vfloat vals[NB > 0 ? NB : 1];
+      if constexpr (flat) {
+        long i = r0;
+        for (; i + lanes <= r1; i += lanes) {
+          eval_body(c, vals, 0, i, lanes, std::make_index_sequence<NB>{});
+          store_roots(c, vals, 0, i, lanes, std::make_index_sequence<NS>{});
+        }
+        if (i < r1) {
+          const int n = static_cast<int>(r1 - i);
+          eval_body(c, vals, 0, i, n, std::make_index_sequence<NB>{});
+          store_roots(c, vals, 0, i, n, std::make_index_sequence<NS>{});
+        }
+      } else {
+        constexpr long C = KR.domain.cols;
+        for (long r = r0; r < r1; ++r)
+          for (long c0 = 0; c0 < C; c0 += lanes) {
+            const int n = static_cast<int>(std::min<long>(lanes, C - c0));
+            eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+            store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
+          }
+      }
+    }
+
+    // Splits [0, total) into per-thread ranges (aligned to `align`) and runs f(begin, end, thread).
+    template <class F>
+    static void parallel_range(const context& c, long total, long work_per_item, long align, F&& f) {
+      const int threads = c.pool->num_threads();
+      const long tasks = (total * work_per_item < parallel_threshold || threads == 1) ? 1 : threads;
+      if (tasks == 1) { f(0L, total, 0); return; }
+      const long chunk = ((total + tasks - 1) / tasks + align - 1) / align * align;
+      c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
+        const long b = std::min(total, t * chunk), e = std::min(total, b + chunk);
+        if (b < e) f(b, e, thread);
+      });
+    }
+
+    static void run_elementwise(const context& c) {
+      const long rows = resolve(KR.domain.rows, c.batch);
+      constexpr long C = KR.domain.cols;
+      if constexpr (flat)
+        parallel_range(c, rows * C, NB, lanes, [&](long b, long e, int) { elementwise_rows(c, b, e); });
+      else
+        parallel_range(c, rows, C * NB, 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
+    }
+
+    // ---- reductions
+    static void run_reduction(const context& c) {
+      constexpr node R = P.g.nodes[KR.anchor];
+      constexpr int in = R.in[0];
+      constexpr long C = KR.domain.cols;
+      const long rows = resolve(KR.domain.rows, c.batch);
+      float* out = c.buf[KR.anchor];
+      if constexpr (R.kind == op::sum_rows) {
+        // per-thread partial column sums, then their sum
+        const int threads = c.pool->num_threads();
+        const long tasks = (rows * C * (NB + 1) < parallel_threshold || threads == 1) ? 1 : threads;
+        const long chunk = (rows + tasks - 1) / tasks;
+        auto part = [&](int t, int thread) {
+          float* acc = tasks == 1 ? out : c.reduce_ws + thread * c.reduce_ws_stride;
+          vfloat vals[NB > 0 ? NB : 1];
+          const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
+          for (long r = b; r < e; ++r)
+            for (long c0 = 0; c0 < C; c0 += lanes) {
+              const int n = static_cast<int>(std::min<long>(lanes, C - c0));
+              eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+              const vfloat v = operand<in>(c, vals, r, c0, n);
+              if (n == lanes) store(acc + c0, load(acc + c0) + v);
+              else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+            }
+        };
+        if (tasks == 1) {
+          std::fill(out, out + C, 0.0f);
+          part(0, 0);
+          return;
+        }
+        for (int t = 0; t < threads; ++t) std::fill(c.reduce_ws + t * c.reduce_ws_stride, c.reduce_ws + t * c.reduce_ws_stride + C, 0.0f);
+        c.pool->parallel_for(static_cast<int>(tasks), part);
+        for (long j = 0; j < C; ++j) {
+          float s = 0;
+          for (int t = 0; t < threads; ++t) s += c.reduce_ws[t * c.reduce_ws_stride + j];
+          out[j] = s;
+        }
+      } else {
+        // one value per row: sum or max over the columns, masked at the end of the row
+        constexpr bool is_max = R.kind == op::max_cols;
+        parallel_range(c, rows, C * (NB + 1), 1, [&](long b, long e, int) {
+          vfloat vals[NB > 0 ? NB : 1];
+          for (long r = b; r < e; ++r) {
+            vfloat acc = splat<vfloat>(is_max ? -__builtin_inff() : 0.0f);
+            for (long c0 = 0; c0 < C; c0 += lanes) {
+              const int n = static_cast<int>(std::min<long>(lanes, C - c0));
+              eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+              vfloat v = operand<in>(c, vals, r, c0, n);
+              if (n < lanes) {
+                vfloat keep = splat<vfloat>(0.0f);
+                for (int l = 0; l < n; ++l) keep[l] = 1.0f;
+                v = select(keep, v, acc);
+              }
+              acc = is_max ? max(v, acc) : acc + v;
+            }
+            out[r] = is_max ? hmax(acc) : hsum(acc);
+          }
+        });
+      }
+    }
+
+    // ---- contractions
+    template <int Id>
+    static matrix_view view(const context& c) {
+      constexpr node nd = P.g.nodes[Id];
+      if constexpr (nd.kind == op::transpose) {
+        constexpr int src = nd.in[0];
+        const long src_cols = resolve(P.g.nodes[src].shape.cols, c.batch);
+        return matrix_view{c.buf[src], 1, src_cols};  // (i, k) of srcᵀ is src[k, i]
+      } else {
+        static_assert(ops::class_of(nd.kind) != op_class::immediate, "kiln cpu: a contraction operand must be a tensor");
+        return matrix_view{c.buf[Id], resolve(nd.shape.cols, c.batch), 1};
+      }
+    }
+
+    static void run_contraction(const context& c) {
+      constexpr node MM = P.g.nodes[KR.anchor];
+      constexpr dims As = P.g.nodes[MM.in[0]].shape;
+      constexpr long N_static = MM.shape.cols;
+      static_assert(N_static != batch, "kiln cpu: a contraction whose columns are the batch is not supported");
+      constexpr long K_static = As.cols == batch ? -1 : As.cols;
+      const long M = resolve(MM.shape.rows, c.batch), N = N_static, Kd = resolve(As.cols, c.batch);
+      const matrix_view A = view<MM.in[0]>(c), B = view<MM.in[1]>(c);
+      float* C = c.buf[KR.anchor];
+      const int threads = c.pool->num_threads();
+      const long flops = M * N * Kd;
+      if constexpr (K_static < 0) {
+        // contracting the batch (weight gradients): each thread sums a slice of the batch, then partials add up
+        const long tasks = (flops < 64 * parallel_threshold || threads == 1) ? 1 : threads;
+        if (tasks == 1) {
+          gemm<N_static, -1>(M, N, Kd, A, B, C, N, false, c.gemm_ws);
+        } else {
+          const long chunk = (Kd + tasks - 1) / tasks;
+          c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
+            const long k0 = std::min(Kd, t * chunk), k1 = std::min(Kd, k0 + chunk);
+            float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
+            const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
+            const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
+            gemm<N_static, -1>(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
+          });
+          parallel_range(c, M * N, 1, lanes, [&](long b, long e, int) {
+            for (long i = b; i < e; ++i) {
+              float s = 0;
+              for (long t = 0; t < tasks; ++t) s += c.ksplit_ws[t * c.ksplit_ws_stride + i];
+              C[i] = s;
+            }
+          });
+        }
+        parallel_range(c, M, N * (NB + 1), 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
+      } else {
+        // rows of the batch in blocks; each block's epilogue runs right after its GEMM, while it is in cache
+        const long blocks = (M + gemm_row_block - 1) / gemm_row_block;
+        const long tasks = (flops < 64 * parallel_threshold || threads == 1) ? 1 : std::min<long>(threads, blocks);
+        auto rows = [&](long r0, long r1, int thread) {
+          for (long b = r0; b < r1; b += gemm_row_block) {
+            const long e = std::min(r1, b + gemm_row_block);
+            const matrix_view a{A.p + b * A.row_stride, A.row_stride, A.col_stride};
+            gemm<N_static, K_static>(e - b, N, Kd, a, B, C + b * N, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
+            elementwise_rows(c, b, e);
+          }
+        };
+        if (tasks == 1) { rows(0, M, 0); return; }
+        const long per = (blocks + tasks - 1) / tasks * gemm_row_block;
+        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
+          const long b = std::min(M, t * per), e = std::min(M, b + per);
+          if (b < e) rows(b, e, thread);
+        });
+      }
+    }
+
+    static void run(const context& c) {
+      if constexpr (KR.kind == kernel_kind::elementwise) run_elementwise(c);
+      else if constexpr (KR.kind == kernel_kind::reduction) run_reduction(c);
+      else run_contraction(c);
+    }
+  };
+
+  template <std::size_t... K>
+  static void run_all(const context& c, std::index_sequence<K...>) { (kernel_impl<static_cast<int>(K)>::run(c), ...); }
+  static void run(const context& c) { run_all(c, std::make_index_sequence<P.num_kernels>{}); }
+
+  // Workspace sizes for a batch size and thread count.
+  static long reduce_ws_floats() {
+    long m = 0;
+    for (int k = 0; k < P.num_kernels; ++k)
+      if (P.kernels[k].kind == kernel_kind::reduction) m = std::max<long>(m, P.kernels[k].domain.cols);
+    return (m + 15) / 16 * 16;
+  }
+  static long ksplit_ws_floats() {
+    long m = 0;
+    for (int k = 0; k < P.num_kernels; ++k)
+      if (P.kernels[k].kind == kernel_kind::contraction) {
+        const node& mm = P.g.nodes[P.kernels[k].anchor];
+        if (P.g.nodes[mm.in[0]].shape.cols == batch) m = std::max<long>(m, static_cast<long>(mm.shape.rows) * mm.shape.cols);
+      }
+    return (m + 15) / 16 * 16;
+  }
+  static long gemm_ws_floats(long batch_size) {
+    long m = 0;
+    for (int k = 0; k < P.num_kernels; ++k)
+      if (P.kernels[k].kind == kernel_kind::contraction) {
+        const node& mm = P.g.nodes[P.kernels[k].anchor];
+        const long M = mm.shape.rows == batch ? std::min(batch_size, gemm_row_block) : mm.shape.rows;
+        const long K = resolve(P.g.nodes[mm.in[0]].shape.cols, batch_size);
+        m = std::max<long>(m, static_cast<long>(gemm_workspace_floats(M, mm.shape.cols, K)));
+      }
+    return (m + 15) / 16 * 16;
+  }
+};
+
+}  // namespace kiln::cpu

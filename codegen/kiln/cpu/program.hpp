@@ -1,0 +1,84 @@
+#pragma once
+// A compiled plan ready to run on the CPU: owns its scratch memory (sized for the largest batch seen, so
+// repeated steps allocate nothing) and binds leaves to caller-owned buffers.
+#include <kiln/core/error.hpp>
+#include <kiln/cpu/execute.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kiln::cpu {
+
+template <class Plan>
+class program {
+  using exec = executor<Plan>;
+  static constexpr const plan& P = Plan::value;
+
+ public:
+  program() { ctx_.pool = &default_pool(); }
+  program(const program&) = delete;
+  program& operator=(const program&) = delete;
+
+  static const plan& compiled_plan() { return P; }
+
+  void bind_leaf(int leaf, float* data) { leaf_ptr_[leaf] = data; }
+  float* leaf_data(int leaf) const { return leaf_ptr_[leaf]; }
+  // Output o's buffer after run() (a leaf buffer for assigned outputs).
+  const float* output(int o) const { return ctx_.buf[P.g.outputs[o].node]; }
+
+  void run(long batch_size, const float* hypers) {
+    if (batch_size < 1) throw shape_error("batch size must be at least 1, got " + std::to_string(batch_size));
+    prepare(batch_size);
+    for (int i = 0; i < P.g.size; ++i)
+      if (ops::class_of(P.g.nodes[i].kind) == op_class::leaf) {
+        float* p = leaf_ptr_[P.g.nodes[i].leaf];
+        if (!p) throw error("kiln: leaf '" + std::string(P.g.leaves[P.g.nodes[i].leaf].name.view()) + "' is not bound");
+        ctx_.buf[i] = p;
+      }
+    for (int i = 0; i < P.g.size; ++i)
+      if (P.assign[i] >= 0) ctx_.buf[i] = leaf_ptr_[P.assign[i]];
+    ctx_.hyper = hypers;
+    exec::run(ctx_);
+  }
+
+ private:
+  // Lays out scratch buffers for this batch size; grows memory only when the batch grows.
+  void prepare(long batch_size) {
+    if (batch_size == prepared_batch_) return;
+    const int threads = ctx_.pool->num_threads();
+    std::size_t total = 0;
+    std::size_t offset[max_nodes] = {};
+    for (int i = 0; i < P.g.size; ++i) {
+      if (!P.materialized[i] || ops::class_of(P.g.nodes[i].kind) == op_class::leaf || P.assign[i] >= 0) continue;
+      const dims s = P.g.nodes[i].shape;
+      offset[i] = total;
+      total += static_cast<std::size_t>((resolve(s.rows, batch_size) * resolve(s.cols, batch_size) + 15) / 16 * 16);
+    }
+    ctx_.reduce_ws_stride = exec::reduce_ws_floats();
+    ctx_.ksplit_ws_stride = exec::ksplit_ws_floats();
+    ctx_.gemm_ws_stride = exec::gemm_ws_floats(batch_size);
+    const std::size_t ws = static_cast<std::size_t>(threads) *
+        static_cast<std::size_t>(ctx_.reduce_ws_stride + ctx_.ksplit_ws_stride + ctx_.gemm_ws_stride);
+    if (arena_.size() < total + ws + 16) arena_.resize(total + ws + 16);
+    // 64-byte alignment of the arena start
+    float* base = arena_.data();
+    while (reinterpret_cast<std::uintptr_t>(base) % 64 != 0) ++base;
+    for (int i = 0; i < P.g.size; ++i)
+      if (P.materialized[i] && ops::class_of(P.g.nodes[i].kind) != op_class::leaf && P.assign[i] < 0) ctx_.buf[i] = base + offset[i];
+    float* w = base + total;
+    ctx_.reduce_ws = w;
+    w += threads * ctx_.reduce_ws_stride;
+    ctx_.ksplit_ws = w;
+    w += threads * ctx_.ksplit_ws_stride;
+    ctx_.gemm_ws = w;
+    ctx_.batch = batch_size;
+    prepared_batch_ = batch_size;
+  }
+
+  context ctx_{};
+  float* leaf_ptr_[max_leaves] = {};
+  std::vector<float> arena_;
+  long prepared_batch_ = 0;
+};
+
+}  // namespace kiln::cpu

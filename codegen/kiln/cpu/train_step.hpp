@@ -1,0 +1,203 @@
+#pragma once
+// kiln::cpu::train_step<Model, Optimizer>: one compiled training step (forward, loss, backward, optimizer update)
+// with its parameters and optimizer state. Model is a default-constructible callable returning the loss
+// expression (a captureless lambda's type works):
+//
+//   auto loss = [] { return kiln::mse(kiln::nn::sequential(kiln::dense<1>{})(kiln::input<3>("x")),
+//                                     kiln::target<1>("t")); };
+//   kiln::cpu::train_step<decltype(loss), kiln::adam> step({.lr = 1e-3});
+//   float l = step.run(batch, {{"x", xs}, {"t", ts}});
+#include <kiln/cpu/program.hpp>
+#include <kiln/plan/print.hpp>
+#include <kiln/train/feed.hpp>
+#include <kiln/train/init.hpp>
+#include <kiln/train/step_graph.hpp>
+
+#include <initializer_list>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kiln::cpu {
+
+namespace detail {
+
+// Binds feeds to input leaves, checking shapes; labels are range-checked and converted to float indices.
+template <class Program>
+void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer_list<feed> feeds,
+                std::vector<float>* label_buffers) {
+  for (int l = 0; l < g.num_leaves; ++l) {
+    const leaf_info& info = g.leaves[l];
+    if (info.kind != leaf_kind::input && info.kind != leaf_kind::labels) continue;
+    const feed* f = nullptr;
+    for (const feed& x : feeds)
+      if (x.name == info.name.view()) f = &x;
+    const std::string name(info.name.view());
+    if (!f) throw error("kiln: no data given for input '" + name + "'");
+    const long per_sample = info.shape.cols;
+    const long expected = batch_size * per_sample;
+    const std::string want = "[" + std::to_string(batch_size) + ", " + std::to_string(per_sample) + "]";
+    if (info.kind == leaf_kind::labels) {
+      if (static_cast<long>(f->labels.size()) != expected)
+        throw shape_error("kiln: labels '" + name + "' have " + std::to_string(f->labels.size()) +
+                          " values but the batch needs shape " + want);
+      auto& buf = label_buffers[l];
+      if (static_cast<long>(buf.size()) < expected) buf.resize(static_cast<std::size_t>(expected));
+      for (long i = 0; i < expected; ++i) {
+        const std::int32_t y = f->labels[static_cast<std::size_t>(i)];
+        if (y < 0 || y >= info.num_classes)
+          throw error("kiln: label " + std::to_string(y) + " at index " + std::to_string(i) + " of '" + name +
+                      "' is outside [0, " + std::to_string(info.num_classes) + ")");
+        buf[static_cast<std::size_t>(i)] = static_cast<float>(y);
+      }
+      prog.bind_leaf(l, buf.data());
+    } else {
+      if (static_cast<long>(f->values.size()) != expected)
+        throw shape_error("kiln: input '" + name + "' has " + std::to_string(f->values.size()) +
+                          " values but the batch needs shape " + want + " = " + std::to_string(expected));
+      prog.bind_leaf(l, const_cast<float*>(f->values.data()));  // inputs are only read
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, fusion Mode = fusion::fused>
+class train_step {
+ public:
+  struct graph_holder { static constexpr graph value = make_step_graph<Model, Optimizer>(); };
+  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  static constexpr const graph& G = graph_holder::value;
+
+  explicit train_step(Optimizer opt = {}, std::uint64_t seed = 0) : opt_(opt) {
+    std::mt19937_64 rng(seed);
+    for (int l = 0; l < G.num_leaves; ++l) {
+      const leaf_info& info = G.leaves[l];
+      if (info.kind != leaf_kind::param && info.kind != leaf_kind::state) continue;
+      storage_[l].resize(static_cast<std::size_t>(info.shape.rows) * static_cast<std::size_t>(info.shape.cols));
+      initialize(info, storage_[l], rng);
+      prog_.bind_leaf(l, storage_[l].data());
+    }
+  }
+
+  // One training step on a batch: returns the loss before the update.
+  float run(long batch_size, std::initializer_list<feed> feeds) {
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    ++t_;
+    double h[Optimizer::num_hypers];
+    opt_.hypers(t_, h);
+    for (int i = 0; i < Optimizer::num_hypers; ++i) hypers_[i] = static_cast<float>(h[i]);
+    prog_.run(batch_size, hypers_);
+    return prog_.output(0)[0];
+  }
+
+  // Parameters and optimizer state by name (PyTorch names: fc1.weight, fc1.weight.exp_avg, …), row-major.
+  std::span<float> param(std::string_view name) { return storage_[leaf_index(name)]; }
+  std::span<const float> param(std::string_view name) const { return storage_[leaf_index(name)]; }
+  int leaf_index(std::string_view name) const {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].name.view() == name && (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)) return l;
+    throw error("kiln: no parameter or optimizer state named '" + std::string(name) + "'");
+  }
+  static const graph& step_graph() { return G; }
+  static const kiln::plan& compiled_plan() { return plan_holder::value; }
+  static std::string plan_text() { return to_string(plan_holder::value); }
+  Optimizer& optimizer() { return opt_; }
+  long step_count() const { return t_; }
+  void set_step_count(long t) { t_ = t; }
+
+ private:
+  Optimizer opt_;
+  long t_ = 0;
+  float hypers_[16] = {};
+  std::vector<float> storage_[max_leaves];
+  std::vector<float> label_buffers_[max_leaves];
+  program<plan_holder> prog_;
+};
+
+// Forward evaluation of an expression (e.g. predictions) with parameters taken by name from a train_step.
+template <class Model, fusion Mode = fusion::fused>
+class function {
+ public:
+  struct graph_holder { static constexpr graph value = make_forward_graph<Model>(); };
+  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  static constexpr const graph& G = graph_holder::value;
+  static constexpr dims out_shape = G.nodes[G.outputs[0].node].shape;
+
+  template <class Step>
+  explicit function(Step& step) {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].kind == leaf_kind::param) prog_.bind_leaf(l, step.param(G.leaves[l].name.view()).data());
+  }
+  // Evaluates and copies the result (row-major, [batch or 1, cols]) into out.
+  void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    const long n = resolve(out_shape.rows, batch_size) * out_shape.cols;
+    if (static_cast<long>(out.size()) != n)
+      throw shape_error("kiln: output buffer has " + std::to_string(out.size()) + " values, the result has " + std::to_string(n));
+    prog_.run(batch_size, hypers_);
+    const float* r = prog_.output(0);
+    for (long i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = r[i];
+  }
+  static std::string plan_text() { return to_string(plan_holder::value); }
+
+ private:
+  float hypers_[1] = {};
+  std::vector<float> label_buffers_[max_leaves];
+  program<plan_holder> prog_;
+};
+
+}  // namespace kiln::cpu
+
+namespace kiln::cpu {
+
+// The loss and its gradient with respect to every parameter, compiled (no update): for inspection, the
+// course's worked examples and gradient checks. Parameters are owned and set by name.
+template <class Model, fusion Mode = fusion::fused>
+class gradient {
+ public:
+  struct graph_holder { static constexpr graph value = make_gradient_graph<Model>(); };
+  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  static constexpr const graph& G = graph_holder::value;
+
+  explicit gradient(std::uint64_t seed = 0) {
+    std::mt19937_64 rng(seed);
+    for (int l = 0; l < G.num_leaves; ++l) {
+      const leaf_info& info = G.leaves[l];
+      if (info.kind != leaf_kind::param) continue;
+      storage_[l].resize(static_cast<std::size_t>(info.shape.rows) * static_cast<std::size_t>(info.shape.cols));
+      initialize(info, storage_[l], rng);
+      prog_.bind_leaf(l, storage_[l].data());
+    }
+  }
+  // Evaluates; returns the loss. Gradients are then available through grad(name).
+  float run(long batch_size, std::initializer_list<feed> feeds = {}) {
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    prog_.run(batch_size, hypers_);
+    return prog_.output(0)[0];
+  }
+  std::span<float> param(std::string_view name) { return storage_[index(name)]; }
+  // ∂loss/∂name from the last run, row-major in the parameter's shape.
+  std::span<const float> grad(std::string_view name) const {
+    const int l = index(name);
+    int k = 0;
+    for (int i = 0; i < l; ++i) k += G.leaves[i].kind == leaf_kind::param;
+    const node& p = G.nodes[G.outputs[1 + k].node];
+    return {prog_.output(1 + k), static_cast<std::size_t>(p.shape.rows) * static_cast<std::size_t>(p.shape.cols)};
+  }
+  static std::string plan_text() { return to_string(plan_holder::value); }
+
+ private:
+  int index(std::string_view name) const {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].kind == leaf_kind::param && G.leaves[l].name.view() == name) return l;
+    throw error("kiln: no parameter named '" + std::string(name) + "'");
+  }
+  float hypers_[1] = {};
+  std::vector<float> storage_[max_leaves];
+  std::vector<float> label_buffers_[max_leaves];
+  program<plan_holder> prog_;
+};
+
+}  // namespace kiln::cpu
