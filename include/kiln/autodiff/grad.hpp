@@ -36,7 +36,7 @@ constexpr void differentiate(builder& b, int loss, const int* wrt, int n_wrt, in
     for (int k = 0; k < arity; ++k) {
       const int a = cur.in[k];
       if (d[k] < 0 || !on_path[a]) continue;
-      const int contrib = b.unbroadcast(d[k], b.shape(a));
+      const int contrib = b.unbroadcast(d[k], b.shape(a), cur.shape);
       adjoint[a] = adjoint[a] < 0 ? contrib : b.add(adjoint[a], contrib);
     }
   }

@@ -125,6 +125,7 @@ class source {
   std::size_t read(void* dst, std::size_t n) {
     if (gz_) return gz_->read(dst, n);
     const std::size_t got = std::min(n, plain_.size() - pos_);
+    if (got == 0) return 0;  // dst may be null (an empty payload): memcpy's pointers must not be
     std::memcpy(dst, plain_.data() + pos_, got);
     pos_ += got;
     return got;

@@ -125,7 +125,7 @@ constexpr auto labels(std::string_view name) {
 template <int... Dims>
 constexpr auto param(std::string_view name) {
   static_assert(sizeof...(Dims) <= 2, "kiln: parameters have rank 0, 1 or 2");
-  constexpr int d[3] = {Dims..., 1, 1};
+  constexpr int d[4] = {Dims..., 1, 1};
   if constexpr (sizeof...(Dims) == 2) return make_leaf<d[0], d[1], value_kind::any, leaf_kind::param>(name, 2);
   else return make_leaf<1, d[0], value_kind::any, leaf_kind::param>(name, static_cast<int>(sizeof...(Dims)));
 }

@@ -107,6 +107,7 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 // Copies elements between host order and little-endian (a no-op reorder on little-endian hosts).
 inline void copy_little_endian(std::byte* dst, const std::byte* src, std::size_t count, std::size_t esize) {
+  if (count == 0) return;  // empty vectors may hand out null pointers, which memcpy must not get
   std::memcpy(dst, src, count * esize);
   if constexpr (std::endian::native == std::endian::big)
     for (std::size_t i = 0; i < count; ++i) std::reverse(dst + i * esize, dst + (i + 1) * esize);

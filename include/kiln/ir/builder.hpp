@@ -184,9 +184,20 @@ struct builder {
 
   // The adjoint of a value of shape `target` from an adjoint g that may be broadcast larger: sum over the
   // dimensions that broadcasting stretched. A g smaller than target is fine (it broadcasts where it is used).
-  constexpr int unbroadcast(int gi, dims target) {
-    if (shape(gi).rows != target.rows && target.rows == 1) gi = sum_rows(gi);
-    if (shape(gi).cols != target.cols && target.cols == 1) gi = sum_cols(gi);
+  constexpr int unbroadcast(int gi, dims target) { return unbroadcast(gi, target, shape(gi)); }
+
+  // The same, for an adjoint gi that stands for a value of shape `from` (gi itself may be held broadcast,
+  // smaller than `from`): a dimension that the forward op stretched from 1 to n sums n copies, so a
+  // broadcast adjoint is multiplied by n (the batch size when n is the batch) instead of summed.
+  constexpr int unbroadcast(int gi, dims target, dims from) {
+    if (target.rows == 1 && from.rows != 1) {
+      if (shape(gi).rows != 1) gi = sum_rows(gi);
+      else gi = mul(gi, from.rows == batch ? batch_size() : scalar(from.rows));
+    }
+    if (target.cols == 1 && from.cols != 1) {
+      if (shape(gi).cols != 1) gi = sum_cols(gi);
+      else gi = mul(gi, from.cols == batch ? batch_size() : scalar(from.cols));
+    }
     return gi;
   }
 

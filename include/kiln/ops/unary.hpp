@@ -138,7 +138,7 @@ struct broadcast_to_op {
   static constexpr op kind = op::broadcast_to; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "broadcast";
   template <class M, class V> static V eval(V x, double) { return x; }
-  template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.unbroadcast(g, b.node_at(b.operand(self, 0)).shape); }
+  template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = g; (void)self; (void)b; }  // summed back by autodiff
   static std::string render(std::string_view, const std::string* a, double) { return a[0]; }
 };
 
