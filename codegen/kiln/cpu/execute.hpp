@@ -149,7 +149,7 @@ struct executor {
 
     template <class V, std::size_t... S>
     static void store_roots(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<S...>) {
-      auto one = [&](auto s_const) {
+      [[maybe_unused]] auto one = [&](auto s_const) {
         constexpr int id = P.stores[KR.store_begin + decltype(s_const)::value];
         constexpr int slot = slot_of(id);
         float* p = c.buf[id] + (flat ? c0 : r * static_cast<long>(KR.domain.cols) + c0);

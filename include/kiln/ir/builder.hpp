@@ -220,7 +220,11 @@ struct builder {
     const node& a = g.nodes[x];
     if (a.kind == op::transpose) return a.in[0];
     // (A·B)ᵀ = Bᵀ·Aᵀ: keeps transposes on contraction operands, where they are free (strides)
-    if (a.kind == op::matmul) { const int l = a.in[0], r = a.in[1]; return matmul(transpose(r), transpose(l)); }
+    // (unless that would put the batch in the columns of a contraction; then the transpose stays a view)
+    if (a.kind == op::matmul && shape(a.in[0]).rows != batch) {
+      const int l = a.in[0], r = a.in[1];
+      return matmul(transpose(r), transpose(l));
+    }
     if (a.kind == op::constant) return constant(a.k, {a.shape.cols, a.shape.rows});
     node n; n.kind = op::transpose; n.in[0] = x; n.shape = {a.shape.cols, a.shape.rows};
     return append(n);
