@@ -70,8 +70,9 @@ TEST_CASE("csv: explicit header modes override detection") {
   CHECK(present.rows == 1);
   CHECK(present.labels == std::vector<float>{2});
   // Declared absent: a non-numeric first row is then an error on line 1.
-  require_format_error([&] { read_csv_bytes("a,b\n1,2\n", "t.csv", with_label(csv_label::none(), csv_header::absent)); },
-                       {"'t.csv' line 1, column 1: expected a number, found 'a'"});
+  require_format_error(
+      [&] { read_csv_bytes("a,b\n1,2\n", "t.csv", with_label(csv_label::none(), csv_header::absent)); },
+      {"'t.csv' line 1, column 1: expected a number, found 'a'"});
 }
 
 TEST_CASE("csv: a separator other than comma") {
@@ -124,7 +125,9 @@ TEST_CASE("csv: errors name the file, line and column") {
   }
   SECTION("ragged row") {
     require_format_error([] { read_csv_bytes("a,b,c\n1,2,3\n4,5\n", "d.csv"); },
-                         {"'d.csv' line 3: ragged row: 2 columns, expected 3 (as on line 1)"});
+                         {"'d.csv' line 3, column 3: ragged row: 2 columns, expected 3 (as on line 1)"});
+    require_format_error([] { read_csv_bytes("1,2\n3,4,5,6\n", "d.csv"); },
+                         {"'d.csv' line 2, column 3: ragged row: 4 columns, expected 2 (as on line 1)"});
   }
   SECTION("label column name not in the header") {
     require_format_error([] { read_csv_bytes("a,b\n1,2\n", "d.csv", with_label(csv_label::named("y"))); },
@@ -157,8 +160,9 @@ TEST_CASE("csv: errors name the file, line and column") {
                          {"'d.csv' line 1, column 2: quoted cell has no closing '\"' before the end of the line"});
   }
   SECTION("text after a closing quote") {
-    require_format_error([] { read_csv_bytes("\"1\"x,2\n", "d.csv"); },
-                         {"'d.csv' line 1, column 1: expected ',' or the end of the line after a quoted cell, found 'x'"});
+    require_format_error(
+        [] { read_csv_bytes("\"1\"x,2\n", "d.csv"); },
+        {"'d.csv' line 1, column 1: expected ',' or the end of the line after a quoted cell, found 'x'"});
   }
   SECTION("doubled signs") {
     require_format_error([] { read_csv_bytes("1,2\n+-1,2\n", "d.csv"); },

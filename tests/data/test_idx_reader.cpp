@@ -63,6 +63,18 @@ TEST_CASE("idx: concatenated gzip members are one stream") {
   CHECK(kiln::data::serialize_idx(a) == plain);
 }
 
+TEST_CASE("idx: a zero dimension makes a valid empty array, plain or gzip") {
+  // Found by fuzz_idx: reading an empty payload once passed a null pointer to memcpy.
+  const std::string plain = idx_header(0x0B, {3, 0});
+  for (const auto& file : {plain, kiln_test::gzip(plain)}) {
+    const idx_array a = kiln::data::read_idx_bytes(file, "empty");
+    CHECK(a.dims == std::vector<std::uint32_t>{3, 0});
+    CHECK(a.size() == 0);
+    CHECK(a.data.empty());
+  }
+  require_format_error([&] { kiln::data::read_idx_bytes(plain + "x", "empty+1"); }, {"1 trailing bytes"});
+}
+
 TEST_CASE("idx: multi-byte element types are decoded from big-endian") {
   // i16 -2 = FF FE; i32 -2 = FF FF FF FE and 0x01020304; f32 1.5 = 3F C0 00 00; f64 -0.25 = BF D0 00..00
   std::string i16 = idx_header(0x0B, {2}) + std::string("\xFF\xFE\x01\x02", 4);
@@ -82,7 +94,8 @@ TEST_CASE("idx: multi-byte element types are decoded from big-endian") {
   CHECK(a.at(0) == -1);
   CHECK(a.at(1) == 127);
   // serialize_idx restores the file byte for byte, so the decoding is a bijection on these.
-  for (const auto& file : {i16, i32, f32, f64, i8}) CHECK(kiln::data::serialize_idx(kiln::data::read_idx_bytes(file, "x")) == file);
+  for (const auto& file : {i16, i32, f32, f64, i8})
+    CHECK(kiln::data::serialize_idx(kiln::data::read_idx_bytes(file, "x")) == file);
 }
 
 TEST_CASE("idx: write_idx then read_idx round-trips a 4-D array") {
@@ -130,7 +143,8 @@ TEST_CASE("idx: each malformed file gets its own message naming the file and the
   }
   SECTION("payload short for a 4-byte type") {
     const auto p = write_temp("short32.idx", idx_header(0x0D, {3}) + bytes_0_to(8));
-    require_format_error([&] { read_idx(p); }, {p, "expected 12 payload bytes", "4-byte float32 (0x0D)", "found 8"});
+    require_format_error([&] { read_idx(p); },
+                         {p, "expected 12 payload bytes", "dimensions 3 of float32 (0x0D), 4 bytes each", "found 8"});
   }
   SECTION("trailing bytes after the payload") {
     const auto p = write_temp("trailing.idx", idx_header(0x08, {4}) + bytes_0_to(7));
@@ -138,7 +152,8 @@ TEST_CASE("idx: each malformed file gets its own message naming the file and the
   }
   SECTION("dimensions too large to address") {
     const auto p = write_temp("huge.idx", idx_header(0x0E, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2}));
-    require_format_error([&] { read_idx(p); }, {p, "4294967295x4294967295x4294967295x2", "more data than can be addressed"});
+    require_format_error([&] { read_idx(p); },
+                         {p, "4294967295x4294967295x4294967295x2", "more data than can be addressed"});
   }
   SECTION("gzip: corrupt deflate data") {
     std::string gz = kiln_test::gzip(idx_header(0x08, {64}) + bytes_0_to(64));

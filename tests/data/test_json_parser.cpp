@@ -91,7 +91,8 @@ TEST_CASE("json: syntax errors say where and what was expected") {
 
 TEST_CASE("json: nesting depth is bounded so hostile input cannot exhaust the stack") {
   const int limit = kiln::io::json_max_depth;
-  const std::string ok = std::string(static_cast<std::size_t>(limit), '[') + std::string(static_cast<std::size_t>(limit), ']');
+  const std::string ok =
+      std::string(static_cast<std::size_t>(limit), '[') + std::string(static_cast<std::size_t>(limit), ']');
   CHECK(parse_json(ok, "t").is(kind::array));
   const std::string deep(100000, '[');
   require_format_error([&] { parse_json(deep, "t"); }, {"expected nesting no deeper than 64 levels"});

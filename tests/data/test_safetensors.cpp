@@ -88,8 +88,9 @@ TEST_CASE("safetensors: the writer's layout is deterministic, sorted, aligned an
 
 TEST_CASE("safetensors: a hand-written file with unsorted data and free whitespace reads correctly") {
   // b's data comes first in the data section; keys appear in another order; the header has newlines.
-  const std::string header = "{\n \"b\": {\"shape\": [2], \"data_offsets\": [0, 2], \"dtype\": \"U8\"},\n"
-                             " \"__metadata__\": {},\n \"a\": {\"dtype\": \"I16\", \"data_offsets\": [2, 6], \"shape\": [1, 2]}\n}";
+  const std::string header =
+      "{\n \"b\": {\"shape\": [2], \"data_offsets\": [0, 2], \"dtype\": \"U8\"},\n"
+      " \"__metadata__\": {},\n \"a\": {\"dtype\": \"I16\", \"data_offsets\": [2, 6], \"shape\": [1, 2]}\n}";
   const auto m = kiln::io::read_safetensors_bytes(file_of(header, std::string("\x07\x08\x01\x00\xFF\xFF", 6)), "hand");
   REQUIRE(m.size() == 2);
   CHECK(m.at("b") == raw("U8", {2}, "\x07\x08"));
@@ -123,25 +124,27 @@ TEST_CASE("safetensors: each malformed file gets its own message naming the file
     require_format_error([&] { read_safetensors(p); }, {p, "JSON syntax error at byte 62", "member name"});
   }
   SECTION("unknown dtype") {
-    const auto p = write_temp("dtype.safetensors",
-                              file_of(R"({"w":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}})", data8));
+    const auto p =
+        write_temp("dtype.safetensors", file_of(R"({"w":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': unknown dtype 'F31'"});
   }
   SECTION("negative dimension") {
-    const auto p = write_temp("neg.safetensors",
-                              file_of(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8));
+    const auto p =
+        write_temp("neg.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': shape entries must be non-negative", "-2"});
   }
   SECTION("shape and offsets disagree") {
-    const auto p = write_temp("size.safetensors",
-                              file_of(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8));
+    const auto p =
+        write_temp("size.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); },
                          {p, "tensor 'w': F32 shape [3] needs 12 bytes but data_offsets [0, 8] hold 8"});
   }
   SECTION("shape too large") {
-    const auto p = write_temp("huge.safetensors",
-                              file_of(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data8));
-    require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': shape [4294967296, 4294967296] has more than 2^64 bytes"});
+    const auto p =
+        write_temp("huge.safetensors",
+                   file_of(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data8));
+    require_format_error([&] { read_safetensors(p); },
+                         {p, "tensor 'w': shape [4294967296, 4294967296] has more than 2^64 bytes"});
   }
   SECTION("offsets past the data section") {
     const auto p = write_temp("past.safetensors", file_of("{" + ok_entry + "}", std::string(4, '\0')));
@@ -149,26 +152,30 @@ TEST_CASE("safetensors: each malformed file gets its own message naming the file
                          {p, "tensor 'w' data_offsets [0, 8) run past the data section of 4 bytes"});
   }
   SECTION("begin after end") {
-    const auto p = write_temp("order.safetensors",
-                              file_of(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8));
+    const auto p =
+        write_temp("order.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': data_offsets [8, 0] end before they begin"});
   }
   SECTION("overlapping tensors") {
-    const auto p = write_temp("overlap.safetensors",
-                              file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", std::string(12, '\0')));
-    require_format_error([&] { read_safetensors(p); }, {p, "tensor 'b' bytes [4, 12) overlap tensor 'a' which ends at 8"});
+    const auto p =
+        write_temp("overlap.safetensors", file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                                  R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                                  std::string(12, '\0')));
+    require_format_error([&] { read_safetensors(p); },
+                         {p, "tensor 'b' bytes [4, 12) overlap tensor 'a' which ends at 8"});
   }
   SECTION("gap between tensors") {
-    const auto p = write_temp("gap.safetensors",
-                              file_of(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                                      R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", std::string(12, '\0')));
-    require_format_error([&] { read_safetensors(p); }, {p, "gap of 4 unused bytes at data offset 4, before tensor 'b'"});
+    const auto p = write_temp("gap.safetensors", file_of(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                                                         std::string(12, '\0')));
+    require_format_error([&] { read_safetensors(p); },
+                         {p, "gap of 4 unused bytes at data offset 4, before tensor 'b'"});
   }
   SECTION("trailing bytes after the last tensor") {
     const auto p = write_temp("trail.safetensors", file_of("{" + ok_entry + "}", std::string(11, '\0')));
-    require_format_error([&] { read_safetensors(p); },
-                         {p, "3 trailing bytes after the last tensor (the data section has 11 bytes, the tensors cover 8)"});
+    require_format_error(
+        [&] { read_safetensors(p); },
+        {p, "3 trailing bytes after the last tensor (the data section has 11 bytes, the tensors cover 8)"});
   }
   SECTION("duplicate tensor name") {
     const auto p = write_temp("dup.safetensors", file_of("{" + ok_entry + "," + ok_entry + "}", data8));
@@ -188,13 +195,14 @@ TEST_CASE("safetensors: each malformed file gets its own message naming the file
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': expected an object", "found an array"});
   }
   SECTION("offsets not a pair of integers") {
-    const auto p = write_temp("offs.safetensors",
-                              file_of(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}})", data8));
+    const auto p =
+        write_temp("offs.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': data_offsets must be [begin, end]"});
   }
   SECTION("metadata value not a string") {
     const auto p = write_temp("meta.safetensors", file_of(R"({"__metadata__":{"epoch":3}})", ""));
-    require_format_error([&] { read_safetensors(p); }, {p, "__metadata__ value of 'epoch' must be a string, found a number"});
+    require_format_error([&] { read_safetensors(p); },
+                         {p, "__metadata__ value of 'epoch' must be a string, found a number"});
   }
   SECTION("invalid UTF-8 in a tensor name") {
     const auto p = write_temp("utf8.safetensors", file_of("{\"w\xFF\":{}}", ""));
@@ -221,7 +229,8 @@ TEST_CASE("safetensors: the writer refuses tensors the format cannot hold") {
 
 TEST_CASE("safetensors: typed accessors check the dtype") {
   const auto t = kiln::io::make_i64({2}, std::vector<std::int64_t>{5, -6});
-  CHECK_THROWS_WITH(kiln::io::values_f32(t, "tensor 'steps'"), Catch::Contains("tensor 'steps': dtype is I64, expected F32"));
+  CHECK_THROWS_WITH(kiln::io::values_f32(t, "tensor 'steps'"),
+                    Catch::Contains("tensor 'steps': dtype is I64, expected F32"));
   CHECK(kiln::io::values_i64(t) == std::vector<std::int64_t>{5, -6});
   // Stored little-endian: 5 = 05 00 .. 00.
   CHECK(t.bytes[0] == std::byte{5});
@@ -242,7 +251,8 @@ def write(path):
         buf = ctypes.create_string_buffer(raw, len(raw))
         keep.append(buf)
         if hasattr(safetensors, "TensorSpec"):
-            specs[name] = safetensors.TensorSpec(dtype=dtype, shape=shape, data_ptr=ctypes.addressof(buf), data_len=len(raw))
+            specs[name] = safetensors.TensorSpec(dtype=dtype, shape=shape,
+                                                 data_ptr=ctypes.addressof(buf), data_len=len(raw))
         else:
             specs[name] = {"dtype": dtype, "shape": shape, "data": raw}
     add("weight", "float32", [2, 3], struct.pack("<6f", *[0.5 * i - 1 for i in range(6)]))

@@ -9,6 +9,7 @@
 #include <kiln/core/error.hpp>
 #include <kiln/io/atomic_file.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -39,16 +40,16 @@ struct csv_options {
 };
 
 struct csv_table {
-  std::string source;                      // file name, for messages
+  std::string source;  // file name, for messages
   bool has_header = false;
   std::size_t rows = 0, cols = 0;          // cols counts feature columns (the label column excluded)
   std::vector<std::string> feature_names;  // from the header; empty without one
   std::vector<float> features;             // row-major rows × cols
   bool has_labels = false;
-  std::size_t label_column = 0;            // 0-based position of the label column in the file
-  std::string label_name;                  // from the header; empty without one
-  std::vector<float> labels;               // one per row when has_labels
-  std::vector<std::size_t> row_lines;      // 1-based line number of each row, for later messages
+  std::size_t label_column = 0;        // 0-based position of the label column in the file
+  std::string label_name;              // from the header; empty without one
+  std::vector<float> labels;           // one per row when has_labels
+  std::vector<std::size_t> row_lines;  // 1-based line number of each row, for later messages
 };
 
 namespace csv_detail {
@@ -64,7 +65,8 @@ inline std::string_view trim(std::string_view s) {
 inline std::string shown(std::string_view cell) {
   constexpr std::size_t max_shown = 40;
   if (cell.size() <= max_shown) return std::string("'") + std::string(cell) + "'";
-  return std::string("'") + std::string(cell.substr(0, max_shown)) + "...' (" + std::to_string(cell.size()) + " characters)";
+  return std::string("'") + std::string(cell.substr(0, max_shown)) + "...' (" + std::to_string(cell.size()) +
+         " characters)";
 }
 
 struct cursor {
@@ -146,7 +148,8 @@ inline std::string why_not_number(std::string_view cell) {
 inline csv_table read_csv_bytes(std::string_view text, const std::string& name, const csv_options& opt = {}) {
   using namespace csv_detail;
   if (opt.separator == '"' || opt.separator == '\n' || is_blank(opt.separator))
-    throw error(std::string("read_csv: separator '") + std::string(1, opt.separator) + "' cannot be used (it is a quote or blank)");
+    throw error(std::string("read_csv: separator '") + std::string(1, opt.separator) +
+                "' cannot be used (it is a quote or blank)");
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
   csv_table t;
@@ -192,8 +195,8 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
           all += cells[c];
           if (cells[c] != lab.name) continue;
           if (label != expected_columns)
-            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name '" +
-                               lab.name + "' is ambiguous: columns " + std::to_string(label + 1) + " and " +
+            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name '" + lab.name +
+                               "' is ambiguous: columns " + std::to_string(label + 1) + " and " +
                                std::to_string(c + 1) + " both have it");
           label = c;
         }
@@ -214,10 +217,10 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
       }
     }
 
-    if (cells.size() != expected_columns)
-      throw format_error("'" + name + "' line " + std::to_string(line_no) + ": ragged row: " +
-                         std::to_string(cells.size()) + " columns, expected " + std::to_string(expected_columns) +
-                         " (as on line " + std::to_string(first_line) + ")");
+    if (cells.size() != expected_columns)  // the column named is the first missing or the first extra one
+      throw format_error(where.at(std::min(cells.size(), expected_columns) + 1) +
+                         "ragged row: " + std::to_string(cells.size()) + " columns, expected " +
+                         std::to_string(expected_columns) + " (as on line " + std::to_string(first_line) + ")");
     for (std::size_t c = 0; c < cells.size(); ++c) {
       float v;
       if (!parse_number(cells[c], v)) {
@@ -249,7 +252,8 @@ inline csv_table read_csv(const std::string& path, const csv_options& opt = {}) 
 // The label column as class indices: every label must be an integer in [0, num_classes).
 inline std::vector<std::int32_t> class_labels(const csv_table& t, int num_classes) {
   if (!t.has_labels) throw error("'" + t.source + "': class_labels: the table was read without a label column");
-  if (num_classes < 1) throw error(std::string("class_labels: num_classes must be at least 1, got ") + std::to_string(num_classes));
+  if (num_classes < 1)
+    throw error(std::string("class_labels: num_classes must be at least 1, got ") + std::to_string(num_classes));
   std::vector<std::int32_t> out(t.labels.size());
   for (std::size_t r = 0; r < t.labels.size(); ++r) {
     const float v = t.labels[r];

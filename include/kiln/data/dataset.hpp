@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstddef>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -35,8 +35,8 @@ struct min_max_scaler {
 
   static min_max_scaler fit(std::span<const float> rows, std::size_t cols) {
     if (cols == 0 || rows.size() % cols != 0 || rows.empty())
-      throw shape_error(std::string("min_max_scaler::fit: ") + std::to_string(rows.size()) + " values do not form rows of " +
-                        std::to_string(cols) + " columns (need at least one row)");
+      throw shape_error(std::string("min_max_scaler::fit: ") + std::to_string(rows.size()) +
+                        " values do not form rows of " + std::to_string(cols) + " columns (need at least one row)");
     min_max_scaler s{std::vector<float>(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(cols)),
                      std::vector<float>(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(cols))};
     for (std::size_t i = cols; i < rows.size(); ++i) {
@@ -65,7 +65,8 @@ struct min_max_scaler {
 // Row-major [labels.size()][num_classes] with a 1 at each label's column; throws shape_error for a label
 // outside [0, num_classes).
 inline std::vector<float> one_hot(std::span<const std::int32_t> labels, int num_classes) {
-  if (num_classes < 1) throw shape_error(std::string("one_hot: num_classes must be at least 1, got ") + std::to_string(num_classes));
+  if (num_classes < 1)
+    throw shape_error(std::string("one_hot: num_classes must be at least 1, got ") + std::to_string(num_classes));
   const auto k = static_cast<std::size_t>(num_classes);
   std::vector<float> out(labels.size() * k, 0.0f);
   for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -83,7 +84,8 @@ inline std::vector<float> one_hot(std::span<const std::int32_t> labels, int num_
 template <class E>
 concept full_64_bit_engine = requires(E& e) {
   { e() } -> std::same_as<std::uint64_t>;
-} && E::min() == 0 && E::max() == UINT64_MAX;
+}
+&&E::min() == 0 && E::max() == UINT64_MAX;
 
 // Uniform integer in [0, n), unbiased: outputs below 2^64 mod n are rejected, so the remaining ones split into
 // equally many per residue mod n. Expected draws < 2.
@@ -167,11 +169,10 @@ class batches {
 
 // Copies rows `rows` of a row-major table (row_width values per row) into dst, in that order.
 template <class T>
-void gather_rows(std::span<const T> table, std::size_t row_width, std::span<const std::size_t> rows,
-                 std::span<T> dst) {
+void gather_rows(std::span<const T> table, std::size_t row_width, std::span<const std::size_t> rows, std::span<T> dst) {
   if (row_width == 0 || table.size() % row_width != 0)
-    throw shape_error(std::string("gather_rows: table of ") + std::to_string(table.size()) + " values is not made of rows of " +
-                      std::to_string(row_width));
+    throw shape_error(std::string("gather_rows: table of ") + std::to_string(table.size()) +
+                      " values is not made of rows of " + std::to_string(row_width));
   if (dst.size() != rows.size() * row_width)
     throw shape_error(std::string("gather_rows: destination holds ") + std::to_string(dst.size()) + " values, " +
                       std::to_string(rows.size()) + " rows of " + std::to_string(row_width) + " need " +

@@ -158,18 +158,18 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
   std::uint8_t magic[4];
   const std::size_t got_magic = in.read(magic, 4);
   if (got_magic < 4)
-    throw format_error(where + ": too short for an IDX header: 4 magic bytes expected, " +
-                       std::to_string(got_magic) + " found" + form);
+    throw format_error(where + ": too short for an IDX header: 4 magic bytes expected, " + std::to_string(got_magic) +
+                       " found" + form);
   if (magic[0] != 0 || magic[1] != 0)
-    throw format_error(where + ": not an IDX file: the magic must start with 0x00 0x00, found " + hex2(magic[0]) +
-                       " " + hex2(magic[1]));
+    throw format_error(where + ": not an IDX file: the magic must start with 0x00 0x00, found " + hex2(magic[0]) + " " +
+                       hex2(magic[1]));
   if (!is_idx_type(magic[2]))
     throw format_error(where + ": unknown IDX element type " + hex2(magic[2]) +
                        " (expected 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32 or 0x0E f64)");
   const std::size_t ndims = magic[3];
   if (ndims < 1 || ndims > idx_max_dims)
-    throw format_error(where + ": IDX file declares " + std::to_string(ndims) +
-                       " dimensions; kiln reads 1 to " + std::to_string(idx_max_dims));
+    throw format_error(where + ": IDX file declares " + std::to_string(ndims) + " dimensions; kiln reads 1 to " +
+                       std::to_string(idx_max_dims));
 
   idx_array out;
   out.type = static_cast<idx_type>(magic[2]);
@@ -177,15 +177,15 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
   const std::size_t got_dims = in.read(dim_bytes, 4 * ndims);
   if (got_dims < 4 * ndims)
     throw format_error(where + ": IDX header truncated: " + std::to_string(ndims) + " dimensions need " +
-                       std::to_string(4 * ndims) + " bytes after the magic, found " + std::to_string(got_dims) +
-                       form);
+                       std::to_string(4 * ndims) + " bytes after the magic, found " + std::to_string(got_dims) + form);
   // Payload size = product(dims) × element size, checked against overflow (4 × 32 bits can exceed 64 bits).
   const std::uint64_t esize = idx_element_size(out.type);
   std::uint64_t payload = esize;
   bool overflow = false;
   for (std::size_t i = 0; i < ndims; ++i) {
     const std::uint8_t* p = dim_bytes + 4 * i;
-    const std::uint32_t d = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+    const std::uint32_t d =
+        (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
     out.dims.push_back(d);
     if (d != 0 && payload > UINT64_MAX / d) overflow = true;
     payload *= d;
@@ -194,8 +194,9 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
     throw format_error(where + ": IDX dimensions " + dims_text(out.dims) + " of " + idx_type_name(out.type) +
                        " describe more data than can be addressed");
 
-  const std::string expected = std::to_string(payload) + " payload bytes (dimensions " + dims_text(out.dims) +
-                               " x " + std::to_string(esize) + "-byte " + idx_type_name(out.type) + ")";
+  const std::string expected = std::to_string(payload) + " payload bytes (dimensions " + dims_text(out.dims) + " of " +
+                               idx_type_name(out.type) + ", " + std::to_string(esize) +
+                               (esize == 1 ? " byte each)" : " bytes each)");
   // A plain file's size is known: check it before allocating. A gzip stream can produce at most
   // max_inflate_ratio × its size, which bounds what a lying header can make us reserve.
   const std::size_t known = in.remaining_if_known();
@@ -205,7 +206,8 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
   out.data.resize(static_cast<std::size_t>(std::min<std::uint64_t>(payload, can_produce)));
   std::size_t have = in.read(out.data.data(), out.data.size());
   while (have == out.data.size() && have < payload) {
-    out.data.resize(static_cast<std::size_t>(std::min<std::uint64_t>(payload, 2 * static_cast<std::uint64_t>(have) + 4096)));
+    out.data.resize(
+        static_cast<std::size_t>(std::min<std::uint64_t>(payload, 2 * static_cast<std::uint64_t>(have) + 4096)));
     have += in.read(out.data.data() + have, out.data.size() - have);
   }
   if (have < payload)
@@ -213,8 +215,8 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
                        form);
   const std::uint64_t extra = in.count_rest();
   if (extra != 0)
-    throw format_error(where + ": " + std::to_string(extra) + " trailing bytes after the IDX payload of " +
-                       expected + form);
+    throw format_error(where + ": " + std::to_string(extra) + " trailing bytes after the IDX payload of " + expected +
+                       form);
   big_endian_to_host(out.data, esize);
   return out;
 }
@@ -255,7 +257,8 @@ inline labelled_images make_labelled_images(const idx_array& images, const idx_a
                                             const std::string& images_name, const std::string& labels_name) {
   using idx_detail::dims_text;
   const std::string wi = "'" + images_name + "'", wl = "'" + labels_name + "'";
-  if (num_classes < 1) throw shape_error(std::string("load_idx_pair: num_classes must be at least 1, got ") + std::to_string(num_classes));
+  if (num_classes < 1)
+    throw shape_error(std::string("load_idx_pair: num_classes must be at least 1, got ") + std::to_string(num_classes));
   if (images.type != idx_type::u8)
     throw format_error(wi + ": images must be " + std::string(idx_type_name(idx_type::u8)) + ", found " +
                        idx_type_name(images.type));
@@ -287,8 +290,7 @@ inline labelled_images make_labelled_images(const idx_array& images, const idx_a
   return out;
 }
 
-inline labelled_images load_idx_pair(const std::string& images_path, const std::string& labels_path,
-                                     int num_classes) {
+inline labelled_images load_idx_pair(const std::string& images_path, const std::string& labels_path, int num_classes) {
   return make_labelled_images(read_idx(images_path), read_idx(labels_path), num_classes, images_path, labels_path);
 }
 

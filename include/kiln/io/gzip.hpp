@@ -56,8 +56,8 @@ class gzip_reader {
                            std::to_string(consumed_ - zs_.avail_in) + ": " + (zs_.msg ? zs_.msg : "invalid data"));
       } else if (rc == Z_MEM_ERROR) {
         throw error("'" + name_ + "': out of memory while inflating the gzip stream");
-      } else if (rc == Z_BUF_ERROR || (rc == Z_OK && zs_.avail_in == 0 && consumed_ == input_.size() &&
-                                       zs_.avail_out != 0)) {
+      } else if (rc == Z_BUF_ERROR ||
+                 (rc == Z_OK && zs_.avail_in == 0 && consumed_ == input_.size() && zs_.avail_out != 0)) {
         // No progress possible: the input ended inside a member (its end marker and CRC never came).
         throw format_error("'" + name_ + "': gzip stream truncated: the " + std::to_string(input_.size()) +
                            " compressed bytes end before the end of the gzip member");
@@ -95,8 +95,8 @@ class gzip_reader {
       inflateReset(&zs_);
     } else {
       throw format_error("'" + name_ + "': " + std::to_string(rest.size()) +
-                         " bytes of trailing garbage after the gzip stream (at compressed byte " +
-                         std::to_string(pos) + ")");
+                         " bytes of trailing garbage after the gzip stream (at compressed byte " + std::to_string(pos) +
+                         ")");
     }
   }
 

@@ -24,9 +24,9 @@ struct json_value {
   enum class kind { null, boolean, number, string, array, object };
   kind type = kind::null;
   bool boolean = false;
-  std::string text;  // string: the decoded value; number: the literal as written
-  std::vector<json_value> items;                              // array
-  std::vector<json_member> members;                           // object, in file order
+  std::string text;                  // string: the decoded value; number: the literal as written
+  std::vector<json_value> items;     // array
+  std::vector<json_member> members;  // object, in file order
 
   bool is(kind k) const { return type == k; }
   // The number as an unsigned 64-bit integer; false when it has a sign, fraction or exponent, or is too big.
@@ -66,7 +66,9 @@ namespace json_detail {
 // Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no surrogates,
 // nothing above U+10FFFF), or 0 when there is none.
 inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) -> unsigned { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u; };
+  auto byte = [&](std::size_t k) -> unsigned {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u;
+  };
   auto cont = [&](std::size_t k) { return byte(k) < 0x100 && (byte(k) & 0xC0) == 0x80; };
   const unsigned b0 = byte(0);
   if (b0 < 0x80) return 1;
@@ -127,7 +129,8 @@ class parser {
   }
 
   json_value value(int depth) {
-    if (depth > json_max_depth) fail(std::string("expected nesting no deeper than ") + std::to_string(json_max_depth) + " levels");
+    if (depth > json_max_depth)
+      fail(std::string("expected nesting no deeper than ") + std::to_string(json_max_depth) + " levels");
     json_value v;
     if (i_ >= s_.size()) fail("expected a value");
     const char c = s_[i_];
@@ -303,19 +306,20 @@ class parser {
         case 't': out.push_back('\t'); break;
         case 'u': {
           unsigned cp = hex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF) fail(std::string("expected a high surrogate (D800-DBFF) before the low surrogate \\u") + hex_of(cp));
+          if (cp >= 0xDC00 && cp <= 0xDFFF)
+            fail(std::string("expected a high surrogate (D800-DBFF) before the low surrogate \\u") + hex_of(cp));
           if (cp >= 0xD800 && cp <= 0xDBFF) {  // a pair encodes 0x10000 + (hi - 0xD800) * 0x400 + (lo - 0xDC00)
-            if (!literal("\\u")) fail(std::string("expected a \\u low surrogate after the high surrogate \\u") + hex_of(cp));
+            if (!literal("\\u"))
+              fail(std::string("expected a \\u low surrogate after the high surrogate \\u") + hex_of(cp));
             const unsigned lo = hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) fail(std::string("expected a low surrogate (DC00-DFFF) after \\u") + hex_of(cp));
+            if (lo < 0xDC00 || lo > 0xDFFF)
+              fail(std::string("expected a low surrogate (DC00-DFFF) after \\u") + hex_of(cp));
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
           put_utf8(out, cp);
           break;
         }
-        default:
-          --i_;
-          fail("expected one of the escapes \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u");
+        default: --i_; fail("expected one of the escapes \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u");
       }
     }
   }

@@ -28,9 +28,9 @@
 namespace kiln::io {
 
 struct tensor {
-  std::string dtype;                 // "F32", "I64", ... (see safetensors_dtype_size)
-  std::vector<std::int64_t> shape;   // empty = scalar (one element)
-  std::vector<std::byte> bytes;      // little-endian elements, row-major
+  std::string dtype;                // "F32", "I64", ... (see safetensors_dtype_size)
+  std::vector<std::int64_t> shape;  // empty = scalar (one element)
+  std::vector<std::byte> bytes;     // little-endian elements, row-major
 
   // product(shape); 1 for a scalar. Assumes a valid shape (see checked_byte_count).
   std::uint64_t element_count() const {
@@ -126,7 +126,10 @@ inline entry parse_entry(const std::string& file, const std::string& name, const
     throw format_error(where + ": expected an object {dtype, shape, data_offsets}, found " + json_kind_name(v.type));
   const json_value *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
   for (const auto& [key, val] : v.members) {
-    const json_value** slot = key == "dtype" ? &dtype : key == "shape" ? &shape : key == "data_offsets" ? &offsets : nullptr;
+    const json_value** slot = key == "dtype"          ? &dtype
+                              : key == "shape"        ? &shape
+                              : key == "data_offsets" ? &offsets
+                                                      : nullptr;
     if (!slot) throw format_error(where + ": unknown key '" + key + "' (expected dtype, shape, data_offsets)");
     if (*slot) throw format_error(where + ": key '" + key + "' appears twice");
     *slot = &val;
@@ -158,8 +161,8 @@ inline entry parse_entry(const std::string& file, const std::string& name, const
   if (!checked_byte_count(e.t.shape, esize, bytes))
     throw format_error(where + ": shape " + shape_text(e.t.shape) + " has more than 2^64 bytes");
 
-  if (!offsets->is(json_value::kind::array) || offsets->items.size() != 2 ||
-      !offsets->items[0].as_uint64(e.begin) || !offsets->items[1].as_uint64(e.end))
+  if (!offsets->is(json_value::kind::array) || offsets->items.size() != 2 || !offsets->items[0].as_uint64(e.begin) ||
+      !offsets->items[1].as_uint64(e.end))
     throw format_error(where + ": data_offsets must be [begin, end] with non-negative integers");
   if (e.begin > e.end)
     throw format_error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
@@ -224,16 +227,15 @@ inline safetensors_content parse_safetensors(std::string_view bytes, const std::
 
   // The tensors, sorted by position, must tile [0, data_size): each begins where the previous one ended.
   const std::uint64_t data_size = bytes.size() - 8 - n;
-  std::sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const entry& a, const entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   std::uint64_t covered = 0;
   const entry* previous = nullptr;
   for (const auto& e : entries) {
     const std::string range = std::string("[") + std::to_string(e.begin) + ", " + std::to_string(e.end) + ")";
     if (e.end > data_size)
-      throw format_error(where + ": tensor '" + e.name + "' data_offsets " + range +
-                         " run past the data section of " + std::to_string(data_size) + " bytes");
+      throw format_error(where + ": tensor '" + e.name + "' data_offsets " + range + " run past the data section of " +
+                         std::to_string(data_size) + " bytes");
     if (e.begin < covered)
       throw format_error(where + ": tensor '" + e.name + "' bytes " + range + " overlap tensor '" + previous->name +
                          "' which ends at " + std::to_string(covered));
@@ -309,7 +311,8 @@ inline std::string serialize_safetensors(const std::map<std::string, tensor>& te
       if (i) header += ',';
       header += std::to_string(t.shape[i]);
     }
-    header += std::string("],\"data_offsets\":[") + std::to_string(offset) + "," + std::to_string(offset + t.bytes.size()) + "]}";
+    header += std::string("],\"data_offsets\":[") + std::to_string(offset) + "," +
+              std::to_string(offset + t.bytes.size()) + "]}";
     offset += t.bytes.size();
   }
   header += "}";
