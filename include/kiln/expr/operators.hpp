@@ -58,18 +58,18 @@ struct one_hot { static constexpr int emit(builder& b, double classes, int y) { 
 }  // namespace tags
 
 // ---- arithmetic
-#define KILN_BINARY_OPERATOR(sym, op_kind, text)                                                          \
+#define KILN_BINARY_OPERATOR(sym, op_kind, unused)                                                        \
   template <operand A, operand B>                                                                         \
     requires(expression<A> || expression<B>)                                                              \
   constexpr auto operator sym(A a, B b) {                                                                 \
     using X = as_expr_t<A>;                                                                               \
     using Y = as_expr_t<B>;                                                                               \
-    return make_expr<tags::binary<op::op_kind>, broadcast_check<text, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
+    return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::op_kind, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
   }
-KILN_BINARY_OPERATOR(+, add, "add")
-KILN_BINARY_OPERATOR(-, sub, "sub")
-KILN_BINARY_OPERATOR(*, mul, "mul")
-KILN_BINARY_OPERATOR(/, div, "div")
+KILN_BINARY_OPERATOR(+, add, add)
+KILN_BINARY_OPERATOR(-, sub, sub)
+KILN_BINARY_OPERATOR(*, mul, mul)
+KILN_BINARY_OPERATOR(/, div, div)
 #undef KILN_BINARY_OPERATOR
 
 template <expression A>
@@ -83,9 +83,9 @@ constexpr auto operator-(A a) { return make_expr<tags::unary<op::neg>, A::shape>
     using X = as_expr_t<A>;                                                                                \
     using Y = as_expr_t<B>;                                                                                \
     if constexpr (swap)                                                                                    \
-      return make_expr<tags::binary<op::op_kind>, broadcast_check<#fname, Y::shape, X::shape>::result, value_kind::mask>(0, as_expr(b), as_expr(a)); \
+      return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::fname, Y::shape, X::shape>::result, value_kind::mask>(0, as_expr(b), as_expr(a)); \
     else                                                                                                   \
-      return make_expr<tags::binary<op::op_kind>, broadcast_check<#fname, X::shape, Y::shape>::result, value_kind::mask>(0, as_expr(a), as_expr(b)); \
+      return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::fname, X::shape, Y::shape>::result, value_kind::mask>(0, as_expr(a), as_expr(b)); \
   }
 KILN_COMPARISON(greater, gt, false)
 KILN_COMPARISON(greater_equal, ge, false)
@@ -100,8 +100,8 @@ constexpr auto where(C c, A a, B b) {
   using X = as_expr_t<A>;
   using Y = as_expr_t<B>;
   using Z = as_expr_t<C>;
-  constexpr dims ab = broadcast_check<"where", X::shape, Y::shape>::result;
-  return make_expr<tags::where, broadcast_check<"where", Z::shape, ab>::result>(0, as_expr(c), as_expr(a), as_expr(b));
+  constexpr dims ab = broadcast_check<checked_op::where, X::shape, Y::shape>::result;
+  return make_expr<tags::where, broadcast_check<checked_op::where, Z::shape, ab>::result>(0, as_expr(c), as_expr(a), as_expr(b));
 }
 
 // ---- elementwise math
@@ -142,7 +142,7 @@ constexpr auto mean_features(A a) { return make_expr<tags::mean_over, dims{A::sh
 
 // ---- contraction and layout
 template <expression A, expression B>
-constexpr auto matmul(A a, B b) { return make_expr<tags::matmul, contraction_check<"matmul", A::shape, B::shape>::result>(0, a, b); }
+constexpr auto matmul(A a, B b) { return make_expr<tags::matmul, contraction_check<checked_op::matmul, A::shape, B::shape>::result>(0, a, b); }
 template <expression A>
 constexpr auto transpose(A a) { return make_expr<tags::transpose, dims{A::shape.cols, A::shape.rows}>(0, a); }
 

@@ -1,0 +1,28 @@
+// Snippets that must not compile (one per CASE_* macro), and one control that must.
+#include <kiln/kiln.hpp>
+
+using namespace kiln;
+
+constexpr auto x = input<784>("x");
+constexpr auto y = labels<10>("y");
+constexpr auto net = nn::sequential(dense<128>{}, relu, dense<10>{});
+
+#if defined(CASE_BROADCAST)
+constexpr auto bad = x + param<128>("b");
+#elif defined(CASE_MATMUL)
+constexpr auto bad = matmul(x, param<100, 10>("w"));
+#elif defined(CASE_LOSS_SHAPE)
+constexpr auto bad = mse(net(x), target<3>("t"));
+#elif defined(CASE_KL_PROBS)
+constexpr auto bad = kl_div(softmax(net(x)), probability_target<10>("p"));  // the notes' classic bug
+#elif defined(CASE_CE_PROBS)
+constexpr auto bad = cross_entropy(softmax(net(x)), y);
+#elif defined(CASE_BCE_LOGITS)
+constexpr auto bad = bce(net(x), target<10>("t"));
+#elif defined(CASE_BCEL_PROBS)
+constexpr auto bad = bce_with_logits(sigmoid(net(x)), target<10>("t"));
+#elif defined(CASE_CE_CLASSES)
+constexpr auto bad = cross_entropy(net(x), labels<3>("y3"));
+#elif defined(CASE_CONTROL)
+constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y);
+#endif
