@@ -1,0 +1,45 @@
+// A compiled step allocates nothing once it has seen its batch size: global operator new is counted.
+#include <kiln/kiln.hpp>
+#include <kiln/cpu/train_step.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<long> allocations{0};
+}
+// g++ flags malloc/free inside a replaced operator new/delete as "mismatched"; the pairing here is consistent.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+struct classifier {
+  constexpr auto operator()() const {
+    auto net = kiln::nn::sequential(kiln::dense<32>{}, kiln::relu, kiln::dense<16>{}, kiln::relu, kiln::dense<10>{});
+    return kiln::cross_entropy(net(kiln::input<50>("x")), kiln::labels<10>("y"));
+  }
+};
+}  // namespace
+
+TEST_CASE("repeated training steps allocate nothing", "[allocation]") {
+  kiln::cpu::train_step<classifier, kiln::adam> step;
+  std::vector<float> x(256 * 50, 0.25f);
+  std::vector<std::int32_t> y(256, 3);
+  step.run(256, {{"x", x}, {"y", y}});  // first step at this batch size lays out memory
+  const long before = allocations.load();
+  for (int i = 0; i < 20; ++i) step.run(256, {{"x", x}, {"y", y}});
+  // a smaller batch reuses the same memory
+  step.run(100, {{"x", std::span<const float>(x).first(100 * 50)}, {"y", std::span<const std::int32_t>(y).first(100)}});
+  CHECK(allocations.load() - before == 0);
+}
