@@ -25,6 +25,10 @@ class program {
   float* leaf_data(int leaf) const { return leaf_ptr_[leaf]; }
   // Output o's buffer after run() (a leaf buffer for assigned outputs).
   const float* output(int o) const { return ctx_.buf[P.g.outputs[o].node]; }
+  // The value of a materialized node after run() (every node is materialized in an unfused plan), or nullptr.
+  // Assigned nodes alias their leaf and hold the new value. Used to find where a non-finite value first appears.
+  const float* node_value(int node_id) const { return P.materialized[node_id] ? ctx_.buf[node_id] : nullptr; }
+  long batch_size() const { return ctx_.batch; }
 
   void run(long batch_size, const float* hypers) {
     if (batch_size < 1) throw shape_error("batch size must be at least 1, got " + std::to_string(batch_size));

@@ -104,6 +104,8 @@ class train_step {
   static const kiln::plan& compiled_plan() { return plan_holder::value; }
   static std::string plan_text() { return to_string(plan_holder::value); }
   Optimizer& optimizer() { return opt_; }
+  // The compiled program (e.g. node_value() after a run, for debugging an unfused step).
+  const program<plan_holder>& compiled_program() const { return prog_; }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
 
