@@ -31,6 +31,13 @@ class program {
   long batch_size() const { return ctx_.batch; }
 
   void run(long batch_size, const float* hypers) {
+    bind(batch_size, hypers);
+    exec::run(ctx_);
+  }
+
+  // Lays out memory for this batch size and points every node at its buffer, without running: what a
+  // rendered (source) version of the plan is called with. buffers()[i] is node i's buffer.
+  void bind(long batch_size, const float* hypers) {
     if (batch_size < 1) throw shape_error("batch size must be at least 1, got " + std::to_string(batch_size));
     prepare(batch_size);
     for (int i = 0; i < P.g.size; ++i)
@@ -42,8 +49,9 @@ class program {
     for (int i = 0; i < P.g.size; ++i)
       if (P.assign[i] >= 0) ctx_.buf[i] = leaf_ptr_[P.assign[i]];
     ctx_.hyper = hypers;
-    exec::run(ctx_);
   }
+  float* const* buffers() const { return ctx_.buf; }
+  float* gemm_workspace() const { return ctx_.gemm_ws; }
 
  private:
   // Lays out scratch buffers for this batch size; grows memory only when the batch grows.

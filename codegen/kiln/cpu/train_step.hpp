@@ -66,6 +66,7 @@ void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer
 template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
  public:
+  using optimizer_type = Optimizer;
   struct graph_holder { static constexpr graph value = make_step_graph<Model, Optimizer>(); };
   struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
   static constexpr const graph& G = graph_holder::value;

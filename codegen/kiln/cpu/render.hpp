@@ -1,0 +1,248 @@
+#pragma once
+// Renders a plan as a self-contained C++ translation unit: the same kernels the CPU backend instantiates, with
+// the same SIMD vector type, math functions and GEMM (it includes <kiln/cpu/...>), as readable loops. The
+// function it defines,
+//     extern "C" void <name>(float* const* buf, const float* hyper, long batch, float* gemm_workspace)
+// takes one buffer per node (buf[i] for node i, as kiln::cpu::program lays them out) and runs every kernel in
+// order on the calling thread. Tests compile it with the system compiler and check it computes what the
+// template-instantiated backend computes.
+#include <kiln/plan/print.hpp>
+
+#include <string>
+
+namespace kiln::cpu {
+
+namespace render_detail {
+
+inline std::string var(int id) { return "v" + std::to_string(id); }
+inline std::string num(double v) { return ops::num(v); }
+
+inline bool in_body(const plan& p, const kernel& k, int id) {
+  for (int b = k.body_begin; b < k.body_end; ++b)
+    if (p.body[b] == id) return true;
+  return false;
+}
+
+inline bool flat_kernel(const plan& p, const kernel& k) {
+  if (k.kind != kernel_kind::elementwise) return false;
+  for (int b = k.body_begin; b < k.body_end; ++b) {
+    const node& n = p.g.nodes[p.body[b]];
+    if (n.kind == op::iota) return false;
+    for (int i = 0; i < 3; ++i) {
+      const int a = n.in[i];
+      if (a < 0 || in_body(p, k, a)) continue;
+      const dims s = p.g.nodes[a].shape;
+      if (!(s == k.domain) && !(s == dims{1, 1})) return false;
+    }
+  }
+  return true;
+}
+
+// The value of operand a at row r, columns c0 .. c0+n (as in executor::operand).
+inline std::string operand(const plan& p, const kernel& k, int a, bool flat) {
+  if (in_body(p, k, a)) return var(a);
+  const dims s = p.g.nodes[a].shape;
+  const std::string b = "buf[" + std::to_string(a) + "]";
+  if (s.rows == 1 && s.cols == 1) return "splat<vfloat>(" + b + "[0])";
+  if (flat) return "ld(" + b + " + c0, n)";
+  if (s.cols == 1) return "splat<vfloat>(" + b + "[r])";
+  return "ld(" + b + " + " + (s.rows == 1 ? std::string("0") : "r * " + std::to_string(s.cols)) + " + c0, n)";
+}
+
+inline std::string body(const plan& p, const kernel& k, bool flat, const std::string& indent) {
+  std::string out;
+  for (int b = k.body_begin; b < k.body_end; ++b) {
+    const int id = p.body[b];
+    const node& n = p.g.nodes[id];
+    std::string e;
+    switch (n.kind) {
+      case op::constant: e = "splat<vfloat>(" + num(n.k) + ")"; break;
+      case op::hyper: e = "splat<vfloat>(hyper[" + std::to_string(n.leaf) + "])"; break;
+      case op::batch_size: e = "splat<vfloat>(static_cast<float>(batch))"; break;
+      case op::iota: e = "column_index(c0)"; break;
+      default: {
+        std::string args[3];
+        const int arity = ops::arity_of(n.kind);
+        for (int i = 0; i < arity; ++i) args[i] = operand(p, k, n.in[i], flat);
+        ops::visit_op(n.kind, [&](auto o) {
+          using O = decltype(o);
+          if constexpr (O::cls == op_class::elementwise) e = O::render("m::", args, n.k);
+        });
+      }
+    }
+    out += indent + "const vfloat " + var(id) + " = " + e + ";  // " + node_text(p, id) + "\n";
+  }
+  return out;
+}
+
+inline std::string stores(const plan& p, const kernel& k, bool flat, const std::string& indent) {
+  std::string out;
+  for (int s = k.store_begin; s < k.store_end; ++s) {
+    const int id = p.stores[s];
+    const std::string where = flat ? "c0" : "r * " + std::to_string(k.domain.cols) + " + c0";
+    out += indent + "st(buf[" + std::to_string(id) + "] + " + where + ", " + var(id) + ", n);";
+    if (p.assign[id] >= 0) out += "  // -> " + std::string(p.g.leaves[p.assign[id]].name.view());
+    out += "\n";
+  }
+  return out;
+}
+
+inline std::string rows_expr(int rows) { return rows == batch ? "batch" : std::to_string(rows) + "L"; }
+
+inline std::string elementwise_rows(const plan& p, const kernel& k, const std::string& r0, const std::string& r1) {
+  const std::string C = std::to_string(k.domain.cols);
+  std::string out;
+  out += "  for (long r = " + r0 + "; r < " + r1 + "; ++r)\n";
+  out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
+  out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
+  out += body(p, k, false, "      ");
+  out += stores(p, k, false, "      ");
+  out += "    }\n";
+  return out;
+}
+
+inline std::string kernel_source(const plan& p, int ki) {
+  const kernel& k = p.kernels[ki];
+  std::string out = "// k" + std::to_string(ki) + " " + kernel_name(p, ki) + " " + dims_text(k.domain) + "\n";
+  out += "static void k" + std::to_string(ki) +
+         "(float* const* buf, [[maybe_unused]] const float* hyper, [[maybe_unused]] long batch, "
+         "[[maybe_unused]] float* gemm_workspace) {\n";
+  const std::string R = rows_expr(k.domain.rows);
+  const std::string C = std::to_string(k.domain.cols);
+  if (k.kind == kernel_kind::elementwise) {
+    if (flat_kernel(p, k)) {
+      out += "  const long total = " + R + " * " + C + ";\n";
+      out += "  for (long c0 = 0; c0 < total; c0 += lanes) {\n";
+      out += "    const int n = static_cast<int>(std::min<long>(lanes, total - c0));\n";
+      out += body(p, k, true, "    ");
+      out += stores(p, k, true, "    ");
+      out += "  }\n";
+    } else {
+      out += elementwise_rows(p, k, "0", R);
+    }
+  } else if (k.kind == kernel_kind::reduction) {
+    const node& red = p.g.nodes[k.anchor];
+    const std::string in = operand(p, k, red.in[0], false);
+    const std::string o = "buf[" + std::to_string(k.anchor) + "]";
+    if (red.kind == op::sum_rows) {
+      out += "  std::fill(" + o + ", " + o + " + " + C + ", 0.0f);\n";
+      out += "  for (long r = 0; r < " + R + "; ++r)\n";
+      out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
+      out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
+      out += body(p, k, false, "      ");
+      out += "      st(" + o + " + c0, ld(" + o + " + c0, n) + " + in + ", n);\n";
+      out += "    }\n";
+    } else {
+      const bool is_max = red.kind == op::max_cols;
+      out += "  for (long r = 0; r < " + R + "; ++r) {\n";
+      out += std::string("    vfloat acc = splat<vfloat>(") + (is_max ? "-INFINITY" : "0.0f") + ");\n";
+      out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
+      out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
+      out += body(p, k, false, "      ");
+      out += "      const vfloat x = keep_first(" + in + ", acc, n);\n";
+      out += std::string("      acc = ") + (is_max ? "max(x, acc)" : "acc + x") + ";\n";
+      out += "    }\n";
+      out += "    " + o + "[r] = " + (is_max ? "hmax(acc)" : "hsum(acc)") + ";\n";
+      out += "  }\n";
+    }
+  } else {
+    const node& mm = p.g.nodes[k.anchor];
+    auto view = [&](int id) {
+      const node& n = p.g.nodes[id];
+      if (n.kind == op::transpose) {
+        const int src = n.in[0];
+        return "matrix_view{buf[" + std::to_string(src) + "], 1, " + rows_expr(p.g.nodes[src].shape.cols) + "}";
+      }
+      return "matrix_view{buf[" + std::to_string(id) + "], " + rows_expr(n.shape.cols) + ", 1}";
+    };
+    const dims as = p.g.nodes[mm.in[0]].shape;
+    const std::string M = rows_expr(mm.shape.rows), K = rows_expr(as.cols), N = std::to_string(mm.shape.cols);
+    const std::string Ks = as.cols == batch ? "-1" : std::to_string(as.cols);
+    const std::string Cb = "buf[" + std::to_string(k.anchor) + "]";
+    out += "  // " + node_text(p, k.anchor) + "\n";
+    out += "  const matrix_view A = " + view(mm.in[0]) + ", B = " + view(mm.in[1]) + ";\n";
+    if (as.cols == batch || mm.shape.rows != batch) {
+      out += "  gemm<" + N + ", " + Ks + ">(" + M + ", " + N + ", " + K + ", A, B, " + Cb + ", " + N + ", false, gemm_workspace);\n";
+      if (k.store_end > k.store_begin) out += elementwise_rows(p, k, "0", M);
+    } else {
+      // row blocks of the batch: each block's epilogue right after its GEMM
+      out += "  for (long b = 0; b < " + M + "; b += 64) {\n";
+      out += "    const long e = std::min<long>(" + M + ", b + 64);\n";
+      out += "    gemm<" + N + ", " + Ks + ">(e - b, " + N + ", " + K + ", matrix_view{A.p + b * A.row_stride, A.row_stride, "
+             "A.col_stride}, B, " + Cb + " + b * " + N + ", " + N + ", false, gemm_workspace);\n";
+      if (k.store_end > k.store_begin) {
+        std::string rows = elementwise_rows(p, k, "b", "e");
+        // indent the epilogue one level
+        std::string indented;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+          if (i == 0 || rows[i - 1] == '\n') indented += "  ";
+          indented += rows[i];
+        }
+        out += indented;
+      }
+      out += "  }\n";
+    }
+  }
+  out += "}\n\n";
+  return out;
+}
+
+}  // namespace render_detail
+
+// The plan as C++ source defining `extern "C" void <function_name>(…)` (see the header comment).
+inline std::string render_source(const plan& p, const std::string& function_name = "kiln_step") {
+  using namespace render_detail;
+  std::string out;
+  out += "// Generated by kiln from this plan:\n";
+  std::string text = to_string(p);
+  for (std::size_t b = 0; b < text.size();) {
+    std::size_t e = text.find('\n', b);
+    if (e == std::string::npos) e = text.size();
+    out += "//   " + text.substr(b, e - b) + "\n";
+    b = e + 1;
+  }
+  out += R"(
+#include <kiln/cpu/gemm.hpp>
+#include <kiln/cpu/simd.hpp>
+#include <kiln/cpu/vmath.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+using namespace kiln::cpu;
+namespace m {
+using kiln::cpu::exp; using kiln::cpu::log; using kiln::cpu::log1p; using kiln::cpu::sqrt; using kiln::cpu::abs;
+using kiln::cpu::tanh; using kiln::cpu::erf; using kiln::cpu::sigmoid; using kiln::cpu::softplus;
+using kiln::cpu::pow; using kiln::cpu::max; using kiln::cpu::min; using kiln::cpu::gt; using kiln::cpu::ge;
+using kiln::cpu::eq; using kiln::cpu::select;
+// max/min with a constant bound (rendered as max(x, 0.0f))
+inline vfloat max(vfloat a, float b) { return kiln::cpu::max(a, splat<vfloat>(b)); }
+inline vfloat min(vfloat a, float b) { return kiln::cpu::min(a, splat<vfloat>(b)); }
+}  // namespace m
+// n lanes starting at p (n < lanes reads and writes only the first n)
+inline vfloat ld(const float* p, int n) { return n == lanes ? load(p) : load_partial(p, n); }
+inline void st(float* p, vfloat v, int n) { if (n == lanes) store(p, v); else store_partial(p, v, n); }
+[[maybe_unused]] inline vfloat column_index(long c0) {
+  vfloat v = splat<vfloat>(static_cast<float>(c0));
+  for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
+  return v;
+}
+// lanes at or past n take `fill` (so a partial vector does not disturb a reduction)
+[[maybe_unused]] inline vfloat keep_first(vfloat x, vfloat fill, int n) {
+  if (n == lanes) return x;
+  vfloat keep = splat<vfloat>(0.0f);
+  for (int l = 0; l < n; ++l) keep[l] = 1.0f;
+  return select(keep, x, fill);
+}
+
+)";
+  for (int k = 0; k < p.num_kernels; ++k) out += kernel_source(p, k);
+  out += "}  // namespace\n\n";
+  out += "extern \"C\" void " + function_name + "(float* const* buf, const float* hyper, long batch, float* gemm_workspace) {\n";
+  for (int k = 0; k < p.num_kernels; ++k) out += "  k" + std::to_string(k) + "(buf, hyper, batch, gemm_workspace);\n";
+  out += "}\n";
+  return out;
+}
+
+}  // namespace kiln::cpu
