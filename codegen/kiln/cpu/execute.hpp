@@ -344,9 +344,23 @@ struct executor {
     }
   };
 
-  template <std::size_t... K>
-  static void run_all(const context& c, std::index_sequence<K...>) { (kernel_impl<static_cast<int>(K)>::run(c), ...); }
-  static void run(const context& c) { run_all(c, std::make_index_sequence<P.num_kernels>{}); }
+  // Kernels run in order; the sequence is split into halves so that no fold expression is deeper than 64
+  // (compilers limit expression nesting; unfused plans have hundreds of kernels).
+  template <int Begin, std::size_t... K>
+  static void run_block(const context& c, std::index_sequence<K...>) {
+    (kernel_impl<Begin + static_cast<int>(K)>::run(c), ...);
+  }
+  template <int Begin, int End>
+  static void run_range(const context& c) {
+    if constexpr (End - Begin <= 64) {
+      run_block<Begin>(c, std::make_index_sequence<End - Begin>{});
+    } else {
+      constexpr int mid = Begin + (End - Begin) / 2;
+      run_range<Begin, mid>(c);
+      run_range<mid, End>(c);
+    }
+  }
+  static void run(const context& c) { run_range<0, P.num_kernels>(c); }
 
   // Workspace sizes for a batch size and thread count.
   static long reduce_ws_floats() {

@@ -16,7 +16,7 @@ namespace kiln {
 enum class kernel_kind : std::uint8_t { elementwise, reduction, contraction };
 enum class fusion : std::uint8_t { fused, unfused };
 
-inline constexpr int max_kernels = 192;
+inline constexpr int max_kernels = max_nodes;  // at most one kernel per node (the unfused plan)
 inline constexpr int max_body = 4 * max_nodes;
 
 struct kernel {
