@@ -53,11 +53,20 @@ inline void check_against_finite_differences(const kiln::graph& g, long batch, c
     const auto& grad = val[static_cast<std::size_t>(g.outputs[k].node)].v;
     for (std::size_t j = 0; j < grad.size(); ++j) {
       const double x = v[static_cast<std::size_t>(l)][j];
-      const double h = 1e-6 * std::max(1.0, std::fabs(x));
+      double h = 1e-6 * std::max(1.0, std::fabs(x));
       leaf_values plus = v, minus = v;
-      plus[static_cast<std::size_t>(l)][j] = x + h;
-      minus[static_cast<std::size_t>(l)][j] = x - h;
-      const double lp = loss_of(g, batch, plus), lm = loss_of(g, batch, minus);
+      auto eval = [&](double step, double& lp, double& lm) {
+        plus[static_cast<std::size_t>(l)][j] = x + step;
+        minus[static_cast<std::size_t>(l)][j] = x - step;
+        lp = loss_of(g, batch, plus);
+        lm = loss_of(g, batch, minus);
+      };
+      double lp = 0, lm = 0;
+      eval(h, lp, lm);
+      if ((!std::isfinite(lp) || !std::isfinite(lm)) && x != 0) {
+        h = 1e-4 * std::fabs(x);  // near a domain edge (log, sqrt at 1e-30): a step relative to x stays inside
+        eval(h, lp, lm);
+      }
       const double fd = (lp - lm) / (2 * h);
       // rounding in the loss itself limits what a finite difference can resolve
       const double fd_noise = 64 * 2.2e-16 * std::max(std::fabs(lp), std::fabs(lm)) / h;

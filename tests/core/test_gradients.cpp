@@ -211,3 +211,44 @@ TEST_CASE("second derivatives through grad(grad(f))", "[gradients]") {
     if (v > 0) CHECK(eval_at<d2_log>(v) == Approx(1 / v).epsilon(1e-12));
   }
 }
+
+namespace {
+// Each edge point on its own (the other elements sit at 0.5), skipping points outside the function's domain
+// (non-finite forward value).
+template <class M>
+void check_each(const std::vector<double>& points) {
+  for (double x : points) {
+    INFO("edge point " << x);
+    check_points<M>({x, 0.5, 0.5, 0.5});
+  }
+}
+}  // namespace
+
+TEST_CASE("every smooth primitive and activation at the edge points 0, ±1e-30, ±1, ±20, ±100, ±1e4", "[gradients]") {
+  const std::vector<double> e = {0, 1e-30, -1e-30, 1, -1, 20, -20, 100, -100, 1e4, -1e4};
+  check_each<m_exp>(e);
+  check_each<m_log>(e);
+  check_each<m_log1p>(e);
+  check_each<m_sqrt>({1e-30, 1, 20, 100, 1e4});  // sqrt′(0) is infinite: its own domain edge
+  check_each<m_neg>(e);
+  check_each<m_pow3>(e);
+  check_each<m_recip>({1e-3, -1e-3, 1, -1, 20, -20, 100, -100, 1e4, -1e4});
+  check_each<m_erf>(e);
+  check_each<m_sigmoid>(e);
+  check_each<m_tanh>(e);
+  check_each<m_gelu>(e);
+  check_each<m_gelu_tanh>(e);
+  check_each<m_swish>(e);
+  // softplus switches to x above 20 (PyTorch's threshold): a 2e-9 step there, so differences straddling 20
+  // measure the switch, not the slope; check either side of it
+  check_each<m_softplus>({0, 1e-30, -1e-30, 1, -1, 19.9, 20.1, -20, 100, -100, 1e4, -1e4});
+  check_each<m_softmax>(e);
+  check_each<m_log_softmax>(e);
+  check_each<m_identity>(e);
+  // piecewise functions: away from their kink at 0 (the kink itself is tested against PyTorch's convention)
+  const std::vector<double> off_kink = {1, -1, 20, -20, 100, -100, 1e4, -1e4};
+  check_each<m_abs>(off_kink);
+  check_each<m_relu>(off_kink);
+  check_each<m_leaky>(off_kink);
+  check_each<m_elu>(off_kink);
+}
