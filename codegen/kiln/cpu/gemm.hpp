@@ -1,0 +1,373 @@
+#pragma once
+// Single-threaded, register-blocked float GEMM:
+//     C[i, j] = (accumulate ? C[i, j] : 0) + Σ_k A(i, k)·B(k, j),   0 <= i < M, 0 <= j < N, 0 <= k < K,
+// with A and B given as strided views (so A·B, A·Bᵀ, Aᵀ·B and Aᵀ·Bᵀ are all one call) and C row-major.
+//
+// Structure (the classic Goto/BLIS decomposition, sized for small M):
+//  - B is packed once per call into column panels of nr = nrv·lanes columns, each panel k-major and
+//    contiguous (a transposed B is transposed in registers while packing); gemm_pack_b + gemm_prepacked let
+//    a caller pack B once and run many row blocks against it.
+//  - The micro-kernel keeps an mr × nrv-vector block of C in registers and walks k: per step, nrv vector
+//    loads of the B panel, mr broadcasts of A (read in place, any strides: no A packing), mr·nrv FMAs.
+//  - K is cut into blocks of at most kc_max so that the B panel slice being reused (kc × nr floats) stays in
+//    L1 while the row tiles stream past it; M is cut into blocks of mc_max rows (A block stays in L2).
+//  - N tails use a narrower kernel (fewer vectors) and masked stores; M tails clamp the rows read and skip
+//    the stores. Tiny problems skip packing altogether.
+// Nothing here allocates: the caller owns the workspace (gemm_workspace_floats) and may reuse it.
+#include <kiln/core/error.hpp>
+#include <kiln/cpu/simd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace kiln::cpu {
+
+// element (r, c) = p[r·row_stride + c·col_stride]
+struct matrix_view {
+  const float* p;
+  long row_stride;
+  long col_stride;
+};
+
+namespace gemm_detail {
+
+// Register block: mr rows × nrv vectors of accumulators, plus nrv B vectors and a broadcast.
+#if KILN_CPU_VECTOR_BITS == 512
+inline constexpr int mr = 8, nrv = 3;  // 24 + 3 + 1 of 32 zmm
+#elif KILN_CPU_VECTOR_BITS == 256
+inline constexpr int mr = 4, nrv = 3;  // 12 + 3 + 1 of 16 ymm
+#else
+inline constexpr int mr = 4, nrv = 2;  // 8 + 2 + 1 of 16 xmm, leaving room for mul + add without FMA
+#endif
+inline constexpr int nr = nrv * lanes;
+// K blocks: B panels of up to kc_max × nr floats are streamed from L2 by the micro-kernel (measured here: as
+// fast as L1-sized blocks, and fewer passes over C), so only very long K is cut.
+inline constexpr long kc_max = 1024;
+inline constexpr long mc_max = 256;
+// Up to this many multiply-adds a plain loop beats any setup (e.g. the 2×2 layers of a XOR network).
+inline constexpr long tiny_flops = 128;
+
+template <int N, class F>
+inline void unroll(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
+  (std::make_integer_sequence<int, N>{});
+}
+
+inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
+inline long round_up(long a, long b) { return ceil_div(a, b) * b; }
+
+// Packed B: column panels of nr columns (the last one rounded up to whole vectors, zero padded); panel p
+// starts at p·nr·K and stores row k of its width w at k·w.
+inline long packed_b_floats(long N, long K) { return K * round_up(N, lanes); }
+
+// ---- packing
+
+// Transpose an L×L tile held as L row vectors, in log2(L) rounds: round h swaps the off-diagonal h×h
+// blocks of every 2h×2h block (rows i and i+h exchange their element halves).
+template <int H, int... E>
+inline void transpose_round(vfloat (&v)[lanes], std::integer_sequence<int, E...>) {
+  constexpr auto lo = [](int e) { return (e % (2 * H) < H) ? e : lanes + e - H; };
+  constexpr auto hi = [](int e) { return (e % (2 * H) < H) ? e + H : lanes + e; };
+#pragma GCC unroll 16
+  for (int i = 0; i < lanes; ++i) {
+    if (i & H) continue;
+    const vfloat a = v[i], b = v[i + H];
+    v[i] = __builtin_shufflevector(a, b, lo(E)...);
+    v[i + H] = __builtin_shufflevector(a, b, hi(E)...);
+  }
+}
+inline void transpose_tile(vfloat (&v)[lanes]) {
+  constexpr auto e = std::make_integer_sequence<int, lanes>{};
+  if constexpr (lanes >= 16) transpose_round<8>(v, e);
+  if constexpr (lanes >= 8) transpose_round<4>(v, e);
+  transpose_round<2>(v, e);
+  transpose_round<1>(v, e);
+}
+
+// dst (width w = nv·lanes, k-major) <- columns [j0, j0 + width) of B, rows [0, K); zero past `width`.
+inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float* dst) {
+  const long w = nv * lanes;
+  if (B.col_stride == 1) {  // rows of B are contiguous: copy, the last vector partial
+    for (long k = 0; k < K; ++k) {
+      const float* src = B.p + k * B.row_stride + j0;
+      float* out = dst + k * w;
+      for (int v = 0; v < nv; ++v) {
+        const long left = width - v * lanes;
+        store(out + v * lanes, left >= lanes ? load(src + v * lanes) : load_partial(src + v * lanes, static_cast<int>(left)));
+      }
+    }
+  } else if (B.row_stride == 1) {  // columns of B are contiguous (B = Wᵀ): transpose lanes×lanes tiles
+    for (int v = 0; v < nv; ++v) {
+      const long cols = std::min<long>(lanes, width - v * lanes);
+      for (long k0 = 0; k0 < K; k0 += lanes) {
+        const int ks = static_cast<int>(std::min<long>(lanes, K - k0));
+        vfloat t[lanes];
+        for (int c = 0; c < lanes; ++c) {
+          const float* src = B.p + (j0 + v * lanes + c) * B.col_stride + k0;
+          t[c] = c >= cols ? vfloat{} : ks == lanes ? load(src) : load_partial(src, ks);
+        }
+        transpose_tile(t);
+        for (int r = 0; r < ks; ++r) store(dst + (k0 + r) * w + v * lanes, t[r]);
+      }
+    }
+  } else {
+    for (long k = 0; k < K; ++k)
+      for (long j = 0; j < w; ++j) dst[k * w + j] = j < width ? B.p[k * B.row_stride + (j0 + j) * B.col_stride] : 0.0f;
+  }
+}
+
+inline void pack_b(long N, long K, matrix_view B, float* packed) {
+  for (long j0 = 0, p = 0; j0 < N; j0 += nr, ++p) {
+    const long width = std::min<long>(nr, N - j0);
+    pack_panel(K, B, j0, width, static_cast<int>(ceil_div(width, lanes)), packed + p * nr * K);
+  }
+}
+
+// ---- micro-kernel
+// C[0:rows, 0:NV·lanes] (+)= A[0:rows, 0:kc]·Bp[0:kc, 0:NV·lanes], Bp rows ldb apart. Rows past `rows` are
+// computed from a repeated last row (never read out of bounds) and not stored; the last vector stores only
+// `last_lanes` lanes. load_c: add to C instead of overwriting it. B_IN_PLACE: Bp is B itself (row-major), whose
+// rows end after last_lanes in the last vector, so that vector is loaded masked.
+template <int MR, int NV, bool B_IN_PLACE>
+inline void micro_kernel(long kc, const float* a, long a_rs, long a_cs, int rows, const float* bp, long ldb, float* c,
+                         long ldc, bool load_c, int last_lanes) {
+  // Plain constant-trip loops (fully unrolled by both compilers, the arrays kept in registers); clang does not
+  // inline generic lambdas nested this deep.
+  const float* ar[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) ar[r] = a + std::min(r, rows - 1) * a_rs;
+  vfloat acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = vfloat{};
+#pragma GCC unroll 4
+  for (long k = 0; k < kc; ++k) {
+    vfloat b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const float* p = bp + k * ldb + v * lanes;
+      b[v] = (B_IN_PLACE && v + 1 == NV) ? load_partial(p, last_lanes) : load(p);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const vfloat x = splat(ar[r][k * a_cs]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = fma(x, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    if (r >= rows) break;
+    float* cr = c + r * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* p = cr + v * lanes;
+      if (v + 1 < NV || last_lanes == lanes) {
+        store(p, load_c ? acc[r][v] + load(p) : acc[r][v]);
+      } else {
+        store_partial(p, load_c ? acc[r][v] + load_partial(p, last_lanes) : acc[r][v], last_lanes);
+      }
+    }
+  }
+}
+
+// Row tiles of mr over [m0, m1); a last partial tile runs the smallest kernel of 1, 2, 4, ... rows that
+// covers it, so a few rows (a tail, or a single sample) do not pay for a full tile.
+template <int NV, bool B_IN_PLACE = false>
+inline void run_panel(long m0, long m1, long kc, matrix_view A, long k0, const float* bp, long ldb, float* C,
+                      long ldc, long j0, bool load_c, int last_lanes) {
+  for (long i = m0; i < m1; i += mr) {
+    const int rows = static_cast<int>(std::min<long>(mr, m1 - i));
+    const float* a = A.p + i * A.row_stride + k0 * A.col_stride;
+    float* c = C + i * ldc + j0;
+    const auto kernel = [&]<int MR>() {
+      micro_kernel<MR, NV, B_IN_PLACE>(kc, a, A.row_stride, A.col_stride, rows, bp, ldb, c, ldc, load_c, last_lanes);
+    };
+    if (rows == mr) kernel.template operator()<mr>();
+    else if (rows == 1) kernel.template operator()<1>();
+    else if (rows == 2) kernel.template operator()<2>();
+    else if (rows <= 4 || mr == 4) kernel.template operator()<std::min(4, mr)>();
+    else kernel.template operator()<mr>();
+  }
+}
+
+// C (+)= A·B with B already packed (pack_b layout for these N and K).
+inline void gemm_packed(long M, long N, long K, matrix_view A, const float* packed, float* C, long ldc,
+                        bool accumulate) {
+  // Equal K blocks of at most kc_max (a 784-long K becomes 4 × 196 rather than 3 × 256 + 16).
+  const long kc_step = ceil_div(K, ceil_div(K, kc_max));
+  for (long m0 = 0; m0 < M; m0 += mc_max) {
+    const long m1 = std::min(M, m0 + mc_max);
+    for (long k0 = 0; k0 < K; k0 += kc_step) {
+      const long kc = std::min(kc_step, K - k0);
+      const bool load_c = accumulate || k0 > 0;
+      for (long j0 = 0, p = 0; j0 < N; j0 += nr, ++p) {
+        const long width = std::min<long>(nr, N - j0);
+        const int nv = static_cast<int>(ceil_div(width, lanes));
+        const int last = static_cast<int>(width - (nv - 1) * lanes);
+        const long ldb = nv * lanes;
+        const float* bp = packed + p * nr * K + k0 * ldb;
+        if (nv == nrv) run_panel<nrv>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
+        else if constexpr (nrv > 2) {
+          if (nv == 2) run_panel<2>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
+          else run_panel<1>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
+        } else {
+          run_panel<1>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
+        }
+      }
+    }
+  }
+}
+
+// C (+)= A·B reading a row-major B (col_stride 1) in place: for a few rows, packing B would cost more than
+// the multiply. Same blocking as gemm_packed.
+inline void gemm_in_place(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate) {
+  const long kc_step = ceil_div(K, ceil_div(K, kc_max));
+  for (long k0 = 0; k0 < K; k0 += kc_step) {
+    const long kc = std::min(kc_step, K - k0);
+    const bool load_c = accumulate || k0 > 0;
+    for (long j0 = 0; j0 < N; j0 += nr) {
+      const long width = std::min<long>(nr, N - j0);
+      const int nv = static_cast<int>(ceil_div(width, lanes));
+      const int last = static_cast<int>(width - (nv - 1) * lanes);
+      const float* bp = B.p + k0 * B.row_stride + j0;
+      if (nv == nrv) run_panel<nrv, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
+      else if constexpr (nrv > 2) {
+        if (nv == 2) run_panel<2, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
+        else run_panel<1, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
+      } else {
+        run_panel<1, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
+      }
+    }
+  }
+}
+
+// C[i, j] (+)= dot(row i of A, column j of B) when both are contiguous along k (A.col_stride == B.row_stride
+// == 1, i.e. B = Wᵀ): for a few rows (a single sample) or one or two columns (a regression head), where
+// transposing B into panels would cost more than the multiply. Tiles of tm rows × tn columns share loads;
+// edge tiles repeat their last row / column and drop the copies.
+template <int tm, int tn>
+inline void gemm_dot(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate) {
+  for (long i0 = 0; i0 < M; i0 += tm) {
+    const int rows = static_cast<int>(std::min<long>(tm, M - i0));
+    const float* a[tm];
+    for (int r = 0; r < tm; ++r) a[r] = A.p + (i0 + std::min(r, rows - 1)) * A.row_stride;
+    for (long j0 = 0; j0 < N; j0 += tn) {
+      const int cols = static_cast<int>(std::min<long>(tn, N - j0));
+      const float* b[tn];
+      for (int c = 0; c < tn; ++c) b[c] = B.p + (j0 + std::min(c, cols - 1)) * B.col_stride;
+      vfloat acc[tm][tn] = {};
+      const auto step = [&](long k, auto&& ld) {
+        vfloat bv[tn];
+        unroll<tn>([&](auto c) { bv[c] = ld(b[c] + k); });
+        unroll<tm>([&](auto r) {
+          const vfloat x = ld(a[r] + k);
+          unroll<tn>([&](auto c) { acc[r][c] = fma(x, bv[c], acc[r][c]); });
+        });
+      };
+      long k = 0;
+      for (; k + lanes <= K; k += lanes) step(k, [](const float* p) { return load(p); });
+      if (k < K) {
+        const int n = static_cast<int>(K - k);
+        step(k, [n](const float* p) { return load_partial(p, n); });
+      }
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+          float& out = C[(i0 + r) * ldc + j0 + c];
+          out = accumulate ? out + hsum(acc[r][c]) : hsum(acc[r][c]);
+        }
+    }
+  }
+}
+
+// Plain loops for problems too small to pay for packing.
+inline void gemm_tiny(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate) {
+  for (long i = 0; i < M; ++i)
+    for (long j = 0; j < N; ++j) {
+      float s = accumulate ? C[i * ldc + j] : 0.0f;
+      for (long k = 0; k < K; ++k) s = fma(A.p[i * A.row_stride + k * A.col_stride], B.p[k * B.row_stride + j * B.col_stride], s);
+      C[i * ldc + j] = s;
+    }
+}
+
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63});
+}
+
+template <long N_static, long K_static>
+inline void check_static_sizes(long N, long K) {
+  if ((N_static >= 0 && N != N_static) || (K_static >= 0 && K != K_static))
+    throw shape_error("kiln::cpu::gemm: compiled for N = " + std::to_string(N_static) + ", K = " +
+                      std::to_string(K_static) + " (-1: any), called with N = " + std::to_string(N) +
+                      ", K = " + std::to_string(K));
+}
+
+}  // namespace gemm_detail
+
+// Floats of workspace gemm needs for these sizes (the packed B panels plus alignment slack).
+inline std::size_t gemm_workspace_floats(long M, long N, long K) {
+  (void)M;
+  return static_cast<std::size_t>(gemm_detail::packed_b_floats(std::max(N, 0L), std::max(K, 0L)) + 16);
+}
+
+// C (+)= A·B, see the top of this file. N_static / K_static >= 0 promise the sizes at compile time (checked:
+// shape_error otherwise). workspace: gemm_workspace_floats(M, N, K) floats, any alignment.
+template <long N_static = -1, long K_static = -1>
+void gemm(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate,
+          float* workspace) {
+  gemm_detail::check_static_sizes<N_static, K_static>(N, K);
+  const long n = N_static >= 0 ? N_static : N, k = K_static >= 0 ? K_static : K;
+  if (M <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + n, 0.0f);
+    return;
+  }
+  if (M * n * k <= gemm_detail::tiny_flops) {
+    gemm_detail::gemm_tiny(M, n, k, A, B, C, ldc, accumulate);
+    return;
+  }
+  if (A.col_stride == 1 && B.row_stride == 1 && k >= lanes && (M < 4 || n <= 2)) {
+    if (M < 4) gemm_detail::gemm_dot<1, 4>(M, n, k, A, B, C, ldc, accumulate);
+    else if (n == 1) gemm_detail::gemm_dot<4, 1>(M, n, k, A, B, C, ldc, accumulate);
+    else gemm_detail::gemm_dot<4, 2>(M, n, k, A, B, C, ldc, accumulate);
+    return;
+  }
+  if (M <= gemm_detail::mr && B.col_stride == 1) {  // one row tile: packing B would not be repaid
+    gemm_detail::gemm_in_place(M, n, k, A, B, C, ldc, accumulate);
+    return;
+  }
+  float* packed = gemm_detail::align64(workspace);
+  gemm_detail::pack_b(n, k, B, packed);
+  gemm_detail::gemm_packed(M, n, k, A, packed, C, ldc, accumulate);
+}
+
+// Pack B once (gemm_packed_b_floats(N, K) floats, 64-byte alignment recommended) for many gemm_prepacked
+// calls, e.g. one per row block of a batch.
+inline std::size_t gemm_packed_b_floats(long N, long K) {
+  return static_cast<std::size_t>(gemm_detail::packed_b_floats(std::max(N, 0L), std::max(K, 0L)));
+}
+inline void gemm_pack_b(long N, long K, matrix_view B, float* packed) {
+  if (N > 0 && K > 0) gemm_detail::pack_b(N, K, B, packed);
+}
+// As gemm, with B given packed by gemm_pack_b for the same N and K.
+template <long N_static = -1, long K_static = -1>
+void gemm_prepacked(long M, long N, long K, matrix_view A, const float* packed_b, float* C, long ldc,
+                    bool accumulate) {
+  gemm_detail::check_static_sizes<N_static, K_static>(N, K);
+  const long n = N_static >= 0 ? N_static : N, k = K_static >= 0 ? K_static : K;
+  if (M <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + n, 0.0f);
+    return;
+  }
+  gemm_detail::gemm_packed(M, n, k, A, packed_b, C, ldc, accumulate);
+}
+
+}  // namespace kiln::cpu

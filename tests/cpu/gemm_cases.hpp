@@ -1,0 +1,159 @@
+// Test cases for kiln/cpu/gemm.hpp, included by test_gemm*.cpp, each built for one vector width (the
+// including file may define KILN_CPU_VECTOR_BITS first). Every result is checked against a double-precision
+// triple loop, with a tolerance scaled by Σ_k |A(i,k)·B(k,j)| (the size of the rounding the float sums may
+// carry), over many shapes (tiles, tails, tiny, K and M blocking), all four transpose combinations given as
+// strides, general strides, accumulate on and off, and a C with padding columns that must stay untouched.
+#include <kiln/cpu/gemm.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace kiln::cpu {
+namespace {
+
+struct shape {
+  long M, N, K;
+};
+
+// Operand storage: A is M×K, stored row-major (a_trans = false) or as its transpose (K×M, row-major);
+// `spread` > 1 stores every element `spread` floats apart (neither stride 1) to exercise general strides.
+struct operand {
+  std::vector<float> data;
+  matrix_view view;
+};
+operand make_operand(long rows, long cols, bool transposed, long spread, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  operand o;
+  o.data.resize(static_cast<std::size_t>(rows * cols * spread));
+  for (float& x : o.data) x = dist(rng);
+  o.view = transposed ? matrix_view{o.data.data(), spread, rows * spread} : matrix_view{o.data.data(), cols * spread, spread};
+  return o;
+}
+
+float at(matrix_view v, long r, long c) { return v.p[r * v.row_stride + c * v.col_stride]; }
+
+// Runs gemm on one case and compares with the double-precision reference; returns the number of mismatches.
+long check_case(shape s, bool a_trans, bool b_trans, long spread, bool accumulate, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  const operand A = make_operand(s.M, s.K, a_trans, spread, rng);
+  const operand B = make_operand(s.K, s.N, b_trans, spread, rng);
+  const long ldc = s.N + 3;  // padding columns must stay untouched
+  constexpr float pad = -777.0f;
+  std::vector<float> C(static_cast<std::size_t>(std::max(1L, s.M * ldc)), pad), C0;
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (long i = 0; i < s.M; ++i)
+    for (long j = 0; j < s.N; ++j) C[i * ldc + j] = accumulate ? dist(rng) : std::numeric_limits<float>::quiet_NaN();
+  C0 = C;
+  // Workspace with a guard after it: gemm must stay within gemm_workspace_floats.
+  const std::size_t ws = gemm_workspace_floats(s.M, s.N, s.K);
+  std::vector<float> work(ws + 64, 0.0f);
+  for (std::size_t i = ws; i < work.size(); ++i) work[i] = pad;
+
+  gemm(s.M, s.N, s.K, A.view, B.view, C.data(), ldc, accumulate, work.data());
+
+  long bad = 0;
+  for (std::size_t i = ws; i < work.size(); ++i) bad += work[i] != pad;
+  for (long i = 0; i < s.M; ++i) {
+    for (long j = 0; j < s.N; ++j) {
+      double ref = accumulate ? C0[i * ldc + j] : 0.0, scale = accumulate ? std::fabs(C0[i * ldc + j]) : 0.0;
+      for (long k = 0; k < s.K; ++k) {
+        const double t = static_cast<double>(at(A.view, i, k)) * at(B.view, k, j);
+        ref += t;
+        scale += std::fabs(t);
+      }
+      const double got = C[i * ldc + j];
+      if (!(std::fabs(got - ref) <= 1e-5 * scale + 1e-30)) {
+        if (bad < 3) UNSCOPED_INFO("C[" << i << "," << j << "] = " << got << ", want " << ref << " (scale " << scale << ")");
+        ++bad;
+      }
+    }
+    for (long j = s.N; j < ldc; ++j) bad += C[i * ldc + j] != pad;
+  }
+  return bad;
+}
+
+const std::vector<shape>& test_shapes() {
+  static const std::vector<shape> shapes = {
+      {1, 1, 1},     {7, 10, 3},   {3, 2, 2},    {4, 1, 2},    {256, 128, 784}, {13, 17, 19},  {33, 47, 65},
+      {8, 48, 16},   {9, 49, 17},  {16, 96, 32}, {5, 1, 300},  {300, 1, 5},     {100, 2, 64},  {1, 128, 784},
+      {2, 784, 33},  {17, 10, 64}, {64, 33, 1100}, {600, 20, 8}, {31, 31, 31},   {2, 3, 40},    {40, 3, 2},
+      {128, 64, 256}, {6, 130, 9},
+  };
+  return shapes;
+}
+
+TEST_CASE("gemm matches a double-precision reference: shapes × transposes × accumulate") {
+  std::uint32_t seed = 1;
+  for (const shape& s : test_shapes())
+    for (int trans = 0; trans < 4; ++trans)
+      for (bool accumulate : {false, true}) {
+        const bool a_trans = trans & 1, b_trans = trans & 2;
+        INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " A" << (a_trans ? "ᵀ" : "") << " B" << (b_trans ? "ᵀ" : "")
+                  << " accumulate=" << accumulate << " seed=" << seed);
+        CHECK(check_case(s, a_trans, b_trans, 1, accumulate, seed++) == 0);
+      }
+}
+
+TEST_CASE("gemm with general strides (neither stride 1)") {
+  std::uint32_t seed = 1000;
+  for (const shape& s : {shape{9, 21, 14}, shape{40, 50, 60}, shape{3, 2, 2}, shape{1, 5, 33}})
+    for (int trans = 0; trans < 4; ++trans) {
+      INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " transposes=" << trans << " seed=" << seed);
+      CHECK(check_case(s, trans & 1, trans & 2, 3, trans == 1, seed++) == 0);
+    }
+}
+
+TEST_CASE("gemm with K = 0 writes zeros or leaves C alone; empty M or N touch nothing") {
+  float C[6] = {1, 2, 3, 4, 5, 6};
+  float ws[64];
+  const float a = 0.0f;
+  gemm(2, 3, 0, matrix_view{&a, 0, 1}, matrix_view{&a, 3, 1}, C, 3, true, ws);
+  CHECK(C[5] == 6.0f);
+  gemm(2, 3, 0, matrix_view{&a, 0, 1}, matrix_view{&a, 3, 1}, C, 3, false, ws);
+  for (float c : C) CHECK(c == 0.0f);
+  C[0] = 9.0f;
+  gemm(0, 3, 5, matrix_view{&a, 0, 1}, matrix_view{&a, 3, 1}, C, 3, false, ws);
+  gemm(2, 0, 5, matrix_view{&a, 0, 1}, matrix_view{&a, 3, 1}, C, 3, false, ws);
+  CHECK(C[0] == 9.0f);
+}
+
+TEST_CASE("compile-time sizes give the same result and are checked") {
+  std::mt19937 rng(7);
+  const long M = 37, N = 64, K = 100;
+  const operand A = make_operand(M, K, false, 1, rng), B = make_operand(K, N, true, 1, rng);
+  std::vector<float> C1(M * N), C2(M * N), work(gemm_workspace_floats(M, N, K));
+  gemm(M, N, K, A.view, B.view, C1.data(), N, false, work.data());
+  gemm<64, 100>(M, N, K, A.view, B.view, C2.data(), N, false, work.data());
+  CHECK(C1 == C2);
+  gemm<64, -1>(M, N, K, A.view, B.view, C2.data(), N, false, work.data());
+  CHECK(C1 == C2);
+  CHECK_THROWS_AS((gemm<65, -1>(M, N, K, A.view, B.view, C2.data(), N, false, work.data())), shape_error);
+  CHECK_THROWS_WITH((gemm<64, 99>(M, N, K, A.view, B.view, C2.data(), N, false, work.data())),
+                    Catch::Contains("K = 99") && Catch::Contains("K = 100"));
+}
+
+TEST_CASE("B packed once serves many row blocks") {
+  std::mt19937 rng(11);
+  for (bool b_trans : {false, true}) {
+    const long M = 200, N = 130, K = 77, block = 64;
+    const operand A = make_operand(M, K, false, 1, rng), B = make_operand(K, N, b_trans, 1, rng);
+    std::vector<float> whole(M * N), blocks(M * N), work(gemm_workspace_floats(M, N, K));
+    std::vector<float> packed(gemm_packed_b_floats(N, K));
+    gemm(M, N, K, A.view, B.view, whole.data(), N, false, work.data());
+    gemm_pack_b(N, K, B.view, packed.data());
+    for (long r = 0; r < M; r += block) {
+      const matrix_view a{A.view.p + r * A.view.row_stride, A.view.row_stride, A.view.col_stride};
+      gemm_prepacked<130, 77>(std::min(block, M - r), N, K, a, packed.data(), blocks.data() + r * N, N, false);
+    }
+    INFO("B transposed: " << b_trans);
+    CHECK(whole == blocks);  // same kernels, same summation order
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cpu
