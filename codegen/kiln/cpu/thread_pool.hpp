@@ -1,0 +1,211 @@
+#pragma once
+// A persistent thread pool for the CPU backend. parallel_for(n, f) runs f(task, thread) for task in [0, n)
+// on the pool's threads (the caller is thread 0 and takes tasks too) and returns when all are done.
+//
+// Per call it allocates nothing and hops no threads when n == 1: f is passed by address through a plain
+// function-pointer trampoline, tasks are claimed from one atomic word, and workers spin for a few tens of
+// microseconds after each job (so that a training step's many back-to-back kernels reach them awake) before
+// they sleep (std::atomic wait/notify on a 32-bit word: libstdc++ 12 can lose wake-ups on 64-bit ones).
+//
+// The job word packs (job id : 32 | task count : 16 | next task : 16). A worker claims a task by
+// compare-exchange on the whole word, so a late worker can never claim a task of a job other than the one it
+// read, and the job's function is read only after a successful claim, while the caller is still waiting for
+// that task; the caller therefore never waits for stragglers, only for its tasks. An exception thrown by a
+// task is rethrown by parallel_for in the caller after all tasks have finished.
+#include <kiln/core/error.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace kiln::cpu {
+
+class thread_pool {
+ public:
+  // threads >= 1 counts the caller: threads - 1 workers are started.
+  explicit thread_pool(int threads) : threads_(threads) {
+    if (threads < 1 || threads > max_threads)
+      throw error("kiln::cpu::thread_pool: thread count must be in [1, " + std::to_string(max_threads) + "], got " +
+                  std::to_string(threads));
+    workers_.reserve(static_cast<std::size_t>(threads - 1));
+    for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  }
+  ~thread_pool() {
+    stop_.store(true, std::memory_order_seq_cst);
+    state_.fetch_add(job_id_one, std::memory_order_seq_cst);  // a new id wakes everyone; task count 0
+    wake_.fetch_add(1, std::memory_order_seq_cst);
+    wake_.notify_all();
+    for (std::thread& w : workers_) w.join();
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  int num_threads() const { return threads_; }
+
+  // Calls f(task, thread) for every task in [0, n_tasks), thread in [0, num_threads()), and returns when all
+  // calls have returned. Called from inside a task, the tasks run inline on the calling thread.
+  template <class F>
+  void parallel_for(int n_tasks, F&& f) {
+    if (n_tasks <= 0) return;
+    if (n_tasks == 1 || threads_ == 1 || current_thread() >= 0) {
+      const int thread = std::max(0, current_thread());
+      for (int t = 0; t < n_tasks; ++t) f(t, thread);
+      return;
+    }
+    using fn_type = std::remove_reference_t<F>;
+    std::lock_guard<std::mutex> one_job_at_a_time(call_mutex_);
+    for (int first = 0; first < n_tasks; first += max_tasks_per_job) {
+      const int count = std::min(max_tasks_per_job, n_tasks - first);
+      run_job(count, first, &invoke<fn_type>, const_cast<void*>(static_cast<const void*>(&f)));
+    }
+  }
+
+ private:
+  static constexpr int max_threads = 4096;
+  static constexpr int max_tasks_per_job = 0xFFFF;
+  static constexpr std::uint64_t job_id_one = std::uint64_t{1} << 32;
+  using trampoline = void (*)(void* fn, int task, int thread);
+
+  template <class F>
+  static void invoke(void* fn, int task, int thread) {
+    (*static_cast<F*>(fn))(task, thread);
+  }
+
+  static std::uint64_t task_count(std::uint64_t s) { return (s >> 16) & 0xFFFF; }
+  static std::uint64_t next_task(std::uint64_t s) { return s & 0xFFFF; }
+
+  // Index of the calling thread in the pool running a task, -1 outside any task.
+  static int& current_thread() {
+    thread_local int index = -1;
+    return index;
+  }
+
+  static void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+
+  // Spins until pred() or ~30 µs have passed; returns pred().
+  template <class Pred>
+  static bool spin_until(Pred pred) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + std::chrono::microseconds(30);
+    for (int i = 0;; ++i) {
+      if (pred()) return true;
+      relax();
+      if ((i & 31) == 31 && clock::now() > deadline) return pred();
+    }
+  }
+
+  // Claims and runs tasks of the current job until none are left; returns the job word that said so.
+  std::uint64_t work(int thread) {
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    while (next_task(s) < task_count(s)) {
+      if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      const int task = static_cast<int>(next_task(s));
+      current_thread() = thread;
+      try {
+        call_(fn_, first_task_ + task, thread);
+      } catch (...) {
+        if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = std::current_exception();
+      }
+      current_thread() = -1;
+      // Last access to this job's fields: once done_ reaches the count the caller may start another job.
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int>(task_count(s))) done_.notify_one();
+      s = state_.load(std::memory_order_acquire);
+    }
+    return s;
+  }
+
+  void run_job(int count, int first, trampoline call, void* fn) {
+    call_ = call;
+    fn_ = fn;
+    first_task_ = first;
+    done_.store(0, std::memory_order_relaxed);
+    failed_.store(false, std::memory_order_relaxed);
+    error_ = nullptr;
+    const std::uint64_t id = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    state_.store((id << 32) | (static_cast<std::uint64_t>(count) << 16), std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.notify_all();
+    }
+    work(0);
+    const auto all_done = [&] { return done_.load(std::memory_order_acquire) == count; };
+    if (!spin_until(all_done))
+      for (int d = done_.load(std::memory_order_acquire); d != count; d = done_.load(std::memory_order_acquire))
+        done_.wait(d, std::memory_order_acquire);
+    if (failed_.load(std::memory_order_acquire)) std::rethrow_exception(error_);
+  }
+
+  // Waits for the job word to change from the last one handled (a new job, or stop), then works on it.
+  // `seen` starts at the pool's initial word: a job (or stop) published before this thread got going counts.
+  void worker_loop(int thread) {
+    std::uint64_t seen = 0;
+    const auto changed = [&] {
+      return state_.load(std::memory_order_seq_cst) != seen || stop_.load(std::memory_order_seq_cst);
+    };
+    for (;;) {
+      if (!spin_until(changed)) {
+        // seq_cst: either run_job sees this sleeper and bumps wake_, or this thread sees run_job's new word.
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        for (std::uint32_t w = wake_.load(std::memory_order_seq_cst); !changed(); w = wake_.load(std::memory_order_seq_cst))
+          wake_.wait(w, std::memory_order_seq_cst);
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      if (stop_.load(std::memory_order_acquire)) return;
+      seen = work(thread);
+    }
+  }
+
+  const int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;
+  alignas(64) std::atomic<std::uint64_t> state_{0};
+  alignas(64) std::atomic<int> done_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<std::uint32_t> wake_{0};  // sleeping workers wait on this (a futex-sized word) for a new job
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};
+  // The job: written by the caller before state_ publishes it, read by workers after they claim a task.
+  trampoline call_ = nullptr;
+  void* fn_ = nullptr;
+  int first_task_ = 0;
+  std::exception_ptr error_;
+};
+
+namespace thread_pool_detail {
+// KILN_NUM_THREADS if set (a positive integer), else the hardware's thread count.
+inline int configured_threads() {
+  if (const char* env = std::getenv("KILN_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || n < 1 || n > 4096)
+      throw error(std::string("KILN_NUM_THREADS must be a whole number in [1, 4096], found '") + env + "'");
+    return static_cast<int>(n);
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+}  // namespace thread_pool_detail
+
+// The process-wide pool, created on first use.
+inline thread_pool& default_pool() {
+  static thread_pool pool(thread_pool_detail::configured_threads());
+  return pool;
+}
+
+}  // namespace kiln::cpu
