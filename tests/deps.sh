@@ -45,3 +45,9 @@ kiln_install_missing() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends "${missing[@]}" </dev/null
 }
+
+# Optional packages that some tests use when present and skip (with the reason) when absent: PyTorch for the
+# checkpoint interoperability test (tests/train/test_checkpoint_torch.cpp; about 1.5 min to install), Graphviz
+# for rendering a plan's DOT graph and librsvg's rsvg-convert for rendering the SVG plots.
+#   kiln_install_missing "${kiln_test_extras[@]}"
+kiln_test_extras=(python3-torch graphviz librsvg2-bin)

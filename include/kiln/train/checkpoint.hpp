@@ -1,0 +1,190 @@
+#pragma once
+// Checkpoints: a step's parameters and optimizer state in a safetensors file, with PyTorch's names and
+// shapes (fc1.weight [128, 784], fc1.bias [128], fc1.weight.exp_avg [128, 784], prelu1.weight [1]), dtype F32,
+// and the step count in __metadata__ ("kiln.step_count"). Written atomically (temp file + fsync + rename).
+//
+// Loading checks the whole file against the step before changing anything: every parameter present with the
+// step's shape and dtype F32; optimizer state all present or all absent (absent: a weights-only file such as
+// a PyTorch state_dict; the state is then reset to zeros and the step count to 0); no tensor the step does
+// not have. Every mismatch is a kiln::format_error naming the file, the tensor and both shapes or dtypes.
+//
+// `snapshot` holds the same values in memory (the trainer's last good state).
+#include <kiln/core/error.hpp>
+#include <kiln/io/safetensors.hpp>
+#include <kiln/ir/graph.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln::train {
+
+inline constexpr const char* step_count_key = "kiln.step_count";
+
+inline bool is_stored(const leaf_info& l) { return l.kind == leaf_kind::param || l.kind == leaf_kind::state; }
+
+// PyTorch's shape of a leaf from its declared rank: 2 → [rows, cols], 1 → [cols], 0 → [] (a scalar).
+inline std::vector<std::int64_t> torch_shape(const leaf_info& l) {
+  if (l.rank == 0) return {};
+  if (l.rank == 1) return {l.shape.cols};
+  return {l.shape.rows, l.shape.cols};
+}
+
+// The tensors a checkpoint of `step` holds, by name.
+template <class Step>
+std::map<std::string, io::tensor> checkpoint_tensors(const Step& step) {
+  const graph& g = Step::step_graph();
+  std::map<std::string, io::tensor> out;
+  for (int l = 0; l < g.num_leaves; ++l)
+    if (is_stored(g.leaves[l])) {
+      const std::string name(g.leaves[l].name.view());
+      out.emplace(name, io::make_f32(torch_shape(g.leaves[l]), step.param(name)));
+    }
+  return out;
+}
+
+template <class Step>
+void save_checkpoint(const Step& step, const std::string& path, std::map<std::string, std::string> metadata = {}) {
+  metadata[step_count_key] = std::to_string(step.step_count());
+  io::write_safetensors(path, checkpoint_tensors(step), metadata);
+}
+
+struct load_result {
+  bool optimizer_state = false;  // the file held the optimizer state (else it was reset to zeros)
+  long step_count = 0;
+};
+
+namespace checkpoint_detail {
+
+inline std::string names_of(const graph& g, leaf_kind kind) {
+  std::string s;
+  for (int l = 0; l < g.num_leaves; ++l)
+    if (g.leaves[l].kind == kind) s += (s.empty() ? "" : ", ") + std::string(g.leaves[l].name.view());
+  return s.empty() ? "none" : s;
+}
+
+inline long parse_step_count(const std::map<std::string, std::string>& meta, const std::string& where) {
+  const auto it = meta.find(step_count_key);
+  if (it == meta.end()) return 0;
+  long t = -1;
+  const std::string& s = it->second;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), t);
+  if (ec != std::errc{} || end != s.data() + s.size() || t < 0)
+    throw format_error(where + ": __metadata__ " + step_count_key + " is '" + s + "', expected a non-negative integer");
+  return t;
+}
+
+}  // namespace checkpoint_detail
+
+// Loads parsed safetensors content into the step; `name` (the file) is used in messages.
+template <class Step>
+load_result load_checkpoint_content(Step& step, const io::safetensors_content& content, const std::string& name) {
+  using io::safetensors_detail::shape_text;
+  const graph& g = Step::step_graph();
+  const std::string where = "checkpoint '" + name + "'";
+  for (const auto& [tname, t] : content.tensors) {
+    bool known = false;
+    for (int l = 0; l < g.num_leaves; ++l) known = known || (is_stored(g.leaves[l]) && g.leaves[l].name.view() == tname);
+    if (!known)
+      throw format_error(where + ": tensor '" + tname + "' is not a parameter or optimizer state of this step (parameters: " +
+                         checkpoint_detail::names_of(g, leaf_kind::param) + ")");
+  }
+  int state_present = 0, state_total = 0;
+  std::string first_missing_state;
+  for (int l = 0; l < g.num_leaves; ++l) {
+    const leaf_info& info = g.leaves[l];
+    if (!is_stored(info)) continue;
+    const std::string lname(info.name.view());
+    const auto expected = torch_shape(info);
+    const auto it = content.tensors.find(lname);
+    if (info.kind == leaf_kind::state) {
+      ++state_total;
+      if (it == content.tensors.end()) {
+        if (first_missing_state.empty()) first_missing_state = lname;
+        continue;
+      }
+      ++state_present;
+    } else if (it == content.tensors.end()) {
+      throw format_error(where + ": parameter '" + lname + "' " + shape_text(expected) + " is missing");
+    }
+    const io::tensor& t = it->second;
+    if (t.dtype != "F32")
+      throw format_error(where + ": tensor '" + lname + "' has dtype " + t.dtype + ", the step expects F32");
+    if (t.shape != expected)
+      throw format_error(where + ": tensor '" + lname + "' has shape " + shape_text(t.shape) + ", the step expects " +
+                         shape_text(expected));
+  }
+  if (state_present != 0 && state_present != state_total)
+    throw format_error(where + ": holds " + std::to_string(state_present) + " of the optimizer's " +
+                       std::to_string(state_total) + " state tensors; '" + first_missing_state +
+                       "' is missing (a checkpoint holds all of the optimizer state or none)");
+  const long t = state_present ? checkpoint_detail::parse_step_count(content.metadata, where) : 0;
+
+  // everything checked: now copy
+  for (int l = 0; l < g.num_leaves; ++l) {
+    const leaf_info& info = g.leaves[l];
+    if (!is_stored(info)) continue;
+    const std::string lname(info.name.view());
+    auto dst = step.param(lname);
+    const auto it = content.tensors.find(lname);
+    if (it == content.tensors.end()) {
+      std::fill(dst.begin(), dst.end(), 0.0f);
+      continue;
+    }
+    const std::vector<float> v = io::values_f32(it->second, where + ": tensor '" + lname + "'");
+    std::copy(v.begin(), v.end(), dst.begin());
+  }
+  step.set_step_count(t);
+  return {state_present != 0, t};
+}
+
+template <class Step>
+load_result load_checkpoint(Step& step, const std::string& path) {
+  return load_checkpoint_content(step, io::read_safetensors_content(path), path);
+}
+
+// Parameters, optimizer state and step count held in memory, copied by name (so a snapshot of a fused step
+// restores into the unfused step of the same model).
+struct snapshot {
+  std::map<std::string, std::vector<float>> values;
+  long step_count = 0;
+
+  template <class Step>
+  static snapshot capture(const Step& step) {
+    const graph& g = Step::step_graph();
+    snapshot s;
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (is_stored(g.leaves[l])) {
+        const std::string name(g.leaves[l].name.view());
+        const auto p = step.param(name);
+        s.values[name].assign(p.begin(), p.end());
+      }
+    s.step_count = step.step_count();
+    return s;
+  }
+  // Copies the values into an existing snapshot of the same step without allocating.
+  template <class Step>
+  void update_from(const Step& step) {
+    for (auto& [name, v] : values) {
+      const auto p = step.param(name);
+      std::copy(p.begin(), p.end(), v.begin());
+    }
+    step_count = step.step_count();
+  }
+  template <class Step>
+  void restore(Step& step) const {
+    for (const auto& [name, v] : values) {
+      auto p = step.param(name);
+      if (p.size() != v.size())
+        throw shape_error("snapshot: '" + name + "' holds " + std::to_string(v.size()) + " values, the step has " +
+                          std::to_string(p.size()));
+      std::copy(v.begin(), v.end(), p.begin());
+    }
+    step.set_step_count(step_count);
+  }
+  bool empty() const { return values.empty(); }
+};
+
+}  // namespace kiln::train

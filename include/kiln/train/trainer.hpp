@@ -1,0 +1,425 @@
+#pragma once
+// kiln::train::trainer: the training loop around a compiled CPU step.
+//
+// Terms (as in the course notes): an *epoch* is one pass over the training set; an *iteration* is one step
+// (forward, backward, update) on one batch; an epoch has ceil(N / B) iterations, the last batch holding the
+// N mod B remaining samples when B does not divide N.
+//
+// Each epoch the training rows are shuffled with a seeded generator (same seed ⇒ same batches ⇒ bit-identical
+// weights), trained on batch by batch, and then evaluated: training loss = the sample-weighted mean of the
+// batch losses (each batch loss is a mean over its samples), validation loss and accuracy by forward
+// evaluation (kiln::cpu::function) of the loss and of an optional prediction model. Progress is a bar on a
+// terminal and one line per epoch elsewhere. Optional: early stopping on the validation loss (patience), a CSV
+// log, an SVG plot of the curves, and a checkpoint after every good epoch.
+//
+// NaN guard: when a batch's loss is not finite, training stops with kiln::train::nonfinite_loss (epoch, step,
+// the last good checkpoint, which is also restored into the step). With options.debug_nonfinite the failing
+// step is re-run unfused from the parameters it started with, and the message names the first node that
+// produced a non-finite value from finite inputs (see nan_guard.hpp).
+//
+//   struct loss  { constexpr auto operator()() const { return kiln::cross_entropy(net(x), y); } };
+//   struct logits { constexpr auto operator()() const { return net(x); } };
+//   kiln::train::trainer<loss, kiln::adam, logits> t(kiln::adam{.lr = 1e-3}, {.epochs = 10, .batch_size = 64});
+//   t.fit(train, validation);
+#include <kiln/cpu/train_step.hpp>
+#include <kiln/data/dataset.hpp>
+#include <kiln/io/atomic_file.hpp>
+#include <kiln/plot/training_curves.hpp>
+#include <kiln/train/checkpoint.hpp>
+#include <kiln/train/nan_guard.hpp>
+#include <kiln/train/progress.hpp>
+#include <kiln/train/table.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace kiln::train {
+
+struct options {
+  int epochs = 10;
+  long batch_size = 32;
+  std::uint64_t seed = 0;        // parameter initialization and shuffling
+  bool shuffle = true;
+  int patience = 0;              // early stopping after this many epochs without improvement; 0 = off
+  double min_delta = 0;          // an improvement lowers the validation loss by more than this
+  bool restore_best = true;      // on early stopping, return to the best epoch's parameters
+  bool keep_best = false;        // at the end, keep the epoch with the lowest validation loss (model selection)
+  std::string out_dir;           // if set: log.csv, curves.svg and the checkpoint are written there
+  std::string checkpoint_name = "model.safetensors";
+  std::string title;             // the plot's title
+  progress_style progress = progress_style::automatic;
+  std::FILE* out = stdout;
+  bool debug_nonfinite = false;  // re-run a failing step unfused to find the first non-finite node
+  long eval_batch = 1000;        // batch size of the forward evaluations
+};
+
+struct epoch_record {
+  int epoch = 0;
+  double train_loss = 0, val_loss = NAN, val_accuracy = NAN, seconds = 0;
+  long iterations = 0;
+};
+
+enum class stop_reason { completed, early_stopping };
+
+struct fit_result {
+  stop_reason reason = stop_reason::completed;
+  int epochs_run = 0;
+  int best_epoch = 0;  // the epoch with the lowest validation loss (0 when there is no validation set)
+  double best_val_loss = NAN;
+};
+
+struct evaluation {
+  double loss = NAN, accuracy = NAN;
+  long samples = 0;
+};
+
+// Training stopped because a batch's loss was not finite.
+struct nonfinite_loss : error {
+  int epoch = 0;
+  long step = 0;        // 1-based iteration within the epoch
+  long iteration = 0;   // 1-based iteration of the run
+  float loss = 0;
+  std::string checkpoint;  // where the last good parameters are ("" when kept in memory only)
+  nonfinite_origin origin;  // found only with options.debug_nonfinite
+  nonfinite_loss(const std::string& what) : error(what) {}
+};
+
+// The absence of a prediction model (no accuracy is measured).
+struct no_prediction {};
+
+// The log as CSV: epoch,train_loss,val_loss,val_accuracy,seconds (an empty cell where not measured).
+inline std::string log_csv(const std::vector<epoch_record>& history) {
+  std::string s = "epoch,train_loss,val_loss,val_accuracy,seconds\n";
+  auto cell = [](double v) {
+    if (!std::isfinite(v)) return std::string();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return std::string(buf);
+  };
+  for (const epoch_record& r : history)
+    s += std::to_string(r.epoch) + "," + cell(r.train_loss) + "," + cell(r.val_loss) + "," + cell(r.val_accuracy) +
+         "," + cell(r.seconds) + "\n";
+  return s;
+}
+
+inline plot::training_curves curves_of(const std::vector<epoch_record>& history) {
+  plot::training_curves c;
+  for (const epoch_record& r : history) {
+    c.epoch.push_back(r.epoch);
+    c.train_loss.push_back(r.train_loss);
+    c.val_loss.push_back(r.val_loss);
+    c.val_accuracy.push_back(r.val_accuracy);
+  }
+  return c;
+}
+
+namespace trainer_detail {
+
+// Calls f(std::initializer_list<feed>) with one feed per column of the table, from the batch buffer.
+template <class F>
+decltype(auto) with_feeds(const table& t, const batch_buffer& b, F&& f) {
+  const auto& cols = t.columns();
+  auto fd = [&](std::size_t k) {
+    return cols[k].holds_labels ? feed(cols[k].name, b.labels(k)) : feed(cols[k].name, b.values(k));
+  };
+  switch (cols.size()) {
+    case 1: return f({fd(0)});
+    case 2: return f({fd(0), fd(1)});
+    case 3: return f({fd(0), fd(1), fd(2)});
+    case 4: return f({fd(0), fd(1), fd(2), fd(3)});
+    default: throw error("trainer: a table may have 1 to 4 columns, this one has " + std::to_string(cols.size()));
+  }
+}
+
+inline bool all_finite(std::span<const float> v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+inline std::string metric(const char* name, double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "  %s %.4f", name, v);
+  return buf;
+}
+
+// Input leaves (inputs and labels) of a graph, by name.
+inline bool reads_input(const graph& g, std::string_view name) {
+  for (int l = 0; l < g.num_leaves; ++l)
+    if ((g.leaves[l].kind == leaf_kind::input || g.leaves[l].kind == leaf_kind::labels) && g.leaves[l].name.view() == name)
+      return true;
+  return false;
+}
+
+}  // namespace trainer_detail
+
+template <class Model, class Optimizer, class Predict = no_prediction>
+class trainer {
+  static constexpr bool has_prediction = !std::is_same_v<Predict, no_prediction>;
+  struct unused {
+    template <class S> explicit unused(S&) {}
+  };
+  using predict_function = std::conditional_t<has_prediction, cpu::function<Predict>, unused>;
+
+ public:
+  using step_type = cpu::train_step<Model, Optimizer>;
+  using unfused_step_type = cpu::train_step<Model, Optimizer, fusion::unfused>;
+
+  explicit trainer(Optimizer opt = {}, options o = {})
+      : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_), shuffle_rng_(shuffle_seed()) {}
+
+  step_type& step() { return step_; }
+  const options& settings() const { return options_; }
+  const std::vector<epoch_record>& history() const { return history_; }
+
+  // Trains for options.epochs epochs (fewer with early stopping). Throws nonfinite_loss if the loss stops
+  // being finite.
+  fit_result fit(const table& train, const table& validation = {}) {
+    if (train.rows() == 0) throw error("trainer: the training set is empty");
+    if (options_.batch_size < 1) throw error("trainer: batch size must be at least 1, got " + std::to_string(options_.batch_size));
+    if (!options_.out_dir.empty()) io::make_dirs(options_.out_dir);
+    progress bar(options_.progress, options_.out);
+    fit_result result;
+    last_good_ = snapshot::capture(step_);
+    if (options_.debug_nonfinite) before_step_ = last_good_;  // sized once; refreshed before every step
+    last_good_epoch_ = history_.empty() ? 0 : history_.back().epoch;
+    save_checkpoint_file();
+    snapshot best = last_good_;
+    int epochs_without_improvement = 0;
+
+    std::vector<std::size_t> order(train.rows());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    batch_buffer buffer(train);
+    const data::batches batches(order, static_cast<std::size_t>(options_.batch_size));
+    const int first_epoch = last_good_epoch_ + 1;
+    for (int epoch = first_epoch; epoch < first_epoch + options_.epochs; ++epoch) {
+      const auto start = std::chrono::steady_clock::now();
+      if (options_.shuffle) data::shuffle(std::span<std::size_t>(order), shuffle_rng_);
+      bar.begin_epoch(epoch, first_epoch + options_.epochs - 1, static_cast<long>(batches.size()));
+      double loss_sum = 0;
+      for (std::size_t k = 0; k < batches.size(); ++k) {
+        buffer.gather(batches[k]);
+        if (options_.debug_nonfinite) before_step_.update_from(step_);
+        const float loss = trainer_detail::with_feeds(train, buffer, [&](std::initializer_list<feed> feeds) {
+          return step_.run(buffer.size(), feeds);
+        });
+        ++iteration_;
+        if (!std::isfinite(loss)) stop_nonfinite(bar, train, buffer, epoch, static_cast<long>(k) + 1, loss);
+        loss_sum += static_cast<double>(loss) * static_cast<double>(buffer.size());
+        bar.update(static_cast<long>(k) + 1, loss_sum / static_cast<double>((k * batches[0].size()) + batches[k].size()));
+      }
+      epoch_record r;
+      r.epoch = epoch;
+      r.iterations = static_cast<long>(batches.size());
+      r.train_loss = loss_sum / static_cast<double>(train.rows());
+      if (validation.rows() > 0) {
+        const evaluation e = evaluate(validation);
+        r.val_loss = e.loss;
+        r.val_accuracy = e.accuracy;
+      }
+      check_parameters_finite(bar, epoch);
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      history_.push_back(r);
+      result.epochs_run = epoch - first_epoch + 1;
+      bar.end_epoch(epoch_line(r, first_epoch + options_.epochs - 1));
+      last_good_.update_from(step_);
+      last_good_epoch_ = epoch;
+      save_checkpoint_file();
+      write_outputs();
+
+      if (std::isfinite(r.val_loss)) {
+        if (!std::isfinite(result.best_val_loss) || r.val_loss < result.best_val_loss - options_.min_delta) {
+          result.best_val_loss = r.val_loss;
+          result.best_epoch = epoch;
+          epochs_without_improvement = 0;
+          if ((options_.patience > 0 && options_.restore_best) || options_.keep_best) best.update_from(step_);
+        } else if (options_.patience > 0 && ++epochs_without_improvement >= options_.patience) {
+          result.reason = stop_reason::early_stopping;
+          std::string line = "early stopping: no validation-loss improvement for " + std::to_string(options_.patience) +
+                             " epochs (best " + std::to_string(result.best_val_loss) + " at epoch " +
+                             std::to_string(result.best_epoch) + ")";
+          if (options_.restore_best) {
+            best.restore(step_);
+            last_good_.update_from(step_);
+            save_checkpoint_file();
+            line += "; parameters restored to epoch " + std::to_string(result.best_epoch);
+          }
+          bar.message(line);
+          break;
+        }
+      }
+    }
+    if (options_.keep_best && result.reason == stop_reason::completed && result.best_epoch > 0 &&
+        result.best_epoch != last_good_epoch_) {
+      best.restore(step_);
+      last_good_.update_from(step_);
+      last_good_epoch_ = result.best_epoch;
+      save_checkpoint_file();
+      char line[160];
+      std::snprintf(line, sizeof line, "kept the parameters of epoch %d (lowest validation loss, %.4f)", result.best_epoch,
+                    result.best_val_loss);
+      bar.message(line);
+    }
+    return result;
+  }
+
+  // Mean loss (and accuracy, with a prediction model) over a table, by forward evaluation in chunks.
+  evaluation evaluate(const table& data) {
+    evaluation e;
+    e.samples = static_cast<long>(data.rows());
+    if (data.rows() == 0) return e;
+    batch_buffer buffer(data);
+    double loss_sum = 0;
+    long correct = 0;
+    std::vector<float> out;
+    const std::size_t chunk = static_cast<std::size_t>(std::max(1L, options_.eval_batch));
+    for (std::size_t first = 0; first < data.rows(); first += chunk) {
+      const std::size_t n = std::min(chunk, data.rows() - first);
+      buffer.view(first, n);
+      float l = 0;
+      trainer_detail::with_feeds(data, buffer, [&](std::initializer_list<feed> feeds) {
+        loss_.run(static_cast<long>(n), feeds, std::span<float>(&l, 1));
+        if constexpr (has_prediction) {
+          out.resize(n * static_cast<std::size_t>(predict_function::out_shape.cols));
+          predict_.run(static_cast<long>(n), feeds, out);
+        }
+        return 0;
+      });
+      loss_sum += static_cast<double>(l) * static_cast<double>(n);
+      if constexpr (has_prediction) correct += count_correct(data, first, n, out);
+    }
+    e.loss = loss_sum / static_cast<double>(data.rows());
+    if constexpr (has_prediction) e.accuracy = static_cast<double>(correct) / static_cast<double>(data.rows());
+    return e;
+  }
+
+  // Writes log.csv and curves.svg into options.out_dir (done after every epoch by fit).
+  void write_outputs() const {
+    if (options_.out_dir.empty()) return;
+    io::write_file_atomic(options_.out_dir + "/log.csv", log_csv(history_));
+    plot::render_training_curves(curves_of(history_), options_.title).save(options_.out_dir + "/curves.svg");
+  }
+  std::string checkpoint_path() const {
+    return options_.out_dir.empty() ? std::string() : options_.out_dir + "/" + options_.checkpoint_name;
+  }
+
+ private:
+  std::uint64_t shuffle_seed() const { return options_.seed ^ 0x9e3779b97f4a7c15ull; }  // a stream apart from init
+
+  // Correct predictions among rows [first, first + n): argmax against a class label (or a one-hot / soft target
+  // row); for a single output column, the output above the threshold (0 for logits, ½ for probabilities)
+  // against a target above ½.
+  long count_correct(const table& data, std::size_t first, std::size_t n, const std::vector<float>& out) const {
+    const graph& pg = predict_function::G;
+    const graph& lg = step_type::step_graph();
+    const column* target = nullptr;
+    for (const column& c : data.columns())
+      if (!target && trainer_detail::reads_input(lg, c.name) && !trainer_detail::reads_input(pg, c.name)) target = &c;
+    if (!target) throw error("trainer: cannot measure accuracy: no column feeds the loss but not the prediction");
+    constexpr int classes = predict_function::out_shape.cols;
+    constexpr double threshold = decltype(Predict{}())::kind == value_kind::logits ? 0.0 : 0.5;
+    auto argmax = [](const float* v, std::size_t m) {
+      std::size_t best = 0;
+      for (std::size_t j = 1; j < m; ++j)
+        if (v[j] > v[best]) best = j;
+      return static_cast<long>(best);
+    };
+    long correct = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* o = out.data() + i * classes;
+      const std::size_t row = first + i;
+      long predicted, actual;
+      if (classes == 1) {
+        predicted = o[0] > threshold;
+        actual = target->holds_labels ? target->labels[row] : target->values[row * target->width] > 0.5f;
+      } else {
+        predicted = argmax(o, classes);
+        actual = target->holds_labels ? target->labels[row] : argmax(target->values.data() + row * target->width, target->width);
+      }
+      correct += predicted == actual;
+    }
+    return correct;
+  }
+
+  std::string epoch_line(const epoch_record& r, int last_epoch) const {
+    char head[96];
+    const int digits = static_cast<int>(std::to_string(last_epoch).size());
+    std::snprintf(head, sizeof head, "epoch %*d/%d", digits, r.epoch, last_epoch);
+    char tail[96];
+    std::snprintf(tail, sizeof tail, "  (%ld iterations, %.2f s)", r.iterations, r.seconds);
+    return head + trainer_detail::metric("train loss", r.train_loss) + trainer_detail::metric("val loss", r.val_loss) +
+           trainer_detail::metric("val accuracy", r.val_accuracy) + tail;
+  }
+
+  void save_checkpoint_file() {
+    if (options_.out_dir.empty()) return;
+    save_checkpoint(step_, checkpoint_path(), {{"kiln.epoch", std::to_string(last_good_epoch_)}});
+  }
+
+  std::string last_good_text() const {
+    const std::string when = last_good_epoch_ == 0 ? "the initial parameters" : "the end of epoch " + std::to_string(last_good_epoch_);
+    if (options_.out_dir.empty()) return "the last good parameters (" + when + ") are kept in memory only (no out_dir)";
+    return "the last good checkpoint is '" + checkpoint_path() + "' (" + when + ")";
+  }
+
+  [[noreturn]] void stop_nonfinite(progress& bar, const table& train, const batch_buffer& buffer, int epoch, long step, float loss) {
+    nonfinite_origin origin;
+    if (options_.debug_nonfinite) {
+      unfused_step_type unfused(step_.optimizer());
+      before_step_.restore(unfused);
+      origin = trainer_detail::with_feeds(train, buffer, [&](std::initializer_list<feed> feeds) {
+        return trace_nonfinite(unfused, buffer.size(), feeds);
+      });
+    }
+    last_good_.restore(step_);
+    std::string what = "kiln: training stopped: the loss is " + std::to_string(loss) + " at epoch " +
+                       std::to_string(epoch) + ", step " + std::to_string(step) + " (iteration " +
+                       std::to_string(iteration_) + "); " + last_good_text() + ", and the step holds those parameters again.";
+    what += options_.debug_nonfinite ? "\n  first non-finite value: " + origin.description
+                                     : "\n  (set options.debug_nonfinite to re-run the step unfused and find the first non-finite node)";
+    bar.message("");
+    nonfinite_loss e(what);
+    e.epoch = epoch;
+    e.step = step;
+    e.iteration = iteration_;
+    e.loss = loss;
+    e.checkpoint = checkpoint_path();
+    e.origin = origin;
+    throw e;
+  }
+
+  void check_parameters_finite(progress& bar, int epoch) {
+    const graph& g = step_type::step_graph();
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (g.leaves[l].kind == leaf_kind::param && !trainer_detail::all_finite(step_.param(g.leaves[l].name.view()))) {
+        const std::string name(g.leaves[l].name.view());
+        last_good_.restore(step_);
+        bar.message("");
+        nonfinite_loss e("kiln: training stopped: parameter '" + name + "' is not finite after epoch " +
+                         std::to_string(epoch) + " although every batch loss was; " + last_good_text() +
+                         ", and the step holds those parameters again.");
+        e.epoch = epoch;
+        e.checkpoint = checkpoint_path();
+        throw e;
+      }
+  }
+
+  options options_;
+  step_type step_;
+  cpu::function<Model> loss_;
+  predict_function predict_;
+  std::mt19937_64 shuffle_rng_;
+  std::vector<epoch_record> history_;
+  snapshot last_good_, before_step_;
+  int last_good_epoch_ = 0;
+  long iteration_ = 0;
+};
+
+}  // namespace kiln::train

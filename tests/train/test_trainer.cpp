@@ -1,0 +1,229 @@
+// The trainer: epochs / iterations / partial last batch, sample-weighted training loss, validation loss and
+// accuracy against direct evaluation, bit-identical reproducibility per seed, early stopping with restoration
+// of the best epoch, the CSV log, the plot, the checkpoint, and plain per-epoch output when not on a terminal.
+#include "train_test_util.hpp"
+
+#include <kiln/kiln.hpp>
+#include <kiln/train/trainer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+constexpr auto net = kiln::nn::sequential(kiln::dense<8>{}, kiln::relu, kiln::dense<3>{});
+struct loss_model {
+  constexpr auto operator()() const { return kiln::cross_entropy(net(kiln::input<4>("x")), kiln::labels<3>("y")); }
+};
+struct logits_model {
+  constexpr auto operator()() const { return net(kiln::input<4>("x")); }
+};
+using trainer_type = kiln::train::trainer<loss_model, kiln::adam, logits_model>;
+
+// n samples in [-1, 1]^4; the class is the largest of three fixed linear scores, flipped to (c + 1) % 3 when
+// `flip` (a validation set that disagrees with training, so its loss rises as training proceeds).
+kiln::train::table make_data(int n, std::uint64_t seed, bool flip = false) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+  for (int i = 0; i < n; ++i) {
+    float v[4];
+    for (float& e : v) {
+      e = u(rng);
+      x.push_back(e);
+    }
+    const float s[3] = {v[0] + v[1], v[2] - v[0], v[3] - v[1]};
+    int c = s[1] > s[0] ? 1 : 0;
+    if (s[2] > s[c]) c = 2;
+    y.push_back(flip ? (c + 1) % 3 : c);
+  }
+  kiln::train::table t;
+  t.add_features("x", x, 4).add_labels("y", y);
+  return t;
+}
+
+kiln::train::options quiet(int epochs, long batch, std::uint64_t seed = 5) {
+  kiln::train::options o;
+  o.epochs = epochs;
+  o.batch_size = batch;
+  o.seed = seed;
+  o.progress = kiln::train::progress_style::quiet;
+  return o;
+}
+
+template <class Step>
+std::vector<float> all_parameters(const Step& step) {
+  std::vector<float> out;
+  const kiln::graph& g = Step::step_graph();
+  for (int l = 0; l < g.num_leaves; ++l)
+    if (kiln::train::is_stored(g.leaves[l])) {
+      const auto p = step.param(g.leaves[l].name.view());
+      out.insert(out.end(), p.begin(), p.end());
+    }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("trainer: ceil(N/B) iterations per epoch, the last batch partial, loss weighted by samples") {
+  const auto train = make_data(50, 1);
+  auto opt = quiet(2, 16);
+  opt.shuffle = false;
+  trainer_type t(kiln::adam{.lr = 0.01}, opt);
+  t.fit(train);
+  REQUIRE(t.history().size() == 2);
+  CHECK(t.history()[0].iterations == 4);  // 16 + 16 + 16 + 2
+  CHECK(t.step().step_count() == 8);
+  CHECK(std::isnan(t.history()[0].val_loss));  // no validation set
+
+  // The same steps by hand: batches [0,16) [16,32) [32,48) [48,50), loss weighted by the batch's size.
+  kiln::cpu::train_step<loss_model, kiln::adam> step(kiln::adam{.lr = 0.01}, opt.seed);
+  const auto& x = train["x"].values;
+  const auto& y = train["y"].labels;
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    double sum = 0;
+    for (std::size_t first = 0; first < 50; first += 16) {
+      const std::size_t n = std::min<std::size_t>(16, 50 - first);
+      const float l = step.run(static_cast<long>(n), {{"x", std::span<const float>(x).subspan(first * 4, n * 4)},
+                                                      {"y", std::span<const std::int32_t>(y).subspan(first, n)}});
+      sum += static_cast<double>(l) * static_cast<double>(n);
+    }
+    CHECK(t.history()[static_cast<std::size_t>(epoch)].train_loss == sum / 50);
+  }
+  CHECK(all_parameters(step) == all_parameters(t.step()));
+}
+
+TEST_CASE("trainer: validation loss and accuracy equal a direct evaluation of the whole set") {
+  const auto train = make_data(300, 2), validation = make_data(120, 3);
+  auto opt = quiet(3, 32);
+  opt.eval_batch = 50;  // evaluated in chunks of 50, 50, 20
+  trainer_type t(kiln::adam{.lr = 0.01}, opt);
+  t.fit(train, validation);
+  const auto& last = t.history().back();
+
+  kiln::cpu::function<loss_model> loss(t.step());
+  kiln::cpu::function<logits_model> logits(t.step());
+  float l = 0;
+  std::vector<float> out(120 * 3);
+  loss.run(120, {{"x", validation["x"].values}, {"y", validation["y"].labels}}, std::span<float>(&l, 1));
+  logits.run(120, {{"x", validation["x"].values}}, out);
+  int correct = 0;
+  for (int i = 0; i < 120; ++i) {
+    const float* o = &out[static_cast<std::size_t>(3 * i)];
+    const int predicted = static_cast<int>(std::max_element(o, o + 3) - o);
+    correct += predicted == validation["y"].labels[static_cast<std::size_t>(i)];
+  }
+  CHECK(last.val_loss == Approx(l).epsilon(1e-5));
+  CHECK(last.val_accuracy == static_cast<double>(correct) / 120);
+  CHECK(last.val_accuracy > 0.7);  // it learned something (chance is 1/3)
+  const auto e = t.evaluate(validation);
+  CHECK(e.loss == last.val_loss);
+  CHECK(e.samples == 120);
+}
+
+TEST_CASE("trainer: the same seed gives bit-identical weights after an epoch, another seed does not") {
+  const auto train = make_data(200, 4);
+  trainer_type a(kiln::adam{.lr = 0.01}, quiet(1, 24, 11));
+  trainer_type b(kiln::adam{.lr = 0.01}, quiet(1, 24, 11));
+  trainer_type c(kiln::adam{.lr = 0.01}, quiet(1, 24, 12));
+  a.fit(train);
+  b.fit(train);
+  c.fit(train);
+  const auto pa = all_parameters(a.step()), pb = all_parameters(b.step()), pc = all_parameters(c.step());
+  REQUIRE(pa.size() == pb.size());
+  CHECK(std::memcmp(pa.data(), pb.data(), pa.size() * sizeof(float)) == 0);
+  CHECK(pa != pc);
+  // shuffling matters: the same seed without shuffling ends elsewhere
+  auto unshuffled = quiet(1, 24, 11);
+  unshuffled.shuffle = false;
+  trainer_type d(kiln::adam{.lr = 0.01}, unshuffled);
+  d.fit(train);
+  CHECK(all_parameters(d.step()) != pa);
+}
+
+TEST_CASE("trainer: early stopping after `patience` epochs without improvement restores the best epoch") {
+  const auto train = make_data(200, 5), against = make_data(100, 6, /*flip=*/true);
+  auto opt = quiet(30, 20);
+  opt.patience = 2;
+  trainer_type t(kiln::adam{.lr = 0.02}, opt);
+  const auto result = t.fit(train, against);
+  REQUIRE(result.reason == kiln::train::stop_reason::early_stopping);
+  CHECK(result.epochs_run == result.best_epoch + 2);
+  CHECK(static_cast<int>(t.history().size()) == result.epochs_run);
+  double best = 1e30;
+  for (const auto& r : t.history()) best = std::min(best, r.val_loss);
+  CHECK(result.best_val_loss == best);
+  // the restored weights are those after the best epoch: train that many epochs with the same seed
+  auto again = quiet(result.best_epoch, 20);
+  trainer_type u(kiln::adam{.lr = 0.02}, again);
+  u.fit(train);
+  CHECK(all_parameters(u.step()) == all_parameters(t.step()));
+}
+
+TEST_CASE("trainer: writes log.csv, curves.svg and a checkpoint; prints one line per epoch off a terminal") {
+  const std::string dir = kiln_test::temp_dir() + "/run";
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out);
+  auto opt = quiet(3, 32);
+  opt.out_dir = dir;
+  opt.progress = kiln::train::progress_style::automatic;  // a file is not a terminal: lines
+  opt.out = out;
+  trainer_type t(kiln::adam{.lr = 0.01}, opt);
+  t.fit(make_data(100, 7), make_data(40, 8));
+
+  std::rewind(out);
+  std::string printed;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, out)) printed += buf;
+  std::fclose(out);
+  CHECK(std::count(printed.begin(), printed.end(), '\n') == 3);
+  CHECK(printed.find("epoch 1/3  train loss ") != std::string::npos);
+  CHECK(printed.find("val accuracy") != std::string::npos);
+  CHECK(printed.find('\r') == std::string::npos);  // no bar redraws
+
+  const std::string csv = kiln::io::read_file(dir + "/log.csv");
+  CHECK(csv.rfind("epoch,train_loss,val_loss,val_accuracy,seconds\n", 0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 4);
+  CHECK(csv.find("\n3,") != std::string::npos);
+  const std::string svg = kiln::io::read_file(dir + "/curves.svg");
+  CHECK(svg.find("validation accuracy") != std::string::npos);
+  CHECK(svg.find("<polyline") != std::string::npos);
+
+  trainer_type fresh(kiln::adam{.lr = 0.01}, quiet(1, 32, 99));
+  const auto loaded = kiln::train::load_checkpoint(fresh.step(), dir + "/model.safetensors");
+  CHECK(loaded.optimizer_state);
+  CHECK(loaded.step_count == 12);  // 3 epochs of ceil(100/32) = 4 iterations
+  CHECK(all_parameters(fresh.step()) == all_parameters(t.step()));
+}
+
+TEST_CASE("trainer: a bar with rate and ETA when asked for one") {
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out);
+  auto opt = quiet(1, 10);
+  opt.progress = kiln::train::progress_style::bar;
+  opt.out = out;
+  trainer_type t(kiln::adam{}, opt);
+  t.fit(make_data(100, 9));
+  std::rewind(out);
+  std::string printed;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, out)) printed += buf;
+  std::fclose(out);
+  CHECK(printed.find("\r\033[Kepoch 1/1 [") != std::string::npos);
+  CHECK(printed.find("10/10") != std::string::npos);  // the last redraw shows every batch done
+  CHECK(printed.find(" it/s  ETA ") != std::string::npos);
+  CHECK(printed.find("epoch 1/1  train loss") != std::string::npos);  // the summary line replaces the bar
+}
+
+TEST_CASE("progress: clock text") {
+  CHECK(kiln::train::clock_text(0) == "00:00");
+  CHECK(kiln::train::clock_text(75.4) == "01:15");
+  CHECK(kiln::train::clock_text(3725) == "1:02:05");
+  CHECK(kiln::train::clock_text(-1) == "--:--");
+}
