@@ -4,16 +4,20 @@
 // with A and B given as strided views (so A·B, A·Bᵀ, Aᵀ·B and Aᵀ·Bᵀ are all one call) and C row-major.
 //
 // Structure (the classic Goto/BLIS decomposition, sized for small M):
-//  - B is packed once per call into column panels of nr = nrv·lanes columns, each panel k-major and
+//  - B is packed once per call into column panels of (up to) nr = nrv·lanes columns, each panel k-major and
 //    contiguous (a transposed B is transposed in registers while packing); gemm_pack_b + gemm_prepacked let
 //    a caller pack B once and run many row blocks against it.
 //  - The micro-kernel keeps an mr × nrv-vector block of C in registers and walks k: per step, nrv vector
 //    loads of the B panel, mr broadcasts of A (read in place, any strides: no A packing), mr·nrv FMAs.
-//  - K is cut into blocks of at most kc_max so that the B panel slice being reused (kc × nr floats) stays in
-//    L1 while the row tiles stream past it; M is cut into blocks of mc_max rows (A block stays in L2).
-//  - N tails use a narrower kernel (fewer vectors) and masked stores; M tails clamp the rows read and skip
-//    the stores. Tiny problems skip packing altogether.
-// Nothing here allocates: the caller owns the workspace (gemm_workspace_floats) and may reuse it.
+//  - Only a very long K is cut into blocks (kc_max): streaming a whole B panel from L2 measured as fast as
+//    L1-sized blocks here, and C is then written once. M is cut into blocks of mc_max rows (A stays in L2).
+//  - N tails use a narrower kernel (fewer vectors) and masked stores; an M tail runs a kernel of 1, 2 or 4
+//    rows (or clamps the rows it reads and skips their stores).
+//  - Shapes where a register tile would be mostly empty skip packing: tiny problems run plain loops, a few
+//    rows or columns against a transposed B run as dot products, a few rows against a row-major B read it
+//    in place.
+// Nothing here allocates: the caller owns the workspace (gemm_workspace_floats) and may reuse it. C must not
+// overlap A or B.
 #include <kiln/core/error.hpp>
 #include <kiln/cpu/simd.hpp>
 
@@ -44,8 +48,6 @@ inline constexpr int mr = 4, nrv = 3;  // 12 + 3 + 1 of 16 ymm
 inline constexpr int mr = 4, nrv = 2;  // 8 + 2 + 1 of 16 xmm, leaving room for mul + add without FMA
 #endif
 inline constexpr int nr = nrv * lanes;
-// K blocks: B panels of up to kc_max × nr floats are streamed from L2 by the micro-kernel (measured here: as
-// fast as L1-sized blocks, and fewer passes over C), so only very long K is cut.
 inline constexpr long kc_max = 1024;
 inline constexpr long mc_max = 256;
 // Up to this many multiply-adds a plain loop beats any setup (e.g. the 2×2 layers of a XOR network).
@@ -60,8 +62,29 @@ inline void unroll(F&& f) {
 inline long ceil_div(long a, long b) { return (a + b - 1) / b; }
 inline long round_up(long a, long b) { return ceil_div(a, b) * b; }
 
-// Packed B: column panels of nr columns (the last one rounded up to whole vectors, zero padded); panel p
-// starts at p·nr·K and stores row k of its width w at k·w.
+// Column panels of B: nrv vectors wide, the last rounded up to whole vectors, except that a lone last
+// vector is avoided (3 + 1 vectors become 2 + 2: a one-vector kernel is bound by its loads). f(j0, width, nv,
+// offset): columns [j0, j0 + width) in nv vectors; offset = floats per row of the panels before this one.
+template <class F>
+inline void for_each_panel(long N, F&& f) {
+  for (long j0 = 0, offset = 0; j0 < N;) {
+    const long vectors_left = ceil_div(N - j0, lanes);
+    const int nv = (nrv == 3 && vectors_left == 4) ? 2 : static_cast<int>(std::min<long>(nrv, vectors_left));
+    f(j0, std::min<long>(nv * lanes, N - j0), nv, offset);
+    j0 += nv * lanes;
+    offset += nv * lanes;
+  }
+}
+// Calls f.template operator()<NV>() for the run-time vector count nv in [1, nrv].
+template <class F>
+inline void with_vectors(int nv, F&& f) {
+  if (nv == nrv) f.template operator()<nrv>();
+  else if (nv == 1) f.template operator()<1>();
+  else if constexpr (nrv > 2) f.template operator()<2>();
+}
+
+// Packed B: the panels one after another, panel by panel k-major (row k of a panel of width w at k·w from the
+// panel's start, offset·K), zero past column N.
 inline long packed_b_floats(long N, long K) { return K * round_up(N, lanes); }
 
 // ---- packing
@@ -121,10 +144,7 @@ inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float
 }
 
 inline void pack_b(long N, long K, matrix_view B, float* packed) {
-  for (long j0 = 0, p = 0; j0 < N; j0 += nr, ++p) {
-    const long width = std::min<long>(nr, N - j0);
-    pack_panel(K, B, j0, width, static_cast<int>(ceil_div(width, lanes)), packed + p * nr * K);
-  }
+  for_each_panel(N, [&](long j0, long width, int nv, long offset) { pack_panel(K, B, j0, width, nv, packed + offset * K); });
 }
 
 // ---- micro-kernel
@@ -199,27 +219,19 @@ inline void run_panel(long m0, long m1, long kc, matrix_view A, long k0, const f
 // C (+)= A·B with B already packed (pack_b layout for these N and K).
 inline void gemm_packed(long M, long N, long K, matrix_view A, const float* packed, float* C, long ldc,
                         bool accumulate) {
-  // Equal K blocks of at most kc_max (a 784-long K becomes 4 × 196 rather than 3 × 256 + 16).
+  // Equal K blocks of at most kc_max (1500 becomes 2 × 750 rather than 1024 + 476).
   const long kc_step = ceil_div(K, ceil_div(K, kc_max));
   for (long m0 = 0; m0 < M; m0 += mc_max) {
     const long m1 = std::min(M, m0 + mc_max);
     for (long k0 = 0; k0 < K; k0 += kc_step) {
       const long kc = std::min(kc_step, K - k0);
       const bool load_c = accumulate || k0 > 0;
-      for (long j0 = 0, p = 0; j0 < N; j0 += nr, ++p) {
-        const long width = std::min<long>(nr, N - j0);
-        const int nv = static_cast<int>(ceil_div(width, lanes));
+      for_each_panel(N, [&](long j0, long width, int nv, long offset) {
         const int last = static_cast<int>(width - (nv - 1) * lanes);
         const long ldb = nv * lanes;
-        const float* bp = packed + p * nr * K + k0 * ldb;
-        if (nv == nrv) run_panel<nrv>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
-        else if constexpr (nrv > 2) {
-          if (nv == 2) run_panel<2>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
-          else run_panel<1>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
-        } else {
-          run_panel<1>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last);
-        }
-      }
+        const float* bp = packed + offset * K + k0 * ldb;
+        with_vectors(nv, [&]<int NV>() { run_panel<NV>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last); });
+      });
     }
   }
 }
@@ -231,19 +243,11 @@ inline void gemm_in_place(long M, long N, long K, matrix_view A, matrix_view B, 
   for (long k0 = 0; k0 < K; k0 += kc_step) {
     const long kc = std::min(kc_step, K - k0);
     const bool load_c = accumulate || k0 > 0;
-    for (long j0 = 0; j0 < N; j0 += nr) {
-      const long width = std::min<long>(nr, N - j0);
-      const int nv = static_cast<int>(ceil_div(width, lanes));
+    for_each_panel(N, [&](long j0, long width, int nv, long) {
       const int last = static_cast<int>(width - (nv - 1) * lanes);
       const float* bp = B.p + k0 * B.row_stride + j0;
-      if (nv == nrv) run_panel<nrv, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
-      else if constexpr (nrv > 2) {
-        if (nv == 2) run_panel<2, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
-        else run_panel<1, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
-      } else {
-        run_panel<1, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last);
-      }
-    }
+      with_vectors(nv, [&]<int NV>() { run_panel<NV, true>(0, M, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last); });
+    });
   }
 }
 

@@ -21,7 +21,7 @@ namespace peak_detail {
 inline constexpr int chains = KILN_CPU_VECTOR_BITS == 512 ? 16 : 12;
 inline constexpr long iterations_per_round = 4096;
 
-// Runs rounds of FMAs for `seconds` and returns the best rate (flops per second) over windows of ~5 ms:
+// Runs rounds of FMAs for `seconds` and returns the best rate (flops per second) over windows of ~1 ms:
 // other processes on a shared machine only ever slow a window down, so the best window is the hardware's.
 inline double fma_rate(double seconds, std::atomic<bool>* start) {
   if (start)
@@ -30,7 +30,7 @@ inline double fma_rate(double seconds, std::atomic<bool>* start) {
   for (int c = 0; c < chains; ++c) acc[c] = splat(static_cast<float>(c) * 1e-3f);
   const vfloat mul = splat(0.999999f), add = splat(1e-7f);  // converges, never overflows or goes denormal
   using clock = std::chrono::steady_clock;
-  constexpr double window = 0.005;
+  constexpr double window = 0.001;
   const auto t_begin = clock::now();
   double best = 0.0;
   for (auto t0 = t_begin; std::chrono::duration<double>(t0 - t_begin).count() < seconds;) {

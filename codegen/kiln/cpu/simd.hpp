@@ -180,7 +180,7 @@ inline double fma(double a, double b, double c) {
 #endif
 }
 
-// ---- lane-wise comparisons as 0.0 / 1.0 values (false for NaN operands, except ne... which is not provided)
+// ---- lane-wise comparisons as 0.0 / 1.0 values (a comparison with NaN is false, as for scalars)
 namespace simd_detail {
 inline vfloat mask_to_01(vint m) { return as_float(m & as_int(splat(1.0f))); }
 }  // namespace simd_detail
