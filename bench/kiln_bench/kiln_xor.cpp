@@ -1,0 +1,22 @@
+// XOR: 2 → 2 sigmoid → 1 sigmoid, binary cross-entropy, plain SGD (overhead-bound: 112 flops per step).
+#include "kiln_cases.hpp"
+#include "kiln_step_runner.hpp"
+
+#include <kiln/kiln.hpp>
+
+namespace kiln_bench {
+namespace {
+struct xor_net {
+  constexpr auto operator()() const {
+    auto net = kiln::nn::sequential(kiln::dense<2>{}, kiln::sigmoid, kiln::dense<1>{}, kiln::sigmoid);
+    return kiln::bce(net(kiln::input<2>("x")), kiln::target<1>("t"));
+  }
+};
+}  // namespace
+
+std::vector<result> run_kiln_xor(const bench_case& c, const timing_options& t) {
+  if (c.layers != std::vector<long>{2, 2, 1}) return {skipped_result(c, "cpu", "fused", "kiln model is 2-2-1")};
+  return run_kiln_both<xor_net>(c, kiln::sgd{.lr = c.lr}, t);
+}
+
+}  // namespace kiln_bench

@@ -1,0 +1,207 @@
+// kiln-bench: kiln's CPU training steps (fused and unfused) against PyTorch, JAX, Eigen and dlib doing the
+// same step, measured side by side in one invocation, plus kiln's GEMM against OpenBLAS's sgemm.
+//
+//   kiln-bench [--filter NAME[,NAME…]] [--repeats N] [--repeat-ms MS] [--json FILE] [--no-python]
+//              [--python PATH] [--jax-venv DIR] [--peers-dir DIR] [--list]
+#include "cxx_peers.hpp"
+#include "kiln_cases.hpp"
+#include "openblas_core.hpp"
+#include "python_peers.hpp"
+#include "report.hpp"
+
+#include <kiln/core/error.hpp>
+#include <kiln/cpu/peak.hpp>
+#include <kiln/io/atomic_file.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#ifndef KILN_BENCH_PEERS_DIR
+#define KILN_BENCH_PEERS_DIR "bench/peers"
+#endif
+#ifndef KILN_BENCH_SOURCE_DIR
+#define KILN_BENCH_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using namespace kiln_bench;
+
+struct options {
+  std::vector<std::string> filters;
+  timing_options timing;
+  std::string json_path;
+  bool python = true;
+  bool list = false;
+  std::string python_exe = "/usr/bin/python3";
+  std::string jax_venv;
+  std::string peers_dir = KILN_BENCH_PEERS_DIR;
+};
+
+const char* usage =
+    "usage: kiln-bench [options]\n"
+    "  --filter NAME[,NAME...]  run only the cases whose name contains one of these (see --list)\n"
+    "  --repeats N              timed repeats per measurement, median reported (default 15)\n"
+    "  --repeat-ms MS           length of one timed repeat in milliseconds (default 20)\n"
+    "  --json FILE              also write one JSON line per result to FILE\n"
+    "  --no-python              do not run the Python peers (PyTorch, JAX); they are reported as skipped\n"
+    "  --python PATH            interpreter for the PyTorch peer (default /usr/bin/python3)\n"
+    "  --jax-venv DIR           virtual environment holding jax (default $KILN_BENCH_VENV or\n"
+    "                           ~/.cache/kiln-bench-venv; create it with bench/peers/setup_jax_venv.sh)\n"
+    "  --peers-dir DIR          where the peer scripts are (default the source tree's bench/peers)\n"
+    "  --list                   list the cases and exit\n";
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t comma = s.find(',', start);
+    const std::string part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+long parse_positive(const std::string& flag, const std::string& value) {
+  char* end = nullptr;
+  const long v = std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || v <= 0)
+    throw std::invalid_argument(flag + " expects a positive whole number, found '" + value + "'");
+  return v;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  if (const char* venv = std::getenv("KILN_BENCH_VENV")) o.jax_venv = venv;
+  else if (const char* home = std::getenv("HOME")) o.jax_venv = std::string(home) + "/.cache/kiln-bench-venv";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " expects a value");
+      return argv[++i];
+    };
+    if (a == "--filter") {
+      for (const std::string& f : split_commas(value())) o.filters.push_back(f);
+    } else if (a == "--repeats") {
+      o.timing.repeats = static_cast<int>(parse_positive(a, value()));
+    } else if (a == "--repeat-ms") {
+      o.timing.repeat_ms = static_cast<double>(parse_positive(a, value()));
+    } else if (a == "--json") {
+      o.json_path = value();
+    } else if (a == "--no-python") {
+      o.python = false;
+    } else if (a == "--python") {
+      o.python_exe = value();
+    } else if (a == "--jax-venv") {
+      o.jax_venv = value();
+    } else if (a == "--peers-dir") {
+      o.peers_dir = value();
+    } else if (a == "--list") {
+      o.list = true;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("unknown option '" + a + "'");
+    }
+  }
+  return o;
+}
+
+bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
+
+std::vector<python_peer> python_peers(const options& o) {
+  python_peer torch{"pytorch", {"pytorch", "torch_compile"}, o.python_exe, o.peers_dir + "/pytorch_cpu.py", ""};
+  python_peer jax{"jax", {"jax_jit"}, o.jax_venv + "/bin/python", o.peers_dir + "/jax_cpu.py", ""};
+  for (python_peer* p : {&torch, &jax}) {
+    if (!o.python) p->absent = "disabled by --no-python";
+    else if (!readable(p->script)) p->absent = "peer script " + p->script + " not found (see --peers-dir)";
+  }
+  if (torch.absent.empty() && !executable(torch.python))
+    torch.absent = "no Python interpreter at " + torch.python + " (apt-get install python3-torch)";
+  if (jax.absent.empty() && !executable(jax.python))
+    jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
+  return {torch, jax};
+}
+
+int run(const options& o) {
+  std::vector<bench_case> cases;
+  for (const bench_case& c : all_cases()) {
+    bool keep = o.filters.empty();
+    for (const std::string& f : o.filters) keep |= c.name.find(f) != std::string::npos;
+    if (keep) cases.push_back(c);
+  }
+  if (o.list) {
+    for (const bench_case& c : all_cases()) std::printf("%s\n", c.name.c_str());
+    return 0;
+  }
+  if (cases.empty()) {
+    std::fprintf(stderr, "kiln-bench: no case matches the filter (cases: see --list)\n");
+    return 2;
+  }
+
+  machine_info m;
+  m.cpu = cpu_model_name();
+  m.timestamp = utc_timestamp();
+  m.kiln_threads = kiln_threads();
+  m.load_before = load_average();
+  m.compiler = compiler_name();
+  m.openblas = openblas_core();
+  if (const char* detected = std::getenv("KILN_BENCH_OPENBLAS_DETECTED"))
+    m.openblas += std::string(" (forced by kiln-bench: OpenBLAS chose ") + detected + " kernels for this CPU)";
+  m.kiln_commit = git_commit(KILN_BENCH_SOURCE_DIR);
+  std::fprintf(stderr, "measuring the FMA peak...\n");
+  m.peak_gflops[1] = kiln::cpu::measure_fma_peak_gflops(1);
+  for (int threads : {2, m.kiln_threads})
+    if (threads > 1) m.peak_gflops[threads] = kiln::cpu::measure_fma_peak_gflops(threads);
+
+  std::vector<result> rows;
+  auto add = [&](std::vector<result> more) { rows.insert(rows.end(), more.begin(), more.end()); };
+  // Case by case, every backend one after the other, so that a change in the machine's load hits a case's
+  // rows alike rather than one backend.
+  for (const bench_case& c : cases) {
+    std::fprintf(stderr, "%s: kiln...\n", c.name.c_str());
+    add(run_kiln_case(c, o.timing));
+    if (c.is_contraction) continue;
+    std::fprintf(stderr, "%s: eigen, dlib...\n", c.name.c_str());
+    add(run_eigen_peer(c, o.timing));
+    add(run_dlib_peer(c, o.timing));
+    for (const python_peer& p : python_peers(o)) add(run_python_peer(p, {c}, {1, 2}, o.timing));
+  }
+
+  m.load_after = load_average();
+  const std::vector<report_row> report = finish(cases, rows, m);
+  print_table(cases, report, m);
+  if (!o.json_path.empty()) {
+    kiln::io::write_file_atomic(o.json_path, json_lines(report, m));
+    std::printf("wrote %zu JSON lines to %s\n", report.size(), o.json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (const char* core = openblas_core_to_force()) {
+    const std::string detected = openblas_core();
+    setenv("KILN_BENCH_OPENBLAS_DETECTED", detected.c_str(), 1);
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then go on with OpenBLAS's own choice
+  }
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "kiln-bench: %s\n%s", e.what(), usage);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln-bench: %s\n", e.what());
+    return 1;
+  }
+}

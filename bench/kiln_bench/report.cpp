@@ -1,0 +1,204 @@
+#include "report.hpp"
+
+#include <kiln/io/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace kiln_bench {
+namespace {
+
+// The kiln row the others are compared with: the fused step, or kiln's gemm in the contraction case.
+const result* kiln_reference(const std::vector<result>& rows, const std::string& case_name) {
+  for (const result& r : rows)
+    if (r.case_name == case_name && r.backend == "cpu" && (r.mode == "fused" || r.mode == "gemm") && r.measured())
+      return &r;
+  return nullptr;
+}
+
+// Same step, same data, different random initial weights: the first losses agree in range, not exactly.
+// At PyTorch-style initialisation a 10-class cross-entropy starts near ln 10 ≈ 2.30 and XOR's BCE near
+// ln 2 ≈ 0.69; a factor of 1.5 either way separates "same step" from a wrong loss (a missing mean over the
+// batch would be off by the batch size, a missing softmax by far more).
+std::string check_loss(const result& r, const result& ref) {
+  if (!r.measured() || std::isnan(r.loss_first) || std::isnan(ref.loss_first) || ref.loss_first <= 0) return "";
+  const double ratio = r.loss_first / ref.loss_first;
+  if (ratio > 1 / 1.5 && ratio < 1.5) return "ok";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "MISMATCH (first loss %.4g vs kiln %.4g)", r.loss_first, ref.loss_first);
+  return buf;
+}
+
+std::string fmt(const char* f, double v) {
+  if (std::isnan(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string describe(const bench_case& c) {
+  std::string s;
+  for (std::size_t i = 0; i < c.layers.size(); ++i) s += (i ? "-" : "") + std::to_string(c.layers[i]);
+  if (c.is_contraction) {
+    std::string d = "C[";  // built by appending: GCC 12's -Wrestrict misfires on "literal" + std::string&&
+    d += std::to_string(c.batch) + "," + std::to_string(c.layers[1]) + "] = X[" + std::to_string(c.batch) + "," +
+         std::to_string(c.layers[0]) + "] * W^T, one contraction";
+    return d;
+  }
+  s += c.act == activation::relu ? " relu" : " sigmoid";
+  s += c.loss == loss_kind::cross_entropy ? " cross-entropy" : " bce";
+  s += c.opt == optimizer_kind::adam ? " adam" : " sgd";
+  return s + ", batch " + std::to_string(c.batch);
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<report_row> finish(const std::vector<bench_case>& cases, std::vector<result> rows, const machine_info& m) {
+  std::vector<report_row> out;
+  for (const result& r0 : rows) {
+    report_row row{r0, 0, ""};
+    result& r = row.r;
+    const bench_case* c = nullptr;
+    for (const bench_case& k : cases)
+      if (k.name == r.case_name) c = &k;
+    if (r.measured() && c && r.median_us > 0) {
+      r.gflops = step_flops(*c) / (r.median_us * 1e3);
+      const auto it = m.peak_gflops.find(r.threads);
+      r.peak_gflops = it != m.peak_gflops.end() ? it->second : m.peak_gflops.at(m.kiln_threads);
+      r.peak_fraction = r.gflops / r.peak_gflops;
+    }
+    if (const result* ref = kiln_reference(rows, r.case_name); ref && r.measured()) {
+      row.vs_kiln = r.median_us / ref->median_us;
+      if (r.backend != "cpu" && r.backend != "openblas") row.loss_check = check_loss(r, *ref);
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
+void print_table(const std::vector<bench_case>& cases, const std::vector<report_row>& rows, const machine_info& m) {
+  std::printf("\nkiln-bench  %s  kiln %s  %s\nCPU: %s, kiln threads %d; FP32 FMA peak", m.timestamp.c_str(),
+              m.kiln_commit.c_str(), m.compiler.c_str(), m.cpu.c_str(), m.kiln_threads);
+  for (const auto& [threads, gflops] : m.peak_gflops) std::printf("  %d thread%s %.1f GFLOP/s", threads, threads == 1 ? "" : "s", gflops);
+  if (!m.openblas.empty()) std::printf("\nOpenBLAS kernels: %s", m.openblas.c_str());
+  std::printf("\nload average (1, 5, 15 min) before %s, after %s; a shared machine: compare ratios\n",
+              m.load_before.c_str(), m.load_after.c_str());
+  std::printf("median of repeated timings; %%peak is of the FMA peak for the row's thread count; "
+              "x kiln = this time / kiln fused time (> 1: kiln is faster)\n");
+  for (const bench_case& c : cases) {
+    bool any = false;
+    for (const report_row& row : rows) any |= row.r.case_name == c.name;
+    if (!any) continue;
+    std::printf("\n%s: %s, %.4g MFLOP per %s\n", c.name.c_str(), describe(c).c_str(), step_flops(c) * 1e-6,
+                c.is_contraction ? "call" : "step");
+    std::printf("  %-9s %-14s %3s %11s %11s %8s %6s %8s %8s  %s\n", "backend", "mode", "thr", "median_us", "min_us",
+                "GFLOP/s", "%peak", "x kiln", "loss1", "note / loss check");
+    for (const report_row& row : rows) {
+      const result& r = row.r;
+      if (r.case_name != c.name) continue;
+      if (!r.measured()) {
+        std::printf("  %-9s %-14s skipped: %s\n", r.backend.c_str(), r.mode.c_str(), r.skipped.c_str());
+        continue;
+      }
+      std::string note = r.note;
+      if (!row.loss_check.empty()) note = "loss " + row.loss_check + (note.empty() ? "" : "; " + note);
+      std::printf("  %-9s %-14s %3d %11s %11s %8s %6s %8s %8s  %s\n", r.backend.c_str(), r.mode.c_str(), r.threads,
+                  fmt("%.2f", r.median_us).c_str(), fmt("%.2f", r.min_us).c_str(), fmt("%.2f", r.gflops).c_str(),
+                  fmt("%.1f", 100 * r.peak_fraction).c_str(), row.vs_kiln > 0 ? fmt("%.2f", row.vs_kiln).c_str() : "-",
+                  fmt("%.4f", r.loss_first).c_str(), note.c_str());
+    }
+  }
+  std::printf("\nfused vs unfused (unfused time / fused time):");
+  for (const bench_case& c : cases)
+    for (const report_row& row : rows)
+      if (row.r.case_name == c.name && row.r.mode == "unfused" && row.vs_kiln > 0)
+        std::printf("  %s %.2fx", c.name.c_str(), row.vs_kiln);
+  std::printf("\n");
+}
+
+std::string json_lines(const std::vector<report_row>& rows, const machine_info& m) {
+  std::ostringstream o;
+  for (const report_row& row : rows) {
+    const result& r = row.r;
+    o << "{\"case\":" << kiln::io::json_quote(r.case_name) << ",\"backend\":" << kiln::io::json_quote(r.backend)
+      << ",\"mode\":" << kiln::io::json_quote(r.mode) << ",\"batch\":" << r.batch << ",\"threads\":" << r.threads;
+    if (r.measured())
+      o << ",\"median_us\":" << json_number(r.median_us) << ",\"min_us\":" << json_number(r.min_us)
+        << ",\"max_us\":" << json_number(r.max_us) << ",\"iters\":" << r.iters << ",\"repeats\":" << r.repeats
+        << ",\"gflops\":" << json_number(r.gflops) << ",\"peak_gflops\":" << json_number(r.peak_gflops)
+        << ",\"peak_fraction\":" << json_number(r.peak_fraction)
+        << ",\"time_vs_kiln_fused\":" << (row.vs_kiln > 0 ? json_number(row.vs_kiln) : "null")
+        << ",\"loss_first\":" << json_number(r.loss_first) << ",\"loss_second\":" << json_number(r.loss_second)
+        << ",\"loss_check\":" << (row.loss_check.empty() ? "null" : kiln::io::json_quote(row.loss_check))
+        << ",\"skipped\":null";
+    else
+      o << ",\"median_us\":null,\"gflops\":null,\"peak_fraction\":null,\"skipped\":" << kiln::io::json_quote(r.skipped);
+    o << ",\"note\":" << kiln::io::json_quote(r.note) << ",\"cpu\":" << kiln::io::json_quote(m.cpu)
+      << ",\"time\":" << kiln::io::json_quote(m.timestamp)
+      << ",\"kiln_commit\":" << kiln::io::json_quote(m.kiln_commit) << ",\"compiler\":" << kiln::io::json_quote(m.compiler)
+      << ",\"openblas\":" << kiln::io::json_quote(m.openblas) << ",\"load_before\":" << kiln::io::json_quote(m.load_before)
+      << ",\"load_after\":" << kiln::io::json_quote(m.load_after) << "}\n";
+  }
+  return o.str();
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown CPU";
+}
+
+std::string compiler_name() {
+#if defined(__clang__)
+  return "clang++ " __clang_version__;
+#elif defined(__GNUC__)
+  return "g++ " __VERSION__;
+#else
+  return "unknown compiler";
+#endif
+}
+
+std::string git_commit(const std::string& source_dir) {
+  const std::string cmd = "git -C '" + source_dir + "' rev-parse --short HEAD 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return "unknown";
+  char buf[64] = {};
+  const bool got = std::fgets(buf, sizeof buf, pipe) != nullptr;
+  pclose(pipe);
+  std::string commit = got ? buf : "";
+  while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r')) commit.pop_back();
+  return commit.empty() ? "unknown" : commit;
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  if (!(in >> one >> five >> fifteen)) return "unknown";
+  return one + " " + five + " " + fifteen;
+}
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace kiln_bench
