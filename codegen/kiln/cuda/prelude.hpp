@@ -1,0 +1,156 @@
+#pragma once
+// The text every generated CUDA module starts with:
+//   km::          float math with the reference evaluator's conventions (the prefix ops::render is given)
+//   kiln_hypers   the run-time scalars (learning rate, bias corrections, …), passed by value to every kernel
+//   KILN_PARAMS   the parameters every kernel takes before its buffers
+//   kiln_rt::     block-level building blocks: a shared-memory tiled GEMM over accessor functors, warp
+//                 reductions, and the last-block-done ticket that finishes cross-block reductions in one launch
+// Plain CUDA C++ without any #include, so NVRTC compiles it with no header search path and nvcc compiles a
+// dumped kernel file on its own. KILN_HOST_EMULATION (see emulator.hpp) swaps the few CUDA-only spellings.
+namespace kiln::cuda {
+
+inline constexpr int max_hypers = 16;  // slots of kiln_hypers; optimizers use at most 9
+
+inline const char* prelude_source() {
+  return R"KILN(// ---- kiln CUDA prelude: float32 throughout
+#ifndef KILN_HOST_EMULATION
+#define KILN_DYNAMIC_SHARED(name) extern __shared__ __align__(16) float name[]
+#define KILN_LOAD_CG(p) __ldcg(p)
+#endif
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+struct kiln_hypers { float v[16]; };
+
+// batch: the run-time batch size; h: hyperparameters; ws/tickets: this launch's workspace and zeroed counters;
+// ws_blocks: how many blocks wrote the partial sums a reduce kernel reads.
+#define KILN_PARAMS const long long batch, const kiln_hypers h, float* const ws, unsigned* const tickets, const int ws_blocks
+
+namespace km {
+__device__ __forceinline__ float exp(float x) { return expf(x); }
+__device__ __forceinline__ float log(float x) { return logf(x); }
+__device__ __forceinline__ float log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ float abs(float x) { return fabsf(x); }
+__device__ __forceinline__ float tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ float erf(float x) { return erff(x); }
+__device__ __forceinline__ float recip(float x) { return 1.0f / x; }
+// sigma(x) = 1/(1+e^-x); for x < 0 the form e^x/(1+e^x), so e^-x never overflows
+__device__ __forceinline__ float sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+  const float e = expf(x);
+  return e / (1.0f + e);
+}
+// softplus(x) = ln(1+e^x), = x above 20 (PyTorch's threshold)
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+// x^p; small integer powers multiplied out (exact for p = 2, as the reference's pow is)
+__device__ __forceinline__ float pow(float x, float p) {
+  if (p == 2.0f) return x * x;
+  if (p == 3.0f) return x * x * x;
+  return powf(x, p);
+}
+// NaN in the first operand propagates: max(a, b) = isnan(a) ? a : (a > b ? a : b), as in the reference
+__device__ __forceinline__ float max(float a, float b) { return a != a ? a : (a > b ? a : b); }
+__device__ __forceinline__ float min(float a, float b) { return a != a ? a : (a < b ? a : b); }
+__device__ __forceinline__ float gt(float a, float b) { return a > b ? 1.0f : 0.0f; }
+__device__ __forceinline__ float ge(float a, float b) { return a >= b ? 1.0f : 0.0f; }
+__device__ __forceinline__ float eq(float a, float b) { return a == b ? 1.0f : 0.0f; }
+__device__ __forceinline__ float select(float c, float a, float b) { return c != 0.0f ? a : b; }
+}  // namespace km
+
+namespace kiln_rt {
+
+// Sum / max over the 32 lanes of a warp (butterfly: every lane ends with the same value). All lanes must call.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = km::max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// True in exactly one block of the `count` that share `ticket`: the last to arrive, once every block's global
+// writes before this call are visible to it (read them with KILN_LOAD_CG, past the non-coherent L1). The last
+// block resets the ticket, so the counters are zero again for the next launch. Every thread must call.
+__device__ __forceinline__ bool last_block(unsigned* ticket, unsigned count, float* flag_slot) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const bool last = atomicAdd(ticket, 1u) == count - 1u;
+    if (last) atomicExch(ticket, 0u);
+    flag_slot[0] = last ? 1.0f : 0.0f;
+  }
+  __syncthreads();
+  const bool last = flag_slot[0] != 0.0f;
+  __syncthreads();  // the slot may be reused after this call
+  if (last) __threadfence();
+  return last;
+}
+
+// C[m][n] = sum over k of a(m, k) * b(k, n), for m < m_count, n < n_count, k < k_count; out(m, n, value) is called
+// once per element. The whole block works on a block tile of BM = (NT/TX)*RM rows by BN = TX*RN columns, each
+// thread on an RM x RN register tile; KC values of k at a time are staged through shared memory (scratch holds
+// KC*(BM+1) + KC*(BN+1) floats; the +1 keeps the transposed stores free of bank conflicts). A_K_FAST/B_K_FAST
+// say which index of an operand is contiguous in memory, so the staging loop walks it fastest and global loads
+// coalesce. Every thread must call (it synchronizes); the counts must be the same in every thread.
+// Issue 5 hook: a TF32/BF16 tensor-core variant replaces the kk loop below (mma.sync on the staged tiles).
+template <int NT, int TX, int RM, int RN, int KC, bool A_K_FAST, bool B_K_FAST, class FA, class FB, class FO>
+__device__ __forceinline__ void block_gemm(float* scratch, int m_count, int n_count, int k_count, FA a, FB b, FO out) {
+  constexpr int TY = NT / TX, BM = TY * RM, BN = TX * RN, SA = BM + 1, SB = BN + 1;
+  float* sa = scratch;
+  float* sb = scratch + KC * SA;
+  const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+  for (int m0 = 0; m0 < m_count; m0 += BM)
+    for (int n0 = 0; n0 < n_count; n0 += BN) {
+      float acc[RM][RN];
+#pragma unroll
+      for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
+      for (int k0 = 0; k0 < k_count; k0 += KC) {
+        for (int i = threadIdx.x; i < KC * BM; i += NT) {
+          const int kk = A_K_FAST ? i % KC : i / BM, mm = A_K_FAST ? i / KC : i % BM;
+          const int m = m0 + mm, k = k0 + kk;
+          sa[kk * SA + mm] = (m < m_count && k < k_count) ? a(m, k) : 0.0f;
+        }
+        for (int i = threadIdx.x; i < KC * BN; i += NT) {
+          const int kk = B_K_FAST ? i % KC : i / BN, nn = B_K_FAST ? i / KC : i % BN;
+          const int n = n0 + nn, k = k0 + kk;
+          sb[kk * SB + nn] = (n < n_count && k < k_count) ? b(k, n) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < KC; ++kk) {
+          float av[RM], bv[RN];
+#pragma unroll
+          for (int i = 0; i < RM; ++i) av[i] = sa[kk * SA + ty + i * TY];
+#pragma unroll
+          for (int j = 0; j < RN; ++j) bv[j] = sb[kk * SB + tx + j * TX];
+#pragma unroll
+          for (int i = 0; i < RM; ++i)
+#pragma unroll
+            for (int j = 0; j < RN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        }
+        __syncthreads();
+      }
+#pragma unroll
+      for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j) {
+          const int m = m0 + ty + i * TY, n = n0 + tx + j * TX;
+          if (m < m_count && n < n_count) out(m, n, acc[i][j]);
+        }
+    }
+}
+
+// Shared-memory floats block_gemm needs for its staging tiles.
+template <int NT, int TX, int RM, int RN, int KC>
+struct gemm_scratch { static constexpr int floats = KC * ((NT / TX) * RM + 1) + KC * (TX * RN + 1); };
+
+}  // namespace kiln_rt
+)KILN";
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,200 @@
+#pragma once
+// Pieces every CUDA kernel renderer shares: which buffer holds a node, how a kernel reads a node at a
+// position of its iteration domain (broadcasting dimensions of size 1), the body of a plan kernel as one
+// `const float vN = …;` per node (through each op's own render, with the math prefix km::), and the stores.
+#include <kiln/core/error.hpp>
+#include <kiln/ops/registry.hpp>
+#include <kiln/plan/plan.hpp>
+#include <kiln/plan/print.hpp>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kiln::cuda {
+
+// A buffer is a leaf's storage (inputs, parameters, optimizer state; values assigned in place to a leaf use
+// the leaf's buffer) or a materialized node's own storage. Ids: leaf l -> l; node i -> max_leaves + i.
+inline constexpr int node_buffer_base = max_leaves;
+
+inline int buffer_of(const plan& p, int node_id) {
+  const node& n = p.at(node_id);
+  if (n.kind == op::transpose) return buffer_of(p, n.in[0]);  // a view
+  if (ops::class_of(n.kind) == op_class::leaf) return n.leaf;
+  if (p.assign[node_id] >= 0) return p.assign[node_id];
+  return node_buffer_base + node_id;
+}
+inline bool is_leaf_buffer(int buffer) { return buffer < node_buffer_base; }
+inline std::string buffer_name(int buffer) {
+  return is_leaf_buffer(buffer) ? std::string("L") + std::to_string(buffer) : std::string("N") + std::to_string(buffer - node_buffer_base);
+}
+
+inline std::string dim_text(int d) { return d == batch ? std::string("batch") : std::to_string(d); }
+
+// Row-major index of (r, c) in a buffer of shape s; a dimension of size 1 is broadcast (its index is 0).
+inline std::string index_text(dims s, const std::string& r, const std::string& c) {
+  if (s.cols == batch) throw error("kiln cuda: a buffer with the batch in its columns cannot be indexed");
+  const bool one_row = s.rows == 1, one_col = s.cols == 1;
+  if (one_row && one_col) return "0";
+  if (one_row) return c;
+  if (one_col) return r;
+  return "(long long)(" + r + ") * " + std::to_string(s.cols) + " + (" + c + ")";
+}
+
+// The value of an immediate node (folded into the kernels that use it) at column c.
+inline std::string immediate_text(const node& n, const std::string& c) {
+  switch (n.kind) {
+    case op::constant: return ops::num(n.k);
+    case op::hyper: return std::string("h.v[") + std::to_string(n.leaf) + "]";
+    case op::batch_size: return "(float)batch";
+    case op::iota: return "(float)(" + c + ")";
+    default: throw error(std::string("kiln cuda: '") + ops::name_of(n.kind) + "' is not an immediate");
+  }
+}
+
+// How a kernel reads node `id` (materialized, or an immediate) at row r, column c of its domain.
+using access_fn = std::function<std::string(int id, const std::string& r, const std::string& c)>;
+
+// Reads straight from the node's global buffer, with batch rows indexed by r.
+inline access_fn global_access(const plan& p, std::set<int>& used) {
+  return [&p, &used](int id, const std::string& r, const std::string& c) {
+    const node& n = p.at(id);
+    if (ops::class_of(n.kind) == op_class::immediate) return immediate_text(n, c);
+    const int b = buffer_of(p, id);
+    used.insert(b);
+    return buffer_name(b) + "[" + index_text(n.shape, r, c) + "]";
+  };
+}
+
+inline std::string value_name(int id) { return std::string("v") + std::to_string(id); }
+
+// The nodes a kernel evaluates per element (topological order) and the roots it stores: a whole plan kernel,
+// or the part of an elementwise kernel that some of its roots need.
+struct kernel_body {
+  std::vector<int> nodes;
+  std::vector<int> roots;
+  bool has(int id) const {
+    for (int n : nodes)
+      if (n == id) return true;
+    return false;
+  }
+};
+
+inline kernel_body body_of(const plan& p, const kernel& k) {
+  kernel_body b;
+  for (int i = k.body_begin; i < k.body_end; ++i) b.nodes.push_back(p.body[i]);
+  for (int s = k.store_begin; s < k.store_end; ++s) b.roots.push_back(p.stores[s]);
+  return b;
+}
+
+// The body nodes `roots` depend on (within kernel k's body), in the kernel's order.
+inline kernel_body body_for_roots(const plan& p, const kernel& k, const std::vector<int>& roots) {
+  const kernel_body all = body_of(p, k);
+  std::set<int> need;
+  std::vector<int> stack(roots.begin(), roots.end());
+  while (!stack.empty()) {
+    const int id = stack.back();
+    stack.pop_back();
+    if (!all.has(id) || !need.insert(id).second) continue;
+    const node& n = p.at(id);
+    for (int a = 0; a < ops::arity_of(n.kind); ++a) stack.push_back(n.in[a]);
+  }
+  kernel_body b;
+  for (int id : all.nodes)
+    if (need.count(id)) b.nodes.push_back(id);
+  b.roots = roots;
+  return b;
+}
+
+// The value of node `id` inside a body: its local if the body computes it, else a load.
+inline std::string operand_text(const kernel_body& body, int id, const access_fn& load, const std::string& r,
+                                const std::string& c) {
+  return body.has(id) ? value_name(id) : load(id, r, c);
+}
+
+// One `const float vN = …;` per body node, in topological order, at (r, c).
+inline std::string body_text(const plan& p, const kernel_body& body, const access_fn& load, const std::string& r,
+                             const std::string& c, const std::string& indent) {
+  std::string out;
+  for (int id : body.nodes) {
+    const node& n = p.at(id);
+    std::string value;
+    if (ops::class_of(n.kind) == op_class::immediate) {
+      value = immediate_text(n, c);
+    } else {
+      std::string args[3];
+      const int arity = ops::arity_of(n.kind);
+      for (int a = 0; a < arity; ++a) args[a] = operand_text(body, n.in[a], load, r, c);
+      ops::visit_op(n.kind, [&](auto o) {
+        using O = decltype(o);
+        if constexpr (O::cls == op_class::elementwise) value = O::render("km::", args, n.k);
+        else throw error(std::string("kiln cuda: '") + O::name + "' inside an elementwise body");
+      });
+    }
+    out += indent + "const float " + value_name(id) + " = " + value + ";  // " + node_text(p, id) + "\n";
+  }
+  return out;
+}
+
+// How a kernel writes node `id` at (r, c): returns the lvalue text.
+using store_fn = std::function<std::string(int id, const std::string& r, const std::string& c)>;
+
+inline store_fn global_store(const plan& p, std::set<int>& used) {
+  return [&p, &used](int id, const std::string& r, const std::string& c) {
+    const int b = buffer_of(p, id);
+    used.insert(b);
+    return buffer_name(b) + "[" + index_text(p.at(id).shape, r, c) + "]";
+  };
+}
+
+// Stores every root (after the whole body is evaluated: roots assigned in place to a leaf may be read by
+// other roots' bodies, which must see the old value).
+inline std::string stores_text(const kernel_body& body, const store_fn& store, const std::string& r,
+                               const std::string& c, const std::string& indent) {
+  std::string out;
+  for (int id : body.roots) out += indent + store(id, r, c) + " = " + value_name(id) + ";\n";
+  return out;
+}
+
+// The plan's printed lines for kernel k, as a comment block.
+inline std::string kernel_comment(const plan& p, int k, const std::string& indent) {
+  const kernel& kr = p.kernels[k];
+  std::string out = indent + "// k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain);
+  if (kr.kind != kernel_kind::elementwise) out += "  " + node_text(p, kr.anchor);
+  out += "\n";
+  for (int b = kr.body_begin; b < kr.body_end; ++b) {
+    const int i = p.body[b];
+    if (ops::class_of(p.at(i).kind) == op_class::immediate) continue;
+    out += indent + "//   " + node_text(p, i);
+    for (int s = kr.store_begin; s < kr.store_end; ++s)
+      if (p.stores[s] == i)
+        out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";
+    out += "\n";
+  }
+  return out;
+}
+
+// The operand of a contraction read as a matrix: `source` is the node holding the data (the transpose's input
+// for a transposed operand); element (i, j) of the operand is source(i, j), or source(j, i) when transposed.
+struct matrix_operand {
+  int source = -1;
+  bool transposed = false;
+  dims shape{};  // the operand's shape as the contraction sees it
+};
+inline matrix_operand operand_of(const plan& p, int id) {
+  const node& n = p.at(id);
+  if (n.kind == op::transpose) return {n.in[0], true, n.shape};
+  return {id, false, n.shape};
+}
+
+// Element (i, j) of a contraction operand through an accessor (which takes source coordinates).
+inline std::string operand_element(const matrix_operand& o, const access_fn& load, const std::string& i,
+                                   const std::string& j) {
+  return o.transposed ? load(o.source, j, i) : load(o.source, i, j);
+}
+
+// Whether walking the operand's second index (k for A, n for B) moves through contiguous memory.
+inline bool second_index_contiguous(const matrix_operand& o) { return !o.transposed; }
+
+}  // namespace kiln::cuda

@@ -1,0 +1,640 @@
+#pragma once
+// The whole-step lowering of a fused plan: the plan's kernels regrouped into at most four launches by what
+// they depend on, with nothing in the layers above special-casing it.
+//
+//   role of a plan kernel        row              its domain has batch rows and each output row depends only on
+//                                                 the same input row (elementwise, sum_cols/max_cols, A·B with
+//                                                 A [batch, K] and B a complete matrix)
+//                                batch_reduction  sums over the batch (sum_rows of a batch-rowed value, Aᵀ·B with
+//                                                 K = batch: weight gradients)
+//                                global           no batch dimension (bias updates, the loss scalar, …)
+//   stage                        0 pre      global kernels that need nothing computed from the batch
+//                                1 rows     row kernels, and the per-block partial sums of batch reductions
+//                                2 reduce   batch reductions finished (partials summed over blocks) + epilogues
+//                                3 tail     global kernels after that
+//
+// fused_rows: each block walks tiles of T batch rows; per tile it runs every stage-1 kernel in plan order with
+// __syncthreads between them. Batch-rowed intermediates live in shared memory for the tile (first-fit over their
+// lifetimes within the tile; whatever does not fit goes to global memory). Batch reductions add the tile's
+// contribution to the block's own slice of partial sums (no atomics: deterministic for a given grid).
+// fused_reduce: one thread per reduced value sums the blocks' partials in block order, then runs the
+// contraction's epilogue (the optimizer update of a weight matrix) on it. fused_pre / fused_tail: one block runs
+// the global kernels in plan order with __syncthreads between them.
+//
+// The reordering is checked: for every pair of plan kernels that touch a common buffer (one writes it), the
+// earlier one's stage must not come after the later one's, and two stage-2 kernels may not share a buffer.
+// A plan that does not fit (e.g. a row kernel reading a batch reduction, as batch normalization would) gets
+// one launch per plan kernel instead; whole_step_plan::why says why. An MLP training step (forward, loss,
+// backward, optimizer) takes three launches: rows, reduce, tail.
+#include <kiln/cuda/render_kernels.hpp>
+
+#include <algorithm>
+
+namespace kiln::cuda {
+
+enum class step_role : std::uint8_t { row, batch_reduction, global };
+
+// Buffers a plan kernel (or part of one) reads and writes.
+struct kernel_buffers {
+  std::set<int> reads, writes;
+  bool conflicts_with(const kernel_buffers& o) const {
+    for (int b : writes)
+      if (o.reads.count(b) || o.writes.count(b)) return true;
+    for (int b : reads)
+      if (o.writes.count(b)) return true;
+    return false;
+  }
+};
+
+inline kernel_buffers buffers_of(const plan& p, const kernel& kr, const kernel_body& body) {
+  kernel_buffers kb;
+  auto read = [&](int id) {
+    if (ops::class_of(p.at(id).kind) != op_class::immediate) kb.reads.insert(buffer_of(p, id));
+  };
+  for (int id : body.nodes) {
+    const node& n = p.at(id);
+    for (int a = 0; a < ops::arity_of(n.kind); ++a)
+      if (!body.has(n.in[a])) read(n.in[a]);
+  }
+  if (kr.kind != kernel_kind::elementwise) {
+    const node& anchor = p.at(kr.anchor);
+    for (int a = 0; a < ops::arity_of(anchor.kind); ++a)
+      if (!body.has(anchor.in[a])) read(anchor.in[a]);
+    kb.writes.insert(buffer_of(p, kr.anchor));
+  }
+  for (int id : body.roots) kb.writes.insert(buffer_of(p, id));
+  return kb;
+}
+
+// The role of plan kernel k; false and a reason in `why` when the whole-step lowering cannot take it.
+inline bool role_of(const plan& p, int k, step_role& role, std::string& why) {
+  const kernel& kr = p.kernels[k];
+  const std::string label = std::string("k") + std::to_string(k) + " " + kernel_name(p, k);
+  switch (kr.kind) {
+    case kernel_kind::elementwise:
+      role = kr.domain.rows == batch ? step_role::row : step_role::global;
+      return true;
+    case kernel_kind::reduction:
+      if (kr.domain.rows != batch) role = step_role::global;
+      else role = p.at(kr.anchor).kind == op::sum_rows ? step_role::batch_reduction : step_role::row;
+      return true;
+    case kernel_kind::contraction: {
+      const node& mm = p.at(kr.anchor);
+      const matrix_operand A = operand_of(p, mm.in[0]), B = operand_of(p, mm.in[1]);
+      const bool m_batch = mm.shape.rows == batch, k_batch = A.shape.cols == batch;
+      if (mm.shape.cols == batch || (m_batch && k_batch)) {
+        why = label + " has the batch in more than one dimension";
+        return false;
+      }
+      if (m_batch) {
+        if (A.transposed) {
+          why = label + " reads its batch-rowed operand transposed";
+          return false;
+        }
+        role = step_role::row;
+      } else if (k_batch) {
+        if (!A.transposed || B.transposed || p.at(A.source).shape.rows != batch || p.at(B.source).shape.rows != batch) {
+          why = label + " contracts the batch but not as Xᵀ·Y of two batch-rowed values";
+          return false;
+        }
+        role = step_role::batch_reduction;
+      } else {
+        role = step_role::global;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+// What the whole-step kernels run: a plan kernel, or the part of a batch-free elementwise kernel that some of
+// its roots need (when its roots need different stages, e.g. 1/batch next to the loss).
+struct step_item {
+  int kernel = -1;
+  kernel_body body;
+  step_role role = step_role::global;
+  int stage = 0;
+  kernel_buffers buffers;
+  int partial_offset = 0;      // batch reductions: where its partials start in a block's slice
+  int gemm_rm = 0, gemm_rn = 0;  // rows-kernel contractions: block_gemm register tile
+};
+
+// A batch-rowed value the rows kernel keeps in shared memory for the current tile.
+struct tile_slot {
+  int node = -1;
+  int first = 0, last = 0;  // phases (indices into whole_step_plan::phases) that write / last read it
+  int floats = 0;           // T · cols, rounded up to 4
+  int offset = -1;          // in floats from the start of the tiles area; -1: global memory
+};
+
+struct whole_step_plan {
+  bool ok = false;
+  std::string why;                 // when !ok: the first kernel or dependency that does not fit
+  std::vector<step_item> items;    // in plan order
+  std::vector<int> phases;         // items of stages 1 and 2, in order: what the rows kernel runs per tile
+  int tile_rows = 0;
+  std::vector<tile_slot> slots;    // candidates for shared memory and where they went
+  int scratch_floats = 0;          // block_gemm staging area at the start of shared memory
+  int tiles_floats = 0;            // shared memory for the slots that fit
+  int partial_floats = 0;          // one block's slice of partial sums
+
+  const tile_slot* slot_of(int node_id) const {
+    for (const tile_slot& s : slots)
+      if (s.node == node_id && s.offset >= 0) return &s;
+    return nullptr;
+  }
+  bool has_stage(int s) const {
+    for (const step_item& i : items)
+      if (i.stage == s) return true;
+    return false;
+  }
+};
+
+inline int ceil_div(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
+inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+// The latest stage among the earlier items that share a buffer with `b` (one writing it), and which item.
+inline int required_stage(const std::vector<step_item>& items, const kernel_buffers& b, int& which) {
+  int required = 0;
+  which = -1;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (items[i].buffers.conflicts_with(b) && items[i].stage >= required) {
+      required = items[i].stage;
+      which = static_cast<int>(i);
+    }
+  return required;
+}
+
+// Items and stages, with the dependency checks described above.
+inline bool assign_stages(const plan& p, whole_step_plan& w) {
+  for (int k = 0; k < p.num_kernels; ++k) {
+    const kernel& kr = p.kernels[k];
+    step_item item;
+    item.kernel = k;
+    if (!role_of(p, k, item.role, w.why)) return false;
+    item.body = body_of(p, kr);
+    item.buffers = buffers_of(p, kr, item.body);
+    int which = -1;
+    const int required = required_stage(w.items, item.buffers, which);
+    const std::string label = std::string("k") + std::to_string(k) + " " + kernel_name(p, k);
+    const std::string after = which < 0 ? "" : std::string("k") + std::to_string(w.items[which].kernel) + " " + kernel_name(p, w.items[which].kernel);
+    if (item.role != step_role::global) {
+      if (required > 1) {
+        w.why = label + (item.role == step_role::row ? " works on batch rows" : " sums over the batch") +
+                " but depends on " + after + ", which needs the whole batch first";
+        return false;
+      }
+      item.stage = item.role == step_role::row ? 1 : 2;
+      w.items.push_back(item);
+      continue;
+    }
+    item.stage = required == 0 ? 0 : 3;
+    if (item.stage == 3 && kr.kind == kernel_kind::elementwise && item.body.roots.size() > 1) {
+      // roots that need nothing from the batch run before the rows kernel, unless the two parts touch each
+      // other's buffers (a root's body reading a leaf another root overwrites must see the old value)
+      std::vector<int> early, late;
+      for (int root : item.body.roots) {
+        const kernel_body b = body_for_roots(p, kr, {root});
+        int unused = -1;
+        (required_stage(w.items, buffers_of(p, kr, b), unused) == 0 ? early : late).push_back(root);
+      }
+      if (!early.empty()) {
+        step_item first = item, second = item;
+        first.body = body_for_roots(p, kr, early);
+        first.buffers = buffers_of(p, kr, first.body);
+        first.stage = 0;
+        second.body = body_for_roots(p, kr, late);
+        second.buffers = buffers_of(p, kr, second.body);
+        if (!first.buffers.conflicts_with(second.buffers)) {
+          w.items.push_back(first);
+          w.items.push_back(second);
+          continue;
+        }
+      }
+    }
+    w.items.push_back(item);
+  }
+  for (std::size_t i = 0; i < w.items.size(); ++i)
+    if (w.items[i].stage == 2)
+      for (std::size_t j = i + 1; j < w.items.size(); ++j)
+        if (w.items[j].stage == 2 && w.items[i].buffers.conflicts_with(w.items[j].buffers)) {
+          w.why = std::string("k") + std::to_string(w.items[i].kernel) + " and k" + std::to_string(w.items[j].kernel) +
+                  " finish batch reductions that share a buffer";
+          return false;
+        }
+  return true;
+}
+
+// block_gemm register tiles of the rows kernel's contractions for tile size T.
+inline void choose_gemm_tiles(const plan& p, whole_step_plan& w, int threads) {
+  const int ty = threads / gemm_tx;
+  w.scratch_floats = 0;
+  for (int f : w.phases) {
+    step_item& it = w.items[static_cast<std::size_t>(f)];
+    const kernel& kr = p.kernels[it.kernel];
+    if (kr.kind != kernel_kind::contraction) continue;
+    const node& mm = p.at(kr.anchor);
+    if (it.role == step_role::row) {
+      it.gemm_rm = clamp_int(ceil_div(w.tile_rows, ty), 1, 8);
+      it.gemm_rn = clamp_int(ceil_div(mm.shape.cols, gemm_tx), 1, 8);
+    } else {
+      it.gemm_rm = clamp_int(ceil_div(mm.shape.rows, ty), 1, 4);
+      it.gemm_rn = clamp_int(ceil_div(mm.shape.cols, gemm_tx), 1, 8);
+    }
+    w.scratch_floats = std::max(w.scratch_floats, gemm_scratch_floats(threads, it.gemm_rm, it.gemm_rn));
+  }
+  w.scratch_floats = (w.scratch_floats + 3) / 4 * 4;
+}
+
+// First-fit placement of the tile slots in `budget` floats: a slot may share space with slots whose phase
+// intervals do not overlap (every phase ends with __syncthreads). Returns whether every slot fit.
+inline bool place_slots(std::vector<tile_slot>& slots, int budget, int& used) {
+  used = 0;
+  bool all = true;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    tile_slot& s = slots[i];
+    int offset = 0;
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (std::size_t j = 0; j < i; ++j) {
+        const tile_slot& o = slots[j];
+        if (o.offset < 0 || o.last < s.first || s.last < o.first) continue;  // not placed, or not alive together
+        if (offset < o.offset + o.floats && o.offset < offset + s.floats) {
+          offset = o.offset + o.floats;
+          moved = true;
+        }
+      }
+    }
+    if (offset + s.floats <= budget) {
+      s.offset = offset;
+      used = std::max(used, offset + s.floats);
+    } else {
+      s.offset = -1;
+      all = false;
+    }
+  }
+  return all;
+}
+
+// The stage-1 batch-rowed intermediates: written by a rows-kernel phase, read only there, not a graph output.
+inline std::vector<tile_slot> slot_candidates(const plan& p, const whole_step_plan& w, int tile_rows) {
+  std::vector<tile_slot> out;
+  for (std::size_t f = 0; f < w.phases.size(); ++f) {
+    const step_item& it = w.items[static_cast<std::size_t>(w.phases[f])];
+    if (it.role != step_role::row) continue;
+    std::vector<int> written = it.body.roots;
+    const kernel& kr = p.kernels[it.kernel];
+    if (kr.kind != kernel_kind::elementwise) written.push_back(kr.anchor);
+    for (int id : written) {
+      const node& n = p.at(id);
+      if (n.shape.rows != batch || p.is_output[id] || p.assign[id] >= 0) continue;
+      const int b = buffer_of(p, id);
+      tile_slot s;
+      s.node = id;
+      s.first = s.last = static_cast<int>(f);
+      bool outside = false;
+      for (std::size_t j = 0; j < w.items.size(); ++j) {
+        if (static_cast<int>(j) == w.phases[f] || !w.items[j].buffers.reads.count(b)) continue;
+        const auto at = std::find(w.phases.begin(), w.phases.end(), static_cast<int>(j));
+        if (at == w.phases.end()) outside = true;
+        else s.last = std::max(s.last, static_cast<int>(at - w.phases.begin()));
+      }
+      if (outside) continue;
+      s.floats = (tile_rows * n.shape.cols + 3) / 4 * 4;
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+// Analyses a fused plan for the whole-step lowering. shared_floats: dynamic shared memory per block.
+inline whole_step_plan plan_whole_step(const plan& p, int threads, int shared_floats, int tile_rows_option) {
+  whole_step_plan w;
+  if (!assign_stages(p, w)) return w;
+  int offset = 0;
+  for (std::size_t i = 0; i < w.items.size(); ++i) {
+    step_item& it = w.items[i];
+    if (it.stage != 1 && it.stage != 2) continue;
+    w.phases.push_back(static_cast<int>(i));
+    if (it.role == step_role::batch_reduction) {
+      it.partial_offset = offset;
+      const dims s = p.at(p.kernels[it.kernel].anchor).shape;
+      offset += s.rows * s.cols;
+    }
+  }
+  w.partial_floats = (offset + 31) / 32 * 32;
+  const std::vector<int> sizes = tile_rows_option > 0 ? std::vector<int>{tile_rows_option} : std::vector<int>{128, 64, 32};
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    w.tile_rows = sizes[i];
+    choose_gemm_tiles(p, w, threads);
+    w.slots = slot_candidates(p, w, w.tile_rows);
+    const int budget = shared_floats - w.scratch_floats;
+    if (budget < 0) {
+      if (i + 1 < sizes.size()) continue;
+      w.why = std::string("the GEMM staging area alone exceeds the shared memory budget of ") + std::to_string(shared_floats * 4) + " bytes";
+      return w;
+    }
+    if (place_slots(w.slots, budget, w.tiles_floats) || i + 1 == sizes.size()) break;
+  }
+  w.ok = true;
+  return w;
+}
+
+// ---- rendering
+
+namespace detail {
+
+// Accessors of the rows kernel: batch-rowed values at tile row r (0 ≤ r < rows), from shared memory when they
+// have a slot, else from global memory at row0 + r.
+struct rows_access {
+  const plan& p;
+  const whole_step_plan& w;
+  std::set<int>& used;
+
+  std::string tile_name(int id) const { return std::string("S") + std::to_string(id); }
+  std::string load(int id, const std::string& r, const std::string& c) const {
+    const node& n = p.at(id);
+    if (ops::class_of(n.kind) == op_class::immediate) return immediate_text(n, c);
+    if (n.shape.rows == batch && w.slot_of(id)) return tile_name(id) + "[" + index_text(n.shape, r, c) + "]";
+    const int b = buffer_of(p, id);
+    used.insert(b);
+    const std::string row = n.shape.rows == batch ? "row0 + " + r : r;
+    return buffer_name(b) + "[" + index_text(n.shape, row, c) + "]";
+  }
+  access_fn loader() const {
+    return [this](int id, const std::string& r, const std::string& c) { return load(id, r, c); };
+  }
+  store_fn storer() const { return loader(); }  // the same lvalue text
+};
+
+inline std::string item_comment(const plan& p, const step_item& it, const std::string& indent) {
+  std::string c = kernel_comment(p, it.kernel, indent);
+  const kernel& kr = p.kernels[it.kernel];
+  if (static_cast<int>(it.body.roots.size()) != kr.store_end - kr.store_begin) {
+    c += indent + "//   (this part: the roots";
+    for (int r : it.body.roots) c += std::string(" n") + std::to_string(r);
+    c += ")\n";
+  }
+  return c;
+}
+
+inline std::string phase_rows(const plan& p, const step_item& it, const rows_access& ra, int threads) {
+  const kernel& kr = p.kernels[it.kernel];
+  const kernel_body& body = it.body;
+  const access_fn load = ra.loader();
+  const store_fn store = ra.storer();
+  const std::string T = std::to_string(threads);
+  std::string b = item_comment(p, it, "    ");
+  if (it.role == step_role::batch_reduction) {
+    const std::string part = std::string("part[") + std::to_string(it.partial_offset) + " + ";
+    if (kr.kind == kernel_kind::reduction) {  // sum_rows: this tile's column sums
+      const node& R = p.at(kr.anchor);
+      const std::string C = std::to_string(kr.domain.cols);
+      b += "    for (int c = threadIdx.x; c < " + C + "; c += " + T + ") {\n";
+      b += "      float acc = 0.0f;\n";
+      b += "      for (int r = 0; r < rows; ++r) {\n";
+      b += body_text(p, body, load, "r", "c", "        ");
+      b += "        acc += " + operand_text(body, R.in[0], load, "r", "c") + ";\n";
+      b += "      }\n";
+      b += "      " + part + "c] += acc;\n";
+      b += "    }\n";
+    } else {  // Xᵀ·Y over this tile's rows: the tile rows are the contracted dimension
+      const node& mm = p.at(kr.anchor);
+      const matrix_operand A = operand_of(p, mm.in[0]), B = operand_of(p, mm.in[1]);
+      b += "    {\n";
+      b += "      auto a = [&](int m, int k) -> float { return " + operand_element(A, load, "m", "k") + "; };\n";
+      b += "      auto b = [&](int k, int n) -> float { return " + operand_element(B, load, "k", "n") + "; };\n";
+      b += "      " + gemm_call(threads, it.gemm_rm, it.gemm_rn, A, B) + "(smem, " + std::to_string(mm.shape.rows) +
+           std::string(", ") + std::to_string(mm.shape.cols) + ", rows, a, b, [&](int m, int n, float value) {\n";
+      b += "        " + part + "m * " + std::to_string(mm.shape.cols) + " + n] += value;\n";
+      b += "      });\n";
+      b += "    }\n";
+    }
+    return b + "    __syncthreads();\n";
+  }
+  switch (kr.kind) {
+    case kernel_kind::elementwise: {
+      const std::string C = std::to_string(kr.domain.cols);
+      b += "    for (int e = threadIdx.x; e < rows * " + C + "; e += " + T + ") {\n";
+      b += "      const int r = e / " + C + ", c = e - r * " + C + ";\n";
+      b += "      (void)r; (void)c;\n";
+      b += body_text(p, body, load, "r", "c", "      ");
+      b += stores_text(body, store, "r", "c", "      ");
+      b += "    }\n";
+      break;
+    }
+    case kernel_kind::reduction: {  // sum_cols / max_cols: one warp per row
+      const node& R = p.at(kr.anchor);
+      const bool is_max = R.kind == op::max_cols;
+      b += std::string("    for (int r = threadIdx.x >> 5; r < rows; r += ") + std::to_string(threads / 32) + ") {\n";
+      b += std::string("      float acc = ") + (is_max ? "-INFINITY" : "0.0f") + ";\n";
+      b += std::string("      for (int c = (int)(threadIdx.x & 31); c < ") + std::to_string(kr.domain.cols) + "; c += 32) {\n";
+      b += body_text(p, body, load, "r", "c", "        ");
+      const std::string x = operand_text(body, R.in[0], load, "r", "c");
+      b += std::string("        acc = ") + (is_max ? "km::max(" + x + ", acc)" : "acc + " + x) + ";\n";
+      b += "      }\n";
+      b += std::string("      acc = kiln_rt::") + (is_max ? "warp_max" : "warp_sum") + "(acc);\n";
+      b += "      if ((threadIdx.x & 31) == 0) " + store(kr.anchor, "r", "0") + " = acc;\n";
+      b += "    }\n";
+      break;
+    }
+    case kernel_kind::contraction: {  // this tile's rows of A·B, then the epilogue on each element
+      const node& mm = p.at(kr.anchor);
+      const matrix_operand A = operand_of(p, mm.in[0]), B = operand_of(p, mm.in[1]);
+      b += "    {\n";
+      b += "      auto a = [&](int m, int k) -> float { return " + operand_element(A, load, "m", "k") + "; };\n";
+      b += "      auto b = [&](int k, int n) -> float { return " + operand_element(B, load, "k", "n") + "; };\n";
+      b += "      " + gemm_call(threads, it.gemm_rm, it.gemm_rn, A, B) + "(smem, rows, " +
+           std::to_string(mm.shape.cols) + ", " + std::to_string(A.shape.cols) + ", a, b, [&](int r, int c, float value) {\n";
+      b += "        " + store(kr.anchor, "r", "c") + " = value;\n";
+      b += body_text(p, body, load, "r", "c", "        ");
+      b += stores_text(body, store, "r", "c", "        ");
+      b += "      });\n";
+      b += "    }\n";
+      break;
+    }
+  }
+  return b + "    __syncthreads();\n";
+}
+
+// A global (batch-free) plan kernel run by one block.
+inline std::string phase_single_block(const plan& p, const step_item& it, std::set<int>& used, int threads) {
+  const kernel& kr = p.kernels[it.kernel];
+  const kernel_body& body = it.body;
+  const access_fn load = global_access(p, used);
+  const store_fn store = global_store(p, used);
+  const std::string T = std::to_string(threads);
+  std::string b = item_comment(p, it, "  ");
+  switch (kr.kind) {
+    case kernel_kind::elementwise: {
+      const std::string C = std::to_string(kr.domain.cols);
+      b += std::string("  for (int e = threadIdx.x; e < ") + std::to_string(kr.domain.rows) + " * " + C + "; e += " + T + ") {\n";
+      b += "    const int r = e / " + C + ", c = e - r * " + C + ";\n";
+      b += "    (void)r; (void)c;\n";
+      b += body_text(p, body, load, "r", "c", "    ");
+      b += stores_text(body, store, "r", "c", "    ");
+      b += "  }\n";
+      break;
+    }
+    case kernel_kind::reduction: {
+      const node& R = p.at(kr.anchor);
+      const std::string x = operand_text(body, R.in[0], load, "r", "c");
+      const std::string rows = std::to_string(kr.domain.rows), cols = std::to_string(kr.domain.cols);
+      if (R.kind == op::sum_rows) {
+        b += "  for (int c = threadIdx.x; c < " + cols + "; c += " + T + ") {\n";
+        b += "    float acc = 0.0f;\n";
+        b += "    for (int r = 0; r < " + rows + "; ++r) {\n";
+      } else {
+        b += "  for (int r = threadIdx.x; r < " + rows + "; r += " + T + ") {\n";
+        b += std::string("    float acc = ") + (R.kind == op::max_cols ? "-INFINITY" : "0.0f") + ";\n";
+        b += "    for (int c = 0; c < " + cols + "; ++c) {\n";
+      }
+      b += body_text(p, body, load, "r", "c", "      ");
+      b += std::string("      acc = ") + (R.kind == op::max_cols ? "km::max(" + x + ", acc)" : "acc + " + x) + ";\n";
+      b += "    }\n";
+      b += "    " + store(kr.anchor, R.kind == op::sum_rows ? "0" : "r", R.kind == op::sum_rows ? "c" : "0") + " = acc;\n";
+      b += "  }\n";
+      break;
+    }
+    case kernel_kind::contraction: {
+      const node& mm = p.at(kr.anchor);
+      const matrix_operand A = operand_of(p, mm.in[0]), B = operand_of(p, mm.in[1]);
+      b += "  {\n";
+      b += "    auto a = [&](int m, int k) -> float { return " + operand_element(A, load, "m", "k") + "; };\n";
+      b += "    auto b = [&](int k, int n) -> float { return " + operand_element(B, load, "k", "n") + "; };\n";
+      b += "    " + gemm_call(threads, 4, 4, A, B) + "(smem, " + std::to_string(mm.shape.rows) + ", " +
+           std::to_string(mm.shape.cols) + ", " + std::to_string(A.shape.cols) + ", a, b, [&](int r, int c, float value) {\n";
+      b += "      " + store(kr.anchor, "r", "c") + " = value;\n";
+      b += body_text(p, body, load, "r", "c", "      ");
+      b += stores_text(body, store, "r", "c", "      ");
+      b += "    });\n";
+      b += "  }\n";
+      break;
+    }
+  }
+  return b + "  __syncthreads();\n";
+}
+
+}  // namespace detail
+
+// "k0 k1 k3": the plan kernels of a stage (stage 1 also lists the batch reductions it accumulates).
+inline std::string stage_kernels(const whole_step_plan& w, int stage) {
+  std::string s;
+  int last = -1;
+  for (const step_item& it : w.items)
+    if ((it.stage == stage || (stage == 1 && it.stage == 2)) && it.kernel != last) {
+      s += std::string(s.empty() ? "k" : " k") + std::to_string(it.kernel);
+      last = it.kernel;
+    }
+  return s;
+}
+
+inline launch_spec render_fused_rows(const plan& p, const whole_step_plan& w, const std::string& name, int threads) {
+  std::set<int> used;
+  const detail::rows_access ra{p, w, used};
+  const std::string T = std::to_string(w.tile_rows);
+  std::string comment = "// fused whole step, stage 1 (" + stage_kernels(w, 1) + "): tiles of " + T +
+                        " batch rows per block; per tile every row-local plan kernel in order, and each batch\n"
+                        "// reduction's contribution added to this block's slice of partial sums (finished by the reduce kernel).\n"
+                        "// on chip:";
+  std::string global_list;
+  for (const tile_slot& s : w.slots)
+    (s.offset >= 0 ? comment : global_list) += std::string(" n") + std::to_string(s.node);
+  comment += global_list.empty() ? "\n" : "\n// in global memory:" + global_list + "\n";
+  std::string b;
+  b += "  KILN_DYNAMIC_SHARED(smem);\n";
+  for (const tile_slot& s : w.slots)
+    if (s.offset >= 0)
+      b += "  float* const " + ra.tile_name(s.node) + " = smem + " + std::to_string(w.scratch_floats + s.offset) +
+           std::string(";  // n") + std::to_string(s.node) + " " + dims_text(p.at(s.node).shape) + ", phases " +
+           std::to_string(s.first) + "-" + std::to_string(s.last) + "\n";
+  b += std::string("  float* const part = ws + (long long)blockIdx.x * ") + std::to_string(w.partial_floats) + ";\n";
+  b += std::string("  for (int i = threadIdx.x; i < ") + std::to_string(w.partial_floats) + "; i += " + std::to_string(threads) +
+       ") part[i] = 0.0f;\n";
+  b += "  __syncthreads();\n";
+  b += "  const long long tiles = (batch + " + T + " - 1) / " + T + ";\n";
+  b += "  for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {\n";
+  b += "    const long long row0 = tile * " + T + ";\n";
+  b += "    const int rows = batch - row0 < " + T + " ? (int)(batch - row0) : " + T + ";\n";
+  for (int f : w.phases) b += detail::phase_rows(p, w.items[static_cast<std::size_t>(f)], ra, threads);
+  b += "  }\n";
+  launch_spec s;
+  s.name = name;
+  s.kind = launch_kind::rows;
+  s.fuses = stage_kernels(w, 1);
+  s.tile_rows = w.tile_rows;
+  s.partial_floats = w.partial_floats;
+  s.shared_floats = w.scratch_floats + w.tiles_floats;
+  s.text = kernel_text(name, threads, comment, used, b, s.buffers);
+  return s;
+}
+
+inline launch_spec render_fused_reduce(const plan& p, const whole_step_plan& w, const std::string& name, int threads) {
+  std::set<int> used;
+  const access_fn load = global_access(p, used);
+  const store_fn store = global_store(p, used);
+  std::string b;
+  long long total = 0;
+  std::string branches;
+  for (const step_item& it : w.items) {
+    if (it.stage != 2) continue;
+    const kernel& kr = p.kernels[it.kernel];
+    const kernel_body& body = it.body;
+    const dims s = p.at(kr.anchor).shape;
+    const long long begin = total;
+    total += static_cast<long long>(s.rows) * s.cols;
+    const std::string N = std::to_string(s.cols);
+    branches += std::string(branches.empty() ? "    if" : "    } else if") + " (e < " + std::to_string(total) + "LL) {\n";
+    branches += detail::item_comment(p, it, "      ");
+    branches += std::string("      const int i = (int)(e - ") + std::to_string(begin) + "LL);\n";
+    branches += "      const int r = i / " + N + ", c = i - r * " + N + ";\n";
+    branches += "      (void)r; (void)c;\n";
+    branches += "      float value = 0.0f;\n";
+    branches += std::string("      for (int blk = 0; blk < ws_blocks; ++blk) value += ws[(long long)blk * ") +
+                std::to_string(w.partial_floats) + " + " + std::to_string(it.partial_offset) + " + i];\n";
+    branches += "      " + store(kr.anchor, "r", "c") + " = value;\n";
+    if (kr.kind == kernel_kind::contraction) {
+      branches += body_text(p, body, load, "r", "c", "      ");
+      branches += stores_text(body, store, "r", "c", "      ");
+    }
+  }
+  b += std::string("  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < ") + std::to_string(total) +
+       "LL; e += (long long)gridDim.x * blockDim.x) {\n";
+  b += branches + "    }\n  }\n";
+  const std::string comment = "// fused whole step, stage 2 (" + stage_kernels(w, 2) +
+                              "): each batch reduction's partial sums added over the blocks of the rows kernel (in block\n"
+                              "// order), then its epilogue (the optimizer update of a weight matrix) on the final value.\n";
+  launch_spec s;
+  s.name = name;
+  s.kind = launch_kind::reduce;
+  s.fuses = stage_kernels(w, 2);
+  s.domain = dims{1, static_cast<int>(total)};
+  s.partial_floats = w.partial_floats;
+  s.text = kernel_text(name, threads, comment, used, b, s.buffers);
+  return s;
+}
+
+inline launch_spec render_single_block(const plan& p, const whole_step_plan& w, int stage, const std::string& name,
+                                       int threads) {
+  std::set<int> used;
+  std::string b = "  KILN_DYNAMIC_SHARED(smem);\n  (void)smem;\n";
+  int scratch = 1;
+  for (const step_item& it : w.items) {
+    if (it.stage != stage) continue;
+    b += detail::phase_single_block(p, it, used, threads);
+    if (p.kernels[it.kernel].kind == kernel_kind::contraction) scratch = std::max(scratch, gemm_scratch_floats(threads, 4, 4));
+  }
+  const std::string comment = std::string("// fused whole step, stage ") + (stage == 0 ? "0" : "3") + " (" +
+                              stage_kernels(w, stage) + "): the batch-free plan kernels " +
+                              (stage == 0 ? "the rows kernel needs" : "after the batch reductions") +
+                              ", in plan order, by one block.\n";
+  launch_spec s;
+  s.name = name;
+  s.kind = launch_kind::single_block;
+  s.fuses = stage_kernels(w, stage);
+  s.shared_floats = scratch;
+  s.text = kernel_text(name, threads, comment, used, b, s.buffers);
+  return s;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,117 @@
+// The CUDA backend on a real GPU: building a step (or, where CUDA cannot run, backend_unavailable with
+// runtime::open()'s precise reason), tile sizes, data on the device, parameters by name, the kernel cache, and
+// the benchmark's steps against the reference. Activations, losses and optimizers at batch sizes 1, 7, 128,
+// 1000, 65537: test_cuda_codegen_device_activations.cpp / _losses.cpp. Without a GPU: "skipped: <reason>".
+// compute-sanitizer: run this executable under `compute-sanitizer --tool memcheck` and `--tool racecheck`.
+#include "cuda_test_support.hpp"
+#include "test_cuda_codegen_common.hpp"
+
+using namespace kiln;
+using namespace kiln_cuda_test;
+
+
+TEST_CASE("device: building a CUDA step works, or throws backend_unavailable naming the reason", "[cuda][device]") {
+  try {
+    cuda::train_step<mse_model<relu_fn>, sgd> step;
+    WARN("CUDA step on " << step.on().describe() << ": " << step.launches_per_step() << " launches, module "
+                         << step.compile_report().origin << " in " << step.compile_report().seconds << " s");
+    CHECK(step.launches_per_step() == 3);
+  } catch (const backend_unavailable& e) {
+    const std::string what = e.what();
+    WARN("skipped: CUDA unavailable here: " << what);
+    CHECK_THAT(what, Catch::StartsWith("CUDA backend unavailable: "));
+    CHECK(kiln_test_cuda::is_precise_unavailable_reason(what));
+  }
+}
+
+TEST_CASE("device: tile sizes and shared-memory spills give the same step", "[cuda][device]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  const adam opt{.lr = 1e-2};
+  const auto base = compare_with_reference<acts_a_model, adam, fusion::fused>(dev, opt, 1000, 51, 2);
+  for (int tile : {16, 32, 64, 128}) {
+    INFO("tile rows " << tile);
+    check_same_params(base, compare_with_reference<acts_a_model, adam, fusion::fused>(dev, opt, 1000, 51, 2, tile));
+  }
+}
+
+TEST_CASE("device: data on the device, parameters by name, the kernel cache", "[cuda][device]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  cuda::step_options so;
+  so.on = dev;
+  cuda::train_step<ce_model<relu_fn>, adam> a(adam{.lr = 1e-2}, 3, so), b(adam{.lr = 1e-2}, 3, so);
+  CHECK(b.compile_report().origin != "compiled");  // the same source: from the kernel cache
+  const batch_data d = random_batch(500, 9);
+  // b gets its batch from device memory, uploaded once
+  const cuda::cu_deviceptr xs = dev->allocate(d.xs.size() * 4), ys = dev->allocate(d.ys.size() * 4);
+  std::vector<float> yf(d.ys.begin(), d.ys.end());
+  dev->upload(xs, d.xs.data(), d.xs.size() * 4);
+  dev->upload(ys, yf.data(), yf.size() * 4);
+  for (int s = 0; s < 3; ++s) {
+    const float la = a.run(500, {{"x", d.xs}, {"y", d.ys}});
+    b.run_on_device(500, {{"x", xs}, {"y", ys}});
+    CHECK(b.loss() == la);
+  }
+  CHECK(all_params(a) == all_params(b));
+  dev->release(xs);
+  dev->release(ys);
+  // parameters written by name are what the next step uses
+  std::vector<float> w = a.param("fc1.weight");
+  for (float& v : w) v = 0.5f;
+  a.set_param("fc1.weight", w);
+  CHECK(a.param("fc1.weight") == w);
+  CHECK_THROWS_AS(a.set_param("fc1.weight", std::vector<float>(3)), shape_error);
+  CHECK_THROWS_WITH(a.param("fc9.weight"), Catch::Contains("no parameter or optimizer state named 'fc9.weight'"));
+  CHECK_THROWS_WITH(a.run(4, {{"x", std::vector<float>(5)}, {"y", std::vector<std::int32_t>(4)}}),
+                    Catch::Contains("'x' has 5 values") && Catch::Contains("[4, 6]"));
+  CHECK_THROWS_WITH(a.run(1, {{"x", std::vector<float>(6)}, {"y", std::vector<std::int32_t>{3}}}),
+                    Catch::Contains("outside [0, 3)"));
+}
+
+TEST_CASE("device: the benchmark's steps against the reference", "[cuda][device]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  // inputs of other widths than the small models: compare one step at batch 1000 by hand
+  auto check = [&](auto tag, auto opt, int in, int out, bool labels) {
+    using Model = typename decltype(tag)::type;
+    using Opt = decltype(opt);
+    cuda::step_options so;
+    so.on = dev;
+    cuda::train_step<Model, Opt, fusion::fused> f(opt, 1, so);
+    cuda::train_step<Model, Opt, fusion::unfused> u(opt, 1, so);
+    const long n = 1000;
+    std::mt19937_64 rng(2);
+    std::uniform_real_distribution<double> dist(-1, 1);
+    std::vector<float> xs(static_cast<std::size_t>(n * in)), ts(static_cast<std::size_t>(n * out));
+    std::vector<std::int32_t> ys(static_cast<std::size_t>(n));
+    for (float& v : xs) v = static_cast<float>(dist(rng));
+    for (float& v : ts) v = static_cast<float>(dist(rng));
+    for (auto& v : ys) v = static_cast<std::int32_t>(rng() % static_cast<unsigned>(out));
+    const graph& G = decltype(f)::step_graph();
+    std::vector<std::vector<double>> leaves(static_cast<std::size_t>(G.num_leaves));
+    for (int l = 0; l < G.num_leaves; ++l) {
+      const std::string name(G.leaves[l].name.view());
+      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) {
+        const auto p = f.param(name);
+        leaves[static_cast<std::size_t>(l)].assign(p.begin(), p.end());
+      } else if (name == "x") {
+        leaves[static_cast<std::size_t>(l)].assign(xs.begin(), xs.end());
+      } else if (labels) {
+        leaves[static_cast<std::size_t>(l)].assign(ys.begin(), ys.end());
+      } else {
+        leaves[static_cast<std::size_t>(l)].assign(ts.begin(), ts.end());
+      }
+    }
+    std::vector<double> h(cuda::max_hypers);
+    opt.hypers(1, h.data());
+    const double ref = reference::step(G, n, leaves, h);
+    CHECK(f.run(n, {{"x", xs}, {"target", ts}, {"y", ys}}) == Approx(ref).epsilon(1e-4));
+    CHECK(u.run(n, {{"x", xs}, {"target", ts}, {"y", ys}}) == Approx(ref).epsilon(1e-4));
+    check_same_params(all_params(f), all_params(u));
+    CHECK(f.launches_per_step() == 3);
+  };
+  check(std::type_identity<mlp64_model>{}, adam{}, 64, 16, false);
+  check(std::type_identity<mlp128_model>{}, adam{}, 64, 16, false);
+  check(std::type_identity<classifier_model>{}, adam{}, 784, 10, true);
+}

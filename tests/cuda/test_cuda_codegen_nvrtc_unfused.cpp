@@ -1,0 +1,41 @@
+// Compile-only (no GPU needed): every kernel the test models generate in unfused mode, rendered for an A100
+// (sm_80) and an H100 (sm_90) and compiled to CUBIN with NVRTC. Skipped with the reason where NVRTC is absent.
+// Every activation, loss and optimizer appears in at least one of these steps.
+#include "test_cuda_codegen_common.hpp"
+
+using namespace kiln;
+using namespace kiln_cuda_test;
+
+namespace {
+constexpr fusion mode = fusion::unfused;
+// x - mean over the batch feeds a layer: the fused plan falls back to one kernel per plan kernel.
+struct centered_model {
+  constexpr auto operator()() const { return mse(nn::sequential(dense<3>{})(x - mean_batch(x)), t); }
+};
+}  // namespace
+
+TEST_CASE("NVRTC (unfused): relu, sigmoid, tanh, leaky_relu, cross-entropy, Adam", "[cuda][nvrtc]") {
+  compile_step<acts_a_model, adam, mode>("acts_a_model/adam");
+}
+TEST_CASE("NVRTC (unfused): elu, gelu, gelu_tanh, MSE, AdamW", "[cuda][nvrtc]") {
+  compile_step<acts_b_model, adamw, mode>("acts_b_model/adamw");
+}
+TEST_CASE("NVRTC (unfused): swish, softplus, identity, prelu, MAE, Nesterov", "[cuda][nvrtc]") {
+  compile_step<acts_c_model, nesterov, mode>("acts_c_model/nesterov");
+}
+TEST_CASE("NVRTC (unfused): bce, bce_with_logits, kl_div, categorical cross-entropy, nll, momentum", "[cuda][nvrtc]") {
+  compile_step<losses_model, momentum, mode>("losses_model/momentum");
+}
+TEST_CASE("NVRTC (unfused): SGD, and a batch reduction feeding rows", "[cuda][nvrtc]") {
+  compile_step<mse_model<relu_fn>, sgd, mode>("mse_model/sgd");
+  compile_step<centered_model, sgd, mode>("centered_model/sgd");
+}
+TEST_CASE("NVRTC (unfused): the benchmark's MLP of width 64", "[cuda][nvrtc]") {
+  compile_step<mlp64_model, adam, mode>("mlp64_model/adam");
+}
+TEST_CASE("NVRTC (unfused): the benchmark's MLP of width 128", "[cuda][nvrtc]") {
+  compile_step<mlp128_model, adam, mode>("mlp128_model/adam");
+}
+TEST_CASE("NVRTC (unfused): the 784-128-64-10 classifier", "[cuda][nvrtc]") {
+  compile_step<classifier_model, adam, mode>("classifier_model/adam");
+}
