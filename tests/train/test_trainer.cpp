@@ -151,6 +151,7 @@ TEST_CASE("trainer: early stopping after `patience` epochs without improvement r
   const auto train = make_data(200, 5), against = make_data(100, 6, /*flip=*/true);
   auto opt = quiet(30, 20);
   opt.patience = 2;
+  opt.out_dir = kiln_test::temp_dir() + "/early";
   trainer_type t(kiln::adam{.lr = 0.02}, opt);
   const auto result = t.fit(train, against);
   REQUIRE(result.reason == kiln::train::stop_reason::early_stopping);
@@ -162,6 +163,26 @@ TEST_CASE("trainer: early stopping after `patience` epochs without improvement r
   // the restored weights are those after the best epoch: train that many epochs with the same seed
   auto again = quiet(result.best_epoch, 20);
   trainer_type u(kiln::adam{.lr = 0.02}, again);
+  u.fit(train);
+  CHECK(all_parameters(u.step()) == all_parameters(t.step()));
+  // and the checkpoint holds them
+  const auto file = kiln::io::read_safetensors_content(opt.out_dir + "/model.safetensors");
+  CHECK(file.metadata.at("kiln.epoch") == std::to_string(result.best_epoch));
+  trainer_type loaded(kiln::adam{}, quiet(1, 20, 77));
+  kiln::train::load_checkpoint(loaded.step(), opt.out_dir + "/model.safetensors");
+  CHECK(all_parameters(loaded.step()) == all_parameters(t.step()));
+}
+
+TEST_CASE("trainer: keep_best ends on the epoch with the lowest validation loss") {
+  const auto train = make_data(200, 5), against = make_data(100, 6, /*flip=*/true);
+  auto opt = quiet(5, 20);
+  opt.keep_best = true;
+  trainer_type t(kiln::adam{.lr = 0.02}, opt);
+  const auto result = t.fit(train, against);
+  CHECK(result.reason == kiln::train::stop_reason::completed);
+  CHECK(t.history().size() == 5);
+  REQUIRE(result.best_epoch < 5);  // the flipped validation set gets worse as training proceeds
+  trainer_type u(kiln::adam{.lr = 0.02}, quiet(result.best_epoch, 20));
   u.fit(train);
   CHECK(all_parameters(u.step()) == all_parameters(t.step()));
 }

@@ -248,6 +248,7 @@ class trainer {
           if (options_.restore_best) {
             best.restore(step_);
             last_good_.update_from(step_);
+            last_good_epoch_ = result.best_epoch;
             save_checkpoint_file();
             line += "; parameters restored to epoch " + std::to_string(result.best_epoch);
           }
