@@ -116,6 +116,38 @@ TEST_CASE("nan guard: the last good checkpoint is the end of the last finished e
   CHECK(weights(loaded.step()) == after_epoch_1);
 }
 
+namespace {
+// Parameters kept apart from the host, as on a GPU (the interface of kiln::cuda::train_step).
+struct separate_memory_step {
+  kiln::cpu::train_step<unclamped_bce, kiln::sgd> inner{kiln::sgd{.lr = 0.1}};
+  float run(long b, std::initializer_list<kiln::feed> f) { return inner.run(b, f); }
+  std::vector<float> param(std::string_view name) {
+    const auto p = inner.param(name);
+    return {p.begin(), p.end()};
+  }
+  void set_param(std::string_view name, std::span<const float> v) { std::copy(v.begin(), v.end(), inner.param(name).begin()); }
+  long step_count() const { return inner.step_count(); }
+  void set_step_count(long t) { inner.set_step_count(t); }
+};
+}  // namespace
+
+TEST_CASE("nan guard: with the steps on a device, the device gets the last good parameters back") {
+  trainer_type t(kiln::sgd{.lr = 0.1}, settings("", true));
+  trainer_type fresh(kiln::sgd{.lr = 0.1}, settings("", false));
+  separate_memory_step device;
+  try {
+    t.fit_on(device, data(37));
+    FAIL("training did not stop");
+  } catch (const kiln::train::nonfinite_loss& e) {
+    CHECK(e.step == 3);
+    REQUIRE(e.origin.found);  // the unfused re-run started from the device's parameters before step 3
+    CHECK(e.origin.op == "log");
+    CHECK(e.origin.flat_index == 5);
+  }
+  CHECK(weights(device.inner) == weights(fresh.step()));
+  CHECK(device.step_count() == 0);
+}
+
 TEST_CASE("nan guard: non-finite data or parameters are named before anything runs") {
   kiln::cpu::train_step<unclamped_bce, kiln::sgd, kiln::fusion::unfused> step;
   std::vector<float> x = {0.1f, 0.2f, NAN, 0.3f}, t = {1, 0};

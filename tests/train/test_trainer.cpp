@@ -242,6 +242,44 @@ TEST_CASE("trainer: a bar with rate and ETA when asked for one") {
   CHECK(printed.find("epoch 1/1  train loss") != std::string::npos);  // the summary line replaces the bar
 }
 
+namespace {
+// A step whose parameters live apart from the host, as on a GPU: param() hands out copies, set_param() writes
+// (the interface of kiln::cuda::train_step). It computes on the CPU, so results must match bit for bit.
+struct separate_memory_step {
+  kiln::cpu::train_step<loss_model, kiln::adam> inner;
+  int uploads = 0;
+  explicit separate_memory_step(std::uint64_t seed) : inner(kiln::adam{.lr = 0.01}, seed) {}
+  float run(long b, std::initializer_list<kiln::feed> f) { return inner.run(b, f); }
+  std::vector<float> param(std::string_view name) {
+    const auto p = inner.param(name);
+    return {p.begin(), p.end()};
+  }
+  void set_param(std::string_view name, std::span<const float> v) {
+    ++uploads;
+    std::copy(v.begin(), v.end(), inner.param(name).begin());
+  }
+  long step_count() const { return inner.step_count(); }
+  void set_step_count(long t) { inner.set_step_count(t); }
+};
+}  // namespace
+
+TEST_CASE("trainer: fit_on runs the steps on a step with its own memory and mirrors it on the host") {
+  const auto train = make_data(150, 12), validation = make_data(60, 13);
+  trainer_type host(kiln::adam{.lr = 0.01}, quiet(3, 16, 21));
+  host.fit(train, validation);
+
+  trainer_type mirrored(kiln::adam{.lr = 0.01}, quiet(3, 16, 21));
+  separate_memory_step device(/*seed=*/999);  // other initial values: the trainer's must be uploaded first
+  mirrored.fit_on(device, train, validation);
+  CHECK(device.uploads > 0);
+  CHECK(all_parameters(device.inner) == all_parameters(host.step()));    // the same training
+  CHECK(all_parameters(mirrored.step()) == all_parameters(host.step()));  // copied back to the host
+  CHECK(mirrored.step().step_count() == host.step().step_count());
+  REQUIRE(mirrored.history().size() == 3);
+  CHECK(mirrored.history()[2].val_loss == host.history()[2].val_loss);  // evaluated on the mirror
+  CHECK(mirrored.history()[2].val_accuracy == host.history()[2].val_accuracy);
+}
+
 TEST_CASE("progress: clock text") {
   CHECK(kiln::train::clock_text(0) == "00:00");
   CHECK(kiln::train::clock_text(75.4) == "01:15");

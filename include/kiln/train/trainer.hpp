@@ -12,6 +12,9 @@
 // terminal and one line per epoch elsewhere. Optional: early stopping on the validation loss (patience), a CSV
 // log, an SVG plot of the curves, and a checkpoint after every good epoch.
 //
+// fit_on(device_step, ...) runs the steps on another backend (kiln::cuda::train_step) and keeps the trainer's
+// CPU step as the host mirror used for evaluation, checkpoints and the NaN guard.
+//
 // NaN guard: when a batch's loss is not finite, training stops with kiln::train::nonfinite_loss (epoch, step,
 // the last good checkpoint, which is also restored into the step). With options.debug_nonfinite the failing
 // step is re-run unfused from the parameters it started with, and the message names the first node that
@@ -158,6 +161,45 @@ inline bool reads_input(const graph& g, std::string_view name) {
   return false;
 }
 
+// The trainer's own CPU step runs the steps: nothing to copy.
+template <class Step>
+struct host_runner {
+  Step& step;
+  float run(long batch_size, std::initializer_list<feed> feeds) { return step.run(batch_size, feeds); }
+  void to_host() {}
+  void to_device() {}
+};
+
+// Another backend's step runs them; `host` mirrors its parameters, optimizer state and step count.
+template <class Host, class Device>
+struct device_runner {
+  Host& host;
+  Device& device;
+  float run(long batch_size, std::initializer_list<feed> feeds) { return device.run(batch_size, feeds); }
+  void to_host() {
+    const graph& g = Host::step_graph();
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (is_stored(g.leaves[l])) {
+        const auto v = device.param(g.leaves[l].name.view());
+        auto h = host.param(g.leaves[l].name.view());
+        if (v.size() != h.size())
+          throw shape_error("trainer: the device's '" + std::string(g.leaves[l].name.view()) + "' has " +
+                            std::to_string(v.size()) + " values, the host's " + std::to_string(h.size()));
+        std::copy(v.begin(), v.end(), h.begin());
+      }
+    host.set_step_count(device.step_count());
+  }
+  void to_device() {
+    const graph& g = Host::step_graph();
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (is_stored(g.leaves[l])) {
+        const auto h = host.param(g.leaves[l].name.view());
+        device.set_param(g.leaves[l].name.view(), std::span<const float>(h.data(), h.size()));
+      }
+    device.set_step_count(host.step_count());
+  }
+};
+
 }  // namespace trainer_detail
 
 template <class Model, class Optimizer, class Predict = no_prediction>
@@ -182,6 +224,24 @@ class trainer {
   // Trains for options.epochs epochs (fewer with early stopping). Throws nonfinite_loss if the loss stops
   // being finite.
   fit_result fit(const table& train, const table& validation = {}) {
+    trainer_detail::host_runner<step_type> runner{step_};
+    return fit_with(runner, train, validation);
+  }
+
+  // The same, with the steps run by another backend's train_step for the same Model and Optimizer (e.g.
+  // kiln::cuda::train_step), whose parameters live in its own memory: param(name) returns a copy and
+  // set_param(name, values) writes. The trainer's CPU step is the host mirror: the device starts from its
+  // parameters, and they are copied back after every epoch for evaluation, checkpoints and plots.
+  template <class DeviceStep>
+  fit_result fit_on(DeviceStep& device, const table& train, const table& validation = {}) {
+    trainer_detail::device_runner<step_type, DeviceStep> runner{step_, device};
+    runner.to_device();
+    return fit_with(runner, train, validation);
+  }
+
+ private:
+  template <class Runner>
+  fit_result fit_with(Runner& runner, const table& train, const table& validation) {
     if (train.rows() == 0) throw error("trainer: the training set is empty");
     if (options_.batch_size < 1) throw error("trainer: batch size must be at least 1, got " + std::to_string(options_.batch_size));
     if (!options_.out_dir.empty()) io::make_dirs(options_.out_dir);
@@ -206,15 +266,19 @@ class trainer {
       double loss_sum = 0;
       for (std::size_t k = 0; k < batches.size(); ++k) {
         buffer.gather(batches[k]);
-        if (options_.debug_nonfinite) before_step_.update_from(step_);
+        if (options_.debug_nonfinite) {
+          runner.to_host();
+          before_step_.update_from(step_);
+        }
         const float loss = trainer_detail::with_feeds(train, buffer, [&](std::initializer_list<feed> feeds) {
-          return step_.run(buffer.size(), feeds);
+          return runner.run(buffer.size(), feeds);
         });
         ++iteration_;
-        if (!std::isfinite(loss)) stop_nonfinite(bar, train, buffer, epoch, static_cast<long>(k) + 1, loss);
+        if (!std::isfinite(loss)) stop_nonfinite(runner, bar, train, buffer, epoch, static_cast<long>(k) + 1, loss);
         loss_sum += static_cast<double>(loss) * static_cast<double>(buffer.size());
         bar.update(static_cast<long>(k) + 1, loss_sum / static_cast<double>((k * batches[0].size()) + batches[k].size()));
       }
+      runner.to_host();
       epoch_record r;
       r.epoch = epoch;
       r.iterations = static_cast<long>(batches.size());
@@ -224,7 +288,7 @@ class trainer {
         r.val_loss = e.loss;
         r.val_accuracy = e.accuracy;
       }
-      check_parameters_finite(bar, epoch);
+      check_parameters_finite(runner, bar, epoch);
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       history_.push_back(r);
       result.epochs_run = epoch - first_epoch + 1;
@@ -247,6 +311,7 @@ class trainer {
                              std::to_string(result.best_epoch) + ")";
           if (options_.restore_best) {
             best.restore(step_);
+            runner.to_device();
             last_good_.update_from(step_);
             last_good_epoch_ = result.best_epoch;
             save_checkpoint_file();
@@ -260,6 +325,7 @@ class trainer {
     if (options_.keep_best && result.reason == stop_reason::completed && result.best_epoch > 0 &&
         result.best_epoch != last_good_epoch_) {
       best.restore(step_);
+      runner.to_device();
       last_good_.update_from(step_);
       last_good_epoch_ = result.best_epoch;
       save_checkpoint_file();
@@ -271,6 +337,7 @@ class trainer {
     return result;
   }
 
+ public:
   // Mean loss (and accuracy, with a prediction model) over a table, by forward evaluation in chunks.
   evaluation evaluate(const table& data) {
     evaluation e;
@@ -370,7 +437,9 @@ class trainer {
     return "the last good checkpoint is '" + checkpoint_path() + "' (" + when + ")";
   }
 
-  [[noreturn]] void stop_nonfinite(progress& bar, const table& train, const batch_buffer& buffer, int epoch, long step, float loss) {
+  template <class Runner>
+  [[noreturn]] void stop_nonfinite(Runner& runner, progress& bar, const table& train, const batch_buffer& buffer, int epoch,
+                                   long step, float loss) {
     nonfinite_origin origin;
     if (options_.debug_nonfinite) {
       unfused_step_type unfused(step_.optimizer());
@@ -380,6 +449,7 @@ class trainer {
       });
     }
     last_good_.restore(step_);
+    runner.to_device();
     std::string what = "kiln: training stopped: the loss is " + std::to_string(loss) + " at epoch " +
                        std::to_string(epoch) + ", step " + std::to_string(step) + " (iteration " +
                        std::to_string(iteration_) + "); " + last_good_text() + ", and the step holds those parameters again.";
@@ -396,12 +466,14 @@ class trainer {
     throw e;
   }
 
-  void check_parameters_finite(progress& bar, int epoch) {
+  template <class Runner>
+  void check_parameters_finite(Runner& runner, progress& bar, int epoch) {
     const graph& g = step_type::step_graph();
     for (int l = 0; l < g.num_leaves; ++l)
       if (g.leaves[l].kind == leaf_kind::param && !trainer_detail::all_finite(step_.param(g.leaves[l].name.view()))) {
         const std::string name(g.leaves[l].name.view());
         last_good_.restore(step_);
+        runner.to_device();
         bar.message("");
         nonfinite_loss e("kiln: training stopped: parameter '" + name + "' is not finite after epoch " +
                          std::to_string(epoch) + " although every batch loss was; " + last_good_text() +
