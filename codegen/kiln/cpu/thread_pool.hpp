@@ -5,7 +5,9 @@
 // Per call it allocates nothing and hops no threads when n == 1: f is passed by address through a plain
 // function-pointer trampoline, tasks are claimed from one atomic word, and workers spin for a few tens of
 // microseconds after each job (so that a training step's many back-to-back kernels reach them awake) before
-// they sleep (std::atomic wait/notify on a 32-bit word: libstdc++ 12 can lose wake-ups on 64-bit ones).
+// they sleep on a condition variable. (std::atomic wait/notify was used first; libstdc++ 12's implementation
+// lost wake-ups under load and hung the pool, so sleeping goes through a mutex, which is only touched when a
+// thread actually sleeps or wakes one.)
 //
 // The job word packs (job id : 32 | task count : 16 | next task : 16). A worker claims a task by
 // compare-exchange on the whole word, so a late worker can never claim a task of a job other than the one it
@@ -17,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -44,8 +47,8 @@ class thread_pool {
   ~thread_pool() {
     stop_.store(true, std::memory_order_seq_cst);
     state_.fetch_add(job_id_one, std::memory_order_seq_cst);  // a new id wakes everyone; task count 0
-    wake_.fetch_add(1, std::memory_order_seq_cst);
-    wake_.notify_all();
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+    wake_cv_.notify_all();
     for (std::thread& w : workers_) w.join();
   }
   thread_pool(const thread_pool&) = delete;
@@ -125,7 +128,11 @@ class thread_pool {
       }
       current_thread() = -1;
       // Last access to this job's fields: once done_ reaches the count the caller may start another job.
-      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int>(task_count(s))) done_.notify_one();
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int>(task_count(s))) {
+        // the caller checks done_ under done_mutex_ before sleeping, so taking it here means it cannot miss this
+        { std::lock_guard<std::mutex> lock(done_mutex_); }
+        done_cv_.notify_one();
+      }
       s = state_.load(std::memory_order_acquire);
     }
     return s;
@@ -140,15 +147,18 @@ class thread_pool {
     error_ = nullptr;
     const std::uint64_t id = (state_.load(std::memory_order_relaxed) >> 32) + 1;
     state_.store((id << 32) | (static_cast<std::uint64_t>(count) << 16), std::memory_order_seq_cst);
+    // seq_cst with the sleeper count: either this sees a sleeper and wakes it, or the sleeper (which counts
+    // itself before its last check) sees the new word and does not sleep.
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_.fetch_add(1, std::memory_order_seq_cst);
-      wake_.notify_all();
+      { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+      wake_cv_.notify_all();
     }
     work(0);
     const auto all_done = [&] { return done_.load(std::memory_order_acquire) == count; };
-    if (!spin_until(all_done))
-      for (int d = done_.load(std::memory_order_acquire); d != count; d = done_.load(std::memory_order_acquire))
-        done_.wait(d, std::memory_order_acquire);
+    if (!spin_until(all_done)) {
+      std::unique_lock<std::mutex> lock(done_mutex_);
+      done_cv_.wait(lock, all_done);
+    }
     if (failed_.load(std::memory_order_acquire)) std::rethrow_exception(error_);
   }
 
@@ -161,10 +171,9 @@ class thread_pool {
     };
     for (;;) {
       if (!spin_until(changed)) {
-        // seq_cst: either run_job sees this sleeper and bumps wake_, or this thread sees run_job's new word.
+        std::unique_lock<std::mutex> lock(sleep_mutex_);
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
-        for (std::uint32_t w = wake_.load(std::memory_order_seq_cst); !changed(); w = wake_.load(std::memory_order_seq_cst))
-          wake_.wait(w, std::memory_order_seq_cst);
+        wake_cv_.wait(lock, changed);
         sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       }
       if (stop_.load(std::memory_order_acquire)) return;
@@ -178,7 +187,10 @@ class thread_pool {
   alignas(64) std::atomic<std::uint64_t> state_{0};
   alignas(64) std::atomic<int> done_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<std::uint32_t> wake_{0};  // sleeping workers wait on this (a futex-sized word) for a new job
+  std::mutex sleep_mutex_;              // sleeping workers wait on wake_cv_ for a new job word
+  std::condition_variable wake_cv_;
+  std::mutex done_mutex_;               // a sleeping caller waits on done_cv_ for its job's last task
+  std::condition_variable done_cv_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> failed_{false};
   // The job: written by the caller before state_ publishes it, read by workers after they claim a task.
