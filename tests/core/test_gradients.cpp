@@ -156,6 +156,15 @@ struct l_kl { constexpr auto operator()() const { return kl_div(log_softmax(pred
 struct l_prelu {
   constexpr auto operator()() const { return mse(prelu(pred(), param<>("a")), t); }
 };
+// dense<1> on one feature (the transposed weight is a [1, 1] scalar) and tied weights (Wᵀ in two contractions
+// plus W elementwise): transposes in the backward graph must fold into contractions or vanish
+struct l_dense1 { constexpr auto operator()() const { return mse(nn::sequential(dense<1>{})(input<1>("x")), target<1>("target")); } };
+struct l_tied {
+  constexpr auto operator()() const {
+    auto W = param<3, 3>("w");
+    return sum(matmul(x, transpose(W)) * matmul(t, transpose(W))) + 0.1 * sum(W * W);
+  }
+};
 struct l_mean_batch { constexpr auto operator()() const { return sum(mean_batch(pred() * pred()) + mean_features(pred())); } };
 
 template <class M>
@@ -180,6 +189,8 @@ TEST_CASE("losses: gradients equal finite differences", "[gradients]") {
     check_loss<l_cce>(seed);
     check_loss<l_kl>(seed);
     check_loss<l_prelu>(seed);
+    check_loss<l_dense1>(seed);
+    check_loss<l_tied>(seed);
     check_loss<l_mean_batch>(seed, 1);
     check_loss<l_mean_batch>(seed, 7);
   }

@@ -36,7 +36,10 @@ constexpr void differentiate(builder& b, int loss, const int* wrt, int n_wrt, in
     for (int k = 0; k < arity; ++k) {
       const int a = cur.in[k];
       if (d[k] < 0 || !on_path[a]) continue;
-      const int contrib = b.unbroadcast(d[k], b.shape(a), cur.shape);
+      // Only elementwise ops broadcast: their contribution stands for a value of the node's shape. Other ops'
+      // rules already give the operand's shape (or a broadcast-held part of it).
+      const bool broadcasting = ops::class_of(cur.kind) == op_class::elementwise;
+      const int contrib = b.unbroadcast(d[k], b.shape(a), broadcasting ? cur.shape : b.shape(d[k]));
       adjoint[a] = adjoint[a] < 0 ? contrib : b.add(adjoint[a], contrib);
     }
   }

@@ -217,7 +217,7 @@ struct builder {
   constexpr int sum_all(int x) { return sum_cols(sum_rows(x)); }
 
   constexpr int transpose(int x) {
-    const node& a = g.nodes[x];
+    const node a = g.nodes[x];  // a copy: appending may not move nodes, but keep this independent of that
     if (a.kind == op::transpose) return a.in[0];
     // (A·B)ᵀ = Bᵀ·Aᵀ: keeps transposes on contraction operands, where they are free (strides)
     // (unless that would put the batch in the columns of a contraction; then the transpose stays a view)
@@ -226,6 +226,19 @@ struct builder {
       return matmul(transpose(r), transpose(l));
     }
     if (a.kind == op::constant) return constant(a.k, {a.shape.cols, a.shape.rows});
+    if (a.shape == dims{1, 1} && ops::class_of(a.kind) != op_class::leaf) return x;  // a scalar is its own transpose
+    // (f(a, b))ᵀ = f(aᵀ, bᵀ) for elementwise f: transposes move toward contractions (free there) and leaves.
+    // Not for values with a batch dimension: a [features, batch] elementwise value has no kernel.
+    if (ops::class_of(a.kind) == op_class::elementwise && a.shape.rows != batch && a.shape.cols != batch &&
+        a.kind != op::broadcast_to) {
+      switch (ops::arity_of(a.kind)) {
+        case 1: return unary(a.kind, transpose(a.in[0]), a.k);
+        case 2: { const int l = transpose(a.in[0]); const int r = transpose(a.in[1]); return binary(a.kind, l, r); }
+        default: { const int c = transpose(a.in[0]); const int t = transpose(a.in[1]); const int e = transpose(a.in[2]); return where(c, t, e); }
+      }
+    }
+    if (a.kind == op::broadcast_to && a.shape.rows != batch && a.shape.cols != batch)
+      return broadcast_to(transpose(a.in[0]), {a.shape.cols, a.shape.rows});
     node n; n.kind = op::transpose; n.in[0] = x; n.shape = {a.shape.cols, a.shape.rows};
     return append(n);
   }
