@@ -83,24 +83,35 @@ struct classifier_model {
   }
 };
 
-// Random batch for the leaves of g: x uniform in [-2, 2], targets in (0.05, 0.95), soft targets rows that sum
-// to 1, labels uniform classes.
+// Random batch for the inputs of a step graph, by their names: x uniform in [-2, 2], target in (0.05, 0.95),
+// soft (probability targets) rows that sum to 1, y uniform class indices.
 struct batch_data {
   std::vector<float> xs, ts, soft;
   std::vector<std::int32_t> ys;
 };
-inline batch_data random_batch(long batch_size, std::uint64_t seed) {
+inline batch_data random_batch(const graph& G, long batch_size, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-2, 2), p(0.05, 0.95);
   batch_data d;
-  for (long i = 0; i < batch_size * 6; ++i) d.xs.push_back(static_cast<float>(u(rng)));
-  for (long i = 0; i < batch_size * 3; ++i) d.ts.push_back(static_cast<float>(p(rng)));
-  for (long r = 0; r < batch_size; ++r) {
-    float row[3], s = 0;
-    for (float& v : row) s += (v = static_cast<float>(p(rng)));
-    for (float v : row) d.soft.push_back(v / s);
+  for (int l = 0; l < G.num_leaves; ++l) {
+    const leaf_info& info = G.leaves[l];
+    const std::string name(info.name.view());
+    const long n = batch_size * info.shape.cols;
+    if (name == "x") {
+      for (long i = 0; i < n; ++i) d.xs.push_back(static_cast<float>(u(rng)));
+    } else if (name == "target") {
+      for (long i = 0; i < n; ++i) d.ts.push_back(static_cast<float>(p(rng)));
+    } else if (name == "soft") {
+      for (long r = 0; r < batch_size; ++r) {
+        std::vector<float> row(static_cast<std::size_t>(info.shape.cols));
+        float sum = 0;
+        for (float& v : row) sum += (v = static_cast<float>(p(rng)));
+        for (float v : row) d.soft.push_back(v / sum);
+      }
+    } else if (name == "y") {
+      for (long r = 0; r < batch_size; ++r) d.ys.push_back(static_cast<std::int32_t>(rng() % static_cast<unsigned>(info.num_classes)));
+    }
   }
-  for (long r = 0; r < batch_size; ++r) d.ys.push_back(static_cast<std::int32_t>(rng() % 3));
   return d;
 }
 
@@ -163,7 +174,7 @@ inline std::map<std::string, std::vector<float>> compare_with_reference(step_und
                                                                         std::uint64_t seed, int steps) {
   INFO("model " << s.describe() << ", batch " << batch_size << ", seed " << seed);
   const graph& G = s.step_graph();
-  const batch_data d = random_batch(batch_size, seed + 1000);
+  const batch_data d = random_batch(G, batch_size, seed + 1000);
   std::vector<std::vector<double>> leaves(static_cast<std::size_t>(G.num_leaves));
   for (int l = 0; l < G.num_leaves; ++l) {
     const std::string name(G.leaves[l].name.view());

@@ -68,6 +68,14 @@ TEST_CASE("emulated: long batches take the split paths and many tiles per block"
   check_same_params(unfused, compare_with_reference<mse_model<relu_fn>, momentum, fusion::fused>(dev, opt, 2500, 7, 2));
 }
 
+TEST_CASE("emulated: the benchmark's steps (wide layers, 784 inputs, large register tiles)", "[cuda][emulated]") {
+  auto dev = emulator();
+  dev->set_multiprocessors(3);
+  check_same_params(compare_with_reference<mlp128_model, adam, fusion::fused>(dev, adam{}, 200, 8, 1),
+                    compare_with_reference<mlp128_model, adam, fusion::unfused>(dev, adam{}, 200, 8, 1));
+  compare_with_reference<classifier_model, adam, fusion::fused>(dev, adam{}, 150, 9, 1);
+}
+
 TEST_CASE("emulated: a kernel writing outside its buffer is reported", "[cuda][emulated]") {
   auto dev = emulator();
   const std::string source = std::string(cuda::prelude_source()) +

@@ -147,6 +147,14 @@ TEST_CASE("launch geometry follows the batch and the device", "[cuda][render]") 
   }
   CHECK(split_sum);
   CHECK(split_gemm);
+  // 2^23 rows are 131072 row tiles of 64: the grid stops at 65535 rows of blocks, which walk the rest
+  const auto huge = cuda::program_geometry(r, 1L << 23, 132, 256, 227 * 1024);
+  for (std::size_t i = 0; i < r.launches.size(); ++i)
+    if (r.launches[i].kind == cuda::launch_kind::contraction && r.launches[i].domain.rows == batch) {
+      CHECK(huge[i].grid.y == 65535);
+      CHECK(huge[i].grid.z == 1);
+      CHECK(contains(r.launches[i].text, "for (int mt = blockIdx.y; mt * 64 < M; mt += gridDim.y)"));
+    }
 
   const cuda::rendered_program f = cuda::render(compiled<mse_model<relu_fn>, sgd, fusion::fused>::p);
   REQUIRE(f.whole_step);

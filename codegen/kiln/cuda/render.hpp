@@ -134,7 +134,7 @@ inline std::vector<launch_geometry> program_geometry(const rendered_program& pro
         g.grid.y = grid_cap((M + s.tile_m - 1) / s.tile_m, 65535);
         const long long tiles = static_cast<long long>(g.grid.x) * g.grid.y;
         // split a long contracted dimension (weight gradients contract the batch) when the tiles are few
-        if (K >= 2048 && tiles < 2LL * sms) g.grid.z = grid_cap(std::min((K + 1023) / 1024, (2LL * sms + tiles - 1) / tiles), 65535);
+        if (K >= 2048 && tiles < 2LL * sms && g.grid.y * static_cast<long long>(s.tile_m) >= M) g.grid.z = grid_cap(std::min((K + 1023) / 1024, (2LL * sms + tiles - 1) / tiles), 65535);
         if (g.grid.z > 1) g.ws_floats = static_cast<long long>(g.grid.z) * M * N;
         g.tickets = static_cast<unsigned>(tiles);
         break;

@@ -23,9 +23,11 @@
 //
 // The reordering is checked: for every pair of plan kernels that touch a common buffer (one writes it), the
 // earlier one's stage must not come after the later one's, and two stage-2 kernels may not share a buffer.
-// A plan that does not fit (e.g. a row kernel reading a batch reduction, as batch normalization would) gets
-// one launch per plan kernel instead; whole_step_plan::why says why. An MLP training step (forward, loss,
-// backward, optimizer) takes three launches: rows, reduce, tail.
+// A batch-free elementwise kernel whose roots need different stages (the plan may put 1/batch, needed by the
+// backward rows, next to the summed loss) is split by root into a stage-0 and a stage-3 part when the two
+// parts touch disjoint buffers. A plan that does not fit (e.g. a row kernel reading a batch reduction, as
+// batch normalization would) gets one launch per plan kernel instead; whole_step_plan::why says why.
+// An MLP training step (forward, loss, backward, optimizer) takes three launches: rows, reduce, tail.
 #include <kiln/cuda/render_kernels.hpp>
 
 #include <algorithm>
