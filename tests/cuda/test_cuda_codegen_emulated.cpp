@@ -58,6 +58,19 @@ TEST_CASE("emulated: SGD with weight decay and Adam with L2", "[cuda][emulated]"
   compare_with_reference<ce_model<gelu_fn>, adam, fusion::fused>(dev, adam{.lr = 1e-2, .weight_decay = 0.1}, 33, 6);
 }
 
+TEST_CASE("emulated: batch-free contractions before and after the batch", "[cuda][emulated]") {
+  auto dev = emulator();
+  dev->set_multiprocessors(3);
+  const adam opt{.lr = 1e-2};
+  const auto unfused = compare_with_reference<factored_model, adam, fusion::unfused>(dev, opt, 70, 10, 3);
+  // the fused plan runs when lowering orders its in-place updates after the reads (see test_cuda_codegen_render)
+  if (cuda::in_place_hazard(step_plan<factored_model, adam, fusion::fused>::p).empty())
+    check_same_params(unfused, compare_with_reference<factored_model, adam, fusion::fused>(dev, opt, 70, 10, 3, 16));
+  else
+    CHECK_THROWS_WITH((compare_with_reference<factored_model, adam, fusion::fused>(dev, opt, 70, 10, 3, 16)),
+                      Catch::Contains("the plan cannot run as lowered"));
+}
+
 TEST_CASE("emulated: long batches take the split paths and many tiles per block", "[cuda][emulated]") {
   // 2500 rows: unfused column sums split the rows over blocks and weight-gradient GEMMs split the batch (their
   // last block adds the partials and runs the update); the fused rows kernel has 20 tiles of 128 rows for 6 blocks.

@@ -26,9 +26,10 @@ TEST_CASE("NVRTC (fused): swish, softplus, identity, prelu, MAE, Nesterov", "[cu
 TEST_CASE("NVRTC (fused): bce, bce_with_logits, kl_div, categorical cross-entropy, nll, momentum", "[cuda][nvrtc]") {
   compile_step<losses_model, momentum, mode>("losses_model/momentum");
 }
-TEST_CASE("NVRTC (fused): SGD, and a batch reduction feeding rows", "[cuda][nvrtc]") {
+TEST_CASE("NVRTC (fused): SGD, a batch reduction feeding rows, batch-free contractions", "[cuda][nvrtc]") {
   compile_step<mse_model<relu_fn>, sgd, mode>("mse_model/sgd");
   compile_step<centered_model, sgd, mode>("centered_model/sgd");
+  compile_step<factored_model, adam, mode>("factored_model/adam");
 }
 TEST_CASE("NVRTC (fused): the benchmark's MLP of width 64", "[cuda][nvrtc]") {
   compile_step<mlp64_model, adam, mode>("mlp64_model/adam");

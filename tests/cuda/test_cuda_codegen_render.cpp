@@ -86,6 +86,34 @@ TEST_CASE("batch-free values next to the loss sum run before the rows kernel", "
   CHECK(contains(r.launches[0].text, "(this part: the roots"));
 }
 
+TEST_CASE("batch-free contractions run in the single-block kernels around the rows kernel", "[cuda][render][fused]") {
+  const plan& p = compiled<factored_model, adam, fusion::fused>::p;
+  // Lowering may attach A's update (in place) to a kernel before B's gradient reads A through Aᵀ. Rendering
+  // must then refuse, naming both kernels, rather than compute B's gradient from the updated A.
+  const std::string hazard = cuda::in_place_hazard(p);
+  if (!hazard.empty()) {
+    CHECK_THAT(hazard, Catch::Contains("overwrites 'a' in place before") && Catch::Contains("reads its old value"));
+    CHECK_THROWS_WITH(cuda::render(p), Catch::Contains("the plan cannot run as lowered: " + hazard));
+    WARN("the fused plan of factored_model overwrites a leaf before reading it: " << hazard);
+    return;
+  }
+  const cuda::rendered_program r = cuda::render(p);
+  INFO(r.note);
+  REQUIRE(r.whole_step);
+  CHECK(names(r) == std::vector<std::string>{"fused_pre", "fused_rows", "fused_reduce", "fused_tail"});
+  CHECK(contains(r.launches.front().text, "kiln_rt::block_gemm<"));  // W = A·B
+  CHECK(contains(r.launches.back().text, "kiln_rt::block_gemm<"));   // the gradients of A and B
+}
+
+TEST_CASE("no test model's plan overwrites a leaf before reading its old value", "[cuda][render]") {
+  CHECK(cuda::in_place_hazard(compiled<factored_model, adam, fusion::unfused>::p).empty());
+  CHECK(cuda::in_place_hazard(compiled<classifier_model, adam, fusion::fused>::p).empty());
+  CHECK(cuda::in_place_hazard(compiled<acts_a_model, adam, fusion::fused>::p).empty());
+  CHECK(cuda::in_place_hazard(compiled<acts_b_model, adamw, fusion::fused>::p).empty());
+  CHECK(cuda::in_place_hazard(compiled<acts_c_model, nesterov, fusion::fused>::p).empty());
+  CHECK(cuda::in_place_hazard(compiled<losses_model, momentum, fusion::fused>::p).empty());
+}
+
 TEST_CASE("a row kernel that needs a batch reduction falls back to one launch per plan kernel, saying why",
           "[cuda][render][fused]") {
   const plan& p = compiled<centered_model, sgd, fusion::fused>::p;

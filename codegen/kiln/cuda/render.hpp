@@ -51,8 +51,46 @@ struct rendered_program {
   }
 };
 
+// A plan kernel that overwrites a leaf in place before a later kernel reads the leaf's old value (directly or
+// through a transpose) breaks the rule that assignments happen after every read. Returns a description of the
+// first such pair, or "" when there is none. (Reads of the assigned node itself want the new value: fine.)
+inline std::string in_place_hazard(const plan& p) {
+  int written_by[max_leaves];
+  for (int& w : written_by) w = -1;
+  for (int k = 0; k < p.num_kernels; ++k) {
+    const kernel& kr = p.kernels[k];
+    const kernel_body body = body_of(p, kr);
+    auto reads_old = [&](int id) -> int {  // the leaf whose old value node `id` is, or -1
+      if (id < 0) return -1;
+      if (p.at(id).kind == op::transpose) id = p.at(id).in[0];
+      return ops::class_of(p.at(id).kind) == op_class::leaf ? p.at(id).leaf : -1;
+    };
+    std::vector<int> loads;
+    for (int id : body.nodes)
+      for (int a = 0; a < ops::arity_of(p.at(id).kind); ++a)
+        if (!body.has(p.at(id).in[a])) loads.push_back(p.at(id).in[a]);
+    if (kr.kind != kernel_kind::elementwise)
+      for (int a = 0; a < ops::arity_of(p.at(kr.anchor).kind); ++a) loads.push_back(p.at(kr.anchor).in[a]);
+    for (int id : loads) {
+      const int leaf = reads_old(id);
+      if (leaf >= 0 && written_by[leaf] >= 0)
+        return std::string("k") + std::to_string(written_by[leaf]) + " " + kernel_name(p, written_by[leaf]) + " overwrites '" +
+               std::string(p.g.leaves[leaf].name.view()) + "' in place before k" + std::to_string(k) + " " +
+               kernel_name(p, k) + " reads its old value";
+    }
+    for (int r : body.roots)
+      if (p.assign[r] >= 0 && written_by[p.assign[r]] < 0) written_by[p.assign[r]] = k;
+  }
+  return {};
+}
+
+// Throws kiln::error when the plan overwrites a leaf before a later read of its old value (see
+// in_place_hazard): running it would silently compute with the new value.
 inline rendered_program render(const plan& p, const render_options& o = {}) {
   check_threads(o.threads);
+  if (const std::string hazard = in_place_hazard(p); !hazard.empty())
+    throw error("kiln cuda: the plan cannot run as lowered: " + hazard +
+                " (lowering must place every in-place assignment after the last read of the old value)");
   rendered_program out;
   out.prelude = prelude_source();
   if (p.mode == fusion::fused && o.whole_step) {
