@@ -5,12 +5,13 @@
 
 namespace kiln_bench {
 
-std::vector<result> run_kiln_case(const bench_case& c, const timing_options& t) {
-  if (c.is_contraction) return run_contraction(c, t);
-  if (c.name.starts_with("classifier")) return run_kiln_classifier(c, t);
-  if (c.name.starts_with("wide")) return run_kiln_wide(c, t);
-  if (c.name.starts_with("xor")) return run_kiln_xor(c, t);
-  return {skipped_result(c, "cpu", "fused", "no kiln model is compiled for this case")};
+std::vector<timed_step> kiln_steps(const bench_case& c, std::vector<result>& skipped) {
+  if (c.is_contraction) return contraction_steps(c, skipped);
+  if (c.name.starts_with("classifier")) return kiln_classifier_steps(c, skipped);
+  if (c.name.starts_with("wide")) return kiln_wide_steps(c, skipped);
+  if (c.name.starts_with("xor")) return kiln_xor_steps(c, skipped);
+  skipped.push_back(skipped_result(c, "cpu", "fused", "no kiln model is compiled for this case"));
+  return {};
 }
 
 int kiln_threads() { return kiln::cpu::default_pool().num_threads(); }

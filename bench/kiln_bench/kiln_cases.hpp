@@ -3,6 +3,7 @@
 // (kiln::cpu::gemm against OpenBLAS's cblas_sgemm at the same shape). Each model lives in its own
 // translation unit to keep compile time and memory per file small.
 #include "bench_case.hpp"
+#include "timing.hpp"
 
 #include <vector>
 
@@ -10,12 +11,13 @@ namespace kiln_bench {
 
 int kiln_threads();  // threads of kiln's default pool
 
-std::vector<result> run_kiln_classifier(const bench_case& c, const timing_options& t);  // 784-128-64-10
-std::vector<result> run_kiln_wide(const bench_case& c, const timing_options& t);        // 1024-1024-1024-10
-std::vector<result> run_kiln_xor(const bench_case& c, const timing_options& t);         // 2-2-1
-std::vector<result> run_contraction(const bench_case& c, const timing_options& t);     // kiln gemm vs sgemm
+// Each returns the timed steps of its case; `skipped` receives rows that cannot run (e.g. no OpenBLAS).
+std::vector<timed_step> kiln_classifier_steps(const bench_case& c, std::vector<result>& skipped);  // 784-128-64-10
+std::vector<timed_step> kiln_wide_steps(const bench_case& c, std::vector<result>& skipped);        // 1024-1024-1024-10
+std::vector<timed_step> kiln_xor_steps(const bench_case& c, std::vector<result>& skipped);         // 2-2-1
+std::vector<timed_step> contraction_steps(const bench_case& c, std::vector<result>& skipped);      // gemm vs sgemm
 
-// Dispatch on the case's name; an unknown case is reported as skipped.
-std::vector<result> run_kiln_case(const bench_case& c, const timing_options& t);
+// Dispatch on the case's name; a case with no kiln program is reported as skipped.
+std::vector<timed_step> kiln_steps(const bench_case& c, std::vector<result>& skipped);
 
 }  // namespace kiln_bench

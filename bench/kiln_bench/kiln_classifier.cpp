@@ -14,9 +14,12 @@ struct classifier {
 };
 }  // namespace
 
-std::vector<result> run_kiln_classifier(const bench_case& c, const timing_options& t) {
-  if (c.layers != std::vector<long>{784, 128, 64, 10}) return {skipped_result(c, "cpu", "fused", "kiln model is 784-128-64-10")};
-  return run_kiln_both<classifier>(c, kiln::adam{.lr = c.lr}, t);
+std::vector<timed_step> kiln_classifier_steps(const bench_case& c, std::vector<result>& skipped) {
+  if (c.layers != std::vector<long>{784, 128, 64, 10}) {
+    skipped.push_back(skipped_result(c, "cpu", "fused", "the kiln model is 784-128-64-10"));
+    return {};
+  }
+  return kiln_fused_and_unfused<classifier>(c, kiln::adam{.lr = c.lr});
 }
 
 }  // namespace kiln_bench

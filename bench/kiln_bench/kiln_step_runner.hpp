@@ -1,40 +1,48 @@
 #pragma once
-// Runs one kiln model's fused and unfused train_step on a case and reports both (plus kernels per step).
+// kiln's fused and unfused train_step for one model, as timed steps (plus kernels per step in the note).
 #include "bench_case.hpp"
 #include "timing.hpp"
 
 #include <kiln/cpu/train_step.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace kiln_bench {
 
 template <class Model, class Optimizer, kiln::fusion Mode>
-result run_kiln_mode(const bench_case& c, const Optimizer& opt, const timing_options& t, const char* mode) {
+timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char* mode) {
   using step_type = kiln::cpu::train_step<Model, Optimizer, Mode>;
-  step_type step(opt, /*seed=*/1);
-  const std::vector<float> x = make_inputs(c);
-  const std::vector<std::int32_t> y = make_labels(c);
-  const std::vector<float> targets = make_targets(c);
-  result r;
-  r.case_name = c.name;
-  r.backend = "cpu";
-  r.mode = mode;
-  r.batch = c.batch;
-  r.threads = kiln::cpu::default_pool().num_threads();
+  struct state {  // a train_step is not movable: built in place
+    state(const bench_case& k, const Optimizer& o)
+        : step(o, /*seed=*/1), c(k), x(make_inputs(k)), targets(make_targets(k)), y(make_labels(k)) {}
+    step_type step;
+    bench_case c;
+    std::vector<float> x, targets;
+    std::vector<std::int32_t> y;
+  };
+  auto s = std::make_shared<state>(c, opt);
+  timed_step t;
+  t.r.case_name = c.name;
+  t.r.backend = "cpu";
+  t.r.mode = mode;
+  t.r.batch = c.batch;
+  t.r.threads = kiln::cpu::default_pool().num_threads();
+  t.r.note = std::to_string(step_type::compiled_plan().num_kernels) + " kernels/step";
   if (c.loss == loss_kind::cross_entropy)
-    measure([&] { return step.run(c.batch, {{"x", x}, {"y", y}}); }, t, r);
+    t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"y", s->y}})); };
   else
-    measure([&] { return step.run(c.batch, {{"x", x}, {"t", targets}}); }, t, r);
-  r.note = std::to_string(step_type::compiled_plan().num_kernels) + " kernels/step";
-  return r;
+    t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"t", s->targets}})); };
+  return t;
 }
 
 template <class Model, class Optimizer>
-std::vector<result> run_kiln_both(const bench_case& c, const Optimizer& opt, const timing_options& t) {
-  return {run_kiln_mode<Model, Optimizer, kiln::fusion::fused>(c, opt, t, "fused"),
-          run_kiln_mode<Model, Optimizer, kiln::fusion::unfused>(c, opt, t, "unfused")};
+std::vector<timed_step> kiln_fused_and_unfused(const bench_case& c, const Optimizer& opt) {
+  std::vector<timed_step> out;
+  out.push_back(kiln_timed_step<Model, Optimizer, kiln::fusion::fused>(c, opt, "fused"));
+  out.push_back(kiln_timed_step<Model, Optimizer, kiln::fusion::unfused>(c, opt, "unfused"));
+  return out;
 }
 
 }  // namespace kiln_bench

@@ -14,9 +14,12 @@ struct xor_net {
 };
 }  // namespace
 
-std::vector<result> run_kiln_xor(const bench_case& c, const timing_options& t) {
-  if (c.layers != std::vector<long>{2, 2, 1}) return {skipped_result(c, "cpu", "fused", "kiln model is 2-2-1")};
-  return run_kiln_both<xor_net>(c, kiln::sgd{.lr = c.lr}, t);
+std::vector<timed_step> kiln_xor_steps(const bench_case& c, std::vector<result>& skipped) {
+  if (c.layers != std::vector<long>{2, 2, 1}) {
+    skipped.push_back(skipped_result(c, "cpu", "fused", "the kiln model is 2-2-1"));
+    return {};
+  }
+  return kiln_fused_and_unfused<xor_net>(c, kiln::sgd{.lr = c.lr});
 }
 
 }  // namespace kiln_bench

@@ -3,6 +3,7 @@
 //
 //   kiln-bench [--filter NAME[,NAME…]] [--repeats N] [--repeat-ms MS] [--json FILE] [--no-python]
 //              [--python PATH] [--jax-venv DIR] [--peers-dir DIR] [--list]
+#include "blas_threads.hpp"
 #include "cxx_peers.hpp"
 #include "kiln_cases.hpp"
 #include "openblas_core.hpp"
@@ -35,6 +36,8 @@ struct options {
   std::vector<std::string> filters;
   timing_options timing;
   std::string json_path;
+  std::string markdown_path;
+  std::string command;  // as invoked, for the Markdown section
   bool python = true;
   bool list = false;
   std::string python_exe = "/usr/bin/python3";
@@ -48,6 +51,7 @@ const char* usage =
     "  --repeats N              timed repeats per measurement, median reported (default 15)\n"
     "  --repeat-ms MS           length of one timed repeat in milliseconds (default 20)\n"
     "  --json FILE              also write one JSON line per result to FILE\n"
+    "  --markdown FILE          also append a dated Markdown section with the tables to FILE (RESULTS.md)\n"
     "  --no-python              do not run the Python peers (PyTorch, JAX); they are reported as skipped\n"
     "  --python PATH            interpreter for the PyTorch peer (default /usr/bin/python3)\n"
     "  --jax-venv DIR           virtual environment holding jax (default $KILN_BENCH_VENV or\n"
@@ -80,6 +84,9 @@ options parse(int argc, char** argv) {
   options o;
   if (const char* venv = std::getenv("KILN_BENCH_VENV")) o.jax_venv = venv;
   else if (const char* home = std::getenv("HOME")) o.jax_venv = std::string(home) + "/.cache/kiln-bench-venv";
+  o.command = "kiln-bench";
+  for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
+  if (const char* via = std::getenv("KILN_BENCH_COMMAND")) o.command = via;  // set by bench/run.sh
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -94,6 +101,8 @@ options parse(int argc, char** argv) {
       o.timing.repeat_ms = static_cast<double>(parse_positive(a, value()));
     } else if (a == "--json") {
       o.json_path = value();
+    } else if (a == "--markdown") {
+      o.markdown_path = value();
     } else if (a == "--no-python") {
       o.python = false;
     } else if (a == "--python") {
@@ -164,24 +173,38 @@ int run(const options& o) {
 
   std::vector<result> rows;
   auto add = [&](std::vector<result> more) { rows.insert(rows.end(), more.begin(), more.end()); };
-  // Case by case, every backend one after the other, so that a change in the machine's load hits a case's
-  // rows alike rather than one backend.
+  // Case by case: the in-process backends interleaved repeat by repeat (see timing.hpp), then the Python peers,
+  // so that a change in the machine's load hits a case's rows alike rather than one backend.
   for (const bench_case& c : cases) {
-    std::fprintf(stderr, "%s: kiln...\n", c.name.c_str());
-    add(run_kiln_case(c, o.timing));
-    if (c.is_contraction) continue;
-    std::fprintf(stderr, "%s: eigen, dlib...\n", c.name.c_str());
-    add(run_eigen_peer(c, o.timing));
-    add(run_dlib_peer(c, o.timing));
+    std::fprintf(stderr, "%s: kiln, eigen, dlib...\n", c.name.c_str());
+    std::vector<result> skipped;
+    std::vector<timed_step> steps = kiln_steps(c, skipped);
+    for (timed_step& s : steps)
+      if (s.r.backend == "cpu") s.activate = [] { set_blas_threads(1); };  // park a BLAS peer's extra thread
+    for (auto* peer : {&eigen_steps, &dlib_steps})
+      for (timed_step& s : peer(c, skipped)) steps.push_back(std::move(s));
+    measure_interleaved(steps, o.timing);
+    std::vector<result> measured;
+    for (const timed_step& s : steps) measured.push_back(s.r);
+    measured = keep_fastest_setting(keep_fastest_setting(measured, "eigen"), "dlib");
+    add(measured);
+    add(skipped);
+    set_blas_threads(1);
     for (const python_peer& p : python_peers(o)) add(run_python_peer(p, {c}, {1, 2}, o.timing));
   }
-
   m.load_after = load_average();
   const std::vector<report_row> report = finish(cases, rows, m);
   print_table(cases, report, m);
   if (!o.json_path.empty()) {
     kiln::io::write_file_atomic(o.json_path, json_lines(report, m));
     std::printf("wrote %zu JSON lines to %s\n", report.size(), o.json_path.c_str());
+  }
+  if (!o.markdown_path.empty()) {
+    std::string text;
+    if (access(o.markdown_path.c_str(), F_OK) == 0) text = kiln::io::read_file(o.markdown_path);
+    text += markdown_section(cases, report, m, o.command);
+    kiln::io::write_file_atomic(o.markdown_path, text);
+    std::printf("appended the tables to %s\n", o.markdown_path.c_str());
   }
   return 0;
 }

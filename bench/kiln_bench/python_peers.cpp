@@ -57,7 +57,8 @@ run_output run_once(const python_peer& peer, const std::string& cases, int threa
   char err_path[] = "/tmp/kiln-bench-peer-XXXXXX";
   const int fd = mkstemp(err_path);
   if (fd >= 0) close(fd);
-  const std::string cmd = shell_quote(peer.python) + " " + shell_quote(peer.script) + " --threads " +
+  // PYTHONDONTWRITEBYTECODE: keep __pycache__ out of the source tree
+  const std::string cmd = "PYTHONDONTWRITEBYTECODE=1 " + shell_quote(peer.python) + " " + shell_quote(peer.script) + " --threads " +
                           std::to_string(threads) + " --repeats " + std::to_string(t.repeats) + " --repeat-ms " +
                           std::to_string(t.repeat_ms) + " --cases " + shell_quote(cases) + " 2>" + shell_quote(err_path);
   run_output out;

@@ -41,12 +41,14 @@ std::string fmt(const char* f, double v) {
 
 std::string describe(const bench_case& c) {
   std::string s;
-  for (std::size_t i = 0; i < c.layers.size(); ++i) s += (i ? "-" : "") + std::to_string(c.layers[i]);
   if (c.is_contraction) {
-    std::string d = "C[";  // built by appending: GCC 12's -Wrestrict misfires on "literal" + std::string&&
-    d += std::to_string(c.batch) + "," + std::to_string(c.layers[1]) + "] = X[" + std::to_string(c.batch) + "," +
-         std::to_string(c.layers[0]) + "] * W^T, one contraction";
-    return d;
+    s += "C[" + std::to_string(c.batch) + "," + std::to_string(c.layers[1]) + "] = X[" + std::to_string(c.batch) + ",";
+    s += std::to_string(c.layers[0]) + "] * W^T, one contraction";
+    return s;
+  }
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    if (i) s += '-';
+    s += std::to_string(c.layers[i]);
   }
   s += c.act == activation::relu ? " relu" : " sigmoid";
   s += c.loss == loss_kind::cross_entropy ? " cross-entropy" : " bce";
@@ -126,6 +128,36 @@ void print_table(const std::vector<bench_case>& cases, const std::vector<report_
   std::printf("\n");
 }
 
+std::string markdown_section(const std::vector<bench_case>& cases, const std::vector<report_row>& rows,
+                             const machine_info& m, const std::string& command) {
+  std::ostringstream o;
+  o << "\n### " << m.timestamp << ", " << m.cpu << ", kiln " << m.kiln_commit << "\n\n"
+    << "- command: `" << command << "`\n- compiler: " << m.compiler << "\n- kiln threads: " << m.kiln_threads
+    << "; FP32 FMA peak (GFLOP/s):";
+  for (const auto& [threads, gflops] : m.peak_gflops) o << " " << threads << " thread" << (threads == 1 ? "" : "s") << " " << fmt("%.1f", gflops) << ";";
+  o << "\n- load average (1, 5, 15 min): before " << m.load_before << ", after " << m.load_after << "\n";
+  if (!m.openblas.empty()) o << "- OpenBLAS kernels: " << m.openblas << "\n";
+  o << "\n| case | backend | mode | threads | median µs | min µs | GFLOP/s | % peak | × kiln fused | loss₁ | note |\n"
+    << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n";
+  for (const bench_case& c : cases)
+    for (const report_row& row : rows) {
+      const result& r = row.r;
+      if (r.case_name != c.name) continue;
+      o << "| " << r.case_name << " | " << r.backend << " | " << r.mode << " | ";
+      if (!r.measured()) {
+        o << " | | | | | | | skipped: " << r.skipped << " |\n";
+        continue;
+      }
+      std::string note = r.note;
+      if (!row.loss_check.empty()) note = "loss " + row.loss_check + (note.empty() ? "" : "; " + note);
+      o << r.threads << " | " << fmt("%.2f", r.median_us) << " | " << fmt("%.2f", r.min_us) << " | "
+        << fmt("%.2f", r.gflops) << " | " << fmt("%.1f", 100 * r.peak_fraction) << " | "
+        << (row.vs_kiln > 0 ? fmt("%.2f", row.vs_kiln) : "-") << " | " << fmt("%.4f", r.loss_first) << " | " << note
+        << " |\n";
+    }
+  return o.str();
+}
+
 std::string json_lines(const std::vector<report_row>& rows, const machine_info& m) {
   std::ostringstream o;
   for (const report_row& row : rows) {
@@ -152,15 +184,19 @@ std::string json_lines(const std::vector<report_row>& rows, const machine_info& 
   return o.str();
 }
 
+// "model name" from /proc/cpuinfo, with family and model numbers (a VM often shows only a generic name).
 std::string cpu_model_name() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  return "unknown CPU";
+  std::string line, name = "unknown CPU", family, model;
+  auto value = [&] { return line.substr(line.find_first_not_of(" \t", line.find(':') + 1)); };
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.find(':') == std::string::npos) continue;
+    if (line.rfind("model name", 0) == 0) name = value();
+    else if (line.rfind("cpu family", 0) == 0) family = value();
+    else if (line.rfind("model", 0) == 0 && line.find_first_of(" \t") == 5) model = value();
+  }
+  if (!family.empty() && !model.empty()) name += " (family " + family + ", model " + model + ")";
+  return name;
 }
 
 std::string compiler_name() {

@@ -33,6 +33,10 @@ std::vector<report_row> finish(const std::vector<bench_case>& cases, std::vector
 
 void print_table(const std::vector<bench_case>& cases, const std::vector<report_row>& rows, const machine_info& m);
 
+// A dated Markdown section (machine, compiler, commit, command, load, one table per case) for RESULTS.md.
+std::string markdown_section(const std::vector<bench_case>& cases, const std::vector<report_row>& rows,
+                             const machine_info& m, const std::string& command);
+
 std::string json_lines(const std::vector<report_row>& rows, const machine_info& m);
 
 std::string cpu_model_name();

@@ -1,46 +1,65 @@
 #pragma once
-// measure(step, options, out): the timing protocol every in-process backend shares.
-//  1. Steps 1 and 2 are run alone; their losses are kept (the peers' "same step" check).
-//  2. Calibration: steps run in doubling groups until a group lasts ≥ 2 ms, giving the time per step, from
-//     which `iters` = steps per repeat (about repeat_ms each, at least 1).
-//  3. `repeats` timed repeats of `iters` steps; each gives a mean per step; the median, min and max of those
-//     are reported. The machine is shared, so the median (not the mean) is the figure to compare.
+// The timing protocol every in-process backend shares, interleaved so that a shared machine's changing load
+// falls on all the backends of a case alike:
+//  1. For each backend: steps 1 and 2 run alone and their losses are kept (the "same step" check); then
+//     calibration runs steps in doubling groups until a group lasts ≥ 2 ms, giving `iters`, the steps per
+//     repeat (about repeat_ms each, at least 1).
+//  2. `repeats` rounds; in each round every backend runs one timed repeat of its `iters` steps, one backend
+//     after the other. A repeat gives a mean time per step; median, min and max over the repeats are kept.
 #include "bench_case.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 namespace kiln_bench {
 
-template <class Step>
-void measure(Step&& step, const timing_options& opt, result& out) {
+// One backend's training step (or contraction), ready to be timed. The closures own what they use.
+struct timed_step {
+  result r;                                  // identity (case, backend, mode, batch, threads, note) in, times out
+  std::function<void()> activate = [] {};    // puts process-wide settings in place (e.g. BLAS thread count)
+  std::function<double()> step;              // one step; returns its loss
+  std::vector<double> samples_us;            // per-step time of each repeat
+};
+
+namespace timing_detail {
+inline double seconds_for(timed_step& s, long n) {
   using clock = std::chrono::steady_clock;
-  auto seconds_for = [&](long n) {
-    const auto t0 = clock::now();
-    for (long i = 0; i < n; ++i) step();
-    return std::chrono::duration<double>(clock::now() - t0).count();
-  };
-  out.loss_first = static_cast<double>(step());
-  out.loss_second = static_cast<double>(step());
-  long n = 1;
-  double s = seconds_for(n);
-  while (s < 2e-3 && n < (1L << 24)) {
-    n *= 2;
-    s = seconds_for(n);
+  const auto t0 = clock::now();
+  for (long i = 0; i < n; ++i) s.step();
+  return std::chrono::duration<double>(clock::now() - t0).count();
+}
+}  // namespace timing_detail
+
+inline void measure_interleaved(std::vector<timed_step>& steps, const timing_options& opt) {
+  for (timed_step& s : steps) {
+    s.activate();
+    s.r.loss_first = s.step();
+    s.r.loss_second = s.step();
+    long n = 1;
+    double sec = timing_detail::seconds_for(s, n);
+    while (sec < 2e-3 && n < (1L << 24)) {
+      n *= 2;
+      sec = timing_detail::seconds_for(s, n);
+    }
+    s.r.iters = std::max(1L, std::lround(opt.repeat_ms * 1e-3 / (sec / static_cast<double>(n))));
   }
-  const double per_step = s / static_cast<double>(n);
-  const long iters = std::max(1L, std::lround(opt.repeat_ms * 1e-3 / per_step));
-  std::vector<double> us;
-  for (int r = 0; r < std::max(1, opt.repeats); ++r) us.push_back(seconds_for(iters) * 1e6 / static_cast<double>(iters));
-  std::sort(us.begin(), us.end());
-  const std::size_t m = us.size();
-  out.median_us = m % 2 ? us[m / 2] : 0.5 * (us[m / 2 - 1] + us[m / 2]);
-  out.min_us = us.front();
-  out.max_us = us.back();
-  out.iters = iters;
-  out.repeats = static_cast<int>(m);
+  for (int round = 0; round < std::max(1, opt.repeats); ++round)
+    for (timed_step& s : steps) {
+      s.activate();
+      s.samples_us.push_back(timing_detail::seconds_for(s, s.r.iters) * 1e6 / static_cast<double>(s.r.iters));
+    }
+  for (timed_step& s : steps) {
+    std::vector<double> us = s.samples_us;
+    std::sort(us.begin(), us.end());
+    const std::size_t m = us.size();
+    s.r.median_us = m % 2 ? us[m / 2] : 0.5 * (us[m / 2 - 1] + us[m / 2]);
+    s.r.min_us = us.front();
+    s.r.max_us = us.back();
+    s.r.repeats = static_cast<int>(m);
+  }
 }
 
 }  // namespace kiln_bench

@@ -12,6 +12,7 @@
 #include <dlib/dnn.h>
 #include <dlib/revision.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,58 +27,66 @@ using wide_net =
 using xor_net = dlib::loss_binary_log<dlib::fc<1, dlib::sig<dlib::fc<2, dlib::input<sample>>>>>;
 
 template <class Net, class Solver, class Label>
-result run_net(const bench_case& c, const Solver& solver, const std::vector<Label>& labels, int threads,
-               const timing_options& t) {
-  const bool blas_threads_set = set_blas_threads(threads);
+timed_step net_at(const bench_case& c, const Solver& solver, const std::vector<Label>& labels, int threads) {
+  struct state {
+    Net net;
+    dlib::resizable_tensor batch;
+    std::vector<Solver> solvers;
+    std::vector<Label> labels;
+    double lr = 0;
+  };
+  auto s = std::make_shared<state>();
   const std::vector<float> x = make_inputs(c);
   const long features = c.layers.front();
   std::vector<sample> samples(static_cast<std::size_t>(c.batch));
-  for (long s = 0; s < c.batch; ++s) {
-    samples[static_cast<std::size_t>(s)].set_size(features);
-    for (long f = 0; f < features; ++f) samples[static_cast<std::size_t>(s)](f) = x[static_cast<std::size_t>(s * features + f)];
+  for (long i = 0; i < c.batch; ++i) {
+    samples[static_cast<std::size_t>(i)].set_size(features);
+    for (long f = 0; f < features; ++f) samples[static_cast<std::size_t>(i)](f) = x[static_cast<std::size_t>(i * features + f)];
   }
-  Net net;
-  dlib::resizable_tensor batch;
-  net.to_tensor(samples.begin(), samples.end(), batch);
-  std::vector<Solver> solvers(Net::num_computational_layers, solver);
-  result r;
-  r.case_name = c.name;
-  r.backend = "dlib";
-  r.mode = "dlib";
-  r.batch = c.batch;
-  r.threads = blas_threads_set ? threads : 0;
-  measure([&] {
-    const double loss = net.compute_parameter_gradients(batch, labels.begin());
-    net.update_parameters(solvers, c.lr);
+  s->net.to_tensor(samples.begin(), samples.end(), s->batch);
+  s->solvers.assign(Net::num_computational_layers, solver);
+  s->labels = labels;
+  s->lr = c.lr;
+  timed_step t;
+  t.r.case_name = c.name;
+  t.r.backend = "dlib";
+  t.r.mode = "dlib";
+  t.r.batch = c.batch;
+  t.r.threads = set_blas_threads(threads) ? threads : 0;  // 0: no OpenBLAS to set, its BLAS's own default
+  t.r.note = "dlib " + std::to_string(DLIB_MAJOR_VERSION) + "." + std::to_string(DLIB_MINOR_VERSION);
+  t.activate = [threads] { set_blas_threads(threads); };
+  t.step = [s] {
+    const double loss = s->net.compute_parameter_gradients(s->batch, s->labels.begin());
+    s->net.update_parameters(s->solvers, s->lr);
     return loss;
-  }, t, r);
-  return r;
+  };
+  return t;
 }
 
 template <class Net, class Solver, class Label>
-std::vector<result> run_best(const bench_case& c, const Solver& solver, const std::vector<Label>& labels,
-                             const timing_options& t) {
-  result best = best_of(run_net<Net>(c, solver, labels, 1, t), run_net<Net>(c, solver, labels, 2, t));
-  set_blas_threads(1);  // park OpenBLAS's extra thread
-  best.note = "dlib " + std::to_string(DLIB_MAJOR_VERSION) + "." + std::to_string(DLIB_MINOR_VERSION) + ", " + best.note;
-  return {best};
+std::vector<timed_step> both_settings(const bench_case& c, const Solver& solver, const std::vector<Label>& labels) {
+  std::vector<timed_step> out;
+  out.push_back(net_at<Net>(c, solver, labels, 1));
+  if (out.back().r.threads != 0) out.push_back(net_at<Net>(c, solver, labels, 2));
+  return out;
 }
 
 }  // namespace
 
-std::vector<result> run_dlib_peer(const bench_case& c, const timing_options& t) {
+std::vector<timed_step> dlib_steps(const bench_case& c, std::vector<result>& skipped) {
   if (c.is_contraction) return {};
   const dlib::adam adam(/*weight_decay=*/0.0f, /*beta1=*/0.9f, /*beta2=*/0.999f);
   std::vector<unsigned long> classes;
   for (std::int32_t y : make_labels(c)) classes.push_back(static_cast<unsigned long>(y));
-  if (c.layers == std::vector<long>{784, 128, 64, 10}) return run_best<classifier_net>(c, adam, classes, t);
-  if (c.layers == std::vector<long>{1024, 1024, 1024, 10}) return run_best<wide_net>(c, adam, classes, t);
+  if (c.layers == std::vector<long>{784, 128, 64, 10}) return both_settings<classifier_net>(c, adam, classes);
+  if (c.layers == std::vector<long>{1024, 1024, 1024, 10}) return both_settings<wide_net>(c, adam, classes);
   if (c.layers == std::vector<long>{2, 2, 1}) {
     std::vector<float> signs;
     for (float target : make_targets(c)) signs.push_back(target > 0.5f ? 1.0f : -1.0f);
-    return run_best<xor_net>(c, dlib::sgd(/*weight_decay=*/0.0f, /*momentum=*/0.0f), signs, t);
+    return both_settings<xor_net>(c, dlib::sgd(/*weight_decay=*/0.0f, /*momentum=*/0.0f), signs);
   }
-  return {skipped_result(c, "dlib", "dlib", "no dlib network type is written for this case")};
+  skipped.push_back(skipped_result(c, "dlib", "dlib", "no dlib network type is written for this case"));
+  return {};
 }
 
 }  // namespace kiln_bench

@@ -13,6 +13,7 @@
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -136,31 +137,35 @@ class eigen_mlp {
   long t_ = 0;
 };
 
-result run_eigen_at(const bench_case& c, int threads, const timing_options& t) {
-  Eigen::setNbThreads(threads);
-  const std::vector<float> x = make_inputs(c), targets = make_targets(c);
-  const std::vector<std::int32_t> labels = make_labels(c);
-  eigen_mlp net(c);
-  result r;
-  r.case_name = c.name;
-  r.backend = "eigen";
-  r.mode = "eigen";
-  r.batch = c.batch;
-  r.threads = threads;
-  measure([&] { return net.step(x.data(), labels.data(), targets.data()); }, t, r);
-  return r;
+timed_step eigen_at(const bench_case& c, int threads) {
+  struct state {
+    explicit state(const bench_case& k) : net(k), x(make_inputs(k)), targets(make_targets(k)), labels(make_labels(k)) {}
+    eigen_mlp net;
+    std::vector<float> x, targets;
+    std::vector<std::int32_t> labels;
+  };
+  auto s = std::make_shared<state>(c);
+  timed_step t;
+  t.r.case_name = c.name;
+  t.r.backend = "eigen";
+  t.r.mode = "eigen";
+  t.r.batch = c.batch;
+  t.r.threads = threads;
+  t.r.note = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+             std::to_string(EIGEN_MINOR_VERSION);
+  t.activate = [threads] { Eigen::setNbThreads(threads); };
+  t.step = [s] { return static_cast<double>(s->net.step(s->x.data(), s->labels.data(), s->targets.data())); };
+  return t;
 }
 
 }  // namespace
 
-std::vector<result> run_eigen_peer(const bench_case& c, const timing_options& t) {
+std::vector<timed_step> eigen_steps(const bench_case& c, std::vector<result>&) {
   if (c.is_contraction) return {};
-  const std::string version = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." +
-                              std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION);
-  result best = best_of(run_eigen_at(c, 1, t), run_eigen_at(c, 2, t));
-  Eigen::setNbThreads(1);
-  best.note = version + ", " + best.note;
-  return {best};
+  std::vector<timed_step> out;
+  out.push_back(eigen_at(c, 1));
+  out.push_back(eigen_at(c, 2));
+  return out;
 }
 
 }  // namespace kiln_bench
