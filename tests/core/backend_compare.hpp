@@ -94,3 +94,14 @@ void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
 }
 
 }  // namespace
+
+namespace {
+// A factored weight W = A·B: B's gradient reads Aᵀ, so A's in-place Adam update must wait until after it.
+struct factored_model {
+  constexpr auto operator()() const {
+    auto a = param<6, 4>("a").init_uniform_fan_in(4);
+    auto b = param<4, 3>("b").init_uniform_fan_in(3);
+    return mse(matmul(x, matmul(a, b)), t);  // ∂b = aᵀ·∂W reads a through a transpose
+  }
+};
+}  // namespace

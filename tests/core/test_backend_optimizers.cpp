@@ -11,3 +11,7 @@ TEST_CASE("fused == unfused == reference across optimizers", "[backend]") {
     compare<mse_model<gelu_fn>>(adam{.lr = 1e-2, .weight_decay = 0.1}, batch, 26);
   }
 }
+
+TEST_CASE("in-place updates wait for every read, also through a transpose (factored weight A·B)", "[backend]") {
+  for (long batch : {3L, 40L}) compare<factored_model>(adam{.lr = 1e-1}, batch, 41);
+}

@@ -219,7 +219,8 @@ constexpr plan lower(const graph& g, fusion mode) {
         }
         for (int x = contraction + 1; x < n && ok; ++x)
           for (int k = 0; k < 3; ++k) {
-            const int a = g.nodes[x].in[k];
+            int a = g.nodes[x].in[k];
+            if (a >= 0 && g.nodes[a].kind == op::transpose) a = g.nodes[a].in[0];  // a read through a view
             if (a >= 0 && g.nodes[a].leaf == p.assign[i] && ops::class_of(g.nodes[a].kind) == op_class::leaf && !body[x])
               ok = false;
           }
