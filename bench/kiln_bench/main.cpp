@@ -87,6 +87,10 @@ options parse(int argc, char** argv) {
   o.command = "kiln-bench";
   for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
   if (const char* via = std::getenv("KILN_BENCH_COMMAND")) o.command = via;  // set by bench/run.sh
+  // settings given by the user that change what is measured (not the OPENBLAS_CORETYPE kiln-bench set itself)
+  if (const char* v = std::getenv("KILN_NUM_THREADS")) o.command = std::string("KILN_NUM_THREADS=") + v + " " + o.command;
+  if (const char* v = std::getenv("OPENBLAS_CORETYPE"); v && !std::getenv("KILN_BENCH_OPENBLAS_DETECTED"))
+    o.command = std::string("OPENBLAS_CORETYPE=") + v + " " + o.command;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
