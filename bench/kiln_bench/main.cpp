@@ -1,8 +1,9 @@
 // kiln-bench: kiln's CPU training steps (fused and unfused) against PyTorch, JAX, Eigen and dlib doing the
 // same step, measured side by side in one invocation, plus kiln's GEMM against OpenBLAS's sgemm.
 //
-//   kiln-bench [--filter NAME[,NAME…]] [--repeats N] [--repeat-ms MS] [--json FILE] [--no-python]
-//              [--python PATH] [--jax-venv DIR] [--peers-dir DIR] [--list]
+//   kiln-bench [--filter NAME[,NAME…]] [--repeats N] [--repeat-ms MS] [--json FILE] [--markdown FILE]
+//              [--no-python] [--python PATH] [--jax-venv DIR] [--peers-dir DIR] [--list]
+// KILN_NUM_THREADS sets kiln's thread count (default: all cores); see bench/RESULTS.md for results.
 #include "blas_threads.hpp"
 #include "cxx_peers.hpp"
 #include "kiln_cases.hpp"
