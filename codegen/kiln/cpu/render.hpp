@@ -217,8 +217,8 @@ using kiln::cpu::tanh; using kiln::cpu::erf; using kiln::cpu::sigmoid; using kil
 using kiln::cpu::pow; using kiln::cpu::max; using kiln::cpu::min; using kiln::cpu::gt; using kiln::cpu::ge;
 using kiln::cpu::eq; using kiln::cpu::select;
 // max/min with a constant bound (rendered as max(x, 0.0f))
-inline vfloat max(vfloat a, float b) { return kiln::cpu::max(a, splat<vfloat>(b)); }
-inline vfloat min(vfloat a, float b) { return kiln::cpu::min(a, splat<vfloat>(b)); }
+[[maybe_unused]] inline vfloat max(vfloat a, float b) { return kiln::cpu::max(a, splat<vfloat>(b)); }
+[[maybe_unused]] inline vfloat min(vfloat a, float b) { return kiln::cpu::min(a, splat<vfloat>(b)); }
 }  // namespace m
 // n lanes starting at p (n < lanes reads and writes only the first n)
 inline vfloat ld(const float* p, int n) { return n == lanes ? load(p) : load_partial(p, n); }
