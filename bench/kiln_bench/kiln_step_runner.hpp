@@ -34,6 +34,16 @@ timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"y", s->y}})); };
   else
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"t", s->targets}})); };
+  const kiln::plan& p = step_type::compiled_plan();
+  for (int k = 0; k < p.num_kernels; ++k) t.kernel_names.push_back(kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain));
+  t.profile = [s, n = p.num_kernels](long steps) {
+    std::vector<double> ns(static_cast<std::size_t>(n), 0.0);
+    for (long i = 0; i < steps; ++i) {
+      if (s->c.loss == loss_kind::cross_entropy) s->step.run_profiled(s->c.batch, {{"x", s->x}, {"y", s->y}}, ns);
+      else s->step.run_profiled(s->c.batch, {{"x", s->x}, {"t", s->targets}}, ns);
+    }
+    return ns;
+  };
   return t;
 }
 

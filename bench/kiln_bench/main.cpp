@@ -15,6 +15,8 @@
 #include <kiln/cpu/peak.hpp>
 #include <kiln/io/atomic_file.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -41,6 +43,7 @@ struct options {
   std::string command;  // as invoked, for the Markdown section
   bool python = true;
   bool list = false;
+  bool profile = false;
   std::string python_exe = "/usr/bin/python3";
   std::string jax_venv;
   std::string peers_dir = KILN_BENCH_PEERS_DIR;
@@ -58,6 +61,8 @@ const char* usage =
     "  --jax-venv DIR           virtual environment holding jax (default $KILN_BENCH_VENV or\n"
     "                           ~/.cache/kiln-bench-venv; create it with bench/peers/setup_jax_venv.sh)\n"
     "  --peers-dir DIR          where the peer scripts are (default the source tree's bench/peers)\n"
+    "  --profile                also print where kiln's step time goes, kernel by kernel (median over the\n"
+    "                           repeats of each kernel's mean time per step)\n"
     "  --list                   list the cases and exit\n";
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -116,6 +121,8 @@ options parse(int argc, char** argv) {
       o.jax_venv = value();
     } else if (a == "--peers-dir") {
       o.peers_dir = value();
+    } else if (a == "--profile") {
+      o.profile = true;
     } else if (a == "--list") {
       o.list = true;
     } else if (a == "--help" || a == "-h") {
@@ -143,6 +150,39 @@ std::vector<python_peer> python_peers(const options& o) {
   if (jax.absent.empty() && !executable(jax.python))
     jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
   return {torch, jax};
+}
+
+// Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median
+// over the rounds of its mean time per step; the kernels' sum against the step's median shows the time spent
+// outside kernels (binding, dispatch).
+void print_profile(timed_step& s, const timing_options& t) {
+  const std::size_t n = s.kernel_names.size();
+  std::vector<std::vector<double>> us(n);
+  std::vector<double> plain_us;  // the un-profiled step, timed in the same rounds
+  s.activate();
+  for (int round = 0; round < std::max(1, t.repeats); ++round) {
+    const std::vector<double> ns = s.profile(s.r.iters);
+    for (std::size_t k = 0; k < n; ++k) us[k].push_back(ns[k] * 1e-3 / static_cast<double>(s.r.iters));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long i = 0; i < s.r.iters; ++i) s.step();
+    plain_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+                       static_cast<double>(s.r.iters));
+  }
+  std::sort(plain_us.begin(), plain_us.end());
+  std::vector<double> med(n);
+  double total = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    std::sort(us[k].begin(), us[k].end());
+    const std::size_t m = us[k].size();
+    med[k] = m % 2 ? us[k][m / 2] : 0.5 * (us[k][m / 2 - 1] + us[k][m / 2]);
+    total += med[k];
+  }
+  std::printf("\nprofile of %s, kiln %s (%d threads): %zu kernels, sum of kernel medians %.2f us, "
+              "un-profiled step in the same rounds %.2f us\n",
+              s.r.case_name.c_str(), s.r.mode.c_str(), s.r.threads, n, total, plain_us[plain_us.size() / 2]);
+  std::printf("  %-4s %-48s %10s %7s\n", "k", "kernel", "us", "share");
+  for (std::size_t k = 0; k < n; ++k)
+    std::printf("  %-4zu %-48s %10.2f %6.1f%%\n", k, s.kernel_names[k].c_str(), med[k], total > 0 ? 100 * med[k] / total : 0.0);
 }
 
 int run(const options& o) {
@@ -189,6 +229,9 @@ int run(const options& o) {
     for (auto* peer : {&eigen_steps, &dlib_steps})
       for (timed_step& s : peer(c, skipped)) steps.push_back(std::move(s));
     measure_interleaved(steps, o.timing);
+    if (o.profile)
+      for (timed_step& s : steps)
+        if (s.profile) print_profile(s, o.timing);
     std::vector<result> measured;
     for (const timed_step& s : steps) measured.push_back(s.r);
     measured = keep_fastest_setting(keep_fastest_setting(measured, "eigen"), "dlib");

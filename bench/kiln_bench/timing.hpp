@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace kiln_bench {
@@ -22,6 +23,10 @@ struct timed_step {
   std::function<void()> activate = [] {};    // puts process-wide settings in place (e.g. BLAS thread count)
   std::function<double()> step;              // one step; returns its loss
   std::vector<double> samples_us;            // per-step time of each repeat
+  // kiln only (empty for peers): runs `steps` steps adding each kernel's time (ns) to the vector it returns
+  // (one entry per kernel, named by kernel_names).
+  std::function<std::vector<double>(long steps)> profile;
+  std::vector<std::string> kernel_names;
 };
 
 namespace timing_detail {

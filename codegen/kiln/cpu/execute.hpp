@@ -11,6 +11,8 @@
 #include <kiln/plan/plan.hpp>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstddef>
 #include <utility>
 
@@ -282,59 +284,111 @@ struct executor {
       }
     }
 
+    // The epilogue on the block rows [r0, r1) × columns [j0, j1) of the kernel's domain.
+    static void epilogue_block(const context& c, long r0, long r1, long j0, long j1) {
+      static_assert(!flat, "kiln cpu: a contraction's epilogue is indexed by row and column");
+      if (j0 == 0 && j1 == KR.domain.cols) {
+        elementwise_rows(c, r0, r1);
+      } else {
+        constexpr int NS = KR.store_end - KR.store_begin;
+        vfloat vals[NB > 0 ? NB : 1];
+        for (long r = r0; r < r1; ++r)
+          for (long c0 = j0; c0 < j1; c0 += lanes) {
+            const int n = static_cast<int>(std::min<long>(lanes, j1 - c0));
+            eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+            store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
+          }
+      }
+    }
+
+    // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
+    // while the block is in cache. B's columns are packed once here and reused by every row block.
+    static void contraction_tile(const context& c, matrix_view A, matrix_view B, long Kd, long r0, long r1, long j0,
+                                 long j1, int thread) {
+      constexpr node MM = P.g.nodes[KR.anchor];
+      constexpr long N = MM.shape.cols;
+      constexpr long K_static = P.g.nodes[MM.in[0]].shape.cols == batch ? -1 : P.g.nodes[MM.in[0]].shape.cols;
+      float* C = c.buf[KR.anchor];
+      float* ws = c.gemm_ws + thread * c.gemm_ws_stride;
+      float* packed = gemm_detail::align64(ws);
+      const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
+      const long n = j1 - j0;
+      bool is_packed = false;
+      for (long r = r0; r < r1; r += gemm_row_block) {
+        const long e = std::min(r1, r + gemm_row_block);
+        const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
+        float* out = C + r * N + j0;
+        if (gemm_packs_b(e - r, n, Kd, a, b)) {
+          if (!is_packed) gemm_pack_b(n, Kd, b, packed);
+          is_packed = true;
+          if (n == N) gemm_prepacked<N, K_static>(e - r, n, Kd, a, packed, out, N, false);
+          else gemm_prepacked<-1, K_static>(e - r, n, Kd, a, packed, out, N, false);
+        } else if (n == N) {
+          gemm<N, K_static>(e - r, n, Kd, a, b, out, N, false, ws);
+        } else {
+          gemm<-1, K_static>(e - r, n, Kd, a, b, out, N, false, ws);
+        }
+        epilogue_block(c, r, e, j0, j1);
+      }
+    }
+
+    // Threads split a contraction three ways, in order of preference:
+    //  - by columns (whole vectors), when there are at least two vectors per thread: each thread packs only its
+    //    columns of B, nothing is computed twice and nothing needs reducing;
+    //  - by rows, in multiples of the register tile: each thread packs all of B;
+    //  - by the contracted dimension when that is the batch (weight gradients of a narrow layer): per-thread
+    //    partial products over a slice of the batch, summed, then the epilogue.
     static void run_contraction(const context& c) {
       constexpr node MM = P.g.nodes[KR.anchor];
       constexpr dims As = P.g.nodes[MM.in[0]].shape;
-      constexpr long N_static = MM.shape.cols;
-      static_assert(N_static != batch, "kiln cpu: a contraction whose columns are the batch is not supported");
-      constexpr long K_static = As.cols == batch ? -1 : As.cols;
-      const long M = resolve(MM.shape.rows, c.batch), N = N_static, Kd = resolve(As.cols, c.batch);
+      constexpr long N = MM.shape.cols;
+      static_assert(N != batch, "kiln cpu: a contraction whose columns are the batch is not supported");
+      const long M = resolve(MM.shape.rows, c.batch), Kd = resolve(As.cols, c.batch);
       const matrix_view A = view<MM.in[0]>(c), B = view<MM.in[1]>(c);
-      float* C = c.buf[KR.anchor];
       const int threads = c.pool->num_threads();
       const long flops = M * N * Kd;
-      if constexpr (K_static < 0) {
-        // contracting the batch (weight gradients): each thread sums a slice of the batch, then partials add up
-        const long tasks = (flops < 64 * parallel_threshold || threads == 1) ? 1 : threads;
-        if (tasks == 1) {
-          gemm<N_static, -1>(M, N, Kd, A, B, C, N, false, c.gemm_ws);
-        } else {
-          const long chunk = (Kd + tasks - 1) / tasks;
-          c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
-            const long k0 = std::min(Kd, t * chunk), k1 = std::min(Kd, k0 + chunk);
-            float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
-            const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
-            const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
-            gemm<N_static, -1>(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
-          });
-          parallel_range(c, M * N, 1, lanes, [&](long b, long e, int) {
-            for (long i = b; i < e; ++i) {
-              float s = 0;
-              for (long t = 0; t < tasks; ++t) s += c.ksplit_ws[t * c.ksplit_ws_stride + i];
-              C[i] = s;
-            }
-          });
-        }
-        parallel_range(c, M, N * (NB + 1), 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
-      } else {
-        // rows of the batch in blocks; each block's epilogue runs right after its GEMM, while it is in cache
-        const long blocks = (M + gemm_row_block - 1) / gemm_row_block;
-        const long tasks = (flops < 64 * parallel_threshold || threads == 1) ? 1 : std::min<long>(threads, blocks);
-        auto rows = [&](long r0, long r1, int thread) {
-          for (long b = r0; b < r1; b += gemm_row_block) {
-            const long e = std::min(r1, b + gemm_row_block);
-            const matrix_view a{A.p + b * A.row_stride, A.row_stride, A.col_stride};
-            gemm<N_static, K_static>(e - b, N, Kd, a, B, C + b * N, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
-            elementwise_rows(c, b, e);
-          }
-        };
-        if (tasks == 1) { rows(0, M, 0); return; }
-        const long per = (blocks + tasks - 1) / tasks * gemm_row_block;
-        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
-          const long b = std::min(M, t * per), e = std::min(M, b + per);
-          if (b < e) rows(b, e, thread);
+      constexpr long vectors = (N + lanes - 1) / lanes;
+      constexpr long mr = gemm_detail::mr;
+      if (flops < 64 * parallel_threshold || threads == 1) {
+        contraction_tile(c, A, B, Kd, 0, M, 0, N, 0);
+      } else if (vectors >= 2 * threads) {
+        c.pool->parallel_for(threads, [&](int t, int thread) {
+          const long j0 = vectors * t / threads * lanes, j1 = std::min(N, vectors * (t + 1) / threads * lanes);
+          contraction_tile(c, A, B, Kd, 0, M, j0, j1, thread);
         });
+      } else if (M >= 2 * mr * threads || As.cols != batch) {
+        const long tiles = (M + mr - 1) / mr;
+        const int tasks = static_cast<int>(std::min<long>(threads, tiles));
+        c.pool->parallel_for(tasks, [&](int t, int thread) {
+          const long r0 = std::min(M, tiles * t / tasks * mr), r1 = std::min(M, tiles * (t + 1) / tasks * mr);
+          if (r0 < r1) contraction_tile(c, A, B, Kd, r0, r1, 0, N, thread);
+        });
+      } else {
+        run_batch_split_contraction(c, A, B, M, Kd);
       }
+    }
+
+    // C = Σ over thread slices of the batch of A[:, slice]·B[slice, :], then the epilogue.
+    static void run_batch_split_contraction(const context& c, matrix_view A, matrix_view B, long M, long Kd) {
+      constexpr long N = P.g.nodes[KR.anchor].shape.cols;
+      float* C = c.buf[KR.anchor];
+      const int tasks = c.pool->num_threads();
+      const long chunk = (Kd + tasks - 1) / tasks;
+      c.pool->parallel_for(tasks, [&](int t, int thread) {
+        const long k0 = std::min(Kd, t * chunk), k1 = std::min(Kd, k0 + chunk);
+        float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
+        const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
+        const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
+        gemm<N, -1>(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
+      });
+      parallel_range(c, M * N, 1, lanes, [&](long b, long e, int) {
+        for (long i = b; i < e; ++i) {
+          float s = 0;
+          for (int t = 0; t < tasks; ++t) s += c.ksplit_ws[t * c.ksplit_ws_stride + i];
+          C[i] = s;
+        }
+      });
+      parallel_range(c, M, N * (NB + 1), 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
     }
 
     static void run(const context& c) {
@@ -361,6 +415,27 @@ struct executor {
     }
   }
   static void run(const context& c) { run_range<0, P.num_kernels>(c); }
+
+  // Kernel k as a function pointer (a table, not a fold: unfused plans have hundreds of kernels).
+  using kernel_fn = void (*)(const context&);
+  template <std::size_t... K>
+  static constexpr std::array<kernel_fn, sizeof...(K)> kernel_table(std::index_sequence<K...>) {
+    return {&kernel_impl<static_cast<int>(K)>::run...};
+  }
+  static constexpr std::array<kernel_fn, P.num_kernels> kernels = kernel_table(std::make_index_sequence<P.num_kernels>{});
+
+  // Runs the kernels in order, adding each one's wall time in nanoseconds to ns[k]: the per-kernel profile
+  // (the same code as run(), only called through the table with a clock read between kernels).
+  static void run_profiled(const context& c, double* ns) {
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    for (int k = 0; k < P.num_kernels; ++k) {
+      kernels[static_cast<std::size_t>(k)](c);
+      const auto t1 = clock::now();
+      ns[k] += std::chrono::duration<double, std::nano>(t1 - t0).count();
+      t0 = t1;
+    }
+  }
 
   // Workspace sizes for a batch size and thread count.
   static long reduce_ws_floats() {

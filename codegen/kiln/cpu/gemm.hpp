@@ -303,6 +303,15 @@ inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63});
 }
 
+// How gemm computes a product of these sizes (M, N, K > 0).
+enum class method { tiny, dot, in_place, packed };
+inline method choose(long M, long N, long K, matrix_view A, matrix_view B) {
+  if (M * N * K <= tiny_flops) return method::tiny;
+  if (A.col_stride == 1 && B.row_stride == 1 && K >= lanes && (M < 4 || N <= 2)) return method::dot;
+  if (M <= mr && B.col_stride == 1) return method::in_place;  // one row tile: packing B would not be repaid
+  return method::packed;
+}
+
 template <long N_static, long K_static>
 inline void check_static_sizes(long N, long K) {
   if ((N_static >= 0 && N != N_static) || (K_static >= 0 && K != K_static))
@@ -332,23 +341,25 @@ void gemm(long M, long N, long K, matrix_view A, matrix_view B, float* C, long l
       for (long i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + n, 0.0f);
     return;
   }
-  if (M * n * k <= gemm_detail::tiny_flops) {
-    gemm_detail::gemm_tiny(M, n, k, A, B, C, ldc, accumulate);
-    return;
-  }
-  if (A.col_stride == 1 && B.row_stride == 1 && k >= lanes && (M < 4 || n <= 2)) {
-    if (M < 4) gemm_detail::gemm_dot<1, 4>(M, n, k, A, B, C, ldc, accumulate);
-    else if (n == 1) gemm_detail::gemm_dot<4, 1>(M, n, k, A, B, C, ldc, accumulate);
-    else gemm_detail::gemm_dot<4, 2>(M, n, k, A, B, C, ldc, accumulate);
-    return;
-  }
-  if (M <= gemm_detail::mr && B.col_stride == 1) {  // one row tile: packing B would not be repaid
-    gemm_detail::gemm_in_place(M, n, k, A, B, C, ldc, accumulate);
-    return;
+  switch (gemm_detail::choose(M, n, k, A, B)) {
+    case gemm_detail::method::tiny: gemm_detail::gemm_tiny(M, n, k, A, B, C, ldc, accumulate); return;
+    case gemm_detail::method::dot:
+      if (M < 4) gemm_detail::gemm_dot<1, 4>(M, n, k, A, B, C, ldc, accumulate);
+      else if (n == 1) gemm_detail::gemm_dot<4, 1>(M, n, k, A, B, C, ldc, accumulate);
+      else gemm_detail::gemm_dot<4, 2>(M, n, k, A, B, C, ldc, accumulate);
+      return;
+    case gemm_detail::method::in_place: gemm_detail::gemm_in_place(M, n, k, A, B, C, ldc, accumulate); return;
+    case gemm_detail::method::packed: break;
   }
   float* packed = gemm_detail::align64(workspace);
   gemm_detail::pack_b(n, k, B, packed);
   gemm_detail::gemm_packed(M, n, k, A, packed, C, ldc, accumulate);
+}
+
+// Whether gemm packs B for these sizes and views (M, N, K > 0): then a caller running many row blocks against
+// the same B can pack it once (gemm_pack_b) and call gemm_prepacked per block instead.
+inline bool gemm_packs_b(long M, long N, long K, matrix_view A, matrix_view B) {
+  return gemm_detail::choose(M, N, K, A, B) == gemm_detail::method::packed;
 }
 
 // Pack B once (gemm_packed_b_floats(N, K) floats, 64-byte alignment recommended) for many gemm_prepacked

@@ -3,6 +3,7 @@
 // repeated steps allocate nothing) and binds leaves to caller-owned buffers.
 #include <kiln/core/error.hpp>
 #include <kiln/cpu/execute.hpp>
+#include <kiln/cpu/fp_mode.hpp>
 
 #include <string>
 #include <vector>
@@ -32,22 +33,37 @@ class program {
 
   void run(long batch_size, const float* hypers) {
     bind(batch_size, hypers);
+    const scoped_denormal_mode mode(flush_denormals_);
     exec::run(ctx_);
   }
+  // As run(), adding each kernel's wall time in nanoseconds to ns_per_kernel[k] (num_kernels entries).
+  void run_profiled(long batch_size, const float* hypers, double* ns_per_kernel) {
+    bind(batch_size, hypers);
+    const scoped_denormal_mode mode(flush_denormals_);
+    exec::run_profiled(ctx_, ns_per_kernel);
+  }
+  // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept
+  // (IEEE gradual underflow, at a large cost in speed wherever they occur).
+  void set_flush_denormals(bool flush) { flush_denormals_ = flush; }
+  // Runs on `pool` (which must outlive the program) instead of the process-wide default_pool(), e.g. to give
+  // a model a share of an application's cores.
+  void set_thread_pool(thread_pool& pool) {
+    ctx_.pool = &pool;
+    prepared_batch_ = 0;  // per-thread workspaces are laid out again for the new thread count
+  }
+  bool flush_denormals() const { return flush_denormals_; }
 
   // Lays out memory for this batch size and points every node at its buffer, without running: what a
   // rendered (source) version of the plan is called with. buffers()[i] is node i's buffer.
   void bind(long batch_size, const float* hypers) {
     if (batch_size < 1) throw shape_error("batch size must be at least 1, got " + std::to_string(batch_size));
     prepare(batch_size);
-    for (int i = 0; i < P.g.size; ++i)
-      if (ops::class_of(P.g.nodes[i].kind) == op_class::leaf) {
-        float* p = leaf_ptr_[P.g.nodes[i].leaf];
-        if (!p) throw error("kiln: leaf '" + std::string(P.g.leaves[P.g.nodes[i].leaf].name.view()) + "' is not bound");
-        ctx_.buf[i] = p;
-      }
-    for (int i = 0; i < P.g.size; ++i)
-      if (P.assign[i] >= 0) ctx_.buf[i] = leaf_ptr_[P.assign[i]];
+    for (int b = 0; b < leaf_nodes.count; ++b) {
+      const auto [node, leaf] = leaf_nodes.at[b];
+      float* p = leaf_ptr_[leaf];
+      if (!p) throw error("kiln: leaf '" + std::string(P.g.leaves[leaf].name.view()) + "' is not bound");
+      ctx_.buf[node] = p;
+    }
     ctx_.hyper = hypers;
   }
   float* const* buffers() const { return ctx_.buf; }
@@ -55,6 +71,22 @@ class program {
 
  private:
   // Lays out scratch buffers for this batch size; grows memory only when the batch grows.
+  // The nodes whose buffer is a leaf's (the leaf nodes themselves and values assigned in place to a leaf),
+  // listed at compile time so that binding a step touches only them.
+  struct node_leaf { int node, leaf; };
+  struct node_leaf_list {
+    node_leaf at[max_nodes]{};
+    int count = 0;
+  };
+  static constexpr node_leaf_list leaf_nodes = [] {
+    node_leaf_list l;
+    for (int i = 0; i < P.g.size; ++i) {
+      if (ops::class_of(P.g.nodes[i].kind) == op_class::leaf) l.at[l.count++] = {i, P.g.nodes[i].leaf};
+      else if (P.assign[i] >= 0) l.at[l.count++] = {i, P.assign[i]};
+    }
+    return l;
+  }();
+
   void prepare(long batch_size) {
     if (batch_size == prepared_batch_) return;
     const int threads = ctx_.pool->num_threads();
@@ -91,6 +123,7 @@ class program {
   float* leaf_ptr_[max_leaves] = {};
   std::vector<float> arena_;
   long prepared_batch_ = 0;
+  bool flush_denormals_ = true;
 };
 
 }  // namespace kiln::cpu

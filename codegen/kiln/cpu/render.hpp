@@ -202,6 +202,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
     b = e + 1;
   }
   out += R"(
+#include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/vmath.hpp>
@@ -240,6 +241,7 @@ inline void st(float* p, vfloat v, int n) { if (n == lanes) store(p, v); else st
   for (int k = 0; k < p.num_kernels; ++k) out += kernel_source(p, k);
   out += "}  // namespace\n\n";
   out += "extern \"C\" void " + function_name + "(float* const* buf, const float* hyper, long batch, float* gemm_workspace) {\n";
+  out += "  const scoped_denormal_mode flush_denormals(true);  // as kiln::cpu::program runs a plan\n";
   for (int k = 0; k < p.num_kernels; ++k) out += "  k" + std::to_string(k) + "(buf, hyper, batch, gemm_workspace);\n";
   out += "}\n";
   return out;

@@ -13,8 +13,10 @@
 // compare-exchange on the whole word, so a late worker can never claim a task of a job other than the one it
 // read, and the job's function is read only after a successful claim, while the caller is still waiting for
 // that task; the caller therefore never waits for stragglers, only for its tasks. An exception thrown by a
-// task is rethrown by parallel_for in the caller after all tasks have finished.
+// task is rethrown by parallel_for in the caller after all tasks have finished. Tasks run in the caller's
+// floating-point mode (denormal flushing, see fp_mode.hpp), whichever thread runs them.
 #include <kiln/core/error.hpp>
+#include <kiln/cpu/fp_mode.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -121,6 +123,7 @@ class thread_pool {
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
       const int task = static_cast<int>(next_task(s));
       current_thread() = thread;
+      if (fp_control() != fp_control_) set_fp_control(fp_control_);
       try {
         call_(fn_, first_task_ + task, thread);
       } catch (...) {
@@ -142,6 +145,7 @@ class thread_pool {
     call_ = call;
     fn_ = fn;
     first_task_ = first;
+    fp_control_ = fp_control();
     done_.store(0, std::memory_order_relaxed);
     failed_.store(false, std::memory_order_relaxed);
     error_ = nullptr;
@@ -197,6 +201,7 @@ class thread_pool {
   trampoline call_ = nullptr;
   void* fn_ = nullptr;
   int first_task_ = 0;
+  std::uint64_t fp_control_ = 0;  // the caller's floating-point control word
   std::exception_ptr error_;
 };
 

@@ -24,6 +24,7 @@ namespace kiln::cpu {
 namespace detail {
 
 // Binds feeds to input leaves, checking shapes; labels are range-checked and converted to float indices.
+// Runs every step, so it builds no string unless it throws.
 template <class Program>
 void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer_list<feed> feeds,
                 std::vector<float>* label_buffers) {
@@ -33,29 +34,29 @@ void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer
     const feed* f = nullptr;
     for (const feed& x : feeds)
       if (x.name == info.name.view()) f = &x;
-    const std::string name(info.name.view());
-    if (!f) throw error("kiln: no data given for input '" + name + "'");
+    const auto name = [&] { return std::string(info.name.view()); };
+    if (!f) throw error("kiln: no data given for input '" + name() + "'");
     const long per_sample = info.shape.cols;
     const long expected = batch_size * per_sample;
-    const std::string want = "[" + std::to_string(batch_size) + ", " + std::to_string(per_sample) + "]";
+    const auto want = [&] { return "[" + std::to_string(batch_size) + ", " + std::to_string(per_sample) + "]"; };
     if (info.kind == leaf_kind::labels) {
       if (static_cast<long>(f->labels.size()) != expected)
-        throw shape_error("kiln: labels '" + name + "' have " + std::to_string(f->labels.size()) +
-                          " values but the batch needs shape " + want);
+        throw shape_error("kiln: labels '" + name() + "' have " + std::to_string(f->labels.size()) +
+                          " values but the batch needs shape " + want());
       auto& buf = label_buffers[l];
       if (static_cast<long>(buf.size()) < expected) buf.resize(static_cast<std::size_t>(expected));
       for (long i = 0; i < expected; ++i) {
         const std::int32_t y = f->labels[static_cast<std::size_t>(i)];
         if (y < 0 || y >= info.num_classes)
-          throw error("kiln: label " + std::to_string(y) + " at index " + std::to_string(i) + " of '" + name +
+          throw error("kiln: label " + std::to_string(y) + " at index " + std::to_string(i) + " of '" + name() +
                       "' is outside [0, " + std::to_string(info.num_classes) + ")");
         buf[static_cast<std::size_t>(i)] = static_cast<float>(y);
       }
       prog.bind_leaf(l, buf.data());
     } else {
       if (static_cast<long>(f->values.size()) != expected)
-        throw shape_error("kiln: input '" + name + "' has " + std::to_string(f->values.size()) +
-                          " values but the batch needs shape " + want + " = " + std::to_string(expected));
+        throw shape_error("kiln: input '" + name() + "' has " + std::to_string(f->values.size()) +
+                          " values but the batch needs shape " + want() + " = " + std::to_string(expected));
       prog.bind_leaf(l, const_cast<float*>(f->values.data()));  // inputs are only read
     }
   }
@@ -84,12 +85,18 @@ class train_step {
 
   // One training step on a batch: returns the loss before the update.
   float run(long batch_size, std::initializer_list<feed> feeds) {
-    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
-    ++t_;
-    double h[Optimizer::num_hypers];
-    opt_.hypers(t_, h);
-    for (int i = 0; i < Optimizer::num_hypers; ++i) hypers_[i] = static_cast<float>(h[i]);
+    prepare_step(batch_size, feeds);
     prog_.run(batch_size, hypers_);
+    return prog_.output(0)[0];
+  }
+  // The same training step, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
+  // (compiled_plan().num_kernels entries; kernel k is kernel_name(compiled_plan(), k)): where a step's time goes.
+  float run_profiled(long batch_size, std::initializer_list<feed> feeds, std::span<double> ns_per_kernel) {
+    if (static_cast<long>(ns_per_kernel.size()) != compiled_plan().num_kernels)
+      throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(compiled_plan().num_kernels) +
+                        "), given " + std::to_string(ns_per_kernel.size()));
+    prepare_step(batch_size, feeds);
+    prog_.run_profiled(batch_size, hypers_, ns_per_kernel.data());
     return prog_.output(0)[0];
   }
 
@@ -107,10 +114,23 @@ class train_step {
   Optimizer& optimizer() { return opt_; }
   // The compiled program (e.g. node_value() after a run, for debugging an unfused step).
   const program<plan_holder>& compiled_program() const { return prog_; }
+  // Denormals are flushed to zero during a step unless this is set to false (see kiln/cpu/fp_mode.hpp).
+  void set_flush_denormals(bool flush) { prog_.set_flush_denormals(flush); }
+  // Runs on `pool` (which must outlive the step) instead of the process-wide default_pool().
+  void set_thread_pool(thread_pool& pool) { prog_.set_thread_pool(pool); }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
 
  private:
+  // Binds the batch and advances the optimizer's step count and hyperparameters (bias corrections).
+  void prepare_step(long batch_size, std::initializer_list<feed> feeds) {
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    ++t_;
+    double h[Optimizer::num_hypers];
+    opt_.hypers(t_, h);
+    for (int i = 0; i < Optimizer::num_hypers; ++i) hypers_[i] = static_cast<float>(h[i]);
+  }
+
   Optimizer opt_;
   long t_ = 0;
   float hypers_[16] = {};

@@ -1,0 +1,148 @@
+// The CPU backend's threaded paths give the reference's results: a contraction is split over threads by
+// columns, by rows, or by the batch it contracts (weight gradients of a narrow layer), depending on its
+// shape, and each split runs its epilogue on its own block. The models below are sized so that every split
+// runs (see executor::run_contraction); each is trained on pools of 1, 2 and 3 threads and compared with the
+// double-precision reference after every step. Also: the per-kernel profile and the denormal mode.
+#include "../core/gradcheck.hpp"
+
+#include <kiln/cpu/fp_mode.hpp>
+#include <kiln/cpu/train_step.hpp>
+#include <kiln/kiln.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace kiln;
+
+namespace {
+
+// batch 512: forward 96→80 splits by columns (5 vectors), 80→40 by rows (3 vectors), weight gradients by columns
+struct wide_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<80>{}, relu, dense<40>{}, kiln::tanh, dense<3>{})(input<96>("x")),
+                         labels<3>("y"));
+  }
+};
+// batch 4096: the first layer's weight gradient [16, 24] is too narrow for columns or rows: split by the batch
+struct narrow_model {
+  constexpr auto operator()() const {
+    return mse(nn::sequential(dense<16>{}, relu, dense<3>{})(input<24>("x")), target<3>("t"));
+  }
+};
+
+template <class Model>
+void compare_threads(long batch, int threads, std::uint64_t seed) {
+  INFO("threads " << threads << ", batch " << batch << ", seed " << seed);
+  cpu::thread_pool pool(threads);
+  cpu::train_step<Model, adam> step(adam{.lr = 1e-2}, seed);
+  step.set_thread_pool(pool);
+  const graph& G = decltype(step)::G;
+  auto leaves = kiln_test::random_leaves(G, batch, seed + 7, -1, 1);
+  std::vector<float> xs, ts;
+  std::vector<std::int32_t> ys;
+  for (int l = 0; l < G.num_leaves; ++l) {
+    const leaf_info& info = G.leaves[l];
+    auto& v = leaves[static_cast<std::size_t>(l)];
+    if (info.kind == leaf_kind::param || info.kind == leaf_kind::state) {
+      auto p = step.param(info.name.view());
+      v.assign(p.begin(), p.end());
+    }
+    const std::string name(info.name.view());
+    if (name == "x") xs.assign(v.begin(), v.end());
+    if (name == "t") ts.assign(v.begin(), v.end());
+    if (name == "y")
+      for (double e : v) ys.push_back(static_cast<std::int32_t>(e));
+  }
+  for (int s = 1; s <= 2; ++s) {
+    INFO("step " << s);
+    std::vector<double> hyp(16);
+    adam{.lr = 1e-2}.hypers(s, hyp.data());
+    const double ref = reference::step(G, batch, leaves, hyp);
+    const float loss = ys.empty() ? step.run(batch, {{"x", xs}, {"t", ts}}) : step.run(batch, {{"x", xs}, {"y", ys}});
+    CHECK(loss == Approx(ref).epsilon(1e-4));
+    for (int l = 0; l < G.num_leaves; ++l) {
+      const leaf_info& info = G.leaves[l];
+      if (info.kind != leaf_kind::param && info.kind != leaf_kind::state) continue;
+      INFO(info.name.view());
+      const auto got = step.param(info.name.view());
+      const auto& want = leaves[static_cast<std::size_t>(l)];
+      double worst = 0;
+      for (std::size_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]) / (1e-3 + std::abs(want[i])));
+      CHECK(worst < 2e-3);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("threaded contractions split by columns and by rows match the reference", "[cpu][threads]") {
+  for (int threads : {1, 2, 3}) compare_threads<wide_model>(512, threads, 11);
+}
+
+TEST_CASE("a contraction over the batch split across threads matches the reference", "[cpu][threads]") {
+  for (int threads : {1, 2, 3}) compare_threads<narrow_model>(4096, threads, 12);
+}
+
+TEST_CASE("the per-kernel profile runs the same step and times every kernel", "[cpu][profile]") {
+  cpu::train_step<wide_model, adam> plain(adam{}, 5), profiled(adam{}, 5);
+  const long batch = 64;
+  std::vector<float> xs(static_cast<std::size_t>(batch * 96));
+  std::vector<std::int32_t> ys(static_cast<std::size_t>(batch));
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
+  for (std::size_t i = 0; i < ys.size(); ++i) ys[i] = static_cast<std::int32_t>(i % 3);
+  std::vector<double> ns(static_cast<std::size_t>(decltype(profiled)::compiled_plan().num_kernels), 0.0);
+  for (int s = 0; s < 3; ++s) {
+    const float a = plain.run(batch, {{"x", xs}, {"y", ys}});
+    const float b = profiled.run_profiled(batch, {{"x", xs}, {"y", ys}}, ns);
+    CHECK(a == b);
+  }
+  const auto w1 = plain.param("fc1.weight"), w2 = profiled.param("fc1.weight");
+  CHECK(std::equal(w1.begin(), w1.end(), w2.begin()));
+  double total = 0;
+  for (double t : ns) {
+    CHECK(t >= 0);
+    total += t;
+  }
+  CHECK(total > 0);
+  std::vector<double> wrong(3);
+  CHECK_THROWS_WITH(profiled.run_profiled(batch, {{"x", xs}, {"y", ys}}, wrong),
+                    Catch::Contains("one entry per kernel") && Catch::Contains("given 3"));
+}
+
+namespace {
+// 1e-30 · 1e-10 = 1e-40 is a denormal float: kept by IEEE arithmetic, 0 when denormals are flushed.
+float tiny_product() {
+  volatile float a = 1e-30f, b = 1e-10f;
+  return a * b;
+}
+}  // namespace
+
+TEST_CASE("denormals are flushed inside the scope and on the pool's threads, kept outside", "[cpu][fp_mode]") {
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+  REQUIRE(tiny_product() != 0.0f);  // the test process runs with IEEE denormals
+  cpu::thread_pool pool(3);
+  {
+    const cpu::scoped_denormal_mode flush(true);
+    CHECK(tiny_product() == 0.0f);
+    std::atomic<int> flushed{0};
+    pool.parallel_for(12, [&](int, int) { flushed += tiny_product() == 0.0f; });
+    CHECK(flushed.load() == 12);
+    {
+      const cpu::scoped_denormal_mode keep(false);
+      CHECK(tiny_product() != 0.0f);
+    }
+    CHECK(tiny_product() == 0.0f);
+  }
+  CHECK(tiny_product() != 0.0f);
+  std::atomic<int> kept{0};
+  pool.parallel_for(12, [&](int, int) { kept += tiny_product() != 0.0f; });
+  CHECK(kept.load() == 12);  // workers follow the caller back to IEEE mode
+#else
+  WARN("skipped: no denormal control on this architecture");
+#endif
+}
