@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
       {"mlp weights  dY1^T*x", 128, 784, 256, true, false},
       {"mlp weights  dY2^T*h1", 64, 128, 256, true, false},
       {"mlp weights  dY3^T*h2", 10, 64, 256, true, false},
+      {"wide weights dY^T*h", 1024, 1024, 256, true, false},
+      {"wide forward h*W^T", 256, 1024, 1024, false, true},
       {"64-row block x*W1^T", 64, 128, 784, false, true},
       {"64-row block x*W1^T, B prepacked", 64, 128, 784, false, true, true},
   };

@@ -137,22 +137,26 @@ TEST_CASE("compile-time sizes give the same result and are checked") {
                     Catch::Contains("K = 99") && Catch::Contains("K = 100"));
 }
 
-TEST_CASE("B packed once serves many row blocks") {
+TEST_CASE("B packed once serves many row blocks, with or without packing a transposed A") {
   std::mt19937 rng(11);
-  for (bool b_trans : {false, true}) {
-    const long M = 200, N = 130, K = 77, block = 64;
-    const operand A = make_operand(M, K, false, 1, rng), B = make_operand(K, N, b_trans, 1, rng);
-    std::vector<float> whole(M * N), blocks(M * N), work(gemm_workspace_floats(M, N, K));
-    std::vector<float> packed(gemm_packed_b_floats(N, K));
-    gemm(M, N, K, A.view, B.view, whole.data(), N, false, work.data());
-    gemm_pack_b(N, K, B.view, packed.data());
-    for (long r = 0; r < M; r += block) {
-      const matrix_view a{A.view.p + r * A.view.row_stride, A.view.row_stride, A.view.col_stride};
-      gemm_prepacked<130, 77>(std::min(block, M - r), N, K, a, packed.data(), blocks.data() + r * N, N, false);
+  for (int trans = 0; trans < 4; ++trans)
+    for (bool a_workspace : {false, true}) {
+      const bool a_trans = trans & 1, b_trans = trans & 2;
+      const long M = 200, N = 130, K = 77, block = 64;
+      const operand A = make_operand(M, K, a_trans, 1, rng), B = make_operand(K, N, b_trans, 1, rng);
+      std::vector<float> whole(M * N), blocks(M * N), work(gemm_workspace_floats(M, N, K));
+      std::vector<float> packed(gemm_packed_b_floats(N, K)), a_work(gemm_packed_a_floats(block, K) + 64, -777.0f);
+      gemm(M, N, K, A.view, B.view, whole.data(), N, false, work.data());
+      gemm_pack_b(N, K, B.view, packed.data());
+      for (long r = 0; r < M; r += block) {
+        const matrix_view a{A.view.p + r * A.view.row_stride, A.view.row_stride, A.view.col_stride};
+        gemm_prepacked<130, 77>(std::min(block, M - r), N, K, a, packed.data(), blocks.data() + r * N, N, false,
+                                a_workspace ? a_work.data() : nullptr);
+      }
+      INFO("A transposed: " << a_trans << ", B transposed: " << b_trans << ", A workspace: " << a_workspace);
+      CHECK(whole == blocks);  // same kernels, same summation order
+      for (std::size_t i = gemm_packed_a_floats(block, K); i < a_work.size(); ++i) CHECK(a_work[i] == -777.0f);
     }
-    INFO("B transposed: " << b_trans);
-    CHECK(whole == blocks);  // same kernels, same summation order
-  }
 }
 
 }  // namespace

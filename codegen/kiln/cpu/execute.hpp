@@ -321,8 +321,9 @@ struct executor {
         if (gemm_packs_b(e - r, n, Kd, a, b)) {
           if (!is_packed) gemm_pack_b(n, Kd, b, packed);
           is_packed = true;
-          if (n == N) gemm_prepacked<N, K_static>(e - r, n, Kd, a, packed, out, N, false);
-          else gemm_prepacked<-1, K_static>(e - r, n, Kd, a, packed, out, N, false);
+          float* a_ws = gemm_a_workspace(packed, n, Kd);
+          if (n == N) gemm_prepacked<N, K_static>(e - r, n, Kd, a, packed, out, N, false, a_ws);
+          else gemm_prepacked<-1, K_static>(e - r, n, Kd, a, packed, out, N, false, a_ws);
         } else if (n == N) {
           gemm<N, K_static>(e - r, n, Kd, a, b, out, N, false, ws);
         } else {
