@@ -4,8 +4,9 @@ step (forward, loss, gradient, optimizer update) under one jax.jit, so XLA fuses
 kiln-bench with the Python of the virtual environment made by setup_jax_venv.sh, once per thread setting;
 prints one JSON line per case. See peer_common.py for the command line.
 
-Thread setting 1 sets XLA_FLAGS to run XLA's CPU code on one thread (before jax loads); other settings leave
-XLA's default pool (all cores).
+Thread setting 1 sets XLA_FLAGS to run XLA's CPU code on one thread (before jax loads) and pins the process to
+one CPU (peer_common.pin_to_cpus: the flags alone no longer hold XLA to one core); other settings leave XLA's
+default pool (all cores).
 
   init     PyTorch's Linear default: W [out, in], b [out] uniform in ±1/√in
   forward  z = a·Wᵀ + b, ReLU or sigmoid between layers
@@ -20,6 +21,7 @@ import peer_common as pc
 
 def main():
     args = pc.parse_args(__doc__)
+    pc.pin_to_cpus(args.threads)
     if args.threads == 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()

@@ -4,7 +4,8 @@ eager mode, and through torch.compile when this torch has it. Run by kiln-bench,
 prints one JSON line per (case, mode). See peer_common.py for the command line.
 
 Thread setting N means torch.set_num_threads(N) plus OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = N, set before
-torch loads so that OpenBLAS's own pool (used by Debian's torch for its products) has that size too.
+torch loads so that OpenBLAS's own pool (used by Debian's torch for its products) has that size too, and the
+process pinned to N CPUs (peer_common.pin_to_cpus).
 Step: zero_grad(set_to_none=True); loss = loss_fn(model(x), y); loss.backward(); optimizer.step().
 """
 import os
@@ -51,6 +52,7 @@ def openblas_core():
 
 def main():
     args = pc.parse_args(__doc__)
+    pc.pin_to_cpus(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     modes = ("pytorch", "torch_compile")
