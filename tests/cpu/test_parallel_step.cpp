@@ -20,14 +20,15 @@ using namespace kiln;
 
 namespace {
 
-// batch 512: forward 96→80 splits by columns (5 vectors), 80→40 by rows (3 vectors), weight gradients by columns
+// batch 2048 (every product above parallel_contraction_threshold): forward 96→80 splits by columns (5 vectors;
+// by rows on 3 threads), 80→40 by rows (3 vectors), weight gradients by columns
 struct wide_model {
   constexpr auto operator()() const {
     return cross_entropy(nn::sequential(dense<80>{}, relu, dense<40>{}, kiln::tanh, dense<3>{})(input<96>("x")),
                          labels<3>("y"));
   }
 };
-// batch 4096: the first layer's weight gradient [16, 24] is too narrow for columns or rows: split by the batch
+// batch 16384: the first layer's weight gradient [16, 24] is too narrow for columns or rows: split by the batch
 struct narrow_model {
   constexpr auto operator()() const {
     return mse(nn::sequential(dense<16>{}, relu, dense<3>{})(input<24>("x")), target<3>("t"));
@@ -81,11 +82,11 @@ void compare_threads(long batch, int threads, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("threaded contractions split by columns and by rows match the reference", "[cpu][threads]") {
-  for (int threads : {1, 2, 3}) compare_threads<wide_model>(512, threads, 11);
+  for (int threads : {1, 2, 3}) compare_threads<wide_model>(2048, threads, 11);
 }
 
 TEST_CASE("a contraction over the batch split across threads matches the reference", "[cpu][threads]") {
-  for (int threads : {1, 2, 3}) compare_threads<narrow_model>(4096, threads, 12);
+  for (int threads : {1, 2, 3}) compare_threads<narrow_model>(16384, threads, 12);
 }
 
 TEST_CASE("the per-kernel profile runs the same step and times every kernel", "[cpu][profile]") {

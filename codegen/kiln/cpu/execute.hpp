@@ -1,9 +1,10 @@
 #pragma once
 // The CPU backend: every kernel of a constexpr plan becomes straight-line, fully specialized code at compile
 // time — no graph, tape or interpreter at run time. An elementwise body is evaluated on SIMD vectors (a partial
-// vector at the end of a row); contractions call the register-blocked GEMM on row blocks and run their
-// epilogue on each block while it is in cache; threads split the batch (rows), or the batch-contracting
-// dimension of weight gradients, whose per-thread partial sums are then reduced.
+// vector at the end of a row); contractions pack B once per task, call the register-blocked GEMM on row
+// blocks and run their epilogue on each block while it is in cache. Threads split elementwise work and
+// reductions by rows, and contractions by columns, by rows, or (weight gradients of narrow layers) by the
+// batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/thread_pool.hpp>
@@ -59,6 +60,12 @@ inline constexpr long resolve(int d, long batch_size) { return d == batch ? batc
 // Work below this many elements runs on one thread (a thread hand-off costs more than it saves).
 inline constexpr long parallel_threshold = 16384;
 inline constexpr long gemm_row_block = 64;
+// Contractions below this many multiply-adds run on one thread. Measured with kiln-bench on 2 cores: the
+// classifier's 2-4 M multiply-add kernels (batch 32's first layer and its weight gradient, batch 256's second
+// layer) took as long or longer split over two threads — their time goes to the parameters' Adam state
+// moving between the cores' caches and to the hand-off, not to multiply-adds — and the batch-32 step went
+// from 197 µs on one thread to 277-294 µs on two.
+inline constexpr long parallel_contraction_threshold = 4L << 20;
 
 template <class Plan>
 struct executor {
@@ -334,7 +341,7 @@ struct executor {
     }
 
     // Threads split a contraction three ways, in order of preference:
-    //  - by columns (whole vectors), when there are at least two vectors per thread: each thread packs only its
+    //  - by columns (whole vectors), when there are at least two vectors per thread: each task packs only its
     //    columns of B, nothing is computed twice and nothing needs reducing;
     //  - by rows, in multiples of the register tile: each thread packs all of B;
     //  - by the contracted dimension when that is the batch (weight gradients of a narrow layer): per-thread
@@ -350,11 +357,15 @@ struct executor {
       const long flops = M * N * Kd;
       constexpr long vectors = (N + lanes - 1) / lanes;
       constexpr long mr = gemm_detail::mr;
-      if (flops < 64 * parallel_threshold || threads == 1) {
+      if (flops < parallel_contraction_threshold || threads == 1) {
         contraction_tile(c, A, B, Kd, 0, M, 0, N, 0);
       } else if (vectors >= 2 * threads) {
-        c.pool->parallel_for(threads, [&](int t, int thread) {
-          const long j0 = vectors * t / threads * lanes, j1 = std::min(N, vectors * (t + 1) / threads * lanes);
+        // Up to four column tasks per thread, of at least two vectors each (a one-vector panel is bound by its
+        // loads): on a shared machine a thread that is descheduled then holds back a quarter of its share,
+        // not all of it, since the others claim the remaining tasks.
+        const int tasks = static_cast<int>(std::clamp<long>(vectors / 2, threads, 4L * threads));
+        c.pool->parallel_for(tasks, [&](int t, int thread) {
+          const long j0 = vectors * t / tasks * lanes, j1 = std::min(N, vectors * (t + 1) / tasks * lanes);
           contraction_tile(c, A, B, Kd, 0, M, j0, j1, thread);
         });
       } else if (M >= 2 * mr * threads || As.cols != batch) {
