@@ -170,9 +170,9 @@ struct executor {
 
     // Evaluates the body and stores the roots for rows [r0, r1) (or flat elements [r0, r1)).
     static void elementwise_rows(const context& c, long r0, long r1) {
-      constexpr int NS = KR.store_end - KR.store_begin;
-      vfloat vals[NB > 0 ? NB : 1];
       if constexpr (flat) {
+        constexpr int NS = KR.store_end - KR.store_begin;
+        vfloat vals[NB > 0 ? NB : 1];
         long i = r0;
         for (; i + lanes <= r1; i += lanes) {
           eval_body(c, vals, 0, i, lanes, std::make_index_sequence<NB>{});
@@ -184,14 +184,20 @@ struct executor {
           store_roots(c, vals, 0, i, n, std::make_index_sequence<NS>{});
         }
       } else {
-        constexpr long C = KR.domain.cols;
-        for (long r = r0; r < r1; ++r)
-          for (long c0 = 0; c0 < C; c0 += lanes) {
-            const int n = static_cast<int>(std::min<long>(lanes, C - c0));
-            eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-            store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
-          }
+        block_rows_cols(c, r0, r1, 0, KR.domain.cols);
       }
+    }
+    // The body on rows [r0, r1) × columns [j0, j1) (not for flat kernels): the one instantiation of a row
+    // kernel's body, shared by whole rows and by a contraction task's column block.
+    static void block_rows_cols(const context& c, long r0, long r1, long j0, long j1) {
+      constexpr int NS = KR.store_end - KR.store_begin;
+      vfloat vals[NB > 0 ? NB : 1];
+      for (long r = r0; r < r1; ++r)
+        for (long c0 = j0; c0 < j1; c0 += lanes) {
+          const int n = static_cast<int>(std::min<long>(lanes, j1 - c0));
+          eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+          store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
+        }
     }
 
     // Splits [0, total) into per-thread ranges (aligned to `align`) and runs f(begin, end, thread).
@@ -224,12 +230,13 @@ struct executor {
       const long rows = resolve(KR.domain.rows, c.batch);
       float* out = c.buf[KR.anchor];
       if constexpr (R.kind == op::sum_rows) {
-        // per-thread partial column sums, then their sum
+        // per-task partial column sums, then their sum in task order: the result does not depend on which
+        // thread ran which task (a thread's slot would add a different grouping whenever one thread ran two)
         const int threads = c.pool->num_threads();
         const long tasks = (rows * C * (NB + 1) < parallel_threshold || threads == 1) ? 1 : threads;
         const long chunk = (rows + tasks - 1) / tasks;
-        auto part = [&](int t, int thread) {
-          float* acc = tasks == 1 ? out : c.reduce_ws + thread * c.reduce_ws_stride;
+        auto part = [&](int t, int) {
+          float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
           vfloat vals[NB > 0 ? NB : 1];
           const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
           for (long r = b; r < e; ++r)
@@ -246,11 +253,11 @@ struct executor {
           part(0, 0);
           return;
         }
-        for (int t = 0; t < threads; ++t) std::fill(c.reduce_ws + t * c.reduce_ws_stride, c.reduce_ws + t * c.reduce_ws_stride + C, 0.0f);
+        for (int t = 0; t < tasks; ++t) std::fill(c.reduce_ws + t * c.reduce_ws_stride, c.reduce_ws + t * c.reduce_ws_stride + C, 0.0f);
         c.pool->parallel_for(static_cast<int>(tasks), part);
         for (long j = 0; j < C; ++j) {
           float s = 0;
-          for (int t = 0; t < threads; ++t) s += c.reduce_ws[t * c.reduce_ws_stride + j];
+          for (int t = 0; t < tasks; ++t) s += c.reduce_ws[t * c.reduce_ws_stride + j];
           out[j] = s;
         }
       } else {
@@ -294,18 +301,7 @@ struct executor {
     // The epilogue on the block rows [r0, r1) × columns [j0, j1) of the kernel's domain.
     static void epilogue_block(const context& c, long r0, long r1, long j0, long j1) {
       static_assert(!flat, "kiln cpu: a contraction's epilogue is indexed by row and column");
-      if (j0 == 0 && j1 == KR.domain.cols) {
-        elementwise_rows(c, r0, r1);
-      } else {
-        constexpr int NS = KR.store_end - KR.store_begin;
-        vfloat vals[NB > 0 ? NB : 1];
-        for (long r = r0; r < r1; ++r)
-          for (long c0 = j0; c0 < j1; c0 += lanes) {
-            const int n = static_cast<int>(std::min<long>(lanes, j1 - c0));
-            eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-            store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
-          }
-      }
+      block_rows_cols(c, r0, r1, j0, j1);
     }
 
     // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
@@ -314,7 +310,6 @@ struct executor {
                                  long j1, int thread) {
       constexpr node MM = P.g.nodes[KR.anchor];
       constexpr long N = MM.shape.cols;
-      constexpr long K_static = P.g.nodes[MM.in[0]].shape.cols == batch ? -1 : P.g.nodes[MM.in[0]].shape.cols;
       float* C = c.buf[KR.anchor];
       float* ws = c.gemm_ws + thread * c.gemm_ws_stride;
       float* packed = gemm_detail::align64(ws);
@@ -328,13 +323,9 @@ struct executor {
         if (gemm_packs_b(e - r, n, Kd, a, b)) {
           if (!is_packed) gemm_pack_b(n, Kd, b, packed);
           is_packed = true;
-          float* a_ws = gemm_a_workspace(packed, n, Kd);
-          if (n == N) gemm_prepacked<N, K_static>(e - r, n, Kd, a, packed, out, N, false, a_ws);
-          else gemm_prepacked<-1, K_static>(e - r, n, Kd, a, packed, out, N, false, a_ws);
-        } else if (n == N) {
-          gemm<N, K_static>(e - r, n, Kd, a, b, out, N, false, ws);
+          gemm_prepacked(e - r, n, Kd, a, packed, out, N, false, gemm_a_workspace(packed, n, Kd));
         } else {
-          gemm<-1, K_static>(e - r, n, Kd, a, b, out, N, false, ws);
+          gemm(e - r, n, Kd, a, b, out, N, false, ws);
         }
         epilogue_block(c, r, e, j0, j1);
       }
@@ -391,7 +382,7 @@ struct executor {
         float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
         const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
         const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
-        gemm<N, -1>(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
+        gemm(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
       });
       parallel_range(c, M * N, 1, lanes, [&](long b, long e, int) {
         for (long i = b; i < e; ++i) {
@@ -403,32 +394,18 @@ struct executor {
       parallel_range(c, M, N * (NB + 1), 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
     }
 
-    static void run(const context& c) {
+    // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).
+    [[gnu::noinline]] static void run(const context& c) {
       if constexpr (KR.kind == kernel_kind::elementwise) run_elementwise(c);
       else if constexpr (KR.kind == kernel_kind::reduction) run_reduction(c);
       else run_contraction(c);
     }
   };
 
-  // Kernels run in order; the sequence is split into halves so that no fold expression is deeper than 64
-  // (compilers limit expression nesting; unfused plans have hundreds of kernels).
-  template <int Begin, std::size_t... K>
-  static void run_block(const context& c, std::index_sequence<K...>) {
-    (kernel_impl<Begin + static_cast<int>(K)>::run(c), ...);
-  }
-  template <int Begin, int End>
-  static void run_range(const context& c) {
-    if constexpr (End - Begin <= 64) {
-      run_block<Begin>(c, std::make_index_sequence<End - Begin>{});
-    } else {
-      constexpr int mid = Begin + (End - Begin) / 2;
-      run_range<Begin, mid>(c);
-      run_range<mid, End>(c);
-    }
-  }
-  static void run(const context& c) { run_range<0, P.num_kernels>(c); }
-
-  // Kernel k as a function pointer (a table, not a fold: unfused plans have hundreds of kernels).
+  // Kernel k as a function pointer: the table both run() and run_profiled() call through, so that a profiled
+  // step executes the very same machine code (an inlined copy could contract a·b + c into an FMA differently
+  // and differ in the last bit). A table rather than a fold expression also keeps each kernel its own function,
+  // which bounds the compiler's work per function for plans of hundreds of kernels.
   using kernel_fn = void (*)(const context&);
   template <std::size_t... K>
   static constexpr std::array<kernel_fn, sizeof...(K)> kernel_table(std::index_sequence<K...>) {
@@ -436,8 +413,12 @@ struct executor {
   }
   static constexpr std::array<kernel_fn, P.num_kernels> kernels = kernel_table(std::make_index_sequence<P.num_kernels>{});
 
-  // Runs the kernels in order, adding each one's wall time in nanoseconds to ns[k]: the per-kernel profile
-  // (the same code as run(), only called through the table with a clock read between kernels).
+  // Runs the kernels in order.
+  static void run(const context& c) {
+    for (const kernel_fn k : kernels) k(c);
+  }
+
+  // As run(), adding each kernel's wall time in nanoseconds to ns[k]: the per-kernel profile.
   static void run_profiled(const context& c, double* ns) {
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
