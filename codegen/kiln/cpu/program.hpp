@@ -34,12 +34,14 @@ class program {
   void run(long batch_size, const float* hypers) {
     bind(batch_size, hypers);
     const scoped_denormal_mode mode(flush_denormals_);
+    const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run(ctx_);
   }
   // As run(), adding each kernel's wall time in nanoseconds to ns_per_kernel[k] (num_kernels entries).
   void run_profiled(long batch_size, const float* hypers, double* ns_per_kernel) {
     bind(batch_size, hypers);
     const scoped_denormal_mode mode(flush_denormals_);
+    const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run_profiled(ctx_, ns_per_kernel);
   }
   // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept

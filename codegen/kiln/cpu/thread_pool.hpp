@@ -58,6 +58,23 @@ class thread_pool {
 
   int num_threads() const { return threads_; }
 
+  // While one of these is open, idle workers keep spinning instead of going to sleep after the ~30 µs spin
+  // window. A training step opens one for its duration: its parallel kernels are separated by single-threaded
+  // ones that often outlast the window, and a sleeping worker takes tens of microseconds to wake (a futex
+  // wake-up and a reschedule), during which the caller runs its share and then the worker's. Measured with
+  // kiln-bench on 2 cores: the classifier's batch-256 step went from 0.70-0.81 ms to 0.59 ms. Outside steps
+  // the workers still sleep, so an idle model burns no CPU.
+  class keep_awake {
+   public:
+    explicit keep_awake(thread_pool& pool) : pool_(pool) { pool_.awake_scopes_.fetch_add(1, std::memory_order_relaxed); }
+    ~keep_awake() { pool_.awake_scopes_.fetch_sub(1, std::memory_order_relaxed); }
+    keep_awake(const keep_awake&) = delete;
+    keep_awake& operator=(const keep_awake&) = delete;
+
+   private:
+    thread_pool& pool_;
+  };
+
   // Calls f(task, thread) for every task in [0, n_tasks), thread in [0, num_threads()), and returns when all
   // calls have returned. Called from inside a task, the tasks run inline on the calling thread.
   template <class F>
@@ -104,15 +121,21 @@ class thread_pool {
 #endif
   }
 
-  // Spins until pred() or ~30 µs have passed; returns pred().
+  // Spins until pred(), or until ~30 µs have passed with no keep_awake scope open; returns pred().
   template <class Pred>
-  static bool spin_until(Pred pred) {
+  bool spin_until(Pred pred) const {
     using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + std::chrono::microseconds(30);
+    constexpr auto window = std::chrono::microseconds(30);
+    auto deadline = clock::now() + window;
     for (int i = 0;; ++i) {
       if (pred()) return true;
       relax();
-      if ((i & 31) == 31 && clock::now() > deadline) return pred();
+      if ((i & 31) == 31) {
+        const auto now = clock::now();
+        if (now <= deadline) continue;
+        if (awake_scopes_.load(std::memory_order_relaxed) == 0) return pred();
+        deadline = now + window;
+      }
     }
   }
 
@@ -190,6 +213,7 @@ class thread_pool {
   std::mutex call_mutex_;
   alignas(64) std::atomic<std::uint64_t> state_{0};
   alignas(64) std::atomic<int> done_{0};
+  std::atomic<int> awake_scopes_{0};  // open keep_awake scopes
   std::atomic<int> sleepers_{0};
   std::mutex sleep_mutex_;              // sleeping workers wait on wake_cv_ for a new job word
   std::condition_variable wake_cv_;
