@@ -65,7 +65,7 @@ inline constexpr long gemm_row_block = 64;
 // layer) took as long or longer split over two threads — their time goes to the parameters' Adam state
 // moving between the cores' caches and to the hand-off, not to multiply-adds — and the batch-32 step went
 // from 197 µs on one thread to 277-294 µs on two.
-inline constexpr long parallel_contraction_threshold = 4L << 20;
+inline constexpr long parallel_contraction_threshold = 1L << 20;
 
 template <class Plan>
 struct executor {
