@@ -159,5 +159,29 @@ TEST_CASE("B packed once serves many row blocks, with or without packing a trans
     }
 }
 
+TEST_CASE("a row-major B read in place gives gemm's result, with or without packing a transposed A") {
+  std::mt19937 rng(12);
+  for (const shape s : {shape{200, 130, 77}, shape{64, 784, 256}, shape{9, 49, 1100}, shape{300, 20, 8}})
+    for (bool a_trans : {false, true})
+      for (bool a_workspace : {false, true}) {
+        const operand A = make_operand(s.M, s.K, a_trans, 1, rng), B = make_operand(s.K, s.N, false, 1, rng);
+        std::vector<float> packed_result(s.M * s.N), in_place(s.M * s.N), work(gemm_workspace_floats(s.M, s.N, s.K));
+        std::vector<float> a_work(gemm_packed_a_floats(s.M, s.K) + 64, -777.0f);
+        gemm(s.M, s.N, s.K, A.view, B.view, packed_result.data(), s.N, false, work.data());
+        gemm_b_in_place(s.M, s.N, s.K, A.view, B.view, in_place.data(), s.N, false, a_workspace ? a_work.data() : nullptr);
+        INFO("M " << s.M << " N " << s.N << " K " << s.K << ", A transposed: " << a_trans << ", A workspace: " << a_workspace);
+        CHECK(packed_result == in_place);  // the same micro-kernels over k in the same order
+        for (std::size_t i = gemm_packed_a_floats(s.M, s.K); i < a_work.size(); ++i) CHECK(a_work[i] == -777.0f);
+        gemm_b_in_place(s.M, s.N, s.K, A.view, B.view, in_place.data(), s.N, true);  // accumulate: twice the product
+        long bad = 0;
+        for (std::size_t i = 0; i < in_place.size(); ++i)
+          bad += !(std::fabs(in_place[i] - 2 * packed_result[i]) <= 1e-5f * (1 + std::fabs(packed_result[i])));
+        CHECK(bad == 0);
+      }
+  const operand B = make_operand(8, 8, true, 1, rng);  // column-major
+  std::vector<float> C(64);
+  CHECK_THROWS_WITH(gemm_b_in_place(8, 8, 8, B.view, B.view, C.data(), 8, false), Catch::Contains("row-major"));
+}
+
 }  // namespace
 }  // namespace kiln::cpu

@@ -315,12 +315,17 @@ struct executor {
       float* packed = gemm_detail::align64(ws);
       const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
       const long n = j1 - j0;
+      // A row-major B is read in place by a task of at most two row blocks (see gemm_b_in_place): the
+      // classifier's first weight gradient split over 2 threads is 64 rows a task.
+      const bool b_in_place = B.col_stride == 1 && r1 - r0 <= 2 * gemm_row_block;
       bool is_packed = false;
       for (long r = r0; r < r1; r += gemm_row_block) {
         const long e = std::min(r1, r + gemm_row_block);
         const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
         float* out = C + r * N + j0;
-        if (gemm_packs_b(e - r, n, Kd, a, b)) {
+        if (b_in_place && gemm_packs_b(e - r, n, Kd, a, b)) {
+          gemm_b_in_place(e - r, n, Kd, a, b, out, N, false, gemm_a_workspace(packed, n, Kd));
+        } else if (gemm_packs_b(e - r, n, Kd, a, b)) {
           if (!is_packed) gemm_pack_b(n, Kd, b, packed);
           is_packed = true;
           gemm_prepacked(e - r, n, Kd, a, packed, out, N, false, gemm_a_workspace(packed, n, Kd));
