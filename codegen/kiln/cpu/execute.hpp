@@ -298,12 +298,6 @@ struct executor {
       }
     }
 
-    // The epilogue on the block rows [r0, r1) × columns [j0, j1) of the kernel's domain.
-    static void epilogue_block(const context& c, long r0, long r1, long j0, long j1) {
-      static_assert(!flat, "kiln cpu: a contraction's epilogue is indexed by row and column");
-      block_rows_cols(c, r0, r1, j0, j1);
-    }
-
     // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
     // while the block is in cache. B's columns are packed once here and reused by every row block.
     static void contraction_tile(const context& c, matrix_view A, matrix_view B, long Kd, long r0, long r1, long j0,
@@ -332,14 +326,15 @@ struct executor {
         } else {
           gemm(e - r, n, Kd, a, b, out, N, false, ws);
         }
-        epilogue_block(c, r, e, j0, j1);
+        block_rows_cols(c, r, e, j0, j1);  // the epilogue on this block, while it is in cache
       }
     }
 
     // Threads split a contraction three ways, in order of preference:
     //  - by columns (whole vectors), when there are at least two vectors per thread: each task packs only its
     //    columns of B, nothing is computed twice and nothing needs reducing;
-    //  - by rows, in multiples of the register tile: each thread packs all of B;
+    //  - by rows, in multiples of the register tile: each thread packs all of B, or reads a row-major B in
+    //    place when its share is at most two row blocks;
     //  - by the contracted dimension when that is the batch (weight gradients of a narrow layer): per-thread
     //    partial products over a slice of the batch, summed, then the epilogue.
     static void run_contraction(const context& c) {
@@ -358,12 +353,14 @@ struct executor {
       // core's L2 (1 MB). Measured with kiln-bench --profile on 2 threads: the classifier's 128×784 weight
       // gradient went from 335–369 to 265–348 µs split by rows, the wide net's 1024×1024 ones from 3.3 to
       // 2.5 ms; the wide net's forward products (4 MB of packed weights) were slower split by rows.
+      if (flops < parallel_contraction_threshold || threads == 1) {
+        contraction_tile(c, A, B, Kd, 0, M, 0, N, 0);
+        return;
+      }
       const int col_tasks = static_cast<int>(std::clamp<long>(vectors / 2, threads, 4L * threads));
       const bool rows_cheaper = M >= 2 * mr * threads && Kd * N <= (1L << 18) &&
                                 M * Kd + threads * Kd * N < col_tasks * M * Kd + Kd * N;
-      if (flops < parallel_contraction_threshold || threads == 1) {
-        contraction_tile(c, A, B, Kd, 0, M, 0, N, 0);
-      } else if (vectors >= 2 * threads && !rows_cheaper) {
+      if (vectors >= 2 * threads && !rows_cheaper) {
         // Up to four column tasks per thread, of at least two vectors each (a one-vector panel is bound by its
         // loads): on a shared machine a thread that is descheduled then holds back a quarter of its share,
         // not all of it, since the others claim the remaining tasks.
