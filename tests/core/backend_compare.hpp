@@ -1,7 +1,7 @@
 #pragma once
 // Shared by the backend tests: models and the fused/unfused/reference comparison.
 // activations, losses and optimizers, several batch sizes, several steps (the seed is printed on failure).
-#include "gradcheck.hpp"
+#include "step_feeds.hpp"
 
 #include <kiln/cpu/train_step.hpp>
 
@@ -45,20 +45,7 @@ void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
   const graph& G = decltype(fused)::G;
   auto leaves = kiln_test::random_leaves(G, batch, seed + 1000, -2, 2);
   // parameters: the step's own initialization (PyTorch's default) for both
-  for (int l = 0; l < G.num_leaves; ++l)
-    if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) {
-      auto p = fused.param(G.leaves[l].name.view());
-      leaves[static_cast<std::size_t>(l)].assign(p.begin(), p.end());
-    }
-  std::vector<float> xs, ts;
-  std::vector<std::int32_t> ys;
-  for (int l = 0; l < G.num_leaves; ++l) {
-    const std::string name(G.leaves[l].name.view());
-    const auto& v = leaves[static_cast<std::size_t>(l)];
-    if (name == "x") xs.assign(v.begin(), v.end());
-    if (name == "target") ts.assign(v.begin(), v.end());
-    if (name == "y") for (double e : v) ys.push_back(static_cast<std::int32_t>(e));
-  }
+  auto [xs, ts, ys] = kiln_test::start_from_step(fused, leaves, "target");
   if (ts.empty()) ts.assign(static_cast<std::size_t>(batch * 3), 0.f);
   if (ys.empty()) ys.assign(static_cast<std::size_t>(batch), 0);
   // soft targets must be distributions for KL: normalize rows

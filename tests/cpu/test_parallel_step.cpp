@@ -3,7 +3,7 @@
 // shape, and each split runs its epilogue on its own block. The models below are sized so that every split
 // runs (see executor::run_contraction); each is trained on pools of 1, 2 and 3 threads and compared with the
 // double-precision reference after every step. Also: the per-kernel profile and the denormal mode.
-#include "../core/gradcheck.hpp"
+#include "../core/step_feeds.hpp"
 
 #include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/train_step.hpp>
@@ -43,21 +43,7 @@ void compare_threads(long batch, int threads, std::uint64_t seed) {
   step.set_thread_pool(pool);
   const graph& G = decltype(step)::G;
   auto leaves = kiln_test::random_leaves(G, batch, seed + 7, -1, 1);
-  std::vector<float> xs, ts;
-  std::vector<std::int32_t> ys;
-  for (int l = 0; l < G.num_leaves; ++l) {
-    const leaf_info& info = G.leaves[l];
-    auto& v = leaves[static_cast<std::size_t>(l)];
-    if (info.kind == leaf_kind::param || info.kind == leaf_kind::state) {
-      auto p = step.param(info.name.view());
-      v.assign(p.begin(), p.end());
-    }
-    const std::string name(info.name.view());
-    if (name == "x") xs.assign(v.begin(), v.end());
-    if (name == "t") ts.assign(v.begin(), v.end());
-    if (name == "y")
-      for (double e : v) ys.push_back(static_cast<std::int32_t>(e));
-  }
+  const auto [xs, ts, ys] = kiln_test::start_from_step(step, leaves, "t");
   for (int s = 1; s <= 2; ++s) {
     INFO("step " << s);
     std::vector<double> hyp(16);

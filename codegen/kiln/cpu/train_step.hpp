@@ -23,43 +23,19 @@ namespace kiln::cpu {
 
 namespace detail {
 
-// Binds feeds to input leaves, checking shapes; labels are range-checked and converted to float indices.
-// Runs every step, so it builds no string unless it throws.
+// Binds feeds to input leaves (checked by bind_checked_feeds); labels go to per-leaf float buffers that grow to
+// the largest batch seen, so a step allocates nothing once that batch has run.
 template <class Program>
 void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer_list<feed> feeds,
                 std::vector<float>* label_buffers) {
-  for (int l = 0; l < g.num_leaves; ++l) {
-    const leaf_info& info = g.leaves[l];
-    if (info.kind != leaf_kind::input && info.kind != leaf_kind::labels) continue;
-    const feed* f = nullptr;
-    for (const feed& x : feeds)
-      if (x.name == info.name.view()) f = &x;
-    const auto name = [&] { return std::string(info.name.view()); };
-    if (!f) throw error("kiln: no data given for input '" + name() + "'");
-    const long per_sample = info.shape.cols;
-    const long expected = batch_size * per_sample;
-    const auto want = [&] { return "[" + std::to_string(batch_size) + ", " + std::to_string(per_sample) + "]"; };
-    if (info.kind == leaf_kind::labels) {
-      if (static_cast<long>(f->labels.size()) != expected)
-        throw shape_error("kiln: labels '" + name() + "' have " + std::to_string(f->labels.size()) +
-                          " values but the batch needs shape " + want());
-      auto& buf = label_buffers[l];
-      if (static_cast<long>(buf.size()) < expected) buf.resize(static_cast<std::size_t>(expected));
-      for (long i = 0; i < expected; ++i) {
-        const std::int32_t y = f->labels[static_cast<std::size_t>(i)];
-        if (y < 0 || y >= info.num_classes)
-          throw error("kiln: label " + std::to_string(y) + " at index " + std::to_string(i) + " of '" + name() +
-                      "' is outside [0, " + std::to_string(info.num_classes) + ")");
-        buf[static_cast<std::size_t>(i)] = static_cast<float>(y);
-      }
-      prog.bind_leaf(l, buf.data());
-    } else {
-      if (static_cast<long>(f->values.size()) != expected)
-        throw shape_error("kiln: input '" + name() + "' has " + std::to_string(f->values.size()) +
-                          " values but the batch needs shape " + want() + " = " + std::to_string(expected));
-      prog.bind_leaf(l, const_cast<float*>(f->values.data()));  // inputs are only read
-    }
-  }
+  bind_checked_feeds(
+      g, batch_size, feeds,
+      [&](int leaf, std::size_t count) {
+        auto& buf = label_buffers[leaf];
+        if (buf.size() < count) buf.resize(count);
+        return buf.data();
+      },
+      [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); });  // only read
 }
 
 }  // namespace detail

@@ -128,40 +128,19 @@ class step_runtime {
   step_runtime(const step_runtime&) = delete;
   step_runtime& operator=(const step_runtime&) = delete;
 
-  // Checks and uploads each input; labels are range-checked and converted to float class indices.
+  // Checks (bind_checked_feeds) and uploads each input; labels go through a host staging buffer.
   void upload_feeds(long batch_size, std::initializer_list<feed> feeds) {
     check_batch(batch_size);
-    for (int l = 0; l < G_.num_leaves; ++l) {
-      const leaf_info& info = G_.leaves[l];
-      if (info.kind != leaf_kind::input && info.kind != leaf_kind::labels) continue;
-      const feed* f = nullptr;
-      for (const feed& x : feeds)
-        if (x.name == info.name.view()) f = &x;
-      const std::string name(info.name.view());
-      if (!f) throw error("kiln: no data given for input '" + name + "'");
-      const long expected = batch_size * info.shape.cols;
-      const std::string want = "[" + std::to_string(batch_size) + ", " + std::to_string(info.shape.cols) + "]";
-      const std::size_t bytes = static_cast<std::size_t>(expected) * sizeof(float);
-      if (info.kind == leaf_kind::labels) {
-        if (static_cast<long>(f->labels.size()) != expected)
-          throw shape_error("kiln: labels '" + name + "' have " + std::to_string(f->labels.size()) +
-                            " values but the batch needs shape " + want);
-        staging_.resize(static_cast<std::size_t>(expected));
-        for (long i = 0; i < expected; ++i) {
-          const std::int32_t y = f->labels[static_cast<std::size_t>(i)];
-          if (y < 0 || y >= info.num_classes)
-            throw error("kiln: label " + std::to_string(y) + " at index " + std::to_string(i) + " of '" + name +
-                        "' is outside [0, " + std::to_string(info.num_classes) + ")");
-          staging_[static_cast<std::size_t>(i)] = static_cast<float>(y);
-        }
-        dev_->upload(input_buffer(l, bytes), staging_.data(), bytes);
-      } else {
-        if (static_cast<long>(f->values.size()) != expected)
-          throw shape_error("kiln: input '" + name + "' has " + std::to_string(f->values.size()) +
-                            " values but the batch needs shape " + want + " = " + std::to_string(expected));
-        dev_->upload(input_buffer(l, bytes), f->values.data(), bytes);
-      }
-    }
+    bind_checked_feeds(
+        G_, batch_size, feeds,
+        [&](int, std::size_t count) {
+          staging_.resize(count);
+          return staging_.data();
+        },
+        [&](int leaf, const float* data, std::size_t count) {
+          const std::size_t bytes = count * sizeof(float);
+          dev_->upload(input_buffer(leaf, bytes), data, bytes);
+        });
   }
 
   // Binds inputs to data already in device memory.
