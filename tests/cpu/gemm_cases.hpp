@@ -159,6 +159,27 @@ TEST_CASE("B packed once serves many row blocks, with or without packing a trans
     }
 }
 
+TEST_CASE("B packed in parts writes exactly what packing it whole writes") {
+  std::mt19937 rng(13);
+  for (const shape s : {shape{1, 128, 784}, shape{1, 130, 77}, shape{1, 10, 33}, shape{1, 200, 5}, shape{1, 1, 1}})
+    for (long spread : {1L, 3L})
+      for (bool b_trans : {false, true}) {
+        const operand B = make_operand(s.K, s.N, b_trans, spread, rng);
+        std::vector<float> whole(gemm_packed_b_floats(s.N, s.K), -1.0f);
+        gemm_pack_b(s.N, s.K, B.view, whole.data());
+        for (int parts = 1; parts <= 5; ++parts) {
+          INFO("N " << s.N << " K " << s.K << ", B transposed: " << b_trans << ", spread " << spread << ", " << parts << " parts");
+          std::vector<float> joined(whole.size() + 16, -777.0f);  // -777 marks what no part wrote
+          for (int part = parts - 1; part >= 0; --part) gemm_pack_b_part(s.N, s.K, B.view, joined.data(), part, parts);
+          CHECK(std::equal(whole.begin(), whole.end(), joined.begin()));
+          for (std::size_t i = whole.size(); i < joined.size(); ++i) CHECK(joined[i] == -777.0f);
+        }
+      }
+  std::vector<float> out(gemm_packed_b_floats(16, 16));
+  const operand B = make_operand(16, 16, false, 1, rng);
+  CHECK_THROWS_WITH(gemm_pack_b_part(16, 16, B.view, out.data(), 2, 2), Catch::Contains("part 2 of 2"));
+}
+
 TEST_CASE("a row-major B read in place gives gemm's result, with or without packing a transposed A") {
   std::mt19937 rng(12);
   for (const shape s : {shape{200, 130, 77}, shape{64, 784, 256}, shape{9, 49, 1100}, shape{300, 20, 8}})

@@ -35,6 +35,14 @@ struct narrow_model {
   }
 };
 
+// batch 512: the forward 256→128 splits by rows and its Wᵀ (32 K floats, see shared_packing_floats) is packed
+// once, in shares, by all the row tasks
+struct shared_packing_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<128>{}, relu, dense<3>{})(input<256>("x")), labels<3>("y"));
+  }
+};
+
 template <class Model>
 void compare_threads(long batch, int threads, std::uint64_t seed) {
   INFO("threads " << threads << ", batch " << batch << ", seed " << seed);
@@ -69,6 +77,10 @@ void compare_threads(long batch, int threads, std::uint64_t seed) {
 
 TEST_CASE("threaded contractions split by columns and by rows match the reference", "[cpu][threads]") {
   for (int threads : {1, 2, 3}) compare_threads<wide_model>(2048, threads, 11);
+}
+
+TEST_CASE("row tasks that pack a shared B in parts match the reference", "[cpu][threads]") {
+  for (int threads : {1, 2, 3}) compare_threads<shared_packing_model>(512, threads, 13);
 }
 
 TEST_CASE("a contraction over the batch split across threads matches the reference", "[cpu][threads]") {

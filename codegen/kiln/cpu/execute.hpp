@@ -60,6 +60,9 @@ inline constexpr long resolve(int d, long batch_size) { return d == batch ? batc
 // Work below this many elements runs on one thread (a thread hand-off costs more than it saves).
 inline constexpr long parallel_threshold = 16384;
 inline constexpr long gemm_row_block = 64;
+// A row-split contraction packs B once for all its threads (each a share) from this many floats of B: below
+// it, the extra fork-join costs more than the packing it saves.
+inline constexpr long shared_packing_floats = 1L << 15;
 // Contractions below this many multiply-adds run on one thread. Measured with kiln-bench on 2 cores: the
 // classifier's 2-4 M multiply-add kernels (batch 32's first layer and its weight gradient, batch 256's second
 // layer) took as long or longer split over two threads — their time goes to the parameters' Adam state
@@ -235,18 +238,40 @@ struct executor {
         const int threads = c.pool->num_threads();
         const long tasks = (rows * C * (NB + 1) < parallel_threshold || threads == 1) ? 1 : threads;
         const long chunk = (rows + tasks - 1) / tasks;
+        // A row of at most 8 vectors is summed in registers and stored once: summing in memory made every
+        // row wait on the last row's store (the bias gradients and the loss mean took 0.7–1.3 µs at batch 256).
+        // The additions are the same, in the same order.
+        constexpr long row_vectors = (C + lanes - 1) / lanes;
         auto part = [&](int t, int) {
           float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
           vfloat vals[NB > 0 ? NB : 1];
           const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
-          for (long r = b; r < e; ++r)
-            for (long c0 = 0; c0 < C; c0 += lanes) {
+          if constexpr (row_vectors <= 8) {
+            vfloat sums[row_vectors];
+            for (vfloat& s : sums) s = splat<vfloat>(0.0f);
+            for (long r = b; r < e; ++r)
+              gemm_detail::unroll<row_vectors>([&](auto v) {  // unrolled, so that sums stay in registers
+                constexpr long c0 = v * lanes;
+                constexpr int n = static_cast<int>(std::min<long>(lanes, C - c0));
+                eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+                sums[v] += operand<in>(c, vals, r, c0, n);
+              });
+            for (long v = 0; v < row_vectors; ++v) {
+              const long c0 = v * lanes;
               const int n = static_cast<int>(std::min<long>(lanes, C - c0));
-              eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-              const vfloat v = operand<in>(c, vals, r, c0, n);
-              if (n == lanes) store(acc + c0, load(acc + c0) + v);
-              else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+              if (n == lanes) store(acc + c0, sums[v]);
+              else store_partial(acc + c0, sums[v], n);
             }
+          } else {
+            for (long r = b; r < e; ++r)
+              for (long c0 = 0; c0 < C; c0 += lanes) {
+                const int n = static_cast<int>(std::min<long>(lanes, C - c0));
+                eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+                const vfloat v = operand<in>(c, vals, r, c0, n);
+                if (n == lanes) store(acc + c0, load(acc + c0) + v);
+                else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+              }
+          }
         };
         if (tasks == 1) {
           std::fill(out, out + C, 0.0f);
@@ -299,16 +324,26 @@ struct executor {
     }
 
     // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
-    // while the block is in cache. B's columns are packed once here and reused by every row block.
+    // while the block is in cache. B's columns are packed once here and reused by every row block, unless the
+    // caller passes all of B already packed (shared_packed_b, then j0 = 0 and j1 = N).
     static void contraction_tile(const context& c, matrix_view A, matrix_view B, long Kd, long r0, long r1, long j0,
-                                 long j1, int thread) {
+                                 long j1, int thread, const float* shared_packed_b = nullptr) {
       constexpr node MM = P.g.nodes[KR.anchor];
       constexpr long N = MM.shape.cols;
       float* C = c.buf[KR.anchor];
       float* ws = c.gemm_ws + thread * c.gemm_ws_stride;
       float* packed = gemm_detail::align64(ws);
-      const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
       const long n = j1 - j0;
+      if (shared_packed_b) {
+        for (long r = r0; r < r1; r += gemm_row_block) {
+          const long e = std::min(r1, r + gemm_row_block);
+          const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
+          gemm_prepacked(e - r, N, Kd, a, shared_packed_b, C + r * N, N, false, gemm_a_workspace(packed, N, Kd));
+          block_rows_cols(c, r, e, 0, N);
+        }
+        return;
+      }
+      const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
       // A row-major B is read in place by a task of at most two row blocks (see gemm_b_in_place): the
       // classifier's first weight gradient split over 2 threads is 64 rows a task.
       const bool b_in_place = B.col_stride == 1 && r1 - r0 <= 2 * gemm_row_block;
@@ -372,9 +407,20 @@ struct executor {
       } else if (M >= 2 * mr * threads || As.cols != batch) {
         const long tiles = (M + mr - 1) / mr;
         const int tasks = static_cast<int>(std::min<long>(threads, tiles));
+        // Every row task would pack all of B (a transposed B, e.g. the forward product's Wᵀ, cannot be read in
+        // place): when that pass is long, the tasks pack one shared copy first, each a share of its vectors, in
+        // thread 0's workspace. The classifier's 784×128 Wᵀ takes about 9 µs to pack.
+        const bool share_packing = B.col_stride != 1 && Kd * N >= shared_packing_floats &&
+                                   gemm_packs_b(std::min(M, gemm_row_block), N, Kd, A, B);
+        const float* shared = nullptr;
+        if (share_packing) {
+          float* packed = gemm_detail::align64(c.gemm_ws);
+          c.pool->parallel_for(tasks, [&](int t, int) { gemm_pack_b_part(N, Kd, B, packed, t, tasks); });
+          shared = packed;
+        }
         c.pool->parallel_for(tasks, [&](int t, int thread) {
           const long r0 = std::min(M, tiles * t / tasks * mr), r1 = std::min(M, tiles * (t + 1) / tasks * mr);
-          if (r0 < r1) contraction_tile(c, A, B, Kd, r0, r1, 0, N, thread);
+          if (r0 < r1) contraction_tile(c, A, B, Kd, r0, r1, 0, N, thread, shared);
         });
       } else {
         run_batch_split_contraction(c, A, B, M, Kd);

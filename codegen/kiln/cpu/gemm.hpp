@@ -111,20 +111,22 @@ inline void transpose_tile(vfloat (&v)[lanes]) {
   transpose_round<1>(v, e);
 }
 
-// dst (width w = nv·lanes, k-major) <- columns [j0, j0 + width) of B, rows [0, K); zero past `width`.
-inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float* dst) {
+// dst (width w = nv·lanes, k-major) <- columns [j0, j0 + width) of B, rows [0, K); zero past `width`. Only the
+// panel's vectors [v0, v1) are written (all by default), so that several threads can pack one panel's parts.
+inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float* dst, int v0 = 0, int v1 = -1) {
   const long w = nv * lanes;
+  if (v1 < 0) v1 = nv;
   if (B.col_stride == 1) {  // rows of B are contiguous: copy, the last vector partial
     for (long k = 0; k < K; ++k) {
       const float* src = B.p + k * B.row_stride + j0;
       float* out = dst + k * w;
-      for (int v = 0; v < nv; ++v) {
+      for (int v = v0; v < v1; ++v) {
         const long left = width - v * lanes;
         store(out + v * lanes, left >= lanes ? load(src + v * lanes) : load_partial(src + v * lanes, static_cast<int>(left)));
       }
     }
   } else if (B.row_stride == 1) {  // columns of B are contiguous (B = Wᵀ): transpose lanes×lanes tiles
-    for (int v = 0; v < nv; ++v) {
+    for (int v = v0; v < v1; ++v) {
       const long cols = std::min<long>(lanes, width - v * lanes);
       for (long k0 = 0; k0 < K; k0 += lanes) {
         const int ks = static_cast<int>(std::min<long>(lanes, K - k0));
@@ -139,12 +141,25 @@ inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float
     }
   } else {
     for (long k = 0; k < K; ++k)
-      for (long j = 0; j < w; ++j) dst[k * w + j] = j < width ? B.p[k * B.row_stride + (j0 + j) * B.col_stride] : 0.0f;
+      for (long j = v0 * lanes; j < v1 * lanes; ++j)
+        dst[k * w + j] = j < width ? B.p[k * B.row_stride + (j0 + j) * B.col_stride] : 0.0f;
   }
 }
 
 inline void pack_b(long N, long K, matrix_view B, float* packed) {
   for_each_panel(N, [&](long j0, long width, int nv, long offset) { pack_panel(K, B, j0, width, nv, packed + offset * K); });
+}
+
+// Share `part` of `parts` of pack_b's work: B's column vectors [V·part/parts, V·(part+1)/parts) of the
+// V = ⌈N/lanes⌉, wherever their panels put them. The parts together write exactly what pack_b writes.
+inline void pack_b_part(long N, long K, matrix_view B, float* packed, int part, int parts) {
+  const long V = ceil_div(N, lanes), first = V * part / parts, last = V * (part + 1) / parts;
+  long before = 0;  // vectors in the panels before this one
+  for_each_panel(N, [&](long j0, long width, int nv, long offset) {
+    const long b = std::max(first, before), e = std::min(last, before + nv);
+    if (b < e) pack_panel(K, B, j0, width, nv, packed + offset * K, static_cast<int>(b - before), static_cast<int>(e - before));
+    before += nv;
+  });
 }
 
 // ---- micro-kernel
@@ -433,6 +448,14 @@ inline std::size_t gemm_packed_b_floats(long N, long K) {
 }
 inline void gemm_pack_b(long N, long K, matrix_view B, float* packed) {
   if (N > 0 && K > 0) gemm_detail::pack_b(N, K, B, packed);
+}
+// One of `parts` disjoint shares of gemm_pack_b (part in [0, parts)): threads that will all read the same
+// packed B can pack it together, each its share, instead of each packing all of it.
+inline void gemm_pack_b_part(long N, long K, matrix_view B, float* packed, int part, int parts) {
+  if (parts < 1 || part < 0 || part >= parts)
+    throw error("kiln::cpu::gemm_pack_b_part: part " + std::to_string(part) + " of " + std::to_string(parts) +
+                " is not in [0, parts)");
+  if (N > 0 && K > 0) gemm_detail::pack_b_part(N, K, B, packed, part, parts);
 }
 // As gemm, with B given packed by gemm_pack_b for the same N and K. a_workspace (gemm_packed_a_floats(M, K)
 // floats, 64-byte alignment recommended), if given, lets a transposed A be packed, which pays for long K.
