@@ -167,7 +167,7 @@ inline void pack_b_part(long N, long K, matrix_view B, float* packed, int part, 
 // computed from a repeated last row (never read out of bounds) and not stored; the last vector stores only
 // `last_lanes` lanes. load_c: add to C instead of overwriting it. B_IN_PLACE: Bp is B itself (row-major), whose
 // rows end after last_lanes in the last vector, so that vector is loaded masked.
-template <int MR, int NV, bool B_IN_PLACE>
+template <int MR, int NV, bool B_IN_PLACE, bool A_PACKED = false>
 inline void micro_kernel(long kc, const float* a, long a_rs, long a_cs, int rows, const float* bp, long ldb, float* c,
                          long ldc, bool load_c, int last_lanes) {
   // Plain constant-trip loops (fully unrolled by both compilers, the arrays kept in registers); clang does not
@@ -190,7 +190,8 @@ inline void micro_kernel(long kc, const float* a, long a_rs, long a_cs, int rows
     }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const vfloat x = splat(ar[r][k * a_cs]);
+      // a packed A tile (pack_a) is mr floats per k step: constant offsets, no row pointers to keep in registers
+      const vfloat x = A_PACKED ? splat(a[k * mr + r]) : splat(ar[r][k * a_cs]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = fma(x, b[v], acc[r][v]);
     }
@@ -223,7 +224,8 @@ inline void run_panel(long m0, long m1, long kc, matrix_view A, long k0, const f
     const long a_rs = a_packed ? 1 : A.row_stride, a_cs = a_packed ? mr : A.col_stride;
     float* c = C + i * ldc + j0;
     const auto kernel = [&]<int MR>() {
-      micro_kernel<MR, NV, B_IN_PLACE>(kc, a, a_rs, a_cs, rows, bp, ldb, c, ldc, load_c, last_lanes);
+      if (a_packed) micro_kernel<MR, NV, B_IN_PLACE, true>(kc, a, a_rs, a_cs, rows, bp, ldb, c, ldc, load_c, last_lanes);
+      else micro_kernel<MR, NV, B_IN_PLACE>(kc, a, a_rs, a_cs, rows, bp, ldb, c, ldc, load_c, last_lanes);
     };
     if (rows == mr) kernel.template operator()<mr>();
     else if (rows == 1) kernel.template operator()<1>();
