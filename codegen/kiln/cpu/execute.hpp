@@ -440,14 +440,16 @@ struct executor {
         const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
         gemm(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
       });
-      parallel_range(c, M * N, 1, lanes, [&](long b, long e, int) {
-        for (long i = b; i < e; ++i) {
+      // the partials' sum and the epilogue in one pass over row ranges: each row is summed, then its
+      // epilogue runs while it is in cache
+      parallel_range(c, M, N * (tasks + NB + 1), 1, [&](long b, long e, int) {
+        for (long i = b * N; i < e * N; ++i) {
           float s = 0;
           for (int t = 0; t < tasks; ++t) s += c.ksplit_ws[t * c.ksplit_ws_stride + i];
           C[i] = s;
         }
+        elementwise_rows(c, b, e);
       });
-      parallel_range(c, M, N * (NB + 1), 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
     }
 
     // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).
