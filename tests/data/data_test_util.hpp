@@ -1,6 +1,8 @@
 #pragma once
-// Helpers shared by the data/io tests: a private temp directory, byte-exact file writes, gzip compression,
+// Helpers shared by the data/io tests: temp_dir() (../temp_dir.hpp), byte-exact file writes, gzip compression,
 // and a check that a call throws exactly kiln::format_error with a message containing given fragments.
+#include "../temp_dir.hpp"
+
 #include <kiln/core/error.hpp>
 #include <kiln/io/atomic_file.hpp>
 
@@ -14,24 +16,6 @@
 #include <zlib.h>
 
 namespace kiln_test {
-
-// A fresh directory under $TMPDIR (or /tmp), made once per test executable and removed when it exits.
-inline const std::string& temp_dir() {
-  struct owned_dir {
-    std::string path;
-    owned_dir() {
-      const char* base = std::getenv("TMPDIR");
-      path = std::string(base && *base ? base : "/tmp") + "/kiln-data-test-XXXXXX";
-      if (!::mkdtemp(path.data())) throw kiln::io_error("mkdtemp failed for " + path);
-    }
-    ~owned_dir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static const owned_dir dir;
-  return dir.path;
-}
 
 // Writes `bytes` to temp_dir()/name and returns the path.
 inline std::string write_temp(const std::string& name, std::string_view bytes) {

@@ -1,6 +1,7 @@
 // The trainer: epochs / iterations / partial last batch, sample-weighted training loss, validation loss and
 // accuracy against direct evaluation, bit-identical reproducibility per seed, early stopping with restoration
 // of the best epoch, the CSV log, the plot, the checkpoint, and plain per-epoch output when not on a terminal.
+#include "small_classifier.hpp"
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
@@ -17,14 +18,9 @@
 #include <vector>
 
 namespace {
-constexpr auto net = kiln::nn::sequential(kiln::dense<8>{}, kiln::relu, kiln::dense<3>{});
-struct loss_model {
-  constexpr auto operator()() const { return kiln::cross_entropy(net(kiln::input<4>("x")), kiln::labels<3>("y")); }
-};
-struct logits_model {
-  constexpr auto operator()() const { return net(kiln::input<4>("x")); }
-};
-using trainer_type = kiln::train::trainer<loss_model, kiln::adam, logits_model>;
+using loss_model = kiln_test::small_loss_model;
+using logits_model = kiln_test::small_logits_model;
+using trainer_type = kiln_test::small_trainer;
 
 // n samples in [-1, 1]^4; the class is the largest of three fixed linear scores, flipped to (c + 1) % 3 when
 // `flip` (a validation set that disagrees with training, so its loss rises as training proceeds).

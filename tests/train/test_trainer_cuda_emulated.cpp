@@ -1,6 +1,8 @@
 // The trainer with its steps on kiln::cuda::train_step (fit_on), run by the host emulator of a CUDA device
 // (kiln/cuda/emulator.hpp; no GPU needed): the same training as on the CPU up to float rounding, with the
 // parameters mirrored back to the host for evaluation and checkpoints.
+#include "small_classifier.hpp"
+
 #include <kiln/kiln.hpp>
 #include <kiln/cuda/emulator.hpp>
 #include <kiln/cuda/step.hpp>
@@ -12,14 +14,9 @@
 #include <vector>
 
 namespace {
-constexpr auto net = kiln::nn::sequential(kiln::dense<8>{}, kiln::relu, kiln::dense<3>{});
-struct loss_model {
-  constexpr auto operator()() const { return kiln::cross_entropy(net(kiln::input<4>("x")), kiln::labels<3>("y")); }
-};
-struct logits_model {
-  constexpr auto operator()() const { return net(kiln::input<4>("x")); }
-};
-using trainer_type = kiln::train::trainer<loss_model, kiln::adam, logits_model>;
+using loss_model = kiln_test::small_loss_model;
+using logits_model = kiln_test::small_logits_model;
+using trainer_type = kiln_test::small_trainer;
 
 kiln::train::table make_data(int n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

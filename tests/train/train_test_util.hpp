@@ -1,6 +1,8 @@
 #pragma once
-// Helpers for the training tests: a private temp directory, a directory for pictures a person may want to look
+// Helpers for the training tests: temp_dir() (../temp_dir.hpp), a directory for pictures a person may want to look
 // at (kept in the build tree), running shell commands, and checks on files.
+#include "../temp_dir.hpp"
+
 #include <kiln/core/error.hpp>
 #include <kiln/io/atomic_file.hpp>
 
@@ -9,24 +11,6 @@
 #include <string>
 
 namespace kiln_test {
-
-// A fresh directory under $TMPDIR (or /tmp), made once per test executable and removed when it exits.
-inline const std::string& temp_dir() {
-  struct owned_dir {
-    std::string path;
-    owned_dir() {
-      const char* base = std::getenv("TMPDIR");
-      path = std::string(base && *base ? base : "/tmp") + "/kiln-train-test-XXXXXX";
-      if (!::mkdtemp(path.data())) throw kiln::io_error("mkdtemp failed for " + path);
-    }
-    ~owned_dir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static const owned_dir dir;
-  return dir.path;
-}
 
 // <build>/test-artifacts/train: rendered pictures stay there after the test, for a person to inspect.
 inline std::string artifact_dir() {

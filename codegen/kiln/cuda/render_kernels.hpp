@@ -64,6 +64,18 @@ inline void check_threads(int threads) {
     throw error(std::string("kiln cuda: threads per block must be a multiple of 32 in [64, 1024], got ") + std::to_string(threads));
 }
 
+// The launch of plan kernel k: `kind` over `domain`, its source the kernel around body `b`, whose buffers are
+// `used`. Callers add their kind's extra fields (shared memory, tiles).
+inline launch_spec plan_launch(const plan& p, int k, const std::string& name, int threads, launch_kind kind,
+                               dims domain, const std::set<int>& used, const std::string& b) {
+  launch_spec s;
+  s.name = name;
+  s.kind = kind;
+  s.domain = domain;
+  s.text = kernel_text(name, threads, kernel_comment(p, k, ""), used, b, s.buffers);
+  return s;
+}
+
 inline launch_spec render_elementwise(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
   const kernel_body body = body_of(p, kr);
@@ -79,12 +91,7 @@ inline launch_spec render_elementwise(const plan& p, int k, const std::string& n
   b += body_text(p, body, load, "r", "c", "    ");
   b += stores_text(body, global_store(p, used), "r", "c", "    ");
   b += "  }\n";
-  launch_spec s;
-  s.name = name;
-  s.kind = launch_kind::elementwise;
-  s.domain = kr.domain;
-  s.text = kernel_text(name, threads, kernel_comment(p, k, ""), used, b, s.buffers);
-  return s;
+  return plan_launch(p, k, name, threads, launch_kind::elementwise, kr.domain, used, b);
 }
 
 // sum_cols / max_cols: out[r] = reduce over c of x(r, c)
@@ -110,12 +117,7 @@ inline launch_spec render_row_reduce(const plan& p, int k, const std::string& na
   b += std::string("    acc = kiln_rt::") + (is_max ? "warp_max" : "warp_sum") + "(acc);\n";
   b += "    if (lane == 0) " + global_store(p, used)(kr.anchor, "r", "0") + " = acc;\n";
   b += "  }\n";
-  launch_spec s;
-  s.name = name;
-  s.kind = launch_kind::row_reduce;
-  s.domain = kr.domain;
-  s.text = kernel_text(name, threads, kernel_comment(p, k, ""), used, b, s.buffers);
-  return s;
+  return plan_launch(p, k, name, threads, launch_kind::row_reduce, kr.domain, used, b);
 }
 
 // sum_rows: out[c] = sum over r of x(r, c)
@@ -158,12 +160,8 @@ inline launch_spec render_column_sum(const plan& p, int k, const std::string& na
   b += "      " + store(kr.anchor, "0", "c") + " = s;\n";
   b += "    }\n";
   b += "  }\n";
-  launch_spec s;
-  s.name = name;
-  s.kind = launch_kind::column_sum;
-  s.domain = kr.domain;
+  launch_spec s = plan_launch(p, k, name, threads, launch_kind::column_sum, kr.domain, used, b);
   s.shared_floats = threads + 1;
-  s.text = kernel_text(name, threads, kernel_comment(p, k, ""), used, b, s.buffers);
   return s;
 }
 
@@ -225,15 +223,11 @@ inline launch_spec render_contraction(const plan& p, int k, const std::string& n
   b += "      }\n";
   b += "    }\n";
   b += "  }\n";
-  launch_spec s;
-  s.name = name;
-  s.kind = launch_kind::contraction;
-  s.domain = MM.shape;
+  launch_spec s = plan_launch(p, k, name, threads, launch_kind::contraction, MM.shape, used, b);
   s.inner = A.shape.cols;
   s.tile_m = bm;
   s.tile_n = bn;
   s.shared_floats = scratch + 1;
-  s.text = kernel_text(name, threads, kernel_comment(p, k, ""), used, b, s.buffers);
   return s;
 }
 

@@ -148,9 +148,7 @@ class step_runtime {
     for (int l = 0; l < G_.num_leaves; ++l) {
       const leaf_info& info = G_.leaves[l];
       if (info.kind != leaf_kind::input && info.kind != leaf_kind::labels) continue;
-      const device_feed* f = nullptr;
-      for (const device_feed& x : feeds)
-        if (x.name == info.name.view()) f = &x;
+      const device_feed* f = find_feed(feeds, info.name.view());
       if (!f || !f->data) throw error("kiln cuda: no device data given for input '" + std::string(info.name.view()) + "'");
       leaf_ptr_[l] = f->data;
     }

@@ -22,6 +22,16 @@ struct feed {
   feed(std::string_view n, std::span<const std::int32_t> l) : name(n), labels(l) {}
 };
 
+// The feed named `name` (the last one given, if several are), or null. Feed is kiln::feed or a backend's own
+// kind (the CUDA step's device_feed).
+template <class Feed>
+const Feed* find_feed(std::initializer_list<Feed> feeds, std::string_view name) {
+  const Feed* f = nullptr;
+  for (const Feed& x : feeds)
+    if (x.name == name) f = &x;
+  return f;
+}
+
 // For every input and label leaf of `g`: finds its feed, checks that it holds batch_size · cols values, and
 // calls bind(leaf, data, count) with `count` floats. Labels are range-checked against the leaf's class count
 // and converted to float class indices, written to label_buffer(leaf, count), which returns room for `count`
@@ -32,9 +42,7 @@ void bind_checked_feeds(const graph& g, long batch_size, std::initializer_list<f
   for (int l = 0; l < g.num_leaves; ++l) {
     const leaf_info& info = g.leaves[l];
     if (info.kind != leaf_kind::input && info.kind != leaf_kind::labels) continue;
-    const feed* f = nullptr;
-    for (const feed& x : feeds)
-      if (x.name == info.name.view()) f = &x;
+    const feed* f = find_feed(feeds, info.name.view());
     const auto name = [&] { return std::string(info.name.view()); };
     if (!f) throw error("kiln: no data given for input '" + name() + "'");
     const long per_sample = info.shape.cols;

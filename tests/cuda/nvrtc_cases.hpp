@@ -1,0 +1,51 @@
+// Compile-only (no GPU needed): every kernel the test models generate in one fusion mode, rendered for an A100
+// (sm_80) and an H100 (sm_90) and compiled to CUBIN with NVRTC. Skipped with the reason where NVRTC is absent.
+// Every activation, loss and optimizer appears in at least one of these steps. Included by
+// test_cuda_codegen_nvrtc_fused.cpp and _unfused.cpp (two files, so that each compiles in its own process),
+// after they define KILN_NVRTC_MODE as fused or unfused.
+#ifndef KILN_NVRTC_MODE
+#error "define KILN_NVRTC_MODE (fused or unfused) before including nvrtc_cases.hpp"
+#endif
+#define KILN_NVRTC_STRINGIZE(x) #x
+#define KILN_NVRTC_NAME(x) KILN_NVRTC_STRINGIZE(x)
+#define KILN_NVRTC_MODE_NAME KILN_NVRTC_NAME(KILN_NVRTC_MODE)
+
+#include "test_cuda_codegen_common.hpp"
+
+using namespace kiln;
+using namespace kiln_cuda_test;
+
+namespace {
+constexpr fusion mode = fusion::KILN_NVRTC_MODE;
+// x - mean over the batch feeds a layer: the fused plan falls back to one kernel per plan kernel.
+struct centered_model {
+  constexpr auto operator()() const { return mse(nn::sequential(dense<3>{})(x - mean_batch(x)), t); }
+};
+}  // namespace
+
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): relu, sigmoid, tanh, leaky_relu, cross-entropy, Adam", "[cuda][nvrtc]") {
+  compile_step<acts_a_model, adam, mode>("acts_a_model/adam");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): elu, gelu, gelu_tanh, MSE, AdamW", "[cuda][nvrtc]") {
+  compile_step<acts_b_model, adamw, mode>("acts_b_model/adamw");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): swish, softplus, identity, prelu, MAE, Nesterov", "[cuda][nvrtc]") {
+  compile_step<acts_c_model, nesterov, mode>("acts_c_model/nesterov");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): bce, bce_with_logits, kl_div, categorical cross-entropy, nll, momentum", "[cuda][nvrtc]") {
+  compile_step<losses_model, momentum, mode>("losses_model/momentum");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): SGD, a batch reduction feeding rows, batch-free contractions", "[cuda][nvrtc]") {
+  compile_step<mse_model<relu_fn>, sgd, mode>("mse_model/sgd");
+  compile_step<centered_model, sgd, mode>("centered_model/sgd");
+  compile_step<factored_model, adam, mode>("factored_model/adam");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): the benchmark's MLP of width 64", "[cuda][nvrtc]") {
+  compile_step<mlp64_model, adam, mode>("mlp64_model/adam");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): the benchmark's MLP of width 128", "[cuda][nvrtc]") {
+  compile_step<mlp128_model, adam, mode>("mlp128_model/adam");
+}
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): the 784-128-64-10 classifier", "[cuda][nvrtc]") {
+  compile_step<classifier_model, adam, mode>("classifier_model/adam");
+}
