@@ -2,7 +2,7 @@
 // same step, measured side by side in one invocation, plus kiln's GEMM against OpenBLAS's sgemm.
 //
 //   kiln-bench [--filter NAME[,NAME…]] [--repeats N] [--repeat-ms MS] [--json FILE] [--markdown FILE]
-//              [--no-python] [--python PATH] [--jax-venv DIR] [--peers-dir DIR] [--list]
+//              [--no-python] [--python PATH] [--jax-venv DIR] [--torch-venv DIR] [--peers-dir DIR] [--list]
 // KILN_NUM_THREADS sets kiln's thread count (default: all cores); see bench/RESULTS.md for results.
 #include "blas_threads.hpp"
 #include "cxx_peers.hpp"
@@ -46,6 +46,7 @@ struct options {
   bool profile = false;
   std::string python_exe = "/usr/bin/python3";
   std::string jax_venv;
+  std::string torch_venv;  // PyTorch 2 from PyPI, for torch.compile (Debian's torch 1.13 predates it)
   std::string peers_dir = KILN_BENCH_PEERS_DIR;
 };
 
@@ -60,6 +61,10 @@ const char* usage =
     "  --python PATH            interpreter for the PyTorch peer (default /usr/bin/python3)\n"
     "  --jax-venv DIR           virtual environment holding jax (default $KILN_BENCH_VENV or\n"
     "                           ~/.cache/kiln-bench-venv; create it with bench/peers/setup_jax_venv.sh)\n"
+    "  --torch-venv DIR         virtual environment holding PyTorch 2 for the torch.compile peer (default\n"
+    "                           $KILN_BENCH_TORCH_VENV or ~/.cache/kiln-bench-torch-venv; create it with\n"
+    "                           bench/peers/setup_torch_venv.sh); without it, torch.compile is tried with the\n"
+    "                           --python interpreter's torch\n"
     "  --peers-dir DIR          where the peer scripts are (default the source tree's bench/peers)\n"
     "  --profile                also print where kiln's step time goes, kernel by kernel (median over the\n"
     "                           repeats of each kernel's mean time per step)\n"
@@ -88,8 +93,11 @@ long parse_positive(const std::string& flag, const std::string& value) {
 
 options parse(int argc, char** argv) {
   options o;
+  const char* home = std::getenv("HOME");
   if (const char* venv = std::getenv("KILN_BENCH_VENV")) o.jax_venv = venv;
-  else if (const char* home = std::getenv("HOME")) o.jax_venv = std::string(home) + "/.cache/kiln-bench-venv";
+  else if (home) o.jax_venv = std::string(home) + "/.cache/kiln-bench-venv";
+  if (const char* venv = std::getenv("KILN_BENCH_TORCH_VENV")) o.torch_venv = venv;
+  else if (home) o.torch_venv = std::string(home) + "/.cache/kiln-bench-torch-venv";
   o.command = "kiln-bench";
   for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
   if (const char* via = std::getenv("KILN_BENCH_COMMAND")) o.command = via;  // set by bench/run.sh
@@ -119,6 +127,8 @@ options parse(int argc, char** argv) {
       o.python_exe = value();
     } else if (a == "--jax-venv") {
       o.jax_venv = value();
+    } else if (a == "--torch-venv") {
+      o.torch_venv = value();
     } else if (a == "--peers-dir") {
       o.peers_dir = value();
     } else if (a == "--profile") {
@@ -138,18 +148,26 @@ options parse(int argc, char** argv) {
 bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
+// PyTorch eager runs on the --python interpreter (Debian's torch with OpenBLAS), torch.compile on the torch
+// virtual environment's PyTorch 2 when there is one, else on the --python interpreter too (which reports it
+// skipped when its torch predates torch.compile).
 std::vector<python_peer> python_peers(const options& o) {
-  python_peer torch{"pytorch", {"pytorch", "torch_compile"}, o.python_exe, o.peers_dir + "/pytorch_cpu.py", ""};
+  const std::string torch_script = o.peers_dir + "/pytorch_cpu.py";
+  const std::string venv_python = o.torch_venv + "/bin/python";
+  const bool compile_in_venv = !o.torch_venv.empty() && executable(venv_python);
+  python_peer torch{"pytorch", {"pytorch"}, o.python_exe, torch_script, ""};
+  python_peer torch_compile{"pytorch", {"torch_compile"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
   python_peer jax{"jax", {"jax_jit"}, o.jax_venv + "/bin/python", o.peers_dir + "/jax_cpu.py", ""};
-  for (python_peer* p : {&torch, &jax}) {
+  for (python_peer* p : {&torch, &torch_compile, &jax}) {
     if (!o.python) p->absent = "disabled by --no-python";
     else if (!readable(p->script)) p->absent = "peer script " + p->script + " not found (see --peers-dir)";
   }
-  if (torch.absent.empty() && !executable(torch.python))
-    torch.absent = "no Python interpreter at " + torch.python + " (apt-get install python3-torch)";
+  for (python_peer* p : {&torch, &torch_compile})
+    if (p->absent.empty() && !executable(p->python))
+      p->absent = "no Python interpreter at " + p->python + " (apt-get install python3-torch)";
   if (jax.absent.empty() && !executable(jax.python))
     jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
-  return {torch, jax};
+  return {torch, torch_compile, jax};
 }
 
 // Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median

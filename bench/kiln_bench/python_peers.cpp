@@ -54,13 +54,16 @@ struct run_output {
 };
 
 run_output run_once(const python_peer& peer, const std::string& cases, int threads, const timing_options& t) {
+  std::string modes;
+  for (const std::string& m : peer.modes) modes += (modes.empty() ? "" : ",") + m;
   char err_path[] = "/tmp/kiln-bench-peer-XXXXXX";
   const int fd = mkstemp(err_path);
   if (fd >= 0) close(fd);
   // PYTHONDONTWRITEBYTECODE: keep __pycache__ out of the source tree
   const std::string cmd = "PYTHONDONTWRITEBYTECODE=1 " + shell_quote(peer.python) + " " + shell_quote(peer.script) + " --threads " +
                           std::to_string(threads) + " --repeats " + std::to_string(t.repeats) + " --repeat-ms " +
-                          std::to_string(t.repeat_ms) + " --cases " + shell_quote(cases) + " 2>" + shell_quote(err_path);
+                          std::to_string(t.repeat_ms) + " --cases " + shell_quote(cases) + " --modes " +
+                          shell_quote(modes) + " 2>" + shell_quote(err_path);
   run_output out;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) {
@@ -149,7 +152,7 @@ std::vector<result> run_python_peer(const python_peer& peer, const std::vector<b
   std::string failure;
   const std::string json = cases_json(cases);
   for (int threads : thread_settings) {
-    std::fprintf(stderr, "  %s peer, %d thread%s...\n", peer.backend.c_str(), threads, threads == 1 ? "" : "s");
+    std::fprintf(stderr, "  %s peer (%s), %d thread%s...\n", peer.backend.c_str(), peer.python.c_str(), threads, threads == 1 ? "" : "s");
     run_output run = run_once(peer, json, threads, t);
     if (!run.failure.empty()) failure = run.failure;
     for (result& r : run.rows) {

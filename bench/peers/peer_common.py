@@ -23,8 +23,10 @@ def parse_args(description):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--repeat-ms", type=float, default=20.0)
     ap.add_argument("--cases", required=True, help="JSON list of case specifications")
+    ap.add_argument("--modes", default="", help="comma-separated modes to report (default: all of the script's)")
     args = ap.parse_args()
     args.cases = json.loads(args.cases)
+    args.modes = [m for m in args.modes.split(",") if m]
     return args
 
 

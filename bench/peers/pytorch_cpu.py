@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch peer of kiln-bench on the CPU: the same training steps (shapes, loss, optimizer, batch, data) in
-eager mode, and through torch.compile when this torch has it. Run by kiln-bench, once per thread setting;
-prints one JSON line per (case, mode). See peer_common.py for the command line.
+eager mode ("pytorch"), and through torch.compile ("torch_compile") when this torch has it. Run by kiln-bench,
+once per thread setting and interpreter: Debian's torch for eager mode, the PyPI torch of
+setup_torch_venv.sh for torch.compile (--modes picks; default both); prints one JSON line per (case, mode). See
+peer_common.py for the command line.
 
 Thread setting N means torch.set_num_threads(N) plus OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = N, set before
 torch loads so that OpenBLAS's own pool (used by Debian's torch for its products) has that size too, and the
 process pinned to N CPUs (peer_common.pin_to_cpus).
-Step: zero_grad(set_to_none=True); loss = loss_fn(model(x), y); loss.backward(); optimizer.step().
+Step: zero_grad(set_to_none=True); loss = loss_fn(model(x), y); loss.backward(); optimizer.step(). torch.compile
+mode compiles the forward with the loss, and the optimizer step.
 """
 import os
 import sys
@@ -55,7 +58,7 @@ def main():
     pc.pin_to_cpus(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
-    modes = ("pytorch", "torch_compile")
+    modes = tuple(args.modes) or ("pytorch", "torch_compile")
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - any import failure means the peer is absent
@@ -77,19 +80,33 @@ def main():
                 return loss
             return step
 
-        fields = pc.measure(make_step(model), lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
-        pc.emit(case, "pytorch", "pytorch", args.threads, fields, note=f"{version} eager{blas}")
+        if "pytorch" in modes:
+            fields = pc.measure(make_step(model), lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
+            pc.emit(case, "pytorch", "pytorch", args.threads, fields, note=f"{version} eager{blas}")
+        if "torch_compile" not in modes:
+            continue
         if compile_fn is None:
             pc.emit(case, "pytorch", "torch_compile", args.threads,
                     skipped=f"{version} has no torch.compile (it arrived in PyTorch 2.0)")
             continue
         try:
+            # the compiler's best shot: forward and loss as one compiled graph (backward compiled by
+            # AOTAutograd with it), and the optimizer's update compiled too, as PyTorch's docs recommend
             torch.manual_seed(1)
             model, loss_fn, opt, x, target = build(torch, case)
-            compiled = compile_fn(model)
-            fields = pc.measure(make_step(compiled), lambda loss: float(loss.detach()), args.repeats,
-                                args.repeat_ms)
-            pc.emit(case, "pytorch", "torch_compile", args.threads, fields, note=f"{version} torch.compile{blas}")
+            forward_loss = compile_fn(lambda inputs, targets: loss_fn(model(inputs), targets))
+            update = compile_fn(opt.step)
+
+            def compiled_step():
+                opt.zero_grad(set_to_none=True)
+                loss = forward_loss(x, target)
+                loss.backward()
+                update()
+                return loss
+
+            fields = pc.measure(compiled_step, lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
+            pc.emit(case, "pytorch", "torch_compile", args.threads, fields,
+                    note=f"{version} torch.compile (forward + loss, optimizer step){blas}")
         except Exception as e:  # noqa: BLE001 - report why, never drop the row
             pc.emit(case, "pytorch", "torch_compile", args.threads, skipped=f"torch.compile failed: {pc.describe(e)}")
 
