@@ -69,6 +69,22 @@ TEST_CASE("device: data on the device, parameters by name, the kernel cache", "[
                     Catch::Contains("outside [0, 3)"));
 }
 
+TEST_CASE("device: TF32 tensor-core products against the reference, within tf32_tolerance", "[cuda][device]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  if (dev->arch() < 80) {
+    WARN("skipped: " << dev->describe() << " has no TF32 tensor cores (sm_80 or newer)");
+    return;
+  }
+  const adam opt{};
+  for (const long batch : {1000L, 65537L}) {
+    cuda_step_under_test<mlp64_model, adam, fusion::fused> fused(dev, opt, 65, 0, cuda::matmul_precision::tf32);
+    compare_with_reference(fused, batch, 65, 2, tf32_tolerance(opt.lr, 2));
+  }
+  cuda_step_under_test<classifier_model, adam, fusion::fused> classifier(dev, opt, 66, 0, cuda::matmul_precision::tf32);
+  compare_with_reference(classifier, 1000, 66, 2, tf32_tolerance(opt.lr, 2));
+}
+
 TEST_CASE("device: the benchmark's steps against the reference", "[cuda][device]") {
   auto dev = gpu_or_skip();
   if (!dev) return;

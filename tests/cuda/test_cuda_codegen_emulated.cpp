@@ -7,6 +7,9 @@
 
 #include <kiln/cuda/emulator.hpp>
 
+#include <cstring>
+#include <random>
+
 using namespace kiln;
 using namespace kiln_cuda_test;
 
@@ -87,6 +90,106 @@ TEST_CASE("emulated: the benchmark's steps (wide layers, 784 inputs, large regis
   check_same_params(compare_with_reference<mlp128_model, adam, fusion::fused>(dev, adam{}, 200, 8, 1),
                     compare_with_reference<mlp128_model, adam, fusion::unfused>(dev, adam{}, 200, 8, 1));
   compare_with_reference<classifier_model, adam, fusion::fused>(dev, adam{}, 150, 9, 1);
+}
+
+// TF32 tensor-core products (render_options::precision): the whole-step kernels and the one-kernel-per-primitive
+// ones, against the reference within tf32_tolerance; and they really round to TF32: the same step in FP32 ends
+// with different parameters. The emulator computes mma.sync's fragments lane by lane (prelude.hpp), so this checks
+// the kernels' use of the fragment layout; a GPU runs the same comparison in test_cuda_codegen_device.cpp.
+TEST_CASE("emulated: TF32 tensor-core products stay within their tolerance of the reference", "[cuda][emulated]") {
+  auto dev = emulator();
+  dev->set_multiprocessors(2);
+  const adam opt{};
+  const int steps = 2;
+  const tolerance tol = tf32_tolerance(opt.lr, steps);
+  for (fusion mode : {fusion::fused, fusion::unfused}) {
+    INFO((mode == fusion::fused ? "fused" : "unfused"));
+    auto run = [&](cuda::matmul_precision precision) {
+      if (mode == fusion::fused) {
+        cuda_step_under_test<mlp64_model, adam, fusion::fused> s(dev, opt, 21, 0, precision);
+        return compare_with_reference(s, 96, 21, steps, precision == cuda::matmul_precision::tf32 ? tol : tolerance{});
+      }
+      cuda_step_under_test<mlp64_model, adam, fusion::unfused> s(dev, opt, 21, 0, precision);
+      return compare_with_reference(s, 96, 21, steps, precision == cuda::matmul_precision::tf32 ? tol : tolerance{});
+    };
+    const auto tf32 = run(cuda::matmul_precision::tf32);
+    const auto fp32 = run(cuda::matmul_precision::fp32);
+    double largest_difference = 0;
+    for (const auto& [name, values] : tf32)
+      for (std::size_t j = 0; j < values.size(); ++j)
+        largest_difference = std::max(largest_difference, static_cast<double>(std::abs(values[j] - fp32.at(name)[j])));
+    CHECK(largest_difference > 1e-6);
+  }
+}
+
+namespace {
+// x rounded to TF32 as cvt.rna does: 10 mantissa bits, to nearest, ties away from zero
+double tf32(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u = (u + 0x1000u) & 0xffffe000u;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+}  // namespace
+
+// kiln_rt::block_gemm with TF32 products on its own, shapes that are not multiples of the 16×8 mma tile nor of
+// the block tile: every element must be the sum of the TF32-rounded products (up to FP32 accumulation), which
+// only holds when each lane reads and writes the fragments mma.sync defines.
+TEST_CASE("emulated: TF32 block_gemm sums the TF32-rounded products, edge tiles included", "[cuda][emulated]") {
+  auto dev = emulator();
+  constexpr int M = 37, N = 45, K = 29;
+  const std::string source = cuda::prelude_source(true) +
+                             "extern \"C\" __global__ void gemm(KILN_PARAMS, float* a, float* b, float* c) {\n"
+                             "  KILN_DYNAMIC_SHARED(smem);\n"
+                             "  kiln_rt::block_gemm<128, 16, 2, 2, 16, true, false>(smem, 37, 45, 29,\n"
+                             "      [&](int m, int k) { return a[m * 29 + k]; }, [&](int k, int n) { return b[k * 45 + n]; },\n"
+                             "      [&](int m, int n, float v) { c[m * 45 + n] = v; });\n"
+                             "}\n";
+  auto module = dev->load(source, {{"gemm", 3}});
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> a(M * K), b(K * N), c(M * N, -1.0f);
+  for (float& x : a) x = u(rng);
+  for (float& x : b) x = u(rng);
+  cuda::cu_deviceptr da = dev->allocate(a.size() * 4), db = dev->allocate(b.size() * 4), dc = dev->allocate(c.size() * 4);
+  dev->upload(da, a.data(), a.size() * 4);
+  dev->upload(db, b.data(), b.size() * 4);
+  long long batch_size = 1;
+  float hypers[cuda::max_hypers] = {};
+  cuda::cu_deviceptr none = 0;
+  int blocks = 1;
+  void* args[] = {&batch_size, hypers, &none, &none, &blocks, &da, &db, &dc};
+  const int scratch = 16 * ((128 / 16) * 2 + 1) + 16 * (16 * 2 + 1);  // kiln_rt::gemm_scratch<128, 16, 2, 2, 16>
+  module->launch(0, {1, 1, 1}, {128, 1, 1}, scratch * 4, args);
+  dev->download(c.data(), dc, c.size() * 4);
+  double worst_tf32 = 0, worst_fp32 = 0;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double rounded = 0, exact = 0, magnitude = 0;
+      for (int k = 0; k < K; ++k) {
+        rounded += tf32(a[m * K + k]) * tf32(b[k * N + n]);
+        exact += static_cast<double>(a[m * K + k]) * b[k * N + n];
+        magnitude += std::abs(static_cast<double>(a[m * K + k]) * b[k * N + n]);
+      }
+      worst_tf32 = std::max(worst_tf32, std::abs(c[m * N + n] - rounded) / magnitude);
+      worst_fp32 = std::max(worst_fp32, std::abs(c[m * N + n] - exact) / magnitude);
+    }
+  INFO("worst error relative to the sum of |products|: against TF32 operands " << worst_tf32 << ", against exact "
+                                                                                << worst_fp32);
+  CHECK(worst_tf32 < 1e-6);   // FP32 accumulation of exactly representable products
+  CHECK(worst_fp32 > 1e-5);   // the operands really were rounded to TF32
+  for (cuda::cu_deviceptr p : {da, db, dc}) dev->release(p);
+}
+
+TEST_CASE("emulated: TF32 products on a device older than sm_80 are refused, naming both", "[cuda][emulated]") {
+  cuda::step_options so;
+  so.on = std::make_shared<cuda::emulated_device>(cuda::emulator_options{.arch = 75});
+  so.render.precision = cuda::matmul_precision::tf32;
+  CHECK_THROWS_AS((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)), backend_unavailable);
+  CHECK_THROWS_WITH((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)),
+                    Catch::Contains("need sm_80 or newer") && Catch::Contains("is sm_75"));
 }
 
 TEST_CASE("emulated: a kernel writing outside its buffer is reported", "[cuda][emulated]") {

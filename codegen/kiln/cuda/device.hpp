@@ -42,6 +42,7 @@ class device {
   virtual std::string describe() const = 0;
   virtual int multiprocessors() const = 0;
   virtual int max_shared_bytes() const = 0;  // dynamic shared memory one block may opt into
+  virtual int arch() const { return 0; }      // compute capability as 10·major + minor (sm_90 → 90); 0: not a GPU
   virtual cu_deviceptr allocate(std::size_t bytes) = 0;
   virtual void release(cu_deviceptr p) = 0;
   virtual void upload(cu_deviceptr dst, const void* src, std::size_t bytes) = 0;
@@ -63,6 +64,7 @@ class cuda_device final : public device {
   std::string describe() const override { return rt_.describe(); }
   int multiprocessors() const override { return rt_.device().multiprocessors; }
   int max_shared_bytes() const override { return rt_.device().max_shared_bytes_per_block; }
+  int arch() const override { return rt_.device().arch(); }
   runtime& cuda_runtime() { return rt_; }
 
   cu_deviceptr allocate(std::size_t bytes) override {

@@ -46,6 +46,7 @@ struct block_state {
   std::unique_ptr<std::barrier<>> block_barrier;
   std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
   std::vector<float> warp_exchange;
+  std::vector<float> warp_fragments;  // kiln_emu_warp_share: up to 8 floats per lane
   std::vector<float> shared;
 };
 static block_state* state = nullptr;
@@ -63,6 +64,17 @@ inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   kiln_emu::state->warp_barriers[warp]->arrive_and_wait();
   return r;
 }
+// A warp-wide exchange of `count` (≤ 8) floats per lane, for the emulated mma.sync: every lane of the warp
+// calls it; the result holds lane l's values at [count·l, count·l + count). Call kiln_emu_warp_done() once the
+// values are read (the area is reused by the next exchange).
+inline const float* kiln_emu_warp_share(const float* mine, int count) {
+  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* area = kiln_emu::state->warp_fragments.data() + warp * 32 * 8;
+  for (int i = 0; i < count; ++i) area[lane * static_cast<unsigned>(count) + static_cast<unsigned>(i)] = mine[i];
+  kiln_emu::state->warp_barriers[warp]->arrive_and_wait();
+  return area;
+}
+inline void kiln_emu_warp_done() { kiln_emu::state->warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
 #define KILN_DYNAMIC_SHARED(name) float* name = kiln_emu::state->shared.data()
 #define KILN_LOAD_CG(p) (*(p))
 
@@ -104,6 +116,7 @@ struct pool {
     st.warp_barriers.clear();
     for (unsigned w = 0; w < bx / 32; ++w) st.warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
     st.warp_exchange.assign(bx, 0.0f);
+    st.warp_fragments.assign(static_cast<std::size_t>(bx) * 8, 0.0f);
     for (unsigned t = 0; t < bx; ++t) workers.emplace_back([this, t] { run_worker(t); });
   }
   void shutdown() {
@@ -142,6 +155,7 @@ extern "C" void kiln_emu_shutdown() { kiln_emu::the_pool.shutdown(); }
 struct emulator_options {
   int multiprocessors = 3;          // few, so that rows kernels walk several tiles per block
   int max_shared_bytes = 96 * 1024;
+  int arch = 0;                     // the compute capability it reports (0: none), e.g. 75 to test sm_80 guards
   std::string compiler;             // empty: $KILN_HOST_CXX, else "c++"
   std::string flags = "-std=c++20 -O1 -fPIC -shared -pthread -w";
 };
@@ -175,6 +189,7 @@ class emulated_device final : public device {
   // Steps created afterwards size their grids for this many SMs (1: a rows kernel walks every tile in few blocks).
   void set_multiprocessors(int sms) { opt_.multiprocessors = sms; }
   int max_shared_bytes() const override { return opt_.max_shared_bytes; }
+  int arch() const override { return opt_.arch; }
 
   cu_deviceptr allocate(std::size_t bytes) override {
     auto a = std::make_unique<allocation>(bytes);

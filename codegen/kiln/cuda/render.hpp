@@ -17,9 +17,11 @@
 
 namespace kiln::cuda {
 
-// How matrix products are computed. Only fp32 (FFMA on CUDA cores) exists; TF32 / BF16 tensor-core paths are
-// issue 5 and plug in at kiln_rt::block_gemm's inner loop (see prelude.hpp) behind this switch.
-enum class matmul_precision : std::uint8_t { fp32 };
+// How matrix products are computed: fp32, FFMA on CUDA cores (exact to the CPU reference within float rounding);
+// tf32, mma.sync on tensor cores (sm_80 and newer) with the operands rounded to TF32's 10 mantissa bits and the
+// sums in FP32, everything else (activations, losses, the optimizer, the master weights) staying FP32. See
+// kiln_rt::block_gemm in prelude.hpp; the tolerances against the reference are in tests/cuda.
+enum class matmul_precision : std::uint8_t { fp32, tf32 };
 
 struct render_options {
   int threads = 256;                // threads per block, every kernel
@@ -92,7 +94,7 @@ inline rendered_program render(const plan& p, const render_options& o = {}) {
     throw error("kiln cuda: the plan cannot run as lowered: " + hazard +
                 " (lowering must place every in-place assignment after the last read of the old value)");
   rendered_program out;
-  out.prelude = prelude_source();
+  out.prelude = prelude_source(o.precision == matmul_precision::tf32);
   if (p.mode == fusion::fused && o.whole_step) {
     const whole_step_plan w = plan_whole_step(p, o.threads, o.shared_bytes / 4, o.tile_rows);
     if (w.ok) {
