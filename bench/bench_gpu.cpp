@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
   auto key = [](const timing& t) { return t.model + " " + t.mode + " " + std::to_string(t.batch); };
   for (const timing& t : kiln_times) ms[key(t)] = t.ms;
   std::printf("\n%-10s %8s  %12s  %12s  %s\n", "model", "batch", "unfused/fused", "fused/+tf32",
-              pytorch.empty() ? "" : "PyTorch eager/fused  torch.compile/fused  eager/+tf32  torch.compile/+tf32");
+              pytorch.empty() ? "" : "PyTorch eager/fused  torch.compile/fused  eager+tf32/+tf32  compile+tf32/+tf32");
   std::vector<timing> torch_times;
   if (!pytorch.empty()) torch_times = run_pytorch(pytorch, batches, g.repeats);
   for (const timing& t : torch_times) ms["torch " + t.model + " " + t.mode + " " + std::to_string(t.batch)] = t.ms;
@@ -278,9 +278,10 @@ int main(int argc, char** argv) {
       std::printf("%-10s %8ld  %12.2fx  ", model, b, ms[u] / ms[f]);
       if (has_tf32) std::printf("%11.2fx", ms[f] / ms[t]);
       else std::printf("%12s", "-");
-      for (const std::string& against : {f, t})
+      // PyTorch in the same precision: FP32 against kiln's fused step, TF32 ("+tf32") against kiln's +tf32 one
+      for (const auto& [against, suffix] : {std::pair{f, ""}, std::pair{t, "+tf32"}})
         for (const char* variant : {"eager", "compile"}) {
-          const auto it = ms.find(std::string("torch ") + model + " " + variant + " " + std::to_string(b));
+          const auto it = ms.find(std::string("torch ") + model + " " + variant + suffix + " " + std::to_string(b));
           if (it != ms.end() && ms.count(against)) std::printf("  %12.2fx", it->second / ms[against]);
         }
       std::printf("\n");

@@ -9,7 +9,8 @@ torch.compile, for a side-by-side ratio with kiln's fused and unfused CUDA steps
   timing           median over repeats of the mean of k steps, synchronized at the end (about 50 ms each)
 
 One step = zero_grad, forward, loss, backward, optimizer step. torch.compile compiles that whole function
-(optimizer step included). Prints a table, or with --json one line per measurement:
+(optimizer step included). Each variant runs in FP32 (allow_tf32 off) and as "+tf32" (matrix products on TF32
+tensor cores), to compare with kiln's FP32 and TF32 steps. Prints a table, or with --json one line per measurement:
   {"model": "mlp64", "variant": "eager", "batch": 16384, "ms": 0.42}
 Without torch or a CUDA device it prints "skipped: <reason>" and exits 0.
 Usage: pytorch_gpu.py [--json] [--repeats N] [--batches 16384,32768,...] [--no-compile]
@@ -69,15 +70,16 @@ def main():
     if not torch.cuda.is_available():
         print(f"skipped: torch {torch.__version__} sees no CUDA device")
         return 0
-    torch.backends.cuda.matmul.allow_tf32 = False  # float32 FFMA, as kiln's CUDA step
     torch.backends.cudnn.allow_tf32 = False
     device = torch.device("cuda")
     if not args.json:
         print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
     batches = [int(b) for b in args.batches.split(",") if b]
-    variants = ["eager"] + ([] if args.no_compile else ["compile"])
+    # "+tf32": matrix products on TF32 tensor cores, as kiln's render_options::precision = tf32; otherwise FP32 FFMA
+    variants = [v + p for p in ("", "+tf32") for v in ["eager"] + ([] if args.no_compile else ["compile"])]
     for model in ("mlp64", "mlp128", "classifier"):
         for variant in variants:
+            torch.backends.cuda.matmul.allow_tf32 = variant.endswith("+tf32")
             torch.manual_seed(1)
             net, loss_fn, inputs, outputs, labels = build(model, torch)
             net = net.to(device)
@@ -91,7 +93,7 @@ def main():
                 return loss
 
             step_impl = step_fn
-            if variant == "compile":
+            if variant.startswith("compile"):
                 try:
                     step_impl = torch.compile(step_fn)
                 except Exception as e:  # noqa: BLE001
@@ -107,7 +109,7 @@ def main():
                 if args.json:
                     print(json.dumps({"model": model, "variant": variant, "batch": batch, "ms": ms}), flush=True)
                 else:
-                    print(f"{model:10} {variant:8} batch {batch:8}  {ms:9.3f} ms  {batch / (ms * 1e-3):12.0f} samples/s",
+                    print(f"{model:10} {variant:12} batch {batch:8}  {ms:9.3f} ms  {batch / (ms * 1e-3):12.0f} samples/s",
                           flush=True)
     return 0
 
