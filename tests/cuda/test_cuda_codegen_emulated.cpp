@@ -102,14 +102,10 @@ TEST_CASE("emulated: TF32 tensor-core products stay within their tolerance of th
   const adam opt{};
   const int steps = 2;
   const tolerance tol = tf32_tolerance(opt.lr, steps);
-  for (fusion mode : {fusion::fused, fusion::unfused}) {
-    INFO((mode == fusion::fused ? "fused" : "unfused"));
+  const auto check = [&]<fusion Mode>() {
+    INFO((Mode == fusion::fused ? "fused" : "unfused"));
     auto run = [&](cuda::matmul_precision precision) {
-      if (mode == fusion::fused) {
-        cuda_step_under_test<mlp64_model, adam, fusion::fused> s(dev, opt, 21, 0, precision);
-        return compare_with_reference(s, 96, 21, steps, precision == cuda::matmul_precision::tf32 ? tol : tolerance{});
-      }
-      cuda_step_under_test<mlp64_model, adam, fusion::unfused> s(dev, opt, 21, 0, precision);
+      cuda_step_under_test<mlp64_model, adam, Mode> s(dev, opt, 21, 0, precision);
       return compare_with_reference(s, 96, 21, steps, precision == cuda::matmul_precision::tf32 ? tol : tolerance{});
     };
     const auto tf32 = run(cuda::matmul_precision::tf32);
@@ -119,7 +115,9 @@ TEST_CASE("emulated: TF32 tensor-core products stay within their tolerance of th
       for (std::size_t j = 0; j < values.size(); ++j)
         largest_difference = std::max(largest_difference, static_cast<double>(std::abs(values[j] - fp32.at(name)[j])));
     CHECK(largest_difference > 1e-6);
-  }
+  };
+  check.template operator()<fusion::fused>();
+  check.template operator()<fusion::unfused>();
 }
 
 namespace {

@@ -334,30 +334,25 @@ struct executor {
       float* ws = c.gemm_ws + thread * c.gemm_ws_stride;
       float* packed = gemm_detail::align64(ws);
       const long n = j1 - j0;
-      if (shared_packed_b) {
-        for (long r = r0; r < r1; r += gemm_row_block) {
-          const long e = std::min(r1, r + gemm_row_block);
-          const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
-          gemm_prepacked(e - r, N, Kd, a, shared_packed_b, C + r * N, N, false, gemm_a_workspace(packed, N, Kd));
-          block_rows_cols(c, r, e, 0, N);
-        }
-        return;
-      }
       const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
       // A row-major B is read in place by a task of at most two row blocks (see gemm_b_in_place): the
       // classifier's first weight gradient split over 2 threads is 64 rows a task.
       const bool b_in_place = B.col_stride == 1 && r1 - r0 <= 2 * gemm_row_block;
-      bool is_packed = false;
+      const float* packed_b = shared_packed_b;  // B packed: by the caller, or here for the first block that packs
       for (long r = r0; r < r1; r += gemm_row_block) {
         const long e = std::min(r1, r + gemm_row_block);
         const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
         float* out = C + r * N + j0;
-        if (b_in_place && gemm_packs_b(e - r, n, Kd, a, b)) {
+        const bool packs = gemm_packs_b(e - r, n, Kd, a, b);
+        // with a shared B every block uses it: gemm's own packing would overwrite it in thread 0's workspace
+        if (shared_packed_b || (packs && !b_in_place)) {
+          if (!packed_b) {
+            gemm_pack_b(n, Kd, b, packed);
+            packed_b = packed;
+          }
+          gemm_prepacked(e - r, n, Kd, a, packed_b, out, N, false, gemm_a_workspace(packed, n, Kd));
+        } else if (packs) {
           gemm_b_in_place(e - r, n, Kd, a, b, out, N, false, gemm_a_workspace(packed, n, Kd));
-        } else if (gemm_packs_b(e - r, n, Kd, a, b)) {
-          if (!is_packed) gemm_pack_b(n, Kd, b, packed);
-          is_packed = true;
-          gemm_prepacked(e - r, n, Kd, a, packed, out, N, false, gemm_a_workspace(packed, n, Kd));
         } else {
           gemm(e - r, n, Kd, a, b, out, N, false, ws);
         }

@@ -265,49 +265,48 @@ inline void pack_a(matrix_view A, long m0, long m1, long k0, long kc, float* dst
   }
 }
 
-// C (+)= A·B with B already packed (pack_b layout for these N and K). a_work (packed_a_floats(M, K) floats, or
-// null) lets a transposed A be packed (packs_a).
-inline void gemm_packed(long M, long N, long K, matrix_view A, const float* packed, float* C, long ldc,
-                        bool accumulate, float* a_work = nullptr) {
+// The blocking gemm_packed and gemm_in_place share: M in blocks of mc_max rows, K in k_block(K) blocks, a
+// transposed A packed per block when a_work is given and it pays (packs_a). f(m0, m1, k0, kc, load_c, a_packed)
+// runs the column panels of one block (a_packed null: A is read in place).
+template <class F>
+inline void for_each_block(long M, long N, long K, matrix_view A, bool accumulate, float* a_work, F&& f) {
   const long kc_step = k_block(K);
   const bool pack = a_work && packs_a(A, N);
   for (long m0 = 0; m0 < M; m0 += mc_max) {
     const long m1 = std::min(M, m0 + mc_max);
     for (long k0 = 0; k0 < K; k0 += kc_step) {
       const long kc = std::min(kc_step, K - k0);
-      const bool load_c = accumulate || k0 > 0;
       if (pack) pack_a(A, m0, m1, k0, kc, a_work);
-      const float* ap = pack ? a_work : nullptr;
-      for_each_panel(N, [&](long j0, long width, int nv, long offset) {
-        const int last = static_cast<int>(width - (nv - 1) * lanes);
-        const long ldb = nv * lanes;
-        const float* bp = packed + offset * K + k0 * ldb;
-        with_vectors(nv, [&]<int NV>() { run_panel<NV>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last, ap); });
-      });
+      f(m0, m1, k0, kc, accumulate || k0 > 0, pack ? static_cast<const float*>(a_work) : nullptr);
     }
   }
+}
+
+// C (+)= A·B with B already packed (pack_b layout for these N and K). a_work (packed_a_floats(M, K) floats, or
+// null) lets a transposed A be packed (packs_a).
+inline void gemm_packed(long M, long N, long K, matrix_view A, const float* packed, float* C, long ldc,
+                        bool accumulate, float* a_work = nullptr) {
+  for_each_block(M, N, K, A, accumulate, a_work, [&](long m0, long m1, long k0, long kc, bool load_c, const float* ap) {
+    for_each_panel(N, [&](long j0, long width, int nv, long offset) {
+      const int last = static_cast<int>(width - (nv - 1) * lanes);
+      const long ldb = nv * lanes;
+      const float* bp = packed + offset * K + k0 * ldb;
+      with_vectors(nv, [&]<int NV>() { run_panel<NV>(m0, m1, kc, A, k0, bp, ldb, C, ldc, j0, load_c, last, ap); });
+    });
+  });
 }
 
 // C (+)= A·B reading a row-major B (col_stride 1) in place: for a few rows, packing B would cost more than
 // the multiply. Same blocking as gemm_packed.
 inline void gemm_in_place(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate,
                           float* a_work = nullptr) {
-  const long kc_step = k_block(K);
-  const bool pack = a_work && packs_a(A, N);
-  for (long m0 = 0; m0 < M; m0 += mc_max) {
-    const long m1 = std::min(M, m0 + mc_max);
-    for (long k0 = 0; k0 < K; k0 += kc_step) {
-      const long kc = std::min(kc_step, K - k0);
-      const bool load_c = accumulate || k0 > 0;
-      if (pack) pack_a(A, m0, m1, k0, kc, a_work);
-      const float* ap = pack ? a_work : nullptr;
-      for_each_panel(N, [&](long j0, long width, int nv, long) {
-        const int last = static_cast<int>(width - (nv - 1) * lanes);
-        const float* bp = B.p + k0 * B.row_stride + j0;
-        with_vectors(nv, [&]<int NV>() { run_panel<NV, true>(m0, m1, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last, ap); });
-      });
-    }
-  }
+  for_each_block(M, N, K, A, accumulate, a_work, [&](long m0, long m1, long k0, long kc, bool load_c, const float* ap) {
+    for_each_panel(N, [&](long j0, long width, int nv, long) {
+      const int last = static_cast<int>(width - (nv - 1) * lanes);
+      const float* bp = B.p + k0 * B.row_stride + j0;
+      with_vectors(nv, [&]<int NV>() { run_panel<NV, true>(m0, m1, kc, A, k0, bp, B.row_stride, C, ldc, j0, load_c, last, ap); });
+    });
+  });
 }
 
 // C[i, j] (+)= dot(row i of A, column j of B) when both are contiguous along k (A.col_stride == B.row_stride
