@@ -297,9 +297,11 @@ struct executor {
               eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
               vfloat v = operand<in>(c, vals, r, c0, n);
               if (n < lanes) {
+                // lanes past the row's end hold whatever the body made of zeros: they must be neutral, the
+                // running maximum for max (max(acc, acc) = acc) and 0 for sum (acc + acc would count acc twice)
                 vfloat keep = splat<vfloat>(0.0f);
                 for (int l = 0; l < n; ++l) keep[l] = 1.0f;
-                v = select(keep, v, acc);
+                v = select(keep, v, is_max ? acc : splat<vfloat>(0.0f));
               }
               acc = is_max ? max(v, acc) : acc + v;
             }
