@@ -20,10 +20,6 @@ inline bool is_gzip(std::string_view bytes) {
          static_cast<unsigned char>(bytes[1]) == 0x8b;
 }
 
-// Deflate expands at most about 1032:1 (a 258-byte match coded in 2 bits); used to bound reservations so
-// that a header that lies about its size cannot make a reader allocate more than the input can produce.
-inline constexpr std::uint64_t max_inflate_ratio = 1032;
-
 // Pulls decompressed bytes on demand. Errors are format_error naming `name` (the file).
 class gzip_reader {
  public:
@@ -65,14 +61,6 @@ class gzip_reader {
     }
     total_out_ += produced;
     return produced;
-  }
-
-  // Reads and discards everything left; returns how many decompressed bytes that was.
-  std::uint64_t drain() {
-    char sink[1 << 14];
-    std::uint64_t total = 0;
-    for (std::size_t got; (got = read(sink, sizeof sink)) > 0;) total += got;
-    return total;
   }
 
   std::uint64_t bytes_out() const { return total_out_; }
