@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 using kiln::data::read_csv_bytes;
 using kiln_test::require_format_error;
@@ -105,6 +106,10 @@ TEST_CASE("wrong file types are named, with how to convert") {
   require_format_error([] { read_csv_bytes("\x01\x02\0\x05garbage\n"s, "b.csv"); },
                        {"'b.csv': binary data, not CSV text (a NUL byte at byte 2 of line 1)"});
   require_format_error([&] { kiln::data::read_idx_bytes(zip, "x.idx"); }, {"this is a zip archive", "not an IDX file"});
+  // exactly the 8 length bytes (a zero-length header): the type check must not read past them
+  const std::vector<char> eight(8, '\0');
+  require_format_error([&] { kiln::io::read_safetensors_bytes({eight.data(), eight.size()}, "8.st"); },
+                       {"the JSON header must start with '{' (it is empty)"});
   // a valid safetensors file whose length bytes spell a magic is still read: sniffing follows a failed check
   const std::string ok = file_of("{}", "");
   CHECK(kiln::io::read_safetensors_bytes(ok, "ok").empty());

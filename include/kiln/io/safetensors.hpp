@@ -82,7 +82,7 @@ inline safetensors_content parse_safetensors(std::string_view bytes, const std::
   }
   std::uint64_t n = 0;
   for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(k)]);
-  if (n > safetensors_max_header || n > bytes.size() - 8 || bytes[8] != '{')
+  if (n > safetensors_max_header || n > bytes.size() - 8 || bytes.size() == 8 || bytes[8] != '{')
     if (auto msg = wrong_type(); !msg.empty()) throw format_error(msg);
   if (n > safetensors_max_header)
     throw format_error(where + ": header length " + std::to_string(n) + " exceeds the limit of " +
