@@ -1,7 +1,7 @@
 #pragma once
 // Checkpoints: a step's parameters and optimizer state in a safetensors file, with PyTorch's names and
 // shapes (fc1.weight [128, 784], fc1.bias [128], fc1.weight.exp_avg [128, 784], prelu1.weight [1]), dtype F32,
-// and the step count in __metadata__ ("kiln.step_count"). Written atomically (temp file + fsync + rename).
+// and the step count in __metadata__ ("kiln.step_count"). Written atomically and durably (io/atomic_file.hpp).
 //
 // Loading checks the whole file against the step before changing anything: every parameter present with the
 // step's shape and dtype F32; optimizer state all present or all absent (absent: a weights-only file such as
