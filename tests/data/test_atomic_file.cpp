@@ -110,7 +110,8 @@ TEST_CASE("atomic write: fsync of the file before the rename, of the directory a
   const std::string target = dir + "/m.bin", log = dir + "/strace.log";
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   // LeakSanitizer cannot run under ptrace: the traced helper does without it (ASan and UBSan stay on)
-  const std::string cmd = "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" KILN_ATOMIC_TARGET='" + target + "' strace -qq -e trace=openat,fsync,rename -o '" + log +
+  const std::string cmd = "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" KILN_ATOMIC_TARGET='" +
+                          target + "' strace -qq -e trace=openat,fsync,rename -o '" + log +
                           "' '" + self + "' 'atomic write helper' > /dev/null 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::ifstream in(log);

@@ -16,18 +16,14 @@
 #include <unistd.h>
 
 using kiln_test::cost;
+using kiln_test::idx_header;
+using kiln_test::le64;
 using kiln_test::measure_in_child;
 using kiln_test::rss_slack_mib;
 
 namespace {
 
 constexpr double max_reject_cpu_ms = 50;
-
-std::string le64(std::uint64_t n) {
-  std::string s;
-  for (int k = 0; k < 8; ++k) s.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
-  return s;
-}
 
 // `head` followed by zeros up to `size` bytes, as a sparse file: a large claimed size costs no disk.
 std::string sparse_file(const std::string& name, const std::string& head, off_t size) {
@@ -40,15 +36,28 @@ std::string sparse_file(const std::string& name, const std::string& head, off_t 
   return path;
 }
 
-std::string idx_header(std::uint8_t type, std::initializer_list<std::uint32_t> dims) {
-  std::string s = {'\0', '\0', static_cast<char>(type), static_cast<char>(dims.size())};
-  for (auto d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((d >> shift) & 0xFF));
-  return s;
+// A safetensors file whose 24 MiB header is `open` 0,0,0,...,0 `close` (12 M numbers).
+std::string header_of_zeros(const std::string& name, const std::string& open, const std::string& close) {
+  std::string header = open;
+  header.reserve(24u << 20);
+  while (header.size() < (24u << 20) - close.size() - 1) header += "0,";
+  header += "0" + close;
+  return kiln_test::write_temp(name, le64(header.size()) + header);
 }
 
 void report(const char* what, const cost& c) {
   WARN(what << ": peak +" << c.peak_mib << " MiB, " << c.cpu_ms << " ms CPU; " << c.outcome.substr(0, 160));
+}
+
+// Runs `read` in a child; it must fail with `message`, with no more memory than the slack (a valid file of
+// such a header would hold next to nothing) and within the CPU budget of a rejection.
+template <class F>
+void require_rejected_cheaply(const char* what, F&& read, const std::string& message) {
+  const cost c = measure_in_child(read);
+  report(what, c);
+  CHECK(c.outcome.find(message) != std::string::npos);
+  CHECK(c.peak_mib <= rss_slack_mib);
+  CHECK(c.cpu_ms <= max_reject_cpu_ms);
 }
 
 }  // namespace
@@ -56,31 +65,15 @@ void report(const char* what, const cost& c) {
 TEST_CASE("hostile sizes: a 24 MiB safetensors header of numbers is rejected at its first wrong value") {
   // {"w":[0,0,0,...]}: 12 M numbers where a tensor's object belongs. A DOM parser built every one of them
   // (88 bytes per node: 1.5 GB) before looking.
-  std::string header = "{\"w\":[";
-  header.reserve(24u << 20);
-  while (header.size() < (24u << 20) - 4) header += "0,";
-  header += "0]}";
-  const std::string path = kiln_test::write_temp("numbers.safetensors", le64(header.size()) + header);
-  header = {};
-  const cost c = measure_in_child([&] { kiln::io::read_safetensors(path); });
-  report("24 MiB header of numbers", c);
-  CHECK(c.outcome.find("tensor 'w': expected an object {dtype, shape, data_offsets}, found an array") !=
-        std::string::npos);
-  CHECK(c.peak_mib <= rss_slack_mib);  // a valid file of this header would hold 0 bytes
-  CHECK(c.cpu_ms <= max_reject_cpu_ms);
+  const std::string path = header_of_zeros("numbers.safetensors", "{\"w\":[", "]}");
+  require_rejected_cheaply("24 MiB header of numbers", [&] { kiln::io::read_safetensors(path); },
+                           "tensor 'w': expected an object {dtype, shape, data_offsets}, found an array");
 }
 
 TEST_CASE("hostile sizes: a shape of millions of dimensions is refused past the 64th") {
-  std::string header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[";
-  while (header.size() < (24u << 20) - 4) header += "0,";
-  header += "0]}}";
-  const std::string path = kiln_test::write_temp("rank.safetensors", le64(header.size()) + header);
-  header = {};
-  const cost c = measure_in_child([&] { kiln::io::read_safetensors(path); });
-  report("24 MiB shape", c);
-  CHECK(c.outcome.find("tensor 'w': shape has more than 64 dimensions") != std::string::npos);
-  CHECK(c.peak_mib <= rss_slack_mib);
-  CHECK(c.cpu_ms <= max_reject_cpu_ms);
+  const std::string path = header_of_zeros("rank.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[", "]}}");
+  require_rejected_cheaply("24 MiB shape", [&] { kiln::io::read_safetensors(path); },
+                           "tensor 'w': shape has more than 64 dimensions");
 }
 
 TEST_CASE("hostile sizes: a valid safetensors file costs at most twice its data") {
@@ -105,11 +98,8 @@ TEST_CASE("hostile sizes: a gzip IDX file with gigabytes of trailing data stops 
   std::string file = kiln_test::gzip(idx_header(0x08, {16}) + std::string(16, '\x07'));
   for (int i = 0; i < 16; ++i) file += zeros_member;
   const std::string path = kiln_test::write_temp("bomb.idx.gz", file);
-  const cost c = measure_in_child([&] { kiln::data::read_idx(path); });
-  report("gzip IDX, 1 GiB trailing", c);
-  CHECK(c.outcome.find("more than 65535 trailing bytes after the IDX payload of 16 payload bytes") != std::string::npos);
-  CHECK(c.peak_mib <= rss_slack_mib);
-  CHECK(c.cpu_ms <= max_reject_cpu_ms);
+  require_rejected_cheaply("gzip IDX, 1 GiB trailing", [&] { kiln::data::read_idx(path); },
+                           "more than 65535 trailing bytes after the IDX payload of 16 payload bytes");
 }
 
 TEST_CASE("hostile sizes: a gzip IDX header claiming 4 GiB reserves only what arrives") {
@@ -131,26 +121,17 @@ TEST_CASE("hostile sizes: a 2.5 GB file of the wrong kind is rejected from its f
   const off_t big = 2500ll << 20;  // sparse: no disk, but a reader that reads it whole pays 2.5 GB
   SECTION("a zip archive passed as a checkpoint") {
     const std::string path = sparse_file("model.pt", std::string("PK\x03\x04", 4), big);
-    const cost c = measure_in_child([&] { kiln::io::read_safetensors(path); });
-    report("2.5 GB zip as safetensors", c);
-    CHECK(c.outcome.find("this is a zip archive (PyTorch") != std::string::npos);
-    CHECK(c.peak_mib <= rss_slack_mib);
-    CHECK(c.cpu_ms <= max_reject_cpu_ms);
+    require_rejected_cheaply("2.5 GB zip as safetensors", [&] { kiln::io::read_safetensors(path); },
+                           "this is a zip archive (PyTorch");
   }
   SECTION("a plain IDX file with a small payload and gigabytes after it") {
     const std::string path = sparse_file("trailing.idx", idx_header(0x08, {16}), big);
-    const cost c = measure_in_child([&] { kiln::data::read_idx(path); });
-    report("2.5 GB plain IDX", c);
-    CHECK(c.outcome.find("trailing bytes after the IDX payload of 16 payload bytes") != std::string::npos);
-    CHECK(c.peak_mib <= rss_slack_mib);
-    CHECK(c.cpu_ms <= max_reject_cpu_ms);
+    require_rejected_cheaply("2.5 GB plain IDX", [&] { kiln::data::read_idx(path); },
+                           "trailing bytes after the IDX payload of 16 payload bytes");
   }
   SECTION("binary zeros read as CSV") {
     const std::string path = sparse_file("zeros.csv", "", big);
-    const cost c = measure_in_child([&] { kiln::data::read_csv(path); });
-    report("2.5 GB of zeros as CSV", c);
-    CHECK(c.outcome.find("binary data, not CSV text") != std::string::npos);
-    CHECK(c.peak_mib <= rss_slack_mib);
-    CHECK(c.cpu_ms <= max_reject_cpu_ms);
+    require_rejected_cheaply("2.5 GB of zeros as CSV", [&] { kiln::data::read_csv(path); },
+                           "binary data, not CSV text");
   }
 }

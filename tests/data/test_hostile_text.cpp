@@ -15,14 +15,7 @@
 using kiln::data::read_csv_bytes;
 using kiln_test::require_format_error;
 
-namespace {
-std::string le64(std::uint64_t n) {
-  std::string s;
-  for (int k = 0; k < 8; ++k) s.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
-  return s;
-}
-std::string file_of(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
-}  // namespace
+using kiln_test::safetensors_file;
 
 TEST_CASE("csv: a first row with nan or an empty cell is data, not a header that drops the row") {
   // The row is kept and its bad cell reported, instead of the row vanishing as a "header".
@@ -58,20 +51,19 @@ TEST_CASE("csv: numbers below the float range round to zero, numbers above it st
 TEST_CASE("messages escape control bytes in every quoted name or value") {
   using namespace std::string_literals;
   SECTION("a tensor name holding a NUL") {
-    const std::string name = "fc1.weight\0.evil"s;
-    const auto bytes = file_of("{\"fc1.weight\\u0000.evil\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",
-                               "abcd");
+    const auto bytes = safetensors_file(
+        "{\"fc1.weight\\u0000.evil\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", "abcd");
     require_format_error([&] { kiln::io::read_safetensors_bytes(bytes, "m.safetensors"); },
                          {"tensor 'fc1.weight\\x00.evil': F32 shape [2] needs 8 bytes"});
   }
   SECTION("metadata keys and unknown keys") {
-    require_format_error([] { kiln::io::read_safetensors_bytes(file_of("{\"a\":{\"x\\u001b[2J\":1}}", ""), "k"); },
-                         {"unknown key 'x\\x1b[2J'"});
+    const auto escape = safetensors_file("{\"a\":{\"x\\u001b[2J\":1}}", "");
+    require_format_error([&] { kiln::io::read_safetensors_bytes(escape, "k"); }, {"unknown key 'x\\x1b[2J'"});
     require_format_error(
-        [] { kiln::io::read_safetensors_bytes(file_of("{\"__metadata__\":{\"k\\n\":1}}", ""), "k"); },
+        [] { kiln::io::read_safetensors_bytes(safetensors_file("{\"__metadata__\":{\"k\\n\":1}}", ""), "k"); },
         {"value of 'k\\x0a' must be a string"});
   }
-  SECTION("a CSV cell holding a NUL, and a header name holding a tab") {
+  SECTION("a CSV cell holding a NUL, and a header name holding a control byte") {
     require_format_error([] { read_csv_bytes("a,b\n1,x\0y\n"s, "c.csv"); },
                          {"line 2, column 2 (b): expected a number, found 'x\\x00y'"});
     require_format_error([] { read_csv_bytes("a,\"b\x01\"\n1,z\n"s, "c.csv"); }, {"column 2 (b\\x01)"});
@@ -111,6 +103,6 @@ TEST_CASE("wrong file types are named, with how to convert") {
   require_format_error([&] { kiln::io::read_safetensors_bytes({eight.data(), eight.size()}, "8.st"); },
                        {"the JSON header must start with '{' (it is empty)"});
   // a valid safetensors file whose length bytes spell a magic is still read: sniffing follows a failed check
-  const std::string ok = file_of("{}", "");
+  const std::string ok = safetensors_file("{}", "");
   CHECK(kiln::io::read_safetensors_bytes(ok, "ok").empty());
 }

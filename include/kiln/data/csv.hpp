@@ -265,14 +265,14 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
           all += io::printable(cells[c]);
           if (cells[c] != lab.name) continue;
           if (label != expected_columns)
-            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name " + io::quote_text(lab.name) +
-                               " is ambiguous: columns " + std::to_string(label + 1) + " and " +
+            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name " +
+                               io::quote_text(lab.name) + " is ambiguous: columns " + std::to_string(label + 1) + " and " +
                                std::to_string(c + 1) + " both have it");
           label = c;
         }
         if (label == expected_columns)
-          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": no column named " + io::quote_text(lab.name) +
-                             " for the label; the header has: " + all);
+          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": no column named " +
+                             io::quote_text(lab.name) + " for the label; the header has: " + all);
       }
       t.has_labels = label != expected_columns;
       t.label_column = label;

@@ -238,7 +238,8 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
     // Trailing data is an error whatever its size: count a bounded amount of it, never inflate it all.
     constexpr std::size_t counted = 1 << 16;
     if (const std::uint64_t extra = in.count_rest(counted); extra != 0)
-      throw format_error(where + ": " + (extra >= counted ? "more than " + std::to_string(counted - 1) : std::to_string(extra)) +
+      throw format_error(where + ": " +
+                         (extra >= counted ? "more than " + std::to_string(counted - 1) : std::to_string(extra)) +
                          " trailing bytes after the IDX payload of " + expected + form);
   }
   big_endian_to_host(out.data, esize);

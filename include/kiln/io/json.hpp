@@ -93,6 +93,18 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
+// nlohmann's parse error as kiln's: "'file': JSON syntax error at byte N: <what>". nlohmann's text is
+// "[json.exception.parse_error.101] parse error at line L, column C: <what>"; the byte position in the file
+// (`base` is where the text starts in it) says more than a line number in a one-line header. `position`
+// counts the characters read, the offending one included.
+[[noreturn]] inline void throw_syntax_error(const std::string& name, std::size_t base, std::size_t position,
+                                            const nlohmann::detail::exception& ex) {
+  std::string what = ex.what();
+  if (const auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
+  const std::size_t at = base + (position > 0 ? position - 1 : 0);
+  throw format_error("'" + name + "': JSON syntax error at byte " + std::to_string(at) + ": " + printable(what));
+}
+
 // nlohmann-json's SAX events → a json_value tree. Keeping numbers as text needs the events: nlohmann's own
 // DOM would round a 64-bit integer written as a float literal and lose the literal.
 class tree_builder {
@@ -128,12 +140,7 @@ class tree_builder {
     return true;
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
-    // "[json.exception.parse_error.101] parse error at line L, column C: <what>": the byte position in the
-    // file says more; `position` counts the characters read, the offending one included.
-    std::string what = ex.what();
-    if (const auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
-    throw format_error("'" + name_ + "': JSON syntax error at byte " +
-                       std::to_string(base_ + (position > 0 ? position - 1 : 0)) + ": " + printable(what));
+    throw_syntax_error(name_, base_, position, ex);
   }
 
  private:

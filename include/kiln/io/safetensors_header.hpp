@@ -3,6 +3,7 @@
 // when its value arrives and only the tensor table is kept, so memory follows the table, not the JSON text,
 // and a hostile header (12 M numbers where an object belongs) is rejected at its first wrong value.
 #include <kiln/core/error.hpp>
+#include <kiln/io/json.hpp>
 #include <kiln/io/printable.hpp>
 
 #include <nlohmann/json.hpp>
@@ -164,13 +165,7 @@ class header_reader {
     return true;
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
-    // nlohmann's text is "[json.exception.parse_error.101] parse error at line L, column C: <what>"; the
-    // position in the file (header offset included) says more than a line number in a one-line header.
-    // `position` counts the characters read, the offending one included: the 0-based offset is one less.
-    std::string what = ex.what();
-    if (const auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
-    throw format_error("'" + file_ + "': JSON syntax error at byte " + std::to_string(base_ + (position > 0 ? position - 1 : 0)) + ": " +
-                       printable(what));
+    json_detail::throw_syntax_error(file_, base_, position, ex);
   }
 
  private:

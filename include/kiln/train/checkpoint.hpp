@@ -92,7 +92,7 @@ inline std::size_t count_non_finite(const io::tensor& t) {
   std::size_t n = 0;
   for (std::size_t i = 0; i + 4 <= t.bytes.size(); i += 4) {
     std::uint32_t bits = 0;
-    for (int k = 3; k >= 0; --k) bits = (bits << 8) | static_cast<std::uint32_t>(t.bytes[i + static_cast<std::size_t>(k)]);
+    for (std::size_t k = 4; k-- > 0;) bits = (bits << 8) | static_cast<std::uint32_t>(t.bytes[i + k]);
     n += (bits & 0x7F800000u) == 0x7F800000u;  // exponent all ones: inf or NaN (the file is little-endian)
   }
   return n;
@@ -111,7 +111,8 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     bool known = false;
     for (int l = 0; l < g.num_leaves; ++l) known = known || (is_stored(g.leaves[l]) && g.leaves[l].name.view() == tname);
     if (!known)
-      throw format_error(where + ": tensor " + io::quote_text(tname) + " is not a parameter or optimizer state of this step (parameters: " +
+      throw format_error(where + ": tensor " + io::quote_text(tname) +
+                         " is not a parameter or optimizer state of this step (parameters: " +
                          checkpoint_detail::names_of(g, leaf_kind::param) + ")");
   }
   load_result result;
