@@ -8,10 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,8 +149,6 @@ class header_reader {
       seen_metadata_ = true;
       state_ = at::meta_start;
     } else {
-      if (!names_.insert(k).second)
-        throw format_error("'" + file_ + "': tensor " + quote_text(k) + " appears twice in the header");
       cur_ = entry{};
       cur_.name = std::move(k);
       have_dtype_ = have_shape_ = have_offsets_ = false;
@@ -247,7 +245,6 @@ class header_reader {
   std::size_t base_;
   at state_ = at::root;
   header_table table_;
-  std::set<std::string> names_;  // for the duplicate check; entries are sorted by offset later
   entry cur_;
   std::string key_;
   bool have_dtype_ = false, have_shape_ = false, have_offsets_ = false, seen_metadata_ = false;
@@ -258,7 +255,18 @@ class header_reader {
 inline header_table read_header(std::string_view header, const std::string& file, std::size_t base_offset) {
   header_reader reader(file, base_offset);
   nlohmann::json::sax_parse(header.begin(), header.end(), &reader);  // strict: nothing may follow the object
-  return reader.take();
+  header_table table = reader.take();
+  // Duplicate names, found by sorting pointers rather than keeping a set of names while parsing: a header of
+  // millions of small tensors then costs 8 bytes more per tensor, not a second copy of every name.
+  std::vector<const entry*> by_name;
+  by_name.reserve(table.entries.size());
+  for (const auto& e : table.entries) by_name.push_back(&e);
+  std::sort(by_name.begin(), by_name.end(), [](const entry* a, const entry* b) { return a->name < b->name; });
+  const auto twice = std::adjacent_find(by_name.begin(), by_name.end(),
+                                        [](const entry* a, const entry* b) { return a->name == b->name; });
+  if (twice != by_name.end())
+    throw format_error("'" + file + "': tensor " + quote_text((*twice)->name) + " appears twice in the header");
+  return table;
 }
 
 }  // namespace safetensors_detail
