@@ -11,14 +11,18 @@
 
 namespace kiln_fuzz {
 
-inline std::size_t live_bytes = 0, peak_bytes = 0;
+// Counted only on the thread running the reader and only while it runs: libFuzzer's own threads allocate too,
+// and memory allocated before the call may be freed during it (the count then goes below zero, hence signed).
+inline thread_local bool measuring = false;
+inline thread_local long long live_bytes = 0, peak_bytes = 0;
 
 extern "C" inline void kiln_fuzz_malloc_hook(const volatile void*, std::size_t size) {
-  live_bytes += size;
+  if (!measuring) return;
+  live_bytes += static_cast<long long>(size);
   if (live_bytes > peak_bytes) peak_bytes = live_bytes;
 }
 extern "C" inline void kiln_fuzz_free_hook(const volatile void* p) {
-  live_bytes -= __sanitizer_get_allocated_size(const_cast<const void*>(p));
+  if (measuring && p) live_bytes -= static_cast<long long>(__sanitizer_get_allocated_size(const_cast<const void*>(p)));
 }
 
 // Runs f() and traps when the heap's peak during it exceeds the start by more than `bound` bytes.
@@ -27,12 +31,13 @@ void within_heap_bound(std::size_t bound, const char* what, F&& f) {
   static const bool installed = __sanitizer_install_malloc_and_free_hooks(kiln_fuzz_malloc_hook,
                                                                           kiln_fuzz_free_hook) != 0;
   if (!installed) __builtin_trap();
-  const std::size_t start = live_bytes;
-  peak_bytes = live_bytes;
+  live_bytes = peak_bytes = 0;
+  measuring = true;
   f();
-  if (peak_bytes - start > bound) {
-    std::fprintf(stderr, "%s: heap peak rose by %zu bytes, more than the %zu this input can need\n", what,
-                 peak_bytes - start, bound);
+  measuring = false;
+  if (peak_bytes > static_cast<long long>(bound)) {
+    std::fprintf(stderr, "%s: heap peak rose by %lld bytes, more than the %zu this input can need\n", what,
+                 peak_bytes, bound);
     __builtin_trap();
   }
 }
