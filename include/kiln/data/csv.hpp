@@ -1,5 +1,8 @@
 #pragma once
 // Numeric CSV tables: every cell a finite number, one optional header line, one optional label column.
+// Numbers round to the nearest float: below the smallest subnormal that is (signed) zero, as in any float
+// arithmetic; beyond the largest float it is an error. Binary input (a known magic such as gzip's, or a NUL on
+// line 1) is refused as not CSV text.
 //
 // Accepted: separator ',' (configurable), LF or CRLF line ends, a final line with or without a newline, blank
 // lines anywhere (skipped), spaces/tabs around cells, cells wrapped in double quotes ("" inside quotes is a
@@ -21,7 +24,9 @@
 
 namespace kiln::data {
 
-enum class csv_header { automatic, present, absent };  // automatic: a first row with a non-number is a header
+// automatic: the first row is a header when one of its cells holds a name (non-empty and not a number; nan and
+// inf count as numbers), so a data row with a missing value is reported, never dropped as a header.
+enum class csv_header { automatic, present, absent };
 
 // Which column holds the label (removed from the features).
 struct csv_label {
