@@ -68,6 +68,10 @@ TEST_CASE("messages escape control bytes in every quoted name or value") {
                          {"line 2, column 2 (b): expected a number, found 'x\\x00y'"});
     require_format_error([] { read_csv_bytes("a,\"b\x01\"\n1,z\n"s, "c.csv"); }, {"column 2 (b\\x01)"});
   }
+  SECTION("a file name holding an escape byte") {
+    require_format_error([] { read_csv_bytes("a\n", "out\x1b[2J.csv"); }, {"'out\\x1b[2J.csv': CSV file has a header"});
+    require_format_error([] { kiln::data::read_idx_bytes("", "x\ty.idx"); }, {"'x\\x09y.idx': too short"});
+  }
   SECTION("a checkpoint writer refusing a name") {
     std::map<std::string, kiln::io::tensor> m{{"x\0y"s, {"Q8"s, {}, {}}}};
     try {

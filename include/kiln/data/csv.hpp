@@ -81,7 +81,7 @@ struct cursor {
   const std::string& file;
   std::size_t line;
   std::string at(std::size_t column, std::string_view column_name = {}) const {
-    std::string s = "'" + file + "' line " + std::to_string(line) + ", column " + std::to_string(column);
+    std::string s = io::quote_text(file) + " line " + std::to_string(line) + ", column " + std::to_string(column);
     if (!column_name.empty()) s += " (" + io::printable(column_name) + ")";
     return s + ": ";
   }
@@ -209,11 +209,11 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
     throw error(std::string("read_csv: separator '") + std::string(1, opt.separator) +
                 "' cannot be used (it is a quote or blank)");
   // Binary input would otherwise fail on some later symptom ("a header but no data rows" for a gzip file).
-  if (auto msg = io::wrong_type_message(text, "'" + name + "'", "CSV text"); !msg.empty()) throw format_error(msg);
+  if (auto msg = io::wrong_type_message(text, io::quote_text(name), "CSV text"); !msg.empty()) throw format_error(msg);
   const std::string_view head = text.substr(0, 4096);  // bounded: a file of NULs has no line end to find
   const std::string_view first_line_text = head.substr(0, head.find('\n'));
   if (const auto nul = first_line_text.find('\0'); nul != std::string_view::npos)
-    throw format_error("'" + name + "': binary data, not CSV text (a NUL byte at byte " + std::to_string(nul) +
+    throw format_error(io::quote_text(name) + ": binary data, not CSV text (a NUL byte at byte " + std::to_string(nul) +
                        " of line 1)");
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
@@ -255,13 +255,13 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
       if (lab.how == csv_label::by::index) {
         const long n = static_cast<long>(expected_columns);
         if (lab.index >= n || lab.index < -n)
-          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column index " +
+          throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": label column index " +
                              std::to_string(lab.index) + " requested, but the table has " + std::to_string(n) +
                              " columns");
         label = static_cast<std::size_t>(lab.index < 0 ? lab.index + n : lab.index);
       } else if (lab.how == csv_label::by::name) {
         if (!header)
-          throw format_error("'" + name + "': label column " + io::quote_text(lab.name) +
+          throw format_error(io::quote_text(name) + ": label column " + io::quote_text(lab.name) +
                              " requested by name, but the file has no header (line " + std::to_string(line_no) +
                              " is all numbers)");
         std::string all;
@@ -270,13 +270,13 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
           all += io::printable(cells[c]);
           if (cells[c] != lab.name) continue;
           if (label != expected_columns)
-            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name " +
-                               io::quote_text(lab.name) + " is ambiguous: columns " + std::to_string(label + 1) + " and " +
-                               std::to_string(c + 1) + " both have it");
+            throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": label column name " +
+                               io::quote_text(lab.name) + " is ambiguous: columns " + std::to_string(label + 1) +
+                               " and " + std::to_string(c + 1) + " both have it");
           label = c;
         }
         if (label == expected_columns)
-          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": no column named " +
+          throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": no column named " +
                              io::quote_text(lab.name) + " for the label; the header has: " + all);
       }
       t.has_labels = label != expected_columns;
@@ -313,9 +313,9 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
     t.row_lines.push_back(line_no);
     ++t.rows;
   }
-  if (first_line == 0) throw format_error("'" + name + "': empty CSV file: no header and no data rows");
+  if (first_line == 0) throw format_error(io::quote_text(name) + ": empty CSV file: no header and no data rows");
   if (t.rows == 0)
-    throw format_error("'" + name + "': CSV file has a header on line " + std::to_string(first_line) +
+    throw format_error(io::quote_text(name) + ": CSV file has a header on line " + std::to_string(first_line) +
                        " but no data rows");
   return t;
 }
@@ -327,7 +327,8 @@ inline csv_table read_csv(const std::string& path, const csv_options& opt = {}) 
 
 // The label column as class indices: every label must be an integer in [0, num_classes).
 inline std::vector<std::int32_t> class_labels(const csv_table& t, int num_classes) {
-  if (!t.has_labels) throw error("'" + t.source + "': class_labels: the table was read without a label column");
+  if (!t.has_labels)
+    throw error(io::quote_text(t.source) + ": class_labels: the table was read without a label column");
   if (num_classes < 1)
     throw error(std::string("class_labels: num_classes must be at least 1, got ") + std::to_string(num_classes));
   std::vector<std::int32_t> out(t.labels.size());

@@ -161,7 +161,7 @@ class source {
 // Parses IDX bytes (plain, or gzip detected by the magic 1f 8b); `name` is used in error messages.
 inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name) {
   using namespace idx_detail;
-  const std::string where = "'" + name + "'";
+  const std::string where = io::quote_text(name);
   source in(bytes, name);
   const std::string form = in.compressed() ? " (after gzip decompression)" : "";
 

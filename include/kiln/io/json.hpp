@@ -102,7 +102,7 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   std::string what = ex.what();
   if (const auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
   const std::size_t at = base + (position > 0 ? position - 1 : 0);
-  throw format_error("'" + name + "': JSON syntax error at byte " + std::to_string(at) + ": " + printable(what));
+  throw format_error(quote_text(name) + ": JSON syntax error at byte " + std::to_string(at) + ": " + printable(what));
 }
 
 // nlohmann-json's SAX events → a json_value tree. Keeping numbers as text needs the events: nlohmann's own
@@ -162,7 +162,7 @@ class tree_builder {
   }
   bool open(json_value::kind k) {
     if (stack_.size() == json_max_depth)
-      throw format_error("'" + name_ + "': JSON syntax error: expected nesting no deeper than " +
+      throw format_error(quote_text(name_) + ": JSON syntax error: expected nesting no deeper than " +
                          std::to_string(json_max_depth) + " levels");
     json_value v;
     v.type = k;

@@ -71,7 +71,7 @@ inline void copy_little_endian(std::byte* dst, const std::byte* src, std::size_t
 // any tensor, and each tensor's bytes are copied once from where they lie.
 inline safetensors_content parse_safetensors(std::string_view bytes, const std::string& name) {
   using namespace safetensors_detail;
-  const std::string where = "'" + name + "'";
+  const std::string where = quote_text(name);
   // A file of another kind fails one of the first checks below; sniffing only then keeps a valid file whose
   // length bytes happen to look like a magic (e.g. "PK\3\4" is a 67 MB header length) readable.
   auto wrong_type = [&] { return wrong_type_message(bytes, where, "a safetensors file"); };

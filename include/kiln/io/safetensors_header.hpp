@@ -145,7 +145,7 @@ class header_reader {
     } else if (state_ == at::entry_key) {
       entry_key(k);
     } else if (k == "__metadata__") {
-      if (seen_metadata_) throw format_error("'" + file_ + "': __metadata__ appears twice");
+      if (seen_metadata_) throw format_error(quote_text(file_) + ": __metadata__ appears twice");
       seen_metadata_ = true;
       state_ = at::meta_start;
     } else {
@@ -172,8 +172,8 @@ class header_reader {
     dtype, shape_start, shape_item, offsets_start, offsets_item, done
   };
 
-  std::string tensor_where() const { return "'" + file_ + "': tensor " + quote_text(cur_.name); }
-  std::string meta_where() const { return "'" + file_ + "': __metadata__"; }
+  std::string tensor_where() const { return quote_text(file_) + ": tensor " + quote_text(cur_.name); }
+  std::string meta_where() const { return quote_text(file_) + ": __metadata__"; }
 
   // A value where the state wants something else: the message says what was expected there.
   bool other(const char* found) {
@@ -189,7 +189,7 @@ class header_reader {
       case at::shape_item: bad_shape_entry(found);
       case at::offsets_start:
       case at::offsets_item: bad_offsets();
-      default: throw format_error("'" + file_ + "': the JSON header must be an object, found " + found);
+      default: throw format_error(quote_text(file_) + ": the JSON header must be an object, found " + found);
     }
   }
   bool number(const std::string& text, bool is_unsigned, std::uint64_t v) {
@@ -265,7 +265,7 @@ inline header_table read_header(std::string_view header, const std::string& file
   const auto twice = std::adjacent_find(by_name.begin(), by_name.end(),
                                         [](const entry* a, const entry* b) { return a->name == b->name; });
   if (twice != by_name.end())
-    throw format_error("'" + file + "': tensor " + quote_text((*twice)->name) + " appears twice in the header");
+    throw format_error(quote_text(file) + ": tensor " + quote_text((*twice)->name) + " appears twice in the header");
   return table;
 }
 

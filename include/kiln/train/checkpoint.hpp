@@ -106,7 +106,7 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
                                     const load_options& options = {}) {
   using io::safetensors_detail::shape_text;
   const graph& g = Step::step_graph();
-  const std::string where = "checkpoint '" + name + "'";
+  const std::string where = "checkpoint " + io::quote_text(name);
   for (const auto& [tname, t] : content.tensors) {
     bool known = false;
     for (int l = 0; l < g.num_leaves; ++l) known = known || (is_stored(g.leaves[l]) && g.leaves[l].name.view() == tname);
