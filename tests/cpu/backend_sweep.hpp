@@ -38,7 +38,7 @@ template <int W>
 void sweep_width() {
   if constexpr (W % KILN_SWEEP_PARTS == KILN_SWEEP_PART) {
     DYNAMIC_SECTION("width " << W) {  // one width alone: -c "width 17"
-      for (long batch : sweep_batches()) compare<sweep_model<W>>(adam{.lr = 1e-2}, batch, 7919u * W + static_cast<std::uint64_t>(batch), 2);
+      for (long batch : sweep_batches()) compare<sweep_model<W>>(kiln_test::sweep_optimizer, batch, 7919u * W + static_cast<std::uint64_t>(batch), 2);
     }
   }
 }
