@@ -8,6 +8,7 @@
 //                  gradients), Σ over everything (mse's mean, the PReLU slope's gradient)
 //   elementwise    the chains between them, at [batch, W], [batch, 1] and [1, W]
 #include <kiln/kiln.hpp>
+#include <kiln/train/optimizers.hpp>
 
 namespace kiln_test {
 
