@@ -1,22 +1,15 @@
 #pragma once
-// Runs random_model<Seed> configurations in kiln (fused and unfused CPU steps, and the double reference
-// evaluator) and hands them to random_models_torch.py, which trains the same models in PyTorch float64 and
+// Runs random_model<Seed> configurations in kiln (a CPU step, fused or unfused as drawn, and the double
+// reference evaluator) and hands them to random_models_torch.py, which trains the same models in PyTorch float64 and
 // compares. One JSON line per configuration:
 //   {"seed", "config", "layers" (the torch.nn modules to build, with kiln's parameter names),
 //    "initial" (every parameter: shape and values), "data" (per step: x, t, y),
 //    "runs": {"fused"|"unfused"|"reference": {"losses": per step, "final": every parameter and optimizer state}}}
 #include "random_models_record.hpp"
-#include "../temp_dir.hpp"
 
 #include <kiln/cpu/train_step.hpp>
 #include <kiln/reference/evaluate.hpp>
 
-#include <catch2/catch.hpp>
-
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,6 +75,7 @@ std::vector<std::string> run_configs(std::index_sequence<I...>) {
   return {run_config<seed_of(Base, I)>()...};
 }
 
+// Runs N configurations from base seed Base, then compares them with torch (check_against_torch).
 template <std::uint64_t Base, std::size_t N>
 void check_random_models(const std::string& label) {
   check_against_torch(run_configs<Base>(std::make_index_sequence<N>{}), label);
