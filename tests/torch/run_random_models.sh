@@ -50,7 +50,9 @@ printf '%s\n' "${bases[@]}" | xargs -P "$jobs" -I{} bash -c 'include_first=($inc
 for base in "${bases[@]}"; do
   KILN_TORCH_KEEP=$out "$out/test_$base" > "$out/test_$base.log" 2>&1 || true
   mv "$out/a.jsonl" "$out/$base.jsonl"
-  /usr/bin/python3 "$root/tests/torch/random_models_torch.py" "$out/$base.jsonl" > /dev/null || true
+  rm -f "$out/$base.jsonl.verdicts"
+  /usr/bin/python3 "$root/tests/torch/random_models_torch.py" "$out/$base.jsonl" > "$out/$base.torch.log" 2>&1 || true
+  [[ -f $out/$base.jsonl.verdicts ]] || echo "FAIL base $base: the script stopped, see $out/$base.torch.log" > "$out/$base.jsonl.verdicts"
   cat "$out/$base.jsonl.verdicts" >> "$out/verdicts.txt"
 done
 grep -E '^FAIL' "$out/verdicts.txt" || true
