@@ -12,7 +12,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 source tests/deps.sh  # kiln_install_missing: apt-get only what is missing
-kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev
+kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev nlohmann-json3-dev
 # The peers are optional: what cannot be installed is reported by kiln-bench as skipped, with the reason.
 kiln_install_missing libopenblas-dev libopenblas0-pthread libeigen3-dev libdlib-dev python3-torch python3-venv ||
   echo "bench/run.sh: some peer packages could not be installed; kiln-bench reports them as skipped" >&2

@@ -10,7 +10,7 @@ source tests/deps.sh
 # demo (10 epochs on the CPU; data from dataset-fashion-mnist; writes ./out: checkpoint, log, curves, kernels).
 examples=(graph_basics worked_step xor fashion_mnist)
 
-kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev dataset-fashion-mnist
+kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
 
 # Tests and benchmarks are not needed here (and so neither is Catch2).
 cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \

@@ -48,6 +48,7 @@ kiln_install_missing() {
 
 # Optional packages that some tests use when present and skip (with the reason) when absent: PyTorch for the
 # checkpoint interoperability test (tests/train/test_checkpoint_torch.cpp; about 1.5 min to install), Graphviz
-# for rendering a plan's DOT graph and librsvg's rsvg-convert for rendering the SVG plots.
+# for rendering a plan's DOT graph, librsvg's rsvg-convert for rendering the SVG plots, and strace for watching
+# the fsync order of an atomic write (tests/data/test_atomic_file.cpp).
 #   kiln_install_missing "${kiln_test_extras[@]}"
-kiln_test_extras=(python3-torch graphviz librsvg2-bin)
+kiln_test_extras=(python3-torch graphviz librsvg2-bin strace)

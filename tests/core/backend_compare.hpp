@@ -39,20 +39,20 @@ struct cce_model { constexpr auto operator()() const { return categorical_cross_
 // parameter and optimizer state after each step.
 template <class Model, class Opt>
 void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
-  INFO("seed " << seed << ", batch " << batch << ", optimizer " << Opt::name);
+  INFO("seed " << seed << ", batch " << batch << ", optimizer " << Opt::name << ", " << cpu::lanes << " lanes");
   cpu::train_step<Model, Opt, fusion::fused> fused(opt, seed);
   cpu::train_step<Model, Opt, fusion::unfused> unfused(opt, seed);
   const graph& G = decltype(fused)::G;
   auto leaves = kiln_test::random_leaves(G, batch, seed + 1000, -2, 2);
   // parameters: the step's own initialization (PyTorch's default) for both
   auto [xs, ts, ys] = kiln_test::start_from_step(fused, leaves, "target");
-  if (ts.empty()) ts.assign(static_cast<std::size_t>(batch * 3), 0.f);
   if (ys.empty()) ys.assign(static_cast<std::size_t>(batch), 0);
   // soft targets must be distributions for KL: normalize rows
+  const long cols = ts.empty() ? 0 : static_cast<long>(ts.size()) / batch;
   for (long r = 0; r < batch; ++r) {
     float s = 0;
-    for (int j = 0; j < 3; ++j) s += ts[static_cast<std::size_t>(r * 3 + j)];
-    for (int j = 0; j < 3; ++j) ts[static_cast<std::size_t>(r * 3 + j)] /= s;
+    for (long j = 0; j < cols; ++j) s += ts[static_cast<std::size_t>(r * cols + j)];
+    for (long j = 0; j < cols; ++j) ts[static_cast<std::size_t>(r * cols + j)] /= s;
   }
   for (int l = 0; l < G.num_leaves; ++l)
     if (std::string(G.leaves[l].name.view()) == "target") leaves[static_cast<std::size_t>(l)].assign(ts.begin(), ts.end());

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
@@ -37,6 +38,27 @@ inline std::string gzip(std::string_view plain) {
   out.resize(zs.total_out);
   deflateEnd(&zs);
   return out;
+}
+
+// Little-endian u64, as safetensors stores its header length.
+inline std::string le64(std::uint64_t n) {
+  std::string s;
+  for (int k = 0; k < 8; ++k) s.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
+  return s;
+}
+
+// A safetensors file from a header text and a data section, with the header length computed from the text.
+inline std::string safetensors_file(const std::string& header, const std::string& data) {
+  return le64(header.size()) + header + data;
+}
+
+// IDX header bytes: 00 00 type ndims, then each dimension as big-endian u32 (ndims < 0: the count of dims).
+inline std::string idx_header(std::uint8_t type, std::initializer_list<std::uint32_t> dims, int ndims = -1) {
+  std::string s = {'\0', '\0', static_cast<char>(type),
+                   static_cast<char>(ndims < 0 ? static_cast<int>(dims.size()) : ndims)};
+  for (auto d : dims)
+    for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((d >> shift) & 0xFF));
+  return s;
 }
 
 // Runs f; passes only if it throws kiln::format_error whose message contains every fragment.

@@ -13,19 +13,11 @@
 
 using kiln::data::idx_array;
 using kiln::data::idx_type;
+using kiln_test::idx_header;
 using kiln_test::require_format_error;
 using kiln_test::write_temp;
 
 namespace {
-
-// Header bytes: 00 00 type ndims, then each dimension as big-endian u32.
-std::string idx_header(std::uint8_t type, std::initializer_list<std::uint32_t> dims, int ndims = -1) {
-  std::string s = {'\0', '\0', static_cast<char>(type),
-                   static_cast<char>(ndims < 0 ? static_cast<int>(dims.size()) : ndims)};
-  for (auto d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((d >> shift) & 0xFF));
-  return s;
-}
 
 std::string bytes_0_to(std::size_t n) {
   std::string s;

@@ -1,4 +1,4 @@
-// The strict JSON parser behind the safetensors header.
+// The JSON tree reader (nlohmann-json underneath): values, escapes, exact integers, strictness, bounded depth.
 #include "data_test_util.hpp"
 
 #include <kiln/io/json.hpp>
@@ -52,40 +52,41 @@ TEST_CASE("json: as_uint64 accepts exactly the non-negative integers that fit") 
 TEST_CASE("json: syntax errors say where and what was expected") {
   struct bad {
     const char* text;
-    const char* fragment;
+    const char* where;     // "at byte N:", counted from 0
+    const char* fragment;  // nlohmann-json's words for what was expected
   };
   const bad cases[] = {
-      {"", "at byte 0: expected a value"},
-      {"{\"a\":1,}", "at byte 7: expected a '\"' to start a member name; found '}'"},
-      {"[1,]", "at byte 3: expected a value"},
-      {"[1 2]", "expected ',' or ']' in an array; found '2'"},
-      {"{\"a\" 1}", "expected ':'; found '1'"},
-      {"{\"a\":1 \"b\":2}", "expected ',' or '}' in an object"},
-      {"01", "expected no leading zeros"},
-      {"-", "expected a digit; found the end of the text"},
-      {"1.", "expected a digit after the decimal point"},
-      {"1e+", "expected a digit in the exponent"},
-      {"+1", "expected a value"},
-      {"nul", "expected a value"},
-      {"NaN", "expected a value"},
-      {"'a'", "expected a value"},
-      {"\"abc", "expected a closing '\"'"},
-      {"\"a\tb\"", "expected an escape sequence for a control character"},
-      {"\"\\x\"", "expected one of the escapes"},
-      {"\"\\u12G4\"", "expected 4 hex digits after \\u"},
-      {"\"\\udc00\"", "expected a high surrogate (D800-DBFF) before the low surrogate \\uDC00"},
-      {"\"\\ud800x\"", "expected a \\u low surrogate after the high surrogate \\uD800"},
-      {"\"\\ud800\\u0041\"", "expected a low surrogate (DC00-DFFF) after \\uD800"},
-      {"\"\xC3\"", "expected valid UTF-8 in a string"},
-      {"\"\xC0\xAF\"", "expected valid UTF-8"},          // overlong '/'
-      {"\"\xED\xA0\x80\"", "expected valid UTF-8"},      // encoded surrogate
-      {"\"\xF4\x90\x80\x80\"", "expected valid UTF-8"},  // above U+10FFFF
-      {"{} x", "at byte 3: expected the end of the JSON text; found 'x'"},
-      {"/* c */ 1", "expected a value"},
+      {"", "at byte 0:", "unexpected end of input; expected '[', '{', or a literal"},
+      {"{\"a\":1,}", "at byte 7:", "unexpected '}'; expected string literal"},
+      {"[1,]", "at byte 3:", "unexpected ']'; expected '[', '{', or a literal"},
+      {"[1 2]", "at byte 3:", "unexpected number literal; expected ']'"},
+      {"{\"a\" 1}", "at byte 5:", "unexpected number literal; expected ':'"},
+      {"{\"a\":1 \"b\":2}", "at byte 9:", "unexpected string literal; expected '}'"},
+      {"01", "at byte 1:", "unexpected number literal; expected end of input"},
+      {"-", "at byte 1:", "invalid number; expected digit after '-'"},
+      {"1.", "at byte 2:", "invalid number; expected digit after '.'"},
+      {"1e+", "at byte 3:", "invalid number; expected digit after exponent sign"},
+      {"+1", "at byte 0:", "invalid literal"},
+      {"nul", "at byte 3:", "invalid literal"},
+      {"NaN", "at byte 0:", "invalid literal"},
+      {"'a'", "at byte 0:", "invalid literal"},
+      {"\"abc", "at byte 4:", "invalid string: missing closing quote"},
+      {"\"a\tb\"", "at byte 2:", "invalid string: control character U+0009 (HT) must be escaped to \\u0009 or \\t"},
+      {"\"\\x\"", "at byte 2:", "invalid string: forbidden character after backslash"},
+      {"\"\\u12G4\"", "at byte 5:", "invalid string: '\\u' must be followed by 4 hex digits"},
+      {"\"\\udc00\"", "at byte 6:", "invalid string: surrogate U+DC00..U+DFFF must follow U+D800..U+DBFF"},
+      {"\"\\ud800x\"", "at byte 7:", "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"},
+      {"\"\\ud800\\u0041\"", "at byte 12:", "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"},
+      {"\"\xC3\"", "at byte 2:", "invalid string: ill-formed UTF-8 byte"},
+      {"\"\xC0\xAF\"", "at byte 1:", "invalid string: ill-formed UTF-8 byte"},          // overlong '/'
+      {"\"\xED\xA0\x80\"", "at byte 2:", "invalid string: ill-formed UTF-8 byte"},      // encoded surrogate
+      {"\"\xF4\x90\x80\x80\"", "at byte 2:", "invalid string: ill-formed UTF-8 byte"},  // above U+10FFFF
+      {"{} x", "at byte 3:", "invalid literal"},
+      {"/* c */ 1", "at byte 0:", "invalid literal"},
   };
   for (const auto& c : cases) {
     INFO("input: " << c.text);
-    require_format_error([&] { parse_json(c.text, "h.json"); }, {"'h.json': JSON syntax error", c.fragment});
+    require_format_error([&] { parse_json(c.text, "h.json"); }, {"'h.json': JSON syntax error", c.where, c.fragment});
   }
 }
 

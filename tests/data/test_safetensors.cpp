@@ -15,18 +15,11 @@
 
 using kiln::io::tensor;
 using kiln_test::require_format_error;
+using kiln_test::le64;
+using kiln_test::safetensors_file;
 using kiln_test::write_temp;
 
 namespace {
-
-std::string le64(std::uint64_t n) {
-  std::string s;
-  for (int k = 0; k < 8; ++k) s.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
-  return s;
-}
-
-// A file from a header text and a data section, with the header length computed from the text.
-std::string file_of(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
 
 tensor raw(std::string dtype, std::vector<std::int64_t> shape, const std::string& bytes) {
   tensor t{std::move(dtype), std::move(shape), {}};
@@ -91,12 +84,12 @@ TEST_CASE("safetensors: a hand-written file with unsorted data and free whitespa
   const std::string header =
       "{\n \"b\": {\"shape\": [2], \"data_offsets\": [0, 2], \"dtype\": \"U8\"},\n"
       " \"__metadata__\": {},\n \"a\": {\"dtype\": \"I16\", \"data_offsets\": [2, 6], \"shape\": [1, 2]}\n}";
-  const auto m = kiln::io::read_safetensors_bytes(file_of(header, std::string("\x07\x08\x01\x00\xFF\xFF", 6)), "hand");
+  const auto m = kiln::io::read_safetensors_bytes(safetensors_file(header, std::string("\x07\x08\x01\x00\xFF\xFF", 6)), "hand");
   REQUIRE(m.size() == 2);
   CHECK(m.at("b") == raw("U8", {2}, "\x07\x08"));
   CHECK(kiln::io::tensor_values<std::int16_t>(m.at("a")) == std::vector<std::int16_t>{1, -1});
   // An empty header object is a valid file with no tensors.
-  CHECK(kiln::io::read_safetensors_bytes(file_of("{}", ""), "empty").empty());
+  CHECK(kiln::io::read_safetensors_bytes(safetensors_file("{}", ""), "empty").empty());
 }
 
 TEST_CASE("safetensors: each malformed file gets its own message naming the file and the tensor") {
@@ -116,97 +109,97 @@ TEST_CASE("safetensors: each malformed file gets its own message naming the file
     require_format_error([&] { read_safetensors(p); }, {p, "header length 100 but only 2 bytes follow"});
   }
   SECTION("header not starting with '{'") {
-    const auto p = write_temp("brace.safetensors", file_of(" {}", ""));
+    const auto p = write_temp("brace.safetensors", safetensors_file(" {}", ""));
     require_format_error([&] { read_safetensors(p); }, {p, "the JSON header must start with '{'"});
   }
   SECTION("JSON syntax error, positioned in the file") {
-    const auto p = write_temp("syntax.safetensors", file_of("{" + ok_entry + ",}", data8));
-    require_format_error([&] { read_safetensors(p); }, {p, "JSON syntax error at byte 62", "member name"});
+    const auto p = write_temp("syntax.safetensors", safetensors_file("{" + ok_entry + ",}", data8));
+    require_format_error([&] { read_safetensors(p); }, {p, "JSON syntax error at byte 62", "object key"});
   }
   SECTION("unknown dtype") {
     const auto p =
-        write_temp("dtype.safetensors", file_of(R"({"w":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}})", data8));
+        write_temp("dtype.safetensors", safetensors_file(R"({"w":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': unknown dtype 'F31'"});
   }
   SECTION("negative dimension") {
     const auto p =
-        write_temp("neg.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8));
+        write_temp("neg.safetensors", safetensors_file(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': shape entries must be non-negative", "-2"});
   }
   SECTION("shape and offsets disagree") {
     const auto p =
-        write_temp("size.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8));
+        write_temp("size.safetensors", safetensors_file(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); },
                          {p, "tensor 'w': F32 shape [3] needs 12 bytes but data_offsets [0, 8] hold 8"});
   }
   SECTION("shape too large") {
     const auto p =
         write_temp("huge.safetensors",
-                   file_of(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data8));
+                   safetensors_file(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data8));
     require_format_error([&] { read_safetensors(p); },
                          {p, "tensor 'w': shape [4294967296, 4294967296] has more than 2^64 bytes"});
   }
   SECTION("offsets past the data section") {
-    const auto p = write_temp("past.safetensors", file_of("{" + ok_entry + "}", std::string(4, '\0')));
+    const auto p = write_temp("past.safetensors", safetensors_file("{" + ok_entry + "}", std::string(4, '\0')));
     require_format_error([&] { read_safetensors(p); },
                          {p, "tensor 'w' data_offsets [0, 8) run past the data section of 4 bytes"});
   }
   SECTION("begin after end") {
     const auto p =
-        write_temp("order.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8));
+        write_temp("order.safetensors", safetensors_file(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': data_offsets [8, 0] end before they begin"});
   }
   SECTION("overlapping tensors") {
     const auto p =
-        write_temp("overlap.safetensors", file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+        write_temp("overlap.safetensors", safetensors_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                                                   std::string(12, '\0')));
     require_format_error([&] { read_safetensors(p); },
                          {p, "tensor 'b' bytes [4, 12) overlap tensor 'a' which ends at 8"});
   }
   SECTION("gap between tensors") {
-    const auto p = write_temp("gap.safetensors", file_of(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+    const auto p = write_temp("gap.safetensors", safetensors_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
                                                          std::string(12, '\0')));
     require_format_error([&] { read_safetensors(p); },
                          {p, "gap of 4 unused bytes at data offset 4, before tensor 'b'"});
   }
   SECTION("trailing bytes after the last tensor") {
-    const auto p = write_temp("trail.safetensors", file_of("{" + ok_entry + "}", std::string(11, '\0')));
+    const auto p = write_temp("trail.safetensors", safetensors_file("{" + ok_entry + "}", std::string(11, '\0')));
     require_format_error(
         [&] { read_safetensors(p); },
         {p, "3 trailing bytes after the last tensor (the data section has 11 bytes, the tensors cover 8)"});
   }
   SECTION("duplicate tensor name") {
-    const auto p = write_temp("dup.safetensors", file_of("{" + ok_entry + "," + ok_entry + "}", data8));
+    const auto p = write_temp("dup.safetensors", safetensors_file("{" + ok_entry + "," + ok_entry + "}", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w' appears twice in the header"});
   }
   SECTION("missing key") {
-    const auto p = write_temp("missing.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[2]}})", data8));
+    const auto p = write_temp("missing.safetensors", safetensors_file(R"({"w":{"dtype":"F32","shape":[2]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': missing key 'data_offsets'"});
   }
   SECTION("unknown key") {
     const auto p = write_temp("extra.safetensors",
-                              file_of(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"stride":[1]}})", data8));
+                              safetensors_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"stride":[1]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': unknown key 'stride'"});
   }
   SECTION("tensor entry not an object") {
-    const auto p = write_temp("notobj.safetensors", file_of(R"({"w":[0,8]})", ""));
+    const auto p = write_temp("notobj.safetensors", safetensors_file(R"({"w":[0,8]})", ""));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': expected an object", "found an array"});
   }
   SECTION("offsets not a pair of integers") {
     const auto p =
-        write_temp("offs.safetensors", file_of(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}})", data8));
+        write_temp("offs.safetensors", safetensors_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}})", data8));
     require_format_error([&] { read_safetensors(p); }, {p, "tensor 'w': data_offsets must be [begin, end]"});
   }
   SECTION("metadata value not a string") {
-    const auto p = write_temp("meta.safetensors", file_of(R"({"__metadata__":{"epoch":3}})", ""));
+    const auto p = write_temp("meta.safetensors", safetensors_file(R"({"__metadata__":{"epoch":3}})", ""));
     require_format_error([&] { read_safetensors(p); },
                          {p, "__metadata__ value of 'epoch' must be a string, found a number"});
   }
   SECTION("invalid UTF-8 in a tensor name") {
-    const auto p = write_temp("utf8.safetensors", file_of("{\"w\xFF\":{}}", ""));
-    require_format_error([&] { read_safetensors(p); }, {p, "expected valid UTF-8 in a string"});
+    const auto p = write_temp("utf8.safetensors", safetensors_file("{\"w\xFF\":{}}", ""));
+    require_format_error([&] { read_safetensors(p); }, {p, "ill-formed UTF-8"});
   }
 }
 

@@ -9,7 +9,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -200,4 +202,32 @@ TEST_CASE("snapshot: restores parameters, state and step count by name into anot
   CHECK(u.step_count() == 1);
   CHECK(everything(u) == everything(a));
   CHECK(train_step_once(u) == Approx(train_step_once(a)).epsilon(1e-6));
+}
+
+TEST_CASE("checkpoint: NaN or inf weights are refused by default, naming the tensor and how many") {
+  step_type s(kiln::adam{}, 1);
+  auto tensors = kiln::train::checkpoint_tensors(s);
+  auto w = kiln::io::values_f32(tensors.at("fc1.weight"));
+  w[0] = std::numeric_limits<float>::quiet_NaN();
+  w[7] = -std::numeric_limits<float>::infinity();
+  tensors["fc1.weight"] = kiln::io::make_f32({6, 5}, w);
+  require_rejected(tensors, {}, {"tensor 'fc1.weight' holds 2 non-finite values (NaN or inf) of 30",
+                                 "load_options{.allow_non_finite = true}"});
+
+  // allowed: loaded as written, with the same words as a warning
+  const std::string path = kiln_test::temp_dir() + "/nan.safetensors";
+  kiln::io::write_safetensors(path, tensors);
+  step_type t(kiln::adam{}, 2);
+  const auto r = kiln::train::load_checkpoint(t, path, {.allow_non_finite = true});
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].find("tensor 'fc1.weight' holds 2 non-finite values") != std::string::npos);
+  CHECK(std::isnan(t.param("fc1.weight")[0]));
+  CHECK(std::isinf(t.param("fc1.weight")[7]));
+}
+
+TEST_CASE("checkpoint: an unknown tensor's name is shown with its control bytes escaped") {
+  step_type s(kiln::adam{}, 1);
+  auto tensors = kiln::train::checkpoint_tensors(s);
+  tensors[std::string("fc1.weight\0.evil", 16)] = kiln::io::make_f32({1}, std::vector<float>{1.0f});
+  require_rejected(tensors, {}, {"tensor 'fc1.weight\\x00.evil' is not a parameter"});
 }

@@ -320,7 +320,7 @@ struct executor {
         const long src_cols = resolve(P.g.nodes[src].shape.cols, c.batch);
         return matrix_view{c.buf[src], 1, src_cols};  // (i, k) of srcᵀ is src[k, i]
       } else {
-        static_assert(ops::class_of(nd.kind) != op_class::immediate, "kiln cpu: a contraction operand must be a tensor");
+        static_assert(P.materialized[Id], "kiln cpu: a contraction operand must have a buffer");
         return matrix_view{c.buf[Id], resolve(nd.shape.cols, c.batch), 1};
       }
     }

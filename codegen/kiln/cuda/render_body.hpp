@@ -53,14 +53,15 @@ inline std::string immediate_text(const node& n, const std::string& c) {
   }
 }
 
-// How a kernel reads node `id` (materialized, or an immediate) at row r, column c of its domain.
+// How a kernel reads node `id` (materialized, or an immediate) at row r, column c of its domain. An immediate
+// with a buffer (a contraction operand) is written there by its own kernel, like any materialized node.
 using access_fn = std::function<std::string(int id, const std::string& r, const std::string& c)>;
 
 // Reads straight from the node's global buffer, with batch rows indexed by r.
 inline access_fn global_access(const plan& p, std::set<int>& used) {
   return [&p, &used](int id, const std::string& r, const std::string& c) {
     const node& n = p.at(id);
-    if (ops::class_of(n.kind) == op_class::immediate) return immediate_text(n, c);
+    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, c);
     const int b = buffer_of(p, id);
     used.insert(b);
     return buffer_name(b) + "[" + index_text(n.shape, r, c) + "]";

@@ -51,7 +51,7 @@ struct kernel_buffers {
 inline kernel_buffers buffers_of(const plan& p, const kernel& kr, const kernel_body& body) {
   kernel_buffers kb;
   auto read = [&](int id) {
-    if (ops::class_of(p.at(id).kind) != op_class::immediate) kb.reads.insert(buffer_of(p, id));
+    if (ops::class_of(p.at(id).kind) != op_class::immediate || p.materialized[id]) kb.reads.insert(buffer_of(p, id));
   };
   for (int id : body.nodes) {
     const node& n = p.at(id);
@@ -356,7 +356,7 @@ struct rows_access {
   std::string tile_name(int id) const { return std::string("S") + std::to_string(id); }
   std::string load(int id, const std::string& r, const std::string& c) const {
     const node& n = p.at(id);
-    if (ops::class_of(n.kind) == op_class::immediate) return immediate_text(n, c);
+    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, c);
     if (n.shape.rows == batch && w.slot_of(id)) return tile_name(id) + "[" + index_text(n.shape, r, c) + "]";
     const int b = buffer_of(p, id);
     used.insert(b);

@@ -1,5 +1,8 @@
 #pragma once
 // Numeric CSV tables: every cell a finite number, one optional header line, one optional label column.
+// Numbers round to the nearest float: below the smallest subnormal that is (signed) zero, as in any float
+// arithmetic; beyond the largest float it is an error. Binary input (a known magic such as gzip's, or a NUL on
+// line 1) is refused as not CSV text.
 //
 // Accepted: separator ',' (configurable), LF or CRLF line ends, a final line with or without a newline, blank
 // lines anywhere (skipped), spaces/tabs around cells, cells wrapped in double quotes ("" inside quotes is a
@@ -7,7 +10,9 @@
 // Errors are kiln::format_error of the form  'file' line L, column C (name): what was expected, what was found
 // (line and column are 1-based; the column counts cells, not characters).
 #include <kiln/core/error.hpp>
-#include <kiln/io/atomic_file.hpp>
+#include <kiln/io/file_type.hpp>
+#include <kiln/io/mapped_file.hpp>
+#include <kiln/io/printable.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -19,7 +24,9 @@
 
 namespace kiln::data {
 
-enum class csv_header { automatic, present, absent };  // automatic: a first row with a non-number is a header
+// automatic: the first row is a header when one of its cells holds a name (non-empty and not a number; nan and
+// inf count as numbers), so a data row with a missing value is reported, never dropped as a header.
+enum class csv_header { automatic, present, absent };
 
 // Which column holds the label (removed from the features).
 struct csv_label {
@@ -50,6 +57,7 @@ struct csv_table {
   std::string label_name;              // from the header; empty without one
   std::vector<float> labels;           // one per row when has_labels
   std::vector<std::size_t> row_lines;  // 1-based line number of each row, for later messages
+  std::string header_note;             // whether line 1 was taken as a header and why, for a run's summary
 };
 
 namespace csv_detail {
@@ -62,19 +70,19 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
+// A cell for a message: quoted, control bytes escaped (a NUL would end what() early), long cells cut.
 inline std::string shown(std::string_view cell) {
   constexpr std::size_t max_shown = 40;
-  if (cell.size() <= max_shown) return std::string("'") + std::string(cell) + "'";
-  return std::string("'") + std::string(cell.substr(0, max_shown)) + "...' (" + std::to_string(cell.size()) +
-         " characters)";
+  if (cell.size() <= max_shown) return io::quote_text(cell);
+  return "'" + io::printable(cell.substr(0, max_shown)) + "...' (" + std::to_string(cell.size()) + " characters)";
 }
 
 struct cursor {
   const std::string& file;
   std::size_t line;
   std::string at(std::size_t column, std::string_view column_name = {}) const {
-    std::string s = "'" + file + "' line " + std::to_string(line) + ", column " + std::to_string(column);
-    if (!column_name.empty()) s += std::string(" (") + std::string(column_name) + ")";
+    std::string s = io::quote_text(file) + " line " + std::to_string(line) + ", column " + std::to_string(column);
+    if (!column_name.empty()) s += " (" + io::printable(column_name) + ")";
     return s + ": ";
   }
 };
@@ -119,8 +127,35 @@ inline std::vector<std::string> split(std::string_view line, char sep, const cur
   return cells;
 }
 
-// Parses a whole cell as a finite float; false when it is not one (the caller words the message).
-inline bool parse_number(std::string_view cell, float& out) {
+// For a decimal literal that from_chars found out of range even as a double: true when it is tiny (its leading
+// significant digit sits below the decimal point), false when it is huge. Only the digits' positions matter.
+inline bool is_tiny_literal(std::string_view s) {
+  if (!s.empty() && (s.front() == '-' || s.front() == '+')) s.remove_prefix(1);
+  auto digit = [&](std::size_t k) { return k < s.size() && s[k] >= '0' && s[k] <= '9'; };
+  long long lead = 0;  // decimal order of the first non-zero digit, before the exponent
+  bool found = false;
+  std::size_t i = 0;
+  for (long long significant = 0; digit(i); ++i)
+    if (found || s[i] != '0') found = true, lead = significant++;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    for (long long k = 1; digit(i); ++i, ++k)
+      if (!found && s[i] != '0') found = true, lead = -k;
+  }
+  long long exp = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    const bool negative = i + 1 < s.size() && s[i + 1] == '-';
+    i += i + 1 < s.size() && (s[i + 1] == '-' || s[i + 1] == '+') ? 2 : 1;
+    for (; digit(i); ++i) exp = std::min<long long>(exp * 10 + (s[i] - '0'), 1'000'000'000);  // only its sign matters
+    if (negative) exp = -exp;
+  }
+  return lead + exp < 0;
+}
+
+// Parses a whole cell as a float, rounding to the nearest float: values below the smallest subnormal round to
+// (signed) zero as in any float arithmetic, values beyond the largest float fail. `finite` = false also
+// fails on nan and inf. False when it is not a number (the caller words the message).
+inline bool parse_float(std::string_view cell, float& out, bool finite = true) {
   if (!cell.empty() && cell.front() == '+') {  // from_chars rejects '+'; accept one, not "++1" or "+-1"
     cell.remove_prefix(1);
     if (!cell.empty() && (cell.front() == '+' || cell.front() == '-')) return false;
@@ -128,17 +163,40 @@ inline bool parse_number(std::string_view cell, float& out) {
   if (cell.empty()) return false;
   const char* end = cell.data() + cell.size();
   auto [ptr, ec] = std::from_chars(cell.data(), end, out, std::chars_format::general);
-  return ec == std::errc() && ptr == end && std::isfinite(out);
+  if (ec == std::errc::result_out_of_range && ptr == end) {
+    // Out of float range: a double may still hold it (1e-40 rounds to a float subnormal, 1e39 to inf);
+    // below even a double's range only the sign of the order of magnitude is left to decide.
+    double d;
+    const auto [dptr, dec] = std::from_chars(cell.data(), end, d, std::chars_format::general);
+    if (dec == std::errc()) out = static_cast<float>(d);
+    else if (is_tiny_literal(cell)) out = cell.front() == '-' ? -0.0f : 0.0f;
+    else return false;
+    ec = std::errc();
+  }
+  return ec == std::errc() && ptr == end && (!finite || std::isfinite(out));
+}
+inline bool parse_number(std::string_view cell, float& out) { return parse_float(cell, out); }
+
+// For guessing a header: nan, inf and numbers beyond the float range are numbers too (a data row may hold them,
+// and the error is then reported on that row instead of the row vanishing into a header).
+inline bool looks_numeric(std::string_view cell) {
+  float ignored;
+  if (parse_float(cell, ignored, false)) return true;
+  if (!cell.empty() && (cell.front() == '+' || cell.front() == '-')) cell.remove_prefix(1);
+  if (cell.empty()) return false;
+  double d;
+  const auto [ptr, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), d, std::chars_format::general);
+  return ptr == cell.data() + cell.size() && ec == std::errc::result_out_of_range;
 }
 
 inline std::string why_not_number(std::string_view cell) {
   if (cell.empty()) return "expected a number, found an empty cell";
   float v;
-  std::string_view body = cell.front() == '+' ? cell.substr(1) : cell;
-  auto [ptr, ec] = std::from_chars(body.data(), body.data() + body.size(), v, std::chars_format::general);
-  if (ec == std::errc::result_out_of_range) return std::string("number ") + shown(cell) + " is outside the float range";
-  if (ec == std::errc() && ptr == body.data() + body.size() && !std::isfinite(v))
+  const std::string_view body = cell.front() == '+' ? cell.substr(1) : cell;
+  const auto [ptr, ec] = std::from_chars(body.data(), body.data() + body.size(), v, std::chars_format::general);
+  if (ec == std::errc() && ptr == body.data() + body.size() && !std::isfinite(v))  // nan, inf as written
     return std::string("expected a finite number, found ") + shown(cell);
+  if (looks_numeric(cell)) return std::string("number ") + shown(cell) + " is outside the float range";
   return std::string("expected a number, found ") + shown(cell);
 }
 
@@ -150,6 +208,13 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
   if (opt.separator == '"' || opt.separator == '\n' || is_blank(opt.separator))
     throw error(std::string("read_csv: separator '") + std::string(1, opt.separator) +
                 "' cannot be used (it is a quote or blank)");
+  // Binary input would otherwise fail on some later symptom ("a header but no data rows" for a gzip file).
+  if (auto msg = io::wrong_type_message(text, io::quote_text(name), "CSV text"); !msg.empty()) throw format_error(msg);
+  const std::string_view head = text.substr(0, 4096);  // bounded: a file of NULs has no line end to find
+  const std::string_view first_line_text = head.substr(0, head.find('\n'));
+  if (const auto nul = first_line_text.find('\0'); nul != std::string_view::npos)
+    throw format_error(io::quote_text(name) + ": binary data, not CSV text (a NUL byte at byte " + std::to_string(nul) +
+                       " of line 1)");
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
   csv_table t;
@@ -172,37 +237,47 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
       expected_columns = cells.size();
       bool header = opt.header == csv_header::present;
       if (opt.header == csv_header::automatic) {
-        float ignored;
-        for (const auto& c : cells) header = header || !parse_number(c, ignored);
+        // A header needs a cell that is there and is not a number: an empty cell or a nan is a data row's
+        // missing value, which the row check below reports, not a reason to drop the row as a header.
+        std::size_t named = 0;
+        while (named < cells.size() && (cells[named].empty() || looks_numeric(cells[named]))) ++named;
+        header = named < cells.size();
+        t.header_note = header ? "line " + std::to_string(line_no) + " read as a header (automatic: cell " +
+                                     std::to_string(named + 1) + " " + shown(cells[named]) + " is not a number)"
+                               : "line " + std::to_string(line_no) +
+                                     " read as data (automatic: no cell holds a name, so there is no header)";
+      } else {
+        t.header_note = header ? "line " + std::to_string(line_no) + " read as a header (csv_header::present)"
+                               : "no header (csv_header::absent)";
       }
       std::size_t label = expected_columns;  // "none"
       const auto& lab = opt.label;
       if (lab.how == csv_label::by::index) {
         const long n = static_cast<long>(expected_columns);
         if (lab.index >= n || lab.index < -n)
-          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column index " +
+          throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": label column index " +
                              std::to_string(lab.index) + " requested, but the table has " + std::to_string(n) +
                              " columns");
         label = static_cast<std::size_t>(lab.index < 0 ? lab.index + n : lab.index);
       } else if (lab.how == csv_label::by::name) {
         if (!header)
-          throw format_error("'" + name + "': label column '" + lab.name +
-                             "' requested by name, but the file has no header (line " + std::to_string(line_no) +
+          throw format_error(io::quote_text(name) + ": label column " + io::quote_text(lab.name) +
+                             " requested by name, but the file has no header (line " + std::to_string(line_no) +
                              " is all numbers)");
         std::string all;
         for (std::size_t c = 0; c < cells.size(); ++c) {
           if (c) all += ", ";
-          all += cells[c];
+          all += io::printable(cells[c]);
           if (cells[c] != lab.name) continue;
           if (label != expected_columns)
-            throw format_error("'" + name + "' line " + std::to_string(line_no) + ": label column name '" + lab.name +
-                               "' is ambiguous: columns " + std::to_string(label + 1) + " and " +
-                               std::to_string(c + 1) + " both have it");
+            throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": label column name " +
+                               io::quote_text(lab.name) + " is ambiguous: columns " + std::to_string(label + 1) +
+                               " and " + std::to_string(c + 1) + " both have it");
           label = c;
         }
         if (label == expected_columns)
-          throw format_error("'" + name + "' line " + std::to_string(line_no) + ": no column named '" + lab.name +
-                             "' for the label; the header has: " + all);
+          throw format_error(io::quote_text(name) + " line " + std::to_string(line_no) + ": no column named " +
+                             io::quote_text(lab.name) + " for the label; the header has: " + all);
       }
       t.has_labels = label != expected_columns;
       t.label_column = label;
@@ -238,20 +313,22 @@ inline csv_table read_csv_bytes(std::string_view text, const std::string& name, 
     t.row_lines.push_back(line_no);
     ++t.rows;
   }
-  if (first_line == 0) throw format_error("'" + name + "': empty CSV file: no header and no data rows");
+  if (first_line == 0) throw format_error(io::quote_text(name) + ": empty CSV file: no header and no data rows");
   if (t.rows == 0)
-    throw format_error("'" + name + "': CSV file has a header on line " + std::to_string(first_line) +
+    throw format_error(io::quote_text(name) + ": CSV file has a header on line " + std::to_string(first_line) +
                        " but no data rows");
   return t;
 }
 
 inline csv_table read_csv(const std::string& path, const csv_options& opt = {}) {
-  return read_csv_bytes(io::read_file(path), path, opt);
+  const io::mapped_file file(path);
+  return read_csv_bytes(file.bytes(), path, opt);
 }
 
 // The label column as class indices: every label must be an integer in [0, num_classes).
 inline std::vector<std::int32_t> class_labels(const csv_table& t, int num_classes) {
-  if (!t.has_labels) throw error("'" + t.source + "': class_labels: the table was read without a label column");
+  if (!t.has_labels)
+    throw error(io::quote_text(t.source) + ": class_labels: the table was read without a label column");
   if (num_classes < 1)
     throw error(std::string("class_labels: num_classes must be at least 1, got ") + std::to_string(num_classes));
   std::vector<std::int32_t> out(t.labels.size());

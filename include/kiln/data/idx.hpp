@@ -10,7 +10,9 @@
 // Every violation is a kiln::format_error that names the file and the numbers involved.
 #include <kiln/core/error.hpp>
 #include <kiln/io/atomic_file.hpp>
+#include <kiln/io/file_type.hpp>
 #include <kiln/io/gzip.hpp>
+#include <kiln/io/mapped_file.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -130,15 +132,23 @@ class source {
     pos_ += got;
     return got;
   }
+  // Plain: the next n bytes where they lie (no copy). Only for plain sources.
+  std::string_view take_plain(std::size_t n) {
+    const std::string_view out = plain_.substr(pos_, n);
+    pos_ += out.size();
+    return out;
+  }
   // Plain: exact count of the bytes not yet read. Gzip: unknown until inflated (returns SIZE_MAX).
   std::size_t remaining_if_known() const { return gz_ ? SIZE_MAX : plain_.size() - pos_; }
-  std::uint64_t count_rest() {
-    if (gz_) return gz_->drain();
-    const std::size_t rest = plain_.size() - pos_;
-    pos_ = plain_.size();
-    return rest;
+  // How many bytes follow, counting at most `limit` of them: a gzip stream is inflated no further than that,
+  // so a small file that inflates to gigabytes of trailing data costs no more than a valid one.
+  std::uint64_t count_rest(std::size_t limit) {
+    if (!gz_) return plain_.size() - pos_;
+    char sink[4096];
+    std::uint64_t total = 0;
+    for (std::size_t got; total < limit && (got = read(sink, std::min(sizeof sink, limit - total))) > 0;) total += got;
+    return total;
   }
-  std::uint64_t compressed_size() const { return plain_.size(); }
 
  private:
   std::string_view plain_;
@@ -151,7 +161,7 @@ class source {
 // Parses IDX bytes (plain, or gzip detected by the magic 1f 8b); `name` is used in error messages.
 inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name) {
   using namespace idx_detail;
-  const std::string where = "'" + name + "'";
+  const std::string where = io::quote_text(name);
   source in(bytes, name);
   const std::string form = in.compressed() ? " (after gzip decompression)" : "";
 
@@ -160,9 +170,12 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
   if (got_magic < 4)
     throw format_error(where + ": too short for an IDX header: 4 magic bytes expected, " + std::to_string(got_magic) +
                        " found" + form);
-  if (magic[0] != 0 || magic[1] != 0)
+  if (magic[0] != 0 || magic[1] != 0) {
+    const std::string_view head = in.compressed() ? std::string_view(reinterpret_cast<const char*>(magic), 4) : bytes;
+    if (auto msg = io::wrong_type_message(head, where, "an IDX file"); !msg.empty()) throw format_error(msg);
     throw format_error(where + ": not an IDX file: the magic must start with 0x00 0x00, found " + hex2(magic[0]) + " " +
                        hex2(magic[1]));
+  }
   if (!is_idx_type(magic[2]))
     throw format_error(where + ": unknown IDX element type " + hex2(magic[2]) +
                        " (expected 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32 or 0x0E f64)");
@@ -197,31 +210,46 @@ inline idx_array read_idx_bytes(std::string_view bytes, const std::string& name)
   const std::string expected = std::to_string(payload) + " payload bytes (dimensions " + dims_text(out.dims) + " of " +
                                idx_type_name(out.type) + ", " + std::to_string(esize) +
                                (esize == 1 ? " byte each)" : " bytes each)");
-  // A plain file's size is known: check it before allocating. A gzip stream can produce at most
-  // max_inflate_ratio × its size, which bounds what a lying header can make us reserve.
-  const std::size_t known = in.remaining_if_known();
-  if (known != SIZE_MAX && known < payload)
-    throw format_error(where + ": IDX payload truncated: expected " + expected + ", found " + std::to_string(known));
-  const std::uint64_t can_produce = in.compressed_size() * io::max_inflate_ratio;
-  out.data.resize(static_cast<std::size_t>(std::min<std::uint64_t>(payload, can_produce)));
-  std::size_t have = in.read(out.data.data(), out.data.size());
-  while (have == out.data.size() && have < payload) {
-    out.data.resize(
-        static_cast<std::size_t>(std::min<std::uint64_t>(payload, 2 * static_cast<std::uint64_t>(have) + 4096)));
-    have += in.read(out.data.data() + have, out.data.size() - have);
+  if (!in.compressed()) {  // the size is known: check it before allocating, then copy from where the bytes lie
+    const std::size_t known = in.remaining_if_known();
+    if (known < payload)
+      throw format_error(where + ": IDX payload truncated: expected " + expected + ", found " + std::to_string(known));
+    if (known > payload)
+      throw format_error(where + ": " + std::to_string(known - payload) + " trailing bytes after the IDX payload of " +
+                         expected);
+    const std::string_view body = in.take_plain(static_cast<std::size_t>(payload));
+    out.data.assign(body.begin(), body.end());
+  } else {
+    // A gzip header can claim any size: the buffer grows with the data that actually arrives (doubling, capped
+    // at the claim), so memory stays within twice what the stream really holds, never what it claims.
+    std::size_t have = 0;
+    for (;;) {
+      const std::size_t want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(payload, std::max<std::uint64_t>(2 * static_cast<std::uint64_t>(have), 1 << 16)));
+      out.data.resize(want);
+      const std::size_t got = in.read(out.data.data() + have, want - have);
+      have += got;
+      if (have < want || have == payload) break;
+    }
+    out.data.resize(have);
+    if (have < payload)
+      throw format_error(where + ": IDX payload truncated: expected " + expected + ", found " + std::to_string(have) +
+                         form);
+    // Trailing data is an error whatever its size: count a bounded amount of it, never inflate it all.
+    constexpr std::size_t counted = 1 << 16;
+    if (const std::uint64_t extra = in.count_rest(counted); extra != 0)
+      throw format_error(where + ": " +
+                         (extra >= counted ? "more than " + std::to_string(counted - 1) : std::to_string(extra)) +
+                         " trailing bytes after the IDX payload of " + expected + form);
   }
-  if (have < payload)
-    throw format_error(where + ": IDX payload truncated: expected " + expected + ", found " + std::to_string(have) +
-                       form);
-  const std::uint64_t extra = in.count_rest();
-  if (extra != 0)
-    throw format_error(where + ": " + std::to_string(extra) + " trailing bytes after the IDX payload of " + expected +
-                       form);
   big_endian_to_host(out.data, esize);
   return out;
 }
 
-inline idx_array read_idx(const std::string& path) { return read_idx_bytes(io::read_file(path), path); }
+inline idx_array read_idx(const std::string& path) {
+  const io::mapped_file file(path);
+  return read_idx_bytes(file.bytes(), path);
+}
 
 // Plain (uncompressed) IDX bytes for `a`; read_idx_bytes(serialize_idx(a)) reproduces `a`.
 inline std::string serialize_idx(const idx_array& a) {

@@ -3,6 +3,7 @@
 // header before deciding how many bytes to accept. Concatenated gzip members are read as one stream (as gzip(1)
 // does); bytes after the last member that do not start a new member are reported as trailing garbage.
 #include <kiln/core/error.hpp>
+#include <kiln/io/printable.hpp>
 
 #include <algorithm>
 #include <climits>
@@ -20,10 +21,6 @@ inline bool is_gzip(std::string_view bytes) {
          static_cast<unsigned char>(bytes[1]) == 0x8b;
 }
 
-// Deflate expands at most about 1032:1 (a 258-byte match coded in 2 bits); used to bound reservations so
-// that a header that lies about its size cannot make a reader allocate more than the input can produce.
-inline constexpr std::uint64_t max_inflate_ratio = 1032;
-
 // Pulls decompressed bytes on demand. Errors are format_error naming `name` (the file).
 class gzip_reader {
  public:
@@ -32,7 +29,7 @@ class gzip_reader {
     zs_.zfree = Z_NULL;
     zs_.opaque = Z_NULL;
     // windowBits 15 + 16: accept only a gzip wrapper (no zlib or raw deflate), check its CRC-32 and length.
-    if (inflateInit2(&zs_, 15 + 16) != Z_OK) throw error("'" + name_ + "': zlib inflateInit2 failed");
+    if (inflateInit2(&zs_, 15 + 16) != Z_OK) throw error(quote_text(name_) + ": zlib inflateInit2 failed");
   }
   gzip_reader(const gzip_reader&) = delete;
   gzip_reader& operator=(const gzip_reader&) = delete;
@@ -52,27 +49,19 @@ class gzip_reader {
       if (rc == Z_STREAM_END) {
         next_member();
       } else if (rc == Z_NEED_DICT || rc == Z_DATA_ERROR) {
-        throw format_error("'" + name_ + "': corrupt gzip stream at compressed byte " +
+        throw format_error(quote_text(name_) + ": corrupt gzip stream at compressed byte " +
                            std::to_string(consumed_ - zs_.avail_in) + ": " + (zs_.msg ? zs_.msg : "invalid data"));
       } else if (rc == Z_MEM_ERROR) {
-        throw error("'" + name_ + "': out of memory while inflating the gzip stream");
+        throw error(quote_text(name_) + ": out of memory while inflating the gzip stream");
       } else if (rc == Z_BUF_ERROR ||
                  (rc == Z_OK && zs_.avail_in == 0 && consumed_ == input_.size() && zs_.avail_out != 0)) {
         // No progress possible: the input ended inside a member (its end marker and CRC never came).
-        throw format_error("'" + name_ + "': gzip stream truncated: the " + std::to_string(input_.size()) +
+        throw format_error(quote_text(name_) + ": gzip stream truncated: the " + std::to_string(input_.size()) +
                            " compressed bytes end before the end of the gzip member");
       }
     }
     total_out_ += produced;
     return produced;
-  }
-
-  // Reads and discards everything left; returns how many decompressed bytes that was.
-  std::uint64_t drain() {
-    char sink[1 << 14];
-    std::uint64_t total = 0;
-    for (std::size_t got; (got = read(sink, sizeof sink)) > 0;) total += got;
-    return total;
   }
 
   std::uint64_t bytes_out() const { return total_out_; }
@@ -94,7 +83,7 @@ class gzip_reader {
     } else if (is_gzip(rest)) {
       inflateReset(&zs_);
     } else {
-      throw format_error("'" + name_ + "': " + std::to_string(rest.size()) +
+      throw format_error(quote_text(name_) + ": " + std::to_string(rest.size()) +
                          " bytes of trailing garbage after the gzip stream (at compressed byte " + std::to_string(pos) +
                          ")");
     }

@@ -1,5 +1,7 @@
 #pragma once
-// A small strict JSON (RFC 8259) parser and string quoting, enough for file headers such as safetensors'.
+// JSON values as a small tree (for short texts such as the benchmark peers' result lines), UTF-8 checks and
+// string quoting. Parsing is nlohmann-json's (RFC 8259, strict); the safetensors header does not build a tree
+// at all but reads nlohmann's SAX events directly (safetensors_header.hpp).
 //
 // Strict: one value surrounded only by whitespace; no comments, trailing commas, single quotes, NaN, leading
 // zeros or '+'; strings must be valid UTF-8 with no raw control characters, escapes must be the JSON ones and
@@ -7,6 +9,9 @@
 // what a duplicate means). Numbers keep their text so that 64-bit integers survive exactly. Nesting is
 // limited (json_max_depth) so hostile input cannot exhaust the stack.
 #include <kiln/core/error.hpp>
+#include <kiln/io/printable.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -88,253 +93,91 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
-class parser {
- public:
-  parser(std::string_view s, const std::string& name, std::size_t base) : s_(s), name_(name), base_(base) {}
+// nlohmann's parse error as kiln's: "'file': JSON syntax error at byte N: <what>". nlohmann's text is
+// "[json.exception.parse_error.101] parse error at line L, column C: <what>"; the byte position in the file
+// (`base` is where the text starts in it) says more than a line number in a one-line header. `position`
+// counts the characters read, the offending one included.
+[[noreturn]] inline void throw_syntax_error(const std::string& name, std::size_t base, std::size_t position,
+                                            const nlohmann::detail::exception& ex) {
+  std::string what = ex.what();
+  if (const auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
+  const std::size_t at = base + (position > 0 ? position - 1 : 0);
+  throw format_error(quote_text(name) + ": JSON syntax error at byte " + std::to_string(at) + ": " + printable(what));
+}
 
-  json_value document() {
-    skip_ws();
-    json_value v = value(0);
-    skip_ws();
-    if (i_ != s_.size()) fail("expected the end of the JSON text");
-    return v;
+// nlohmann-json's SAX events → a json_value tree. Keeping numbers as text needs the events: nlohmann's own
+// DOM would round a 64-bit integer written as a float literal and lose the literal.
+class tree_builder {
+  using json = nlohmann::json;
+
+ public:
+  tree_builder(const std::string& name, std::size_t base) : name_(name), base_(base) {}
+  json_value take() { return std::move(root_); }
+
+  bool null() { return add(json_value{}); }
+  bool boolean(bool b) {
+    json_value v;
+    v.type = json_value::kind::boolean;
+    v.boolean = b;
+    return add(std::move(v));
+  }
+  bool number_integer(json::number_integer_t n) { return number(std::to_string(n)); }
+  bool number_unsigned(json::number_unsigned_t n) { return number(std::to_string(n)); }
+  bool number_float(json::number_float_t, const json::string_t& text) { return number(text); }
+  bool string(json::string_t& s) {
+    json_value v;
+    v.type = json_value::kind::string;
+    v.text = std::move(s);
+    return add(std::move(v));
+  }
+  bool binary(json::binary_t&) { return false; }  // JSON text has none
+  bool start_object(std::size_t) { return open(json_value::kind::object); }
+  bool start_array(std::size_t) { return open(json_value::kind::array); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(json::string_t& k) {
+    stack_.back()->members.push_back({std::move(k), {}});
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
+    throw_syntax_error(name_, base_, position, ex);
   }
 
  private:
-  [[noreturn]] void fail(const std::string& expected) const {
-    std::string found;
-    if (i_ >= s_.size()) {
-      found = "the end of the text";
-    } else {
-      const auto c = static_cast<unsigned char>(s_[i_]);
-      if (c >= 0x20 && c < 0x7f) found = std::string("'") + static_cast<char>(c) + "'";
-      else found = std::string("byte ") + std::to_string(c);
+  bool number(std::string text) {
+    json_value v;
+    v.type = json_value::kind::number;
+    v.text = std::move(text);
+    return add(std::move(v));
+  }
+  // Where the next value goes: the root, the open array, or the member whose key came last.
+  json_value* add(json_value v) {
+    json_value* slot = &root_;
+    if (!stack_.empty()) {
+      json_value& top = *stack_.back();
+      slot = top.is(json_value::kind::array) ? &top.items.emplace_back() : &top.members.back().value;
     }
-    throw format_error("'" + name_ + "': JSON syntax error at byte " + std::to_string(base_ + i_) + ": " + expected +
-                       "; found " + found);
+    *slot = std::move(v);
+    return slot;
   }
-
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  bool open(json_value::kind k) {
+    if (stack_.size() == json_max_depth)
+      throw format_error(quote_text(name_) + ": JSON syntax error: expected nesting no deeper than " +
+                         std::to_string(json_max_depth) + " levels");
+    json_value v;
+    v.type = k;
+    stack_.push_back(add(std::move(v)));  // the parent's vectors do not grow while a child is open
+    return true;
   }
-  bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
-  void expect(char c) {
-    if (!peek(c)) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  bool literal(std::string_view word) {
-    if (s_.substr(i_, word.size()) != word) return false;
-    i_ += word.size();
+  bool close() {
+    stack_.pop_back();
     return true;
   }
 
-  json_value value(int depth) {
-    if (depth > json_max_depth)
-      fail(std::string("expected nesting no deeper than ") + std::to_string(json_max_depth) + " levels");
-    json_value v;
-    if (i_ >= s_.size()) fail("expected a value");
-    const char c = s_[i_];
-    if (c == '{') {
-      v.type = json_value::kind::object;
-      ++i_;
-      skip_ws();
-      if (peek('}')) {
-        ++i_;
-        return v;
-      }
-      for (;;) {
-        skip_ws();
-        if (!peek('"')) fail("expected a '\"' to start a member name");
-        std::string key = string();
-        skip_ws();
-        expect(':');
-        skip_ws();
-        v.members.push_back(json_member{std::move(key), value(depth + 1)});
-        skip_ws();
-        if (peek(',')) {
-          ++i_;
-          continue;
-        }
-        if (peek('}')) {
-          ++i_;
-          return v;
-        }
-        fail("expected ',' or '}' in an object");
-      }
-    }
-    if (c == '[') {
-      v.type = json_value::kind::array;
-      ++i_;
-      skip_ws();
-      if (peek(']')) {
-        ++i_;
-        return v;
-      }
-      for (;;) {
-        skip_ws();
-        v.items.push_back(value(depth + 1));
-        skip_ws();
-        if (peek(',')) {
-          ++i_;
-          continue;
-        }
-        if (peek(']')) {
-          ++i_;
-          return v;
-        }
-        fail("expected ',' or ']' in an array");
-      }
-    }
-    if (c == '"') {
-      v.type = json_value::kind::string;
-      v.text = string();
-      return v;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      v.type = json_value::kind::number;
-      v.text = number();
-      return v;
-    }
-    if (literal("true")) {
-      v.type = json_value::kind::boolean;
-      v.boolean = true;
-      return v;
-    }
-    if (literal("false")) {
-      v.type = json_value::kind::boolean;
-      return v;
-    }
-    if (literal("null")) return v;
-    fail("expected a value (object, array, string, number, true, false or null)");
-  }
-
-  // number = [-] (0 | [1-9][0-9]*) [. [0-9]+] [(e|E) [+|-] [0-9]+]
-  std::string number() {
-    const std::size_t start = i_;
-    auto digits = [&] {
-      const std::size_t from = i_;
-      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-      return i_ - from;
-    };
-    if (peek('-')) ++i_;
-    if (peek('0')) {
-      ++i_;
-      if (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') fail("expected no leading zeros in a number");
-    } else if (digits() == 0) {
-      fail("expected a digit");
-    }
-    if (peek('.')) {
-      ++i_;
-      if (digits() == 0) fail("expected a digit after the decimal point");
-    }
-    if (peek('e') || peek('E')) {
-      ++i_;
-      if (peek('+') || peek('-')) ++i_;
-      if (digits() == 0) fail("expected a digit in the exponent");
-    }
-    return std::string(s_.substr(start, i_ - start));
-  }
-
-  unsigned hex4() {
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      if (i_ >= s_.size()) fail("expected 4 hex digits after \\u");
-      const char c = s_[i_];
-      unsigned d;
-      if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') d = static_cast<unsigned>(c - 'A' + 10);
-      else fail("expected 4 hex digits after \\u");
-      v = v * 16 + d;
-      ++i_;
-    }
-    return v;
-  }
-
-  static void put_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  std::string string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (i_ >= s_.size()) fail("expected a closing '\"'");
-      const auto c = static_cast<unsigned char>(s_[i_]);
-      if (c == '"') {
-        ++i_;
-        return out;
-      }
-      if (c < 0x20) fail("expected an escape sequence for a control character in a string");
-      if (c >= 0x80) {
-        const std::size_t len = utf8_sequence_length(s_, i_);
-        if (len == 0) fail("expected valid UTF-8 in a string");
-        out.append(s_.substr(i_, len));
-        i_ += len;
-        continue;
-      }
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        ++i_;
-        continue;
-      }
-      ++i_;
-      if (i_ >= s_.size()) fail("expected an escape character after '\\'");
-      const char e = s_[i_++];
-      switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF)
-            fail(std::string("expected a high surrogate (D800-DBFF) before the low surrogate \\u") + hex_of(cp));
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // a pair encodes 0x10000 + (hi - 0xD800) * 0x400 + (lo - 0xDC00)
-            if (!literal("\\u"))
-              fail(std::string("expected a \\u low surrogate after the high surrogate \\u") + hex_of(cp));
-            const unsigned lo = hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF)
-              fail(std::string("expected a low surrogate (DC00-DFFF) after \\u") + hex_of(cp));
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default: --i_; fail("expected one of the escapes \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u");
-      }
-    }
-  }
-
-  static std::string hex_of(unsigned v) {
-    const char* digits = "0123456789ABCDEF";
-    std::string s(4, '0');
-    for (int k = 3; k >= 0; --k, v >>= 4) s[static_cast<std::size_t>(k)] = digits[v & 15];
-    return s;
-  }
-
-  std::string_view s_;
   const std::string& name_;
-  std::size_t base_;  // added to positions in messages (where the text starts inside its file)
-  std::size_t i_ = 0;
+  std::size_t base_;
+  json_value root_;
+  std::vector<json_value*> stack_;  // the open arrays and objects, innermost last
 };
 
 }  // namespace json_detail
@@ -351,7 +194,9 @@ inline bool is_valid_utf8(std::string_view s) {
 // Parses one JSON document; `name` (the file) is used in error messages, whose byte positions are counted
 // from `base_offset` (where `text` starts inside the file).
 inline json_value parse_json(std::string_view text, const std::string& name, std::size_t base_offset = 0) {
-  return json_detail::parser(text, name, base_offset).document();
+  json_detail::tree_builder builder(name, base_offset);
+  nlohmann::json::sax_parse(text.begin(), text.end(), &builder);  // strict: one value, then only whitespace
+  return builder.take();
 }
 
 // `s` as a JSON string literal (quotes included); control characters become escapes, other bytes pass as-is.

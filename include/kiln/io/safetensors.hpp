@@ -10,7 +10,11 @@
 // with spaces to a multiple of 8 bytes (so the data section is 8-byte aligned), and writes atomically.
 #include <kiln/core/error.hpp>
 #include <kiln/io/atomic_file.hpp>
+#include <kiln/io/file_type.hpp>
 #include <kiln/io/json.hpp>
+#include <kiln/io/mapped_file.hpp>
+#include <kiln/io/printable.hpp>
+#include <kiln/io/safetensors_header.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -27,36 +31,12 @@
 
 namespace kiln::io {
 
-struct tensor {
-  std::string dtype;                // "F32", "I64", ... (see safetensors_dtype_size)
-  std::vector<std::int64_t> shape;  // empty = scalar (one element)
-  std::vector<std::byte> bytes;     // little-endian elements, row-major
-
-  // product(shape); 1 for a scalar. Assumes a valid shape (see checked_byte_count).
-  std::uint64_t element_count() const {
-    std::uint64_t n = 1;
-    for (auto d : shape) n *= static_cast<std::uint64_t>(d);
-    return n;
-  }
-  friend bool operator==(const tensor&, const tensor&) = default;
-};
-
 struct safetensors_content {
   std::map<std::string, tensor> tensors;
   std::map<std::string, std::string> metadata;
 };
 
 inline constexpr std::uint64_t safetensors_max_header = 100ull << 20;  // 100 MiB, as the reference reader
-
-// Bytes per element of a safetensors dtype, 0 when the dtype is unknown.
-inline std::size_t safetensors_dtype_size(std::string_view dtype) {
-  static constexpr std::pair<std::string_view, std::size_t> sizes[] = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"U16", 2}, {"I16", 2}, {"F16", 2},
-      {"BF16", 2}, {"U32", 4}, {"I32", 4}, {"F32", 4},     {"U64", 8},     {"I64", 8}, {"F64", 8}};
-  for (const auto& [name, size] : sizes)
-    if (name == dtype) return size;
-  return 0;
-}
 
 // The dtype string for a C++ element type.
 template <class T>
@@ -76,35 +56,6 @@ constexpr std::string_view safetensors_dtype_of() {
 
 namespace safetensors_detail {
 
-// product(shape) × element_size into `bytes`; false when a dimension is negative or the product exceeds 2^64
-// (any zero dimension makes the product 0, however large the others are).
-inline bool checked_byte_count(const std::vector<std::int64_t>& shape, std::uint64_t element_size,
-                               std::uint64_t& bytes) {
-  std::uint64_t n = element_size;
-  bool overflow = false;
-  for (auto d : shape) {
-    if (d < 0) return false;
-    const auto u = static_cast<std::uint64_t>(d);
-    if (u == 0) {
-      bytes = 0;
-      return true;
-    }
-    if (n > UINT64_MAX / u) overflow = true;
-    n *= u;
-  }
-  bytes = n;
-  return !overflow;
-}
-
-inline std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 // Copies elements between host order and little-endian (a no-op reorder on little-endian hosts).
 inline void copy_little_endian(std::byte* dst, const std::byte* src, std::size_t count, std::size_t esize) {
   if (count == 0) return;  // empty vectors may hand out null pointers, which memcpy must not get
@@ -113,91 +64,26 @@ inline void copy_little_endian(std::byte* dst, const std::byte* src, std::size_t
     for (std::size_t i = 0; i < count; ++i) std::reverse(dst + i * esize, dst + (i + 1) * esize);
 }
 
-struct entry {
-  std::string name;
-  tensor t;
-  std::uint64_t begin = 0, end = 0;
-};
-
-// Parses one tensor description {"dtype", "shape", "data_offsets"} of the header.
-inline entry parse_entry(const std::string& file, const std::string& name, const json_value& v) {
-  const std::string where = "'" + file + "': tensor '" + name + "'";
-  if (!v.is(json_value::kind::object))
-    throw format_error(where + ": expected an object {dtype, shape, data_offsets}, found " + json_kind_name(v.type));
-  const json_value *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
-  for (const auto& [key, val] : v.members) {
-    const json_value** slot = key == "dtype"          ? &dtype
-                              : key == "shape"        ? &shape
-                              : key == "data_offsets" ? &offsets
-                                                      : nullptr;
-    if (!slot) throw format_error(where + ": unknown key '" + key + "' (expected dtype, shape, data_offsets)");
-    if (*slot) throw format_error(where + ": key '" + key + "' appears twice");
-    *slot = &val;
-  }
-  if (!dtype) throw format_error(where + ": missing key 'dtype'");
-  if (!shape) throw format_error(where + ": missing key 'shape'");
-  if (!offsets) throw format_error(where + ": missing key 'data_offsets'");
-
-  entry e;
-  e.name = name;
-  if (!dtype->is(json_value::kind::string))
-    throw format_error(where + ": dtype must be a string, found " + json_kind_name(dtype->type));
-  const std::size_t esize = safetensors_dtype_size(dtype->text);
-  if (esize == 0)
-    throw format_error(where + ": unknown dtype '" + dtype->text +
-                       "' (known: BOOL U8 I8 F8_E4M3 F8_E5M2 U16 I16 F16 BF16 U32 I32 F32 U64 I64 F64)");
-  e.t.dtype = dtype->text;
-
-  if (!shape->is(json_value::kind::array))
-    throw format_error(where + ": shape must be an array, found " + json_kind_name(shape->type));
-  for (const auto& d : shape->items) {
-    std::uint64_t n;
-    if (!d.as_uint64(n) || n > static_cast<std::uint64_t>(INT64_MAX))
-      throw format_error(where + ": shape entries must be non-negative integers below 2^63, found " +
-                         (d.is(json_value::kind::number) ? d.text : std::string(json_kind_name(d.type))));
-    e.t.shape.push_back(static_cast<std::int64_t>(n));
-  }
-  std::uint64_t bytes;
-  if (!checked_byte_count(e.t.shape, esize, bytes))
-    throw format_error(where + ": shape " + shape_text(e.t.shape) + " has more than 2^64 bytes");
-
-  if (!offsets->is(json_value::kind::array) || offsets->items.size() != 2 || !offsets->items[0].as_uint64(e.begin) ||
-      !offsets->items[1].as_uint64(e.end))
-    throw format_error(where + ": data_offsets must be [begin, end] with non-negative integers");
-  if (e.begin > e.end)
-    throw format_error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                       "] end before they begin");
-  if (e.end - e.begin != bytes)
-    throw format_error(where + ": " + e.t.dtype + " shape " + shape_text(e.t.shape) + " needs " +
-                       std::to_string(bytes) + " bytes but data_offsets [" + std::to_string(e.begin) + ", " +
-                       std::to_string(e.end) + "] hold " + std::to_string(e.end - e.begin));
-  return e;
-}
-
-inline std::map<std::string, std::string> parse_metadata(const std::string& file, const json_value& v) {
-  const std::string where = "'" + file + "': __metadata__";
-  if (!v.is(json_value::kind::object))
-    throw format_error(where + " must be an object of strings, found " + json_kind_name(v.type));
-  std::map<std::string, std::string> out;
-  for (const auto& [key, val] : v.members) {
-    if (!val.is(json_value::kind::string))
-      throw format_error(where + " value of '" + key + "' must be a string, found " + json_kind_name(val.type));
-    if (!out.emplace(key, val.text).second) throw format_error(where + " key '" + key + "' appears twice");
-  }
-  return out;
-}
-
 }  // namespace safetensors_detail
 
-// Parses a whole safetensors file held in memory; `name` (the file) is used in error messages.
+// Parses a whole safetensors file held in memory (or mapped); `name` (the file) is used in error messages.
+// Reads only what it keeps: the 8 length bytes are checked before the header is looked at, the header before
+// any tensor, and each tensor's bytes are copied once from where they lie.
 inline safetensors_content parse_safetensors(std::string_view bytes, const std::string& name) {
   using namespace safetensors_detail;
-  const std::string where = "'" + name + "'";
-  if (bytes.size() < 8)
+  const std::string where = quote_text(name);
+  // A file of another kind fails one of the first checks below; sniffing only then keeps a valid file whose
+  // length bytes happen to look like a magic (e.g. "PK\3\4" is a 67 MB header length) readable.
+  auto wrong_type = [&] { return wrong_type_message(bytes, where, "a safetensors file"); };
+  if (bytes.size() < 8) {
+    if (auto msg = wrong_type(); !msg.empty()) throw format_error(msg);
     throw format_error(where + ": too short for a safetensors file: 8 header-length bytes expected, " +
                        std::to_string(bytes.size()) + " found");
+  }
   std::uint64_t n = 0;
   for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(k)]);
+  if (n > safetensors_max_header || n > bytes.size() - 8 || bytes.size() == 8 || bytes[8] != '{')
+    if (auto msg = wrong_type(); !msg.empty()) throw format_error(msg);
   if (n > safetensors_max_header)
     throw format_error(where + ": header length " + std::to_string(n) + " exceeds the limit of " +
                        std::to_string(safetensors_max_header) + " bytes");
@@ -208,22 +94,8 @@ inline safetensors_content parse_safetensors(std::string_view bytes, const std::
   if (header.empty() || header[0] != '{')
     throw format_error(where + ": the JSON header must start with '{'" +
                        (header.empty() ? std::string(" (it is empty)") : ""));
-  const json_value root = parse_json(header, name, 8);  // error positions counted from the file start
-
-  safetensors_content out;
-  std::vector<entry> entries;
-  bool seen_metadata = false;
-  for (const auto& [key, val] : root.members) {
-    if (key == "__metadata__") {
-      if (seen_metadata) throw format_error(where + ": __metadata__ appears twice");
-      seen_metadata = true;
-      out.metadata = parse_metadata(name, val);
-      continue;
-    }
-    if (out.tensors.count(key)) throw format_error(where + ": tensor '" + key + "' appears twice in the header");
-    entries.push_back(parse_entry(name, key, val));
-    out.tensors[key];  // reserve the name for the duplicate check; filled below
-  }
+  header_table table = read_header(header, name, 8);  // error positions counted from the file start
+  std::vector<entry>& entries = table.entries;
 
   // The tensors, sorted by position, must tile [0, data_size): each begins where the previous one ended.
   const std::uint64_t data_size = bytes.size() - 8 - n;
@@ -234,14 +106,14 @@ inline safetensors_content parse_safetensors(std::string_view bytes, const std::
   for (const auto& e : entries) {
     const std::string range = std::string("[") + std::to_string(e.begin) + ", " + std::to_string(e.end) + ")";
     if (e.end > data_size)
-      throw format_error(where + ": tensor '" + e.name + "' data_offsets " + range + " run past the data section of " +
-                         std::to_string(data_size) + " bytes");
+      throw format_error(where + ": tensor " + quote_text(e.name) + " data_offsets " + range +
+                         " run past the data section of " + std::to_string(data_size) + " bytes");
     if (e.begin < covered)
-      throw format_error(where + ": tensor '" + e.name + "' bytes " + range + " overlap tensor '" + previous->name +
-                         "' which ends at " + std::to_string(covered));
+      throw format_error(where + ": tensor " + quote_text(e.name) + " bytes " + range + " overlap tensor " +
+                         quote_text(previous->name) + " which ends at " + std::to_string(covered));
     if (e.begin > covered)
       throw format_error(where + ": gap of " + std::to_string(e.begin - covered) + " unused bytes at data offset " +
-                         std::to_string(covered) + ", before tensor '" + e.name + "'");
+                         std::to_string(covered) + ", before tensor " + quote_text(e.name));
     covered = e.end;
     if (e.end > e.begin) previous = &e;
   }
@@ -250,10 +122,12 @@ inline safetensors_content parse_safetensors(std::string_view bytes, const std::
                        " trailing bytes after the last tensor (the data section has " + std::to_string(data_size) +
                        " bytes, the tensors cover " + std::to_string(covered) + ")");
 
+  safetensors_content out;
+  out.metadata = std::move(table.metadata);
   const std::byte* data = reinterpret_cast<const std::byte*>(bytes.data()) + 8 + n;
   for (auto& e : entries) {
     e.t.bytes.assign(data + e.begin, data + e.end);
-    out.tensors[e.name] = std::move(e.t);
+    out.tensors.emplace(std::move(e.name), std::move(e.t));
   }
   return out;
 }
@@ -262,7 +136,8 @@ inline std::map<std::string, tensor> read_safetensors_bytes(std::string_view byt
   return parse_safetensors(bytes, name).tensors;
 }
 inline safetensors_content read_safetensors_content(const std::string& path) {
-  return parse_safetensors(read_file(path), path);
+  const mapped_file file(path);
+  return parse_safetensors(file.bytes(), path);
 }
 inline std::map<std::string, tensor> read_safetensors(const std::string& path) {
   return read_safetensors_content(path).tensors;
@@ -285,7 +160,7 @@ inline std::string serialize_safetensors(const std::map<std::string, tensor>& te
     bool first_meta = true;
     for (const auto& [k, v] : metadata) {
       if (!is_valid_utf8(k) || !is_valid_utf8(v))
-        throw error("write_safetensors: metadata entry '" + k + "' is not valid UTF-8");
+        throw error("write_safetensors: metadata entry " + quote_text(k) + " is not valid UTF-8");
       if (!first_meta) header += ',';
       header += json_quote(k) + ":" + json_quote(v);
       first_meta = false;
@@ -294,11 +169,11 @@ inline std::string serialize_safetensors(const std::map<std::string, tensor>& te
   }
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    const std::string what = "write_safetensors: tensor '" + name + "'";
+    const std::string what = "write_safetensors: tensor " + quote_text(name);
     if (name == "__metadata__") throw error(what + ": the name is reserved for the metadata");
     if (!is_valid_utf8(name)) throw error(what + ": the name is not valid UTF-8");
     const std::size_t esize = safetensors_dtype_size(t.dtype);
-    if (esize == 0) throw error(what + ": unknown dtype '" + t.dtype + "'");
+    if (esize == 0) throw error(what + ": unknown dtype " + quote_text(t.dtype));
     std::uint64_t need;
     if (!safetensors_detail::checked_byte_count(t.shape, esize, need))
       throw shape_error(what + ": shape " + shape_text(t.shape) + " has a negative dimension or more than 2^64 bytes");

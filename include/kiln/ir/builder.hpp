@@ -225,7 +225,9 @@ struct builder {
       const int l = a.in[0], r = a.in[1];
       return matmul(transpose(r), transpose(l));
     }
-    if (a.kind == op::constant) return constant(a.k, {a.shape.cols, a.shape.rows});
+    // a constant transposes into a constant, unless that would put the batch in its columns (no kernel runs over
+    // [features, batch]): then it stays a view of the [batch, features] constant, as a contraction reads it
+    if (a.kind == op::constant && a.shape.rows != batch) return constant(a.k, {a.shape.cols, a.shape.rows});
     if (a.shape == dims{1, 1} && ops::class_of(a.kind) != op_class::leaf) return x;  // a scalar is its own transpose
     // (f(a, b))ᵀ = f(aᵀ, bᵀ) for elementwise f: transposes move toward contractions (free there) and leaves.
     // Not for values with a batch dimension: a [features, batch] elementwise value has no kernel.

@@ -164,7 +164,9 @@ constexpr plan lower(const graph& g, fusion mode) {
     bool m = false;
     switch (c) {
       case op_class::leaf: m = true; break;
-      case op_class::immediate: m = false; break;
+      // folded into the kernels that read it, except as a contraction operand, which is read from memory
+      // (the gradient of a plain sum is the constant 1 at the summed value's full shape)
+      case op_class::immediate: m = feeds_contraction[i]; break;
       case op_class::layout: m = false; break;  // a view of its operand
       case op_class::reduction:
       case op_class::contraction: m = true; break;
@@ -178,8 +180,7 @@ constexpr plan lower(const graph& g, fusion mode) {
     p.materialized[i] = m;
   }
   for (int i = 0; i < n; ++i)
-    if (g.nodes[i].kind == op::transpose && !p.materialized[g.nodes[i].in[0]] &&
-        ops::class_of(g.nodes[g.nodes[i].in[0]].kind) != op_class::immediate)
+    if (g.nodes[i].kind == op::transpose && !p.materialized[g.nodes[i].in[0]])
       p.materialized[g.nodes[i].in[0]] = true;  // a transposed operand is read through strides from a buffer
 
   // ---- epilogue attachment: an elementwise root joins the contraction whose result it reads, when that is
@@ -241,7 +242,7 @@ constexpr plan lower(const graph& g, fusion mode) {
     const node& nd = g.nodes[i];
     const op_class c = ops::class_of(nd.kind);
     if (!p.materialized[i] || c == op_class::leaf) continue;
-    if (c == op_class::elementwise) {
+    if (c == op_class::elementwise || c == op_class::immediate) {  // an immediate here is a contraction operand
       if (epilogue_of[i] >= 0) continue;  // emitted with its contraction
       if (n_pending > 0 && !(pending_shape == nd.shape)) flush();
       pending_shape = nd.shape;

@@ -62,7 +62,7 @@ inline std::string to_string(const plan& p) {
     out += "\n";
     for (int b = kr.body_begin; b < kr.body_end; ++b) {
       const int i = p.body[b];
-      if (ops::class_of(p.g.nodes[i].kind) == op_class::immediate) continue;
+      if (ops::class_of(p.g.nodes[i].kind) == op_class::immediate && !p.materialized[i]) continue;  // inlined
       out += "    " + node_text(p, i);
       for (int s = kr.store_begin; s < kr.store_end; ++s)
         if (p.stores[s] == i) out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";

@@ -1,12 +1,14 @@
 #pragma once
 // Checkpoints: a step's parameters and optimizer state in a safetensors file, with PyTorch's names and
 // shapes (fc1.weight [128, 784], fc1.bias [128], fc1.weight.exp_avg [128, 784], prelu1.weight [1]), dtype F32,
-// and the step count in __metadata__ ("kiln.step_count"). Written atomically (temp file + fsync + rename).
+// and the step count in __metadata__ ("kiln.step_count"). Written atomically and durably (io/atomic_file.hpp).
 //
 // Loading checks the whole file against the step before changing anything: every parameter present with the
 // step's shape and dtype F32; optimizer state all present or all absent (absent: a weights-only file such as
 // a PyTorch state_dict; the state is then reset to zeros and the step count to 0); no tensor the step does
-// not have. Every mismatch is a kiln::format_error naming the file, the tensor and both shapes or dtypes.
+// not have; every value finite (NaN or inf weights are refused, naming the tensor and how many, unless
+// load_options::allow_non_finite, which loads them and warns). Every mismatch is a kiln::format_error naming the
+// file, the tensor and both shapes or dtypes.
 //
 // `snapshot` holds the same values in memory (the trainer's last good state).
 #include <kiln/core/error.hpp>
@@ -15,6 +17,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,9 +55,16 @@ void save_checkpoint(const Step& step, const std::string& path, std::map<std::st
   io::write_safetensors(path, checkpoint_tensors(step), metadata);
 }
 
+struct load_options {
+  // NaN or inf in a checkpoint means the run that wrote it had already diverged; training from it only
+  // spreads them. true loads such a file anyway (to inspect it), with a warning per tensor.
+  bool allow_non_finite = false;
+};
+
 struct load_result {
   bool optimizer_state = false;  // the file held the optimizer state (else it was reset to zeros)
   long step_count = 0;
+  std::vector<std::string> warnings;  // one per tensor with non-finite values (when allowed); also on stderr
 };
 
 namespace checkpoint_detail {
@@ -76,21 +87,35 @@ inline long parse_step_count(const std::map<std::string, std::string>& meta, con
   return t;
 }
 
+// How many of an F32 tensor's values are NaN or inf (read in place: nothing is converted yet).
+inline std::size_t count_non_finite(const io::tensor& t) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i + 4 <= t.bytes.size(); i += 4) {
+    std::uint32_t bits = 0;
+    for (std::size_t k = 4; k-- > 0;) bits = (bits << 8) | static_cast<std::uint32_t>(t.bytes[i + k]);
+    n += (bits & 0x7F800000u) == 0x7F800000u;  // exponent all ones: inf or NaN (the file is little-endian)
+  }
+  return n;
+}
+
 }  // namespace checkpoint_detail
 
 // Loads parsed safetensors content into the step; `name` (the file) is used in messages.
 template <class Step>
-load_result load_checkpoint_content(Step& step, const io::safetensors_content& content, const std::string& name) {
+load_result load_checkpoint_content(Step& step, const io::safetensors_content& content, const std::string& name,
+                                    const load_options& options = {}) {
   using io::safetensors_detail::shape_text;
   const graph& g = Step::step_graph();
-  const std::string where = "checkpoint '" + name + "'";
+  const std::string where = "checkpoint " + io::quote_text(name);
   for (const auto& [tname, t] : content.tensors) {
     bool known = false;
     for (int l = 0; l < g.num_leaves; ++l) known = known || (is_stored(g.leaves[l]) && g.leaves[l].name.view() == tname);
     if (!known)
-      throw format_error(where + ": tensor '" + tname + "' is not a parameter or optimizer state of this step (parameters: " +
+      throw format_error(where + ": tensor " + io::quote_text(tname) +
+                         " is not a parameter or optimizer state of this step (parameters: " +
                          checkpoint_detail::names_of(g, leaf_kind::param) + ")");
   }
+  load_result result;
   int state_present = 0, state_total = 0;
   std::string first_missing_state;
   for (int l = 0; l < g.num_leaves; ++l) {
@@ -115,6 +140,13 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     if (t.shape != expected)
       throw format_error(where + ": tensor '" + lname + "' has shape " + shape_text(t.shape) + ", the step expects " +
                          shape_text(expected));
+    if (const std::size_t bad = checkpoint_detail::count_non_finite(t); bad != 0) {
+      const std::string msg = where + ": tensor '" + lname + "' holds " + std::to_string(bad) + " non-finite value" +
+                              (bad == 1 ? "" : "s") + " (NaN or inf) of " + std::to_string(t.element_count());
+      if (!options.allow_non_finite)
+        throw format_error(msg + "; load_options{.allow_non_finite = true} loads it anyway");
+      result.warnings.push_back(msg);
+    }
   }
   if (state_present != 0 && state_present != state_total)
     throw format_error(where + ": holds " + std::to_string(state_present) + " of the optimizer's " +
@@ -137,12 +169,15 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     std::copy(v.begin(), v.end(), dst.begin());
   }
   step.set_step_count(t);
-  return {state_present != 0, t};
+  for (const auto& w : result.warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+  result.optimizer_state = state_present != 0;
+  result.step_count = t;
+  return result;
 }
 
 template <class Step>
-load_result load_checkpoint(Step& step, const std::string& path) {
-  return load_checkpoint_content(step, io::read_safetensors_content(path), path);
+load_result load_checkpoint(Step& step, const std::string& path, const load_options& options = {}) {
+  return load_checkpoint_content(step, io::read_safetensors_content(path), path, options);
 }
 
 // Parameters, optimizer state and step count held in memory, copied by name (so a snapshot of a fused step

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the small seed corpora for the fuzz targets (run from any directory; standard library only).
 The seeds are committed; rerun only to regenerate them."""
-import gzip, json, os, struct
+import gzip, json, os, random, struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,3 +58,28 @@ put("safetensors", "mixed", st([
     ("h", "BF16", [1], b"\x80\x3f"),
 ], {"note": "caf\u00e9"}))
 put("safetensors", "escaped_name", st([("a\"\\\u00e9\U0001F600", "U8", [3], b"xyz")], pad=False))
+
+# Hostile inputs of each kind in issue 14, at fuzz-input size: headers that claim much more than the file
+# holds, files of another type, names with control bytes, CSV first rows that look like a header, underflow.
+put("safetensors", "numbers_for_object", (lambda h: struct.pack("<Q", len(h)) + h)(b'{"w":[' + b"0," * 3990 + b'0]}'))
+put("safetensors", "rank_many_zeros", (lambda h: struct.pack("<Q", len(h)) + h)(
+    b'{"w":{"dtype":"F32","shape":[' + b"0," * 100 + b'0],"data_offsets":[0,0]}}'))
+put("safetensors", "claims_gigabytes", (lambda h: struct.pack("<Q", len(h)) + h + b"\x00" * 16)(
+    b'{"w":{"dtype":"F32","shape":[268435456],"data_offsets":[0,1073741824]}}'))
+put("safetensors", "pytorch_zip", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"archive/data.pkl" + bytes(48))
+put("safetensors", "hdf5", b"\x89HDF\r\n\x1a\n" + bytes(32))
+put("safetensors", "npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n")
+put("safetensors", "nul_name", st([("fc1.weight\u0000.evil", "F32", [1], struct.pack("<f", float("nan")))]))
+put("idx", "gzip_trailing_zeros", gzip.compress(idx(0x08, [4], b"\x01\x02\x03\x04"), mtime=0) +
+    gzip.compress(bytes(4 << 20), mtime=0))
+# incompressible, so a reader that reserves 1032 x the compressed size is caught by the fuzzers' heap bound
+rng = random.Random(14)
+noise = bytes(rng.randrange(256) for _ in range(4000))
+put("idx", "gzip_claims_4gib", gzip.compress(idx(0x08, [65536, 65536], noise), mtime=0))
+put("idx", "plain_claims_4gib", idx(0x08, [65536, 65536], bytes(64)))
+put("idx", "zip_not_idx", b"PK\x03\x04" + bytes(28))
+put("csv", "nan_first_row", "\x00" + "1,nan,3\n4,5,6\n")
+put("csv", "empty_cell_first_row", "\x00" + "1,,3\n4,5,6\n")
+put("csv", "underflow", "\x01" + "1e-50,-1e-400,1e-40\n1e50,2,3\n")
+put("csv", "nul_cell", "\x00" + "a,b\n1,x\x00y\n")
+put("csv", "gzip_as_csv", b"\x00" + gzip.compress(b"a,b\n1,2\n", mtime=0))
