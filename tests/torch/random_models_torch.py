@@ -125,7 +125,7 @@ def train(rec):
     initial = {k: p.detach().clone() for k, p in named.items()}
     n, width = cfg["batch"], cfg["out"]
     losses = []
-    adam_slack = {k: torch.zeros_like(p) for k, p in named.items()}  # Σ_t lr·min(flip, rel·G_t/(√v̂_t+ε)), per unit rel
+    adam_slack = {k: torch.zeros_like(p) for k, p in named.items()}  # Σ_t lr·G_t/(√v̂_t+ε); compare() scales and caps it
     for step, d in enumerate(rec["data"], start=1):
         x = real(d["x"]).reshape(n, cfg["in"])
         t = real(d["t"]).reshape(n, width)
@@ -164,6 +164,8 @@ def compare(rec, losses, final, scale, run_name):
     run, rel, steps = rec["runs"][run_name], REL[run_name], rec["config"]["steps"]
     lr = rec["config"]["lr"]
     worst = (0.0, "")
+    if len(run["losses"]) != len(losses):
+        return float("inf"), f"{len(run['losses'])} losses for {len(losses)} steps"
     for i, ((want, s), got) in enumerate(zip(losses, run["losses"]), start=1):
         tol = rel * i * s + 1e-300
         worst = max(worst, (abs(got - want) / tol if got == got else float("inf"), f"loss[step {i}] {got} vs {want}"))
@@ -171,6 +173,8 @@ def compare(rec, losses, final, scale, run_name):
     if names != set(final):
         return float("inf"), f"names differ: kiln {sorted(names)} torch {sorted(final)}"
     for k, want in final.items():
+        if run["final"][k]["shape"] != list(want.shape):
+            return float("inf"), f"{k} has shape {run['final'][k]['shape']} in kiln, {list(want.shape)} in torch"
         got = real(run["final"][k]["values"]).reshape(want.shape)
         mag, slack = scale[k]
         tol = rel * steps * mag + 1e-300
