@@ -41,6 +41,11 @@
 //    (|m̂|/√v̂ ≤ √(t·Σ w_k²/w'_k) ≈ 1.1 for t ≤ 5 and the β drawn). Only elements whose gradient is within a
 //    factor ~1e5 of rounding level reach lr-sized slack; every other element keeps the REL bound.
 // The bug this test was written for changed losses by factors (32/17), thousands of tolerances.
+// Known limit: linear growth assumes a step map close to the identity. A large Adam step with a short v memory
+// amplifies early rounding more: in 100 configurations after merging main (sum loss on), seed
+// 1209128756222722540 (AdamW, lr 0.038, β2 0.90, 4 layers, 4 steps) fails at 2.6 tolerances on one exp_avg
+// element, where torch's own float32 run reaches 0.39 of it (kiln's step-1 loss equals torch float32's; its
+// errors are larger in every tensor alike, not in one op); a float32 conditioning limit, not a kiln bug.
 //
 // CI runs a fixed subset: KILN_TORCH_CONFIGS = 12 configurations from base seed KILN_TORCH_BASE_SEED = 1 here,
 // and from base seeds 2 and 3 in test_random_models_torch_b.cpp and _c.cpp, so a TU compiles in about a
