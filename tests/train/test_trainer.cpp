@@ -282,3 +282,36 @@ TEST_CASE("progress: clock text") {
   CHECK(kiln::train::clock_text(3725) == "1:02:05");
   CHECK(kiln::train::clock_text(-1) == "--:--");
 }
+
+TEST_CASE("trainer: the summary says how each CSV file's first line was taken (a header or data)") {
+  const std::string dir = kiln_test::temp_dir();
+  const auto write = [&](const std::string& name, const std::string& text) {
+    kiln::io::write_file_atomic(dir + "/" + name, text);
+    return kiln::data::read_csv(dir + "/" + name, {.label = kiln::data::csv_label::column(-1)});
+  };
+  // no header: every cell of line 1 is a number, so line 1 is the first sample, not a header to drop
+  const auto train_csv = write("train.csv", "0.5,1,-1,2,0\n1,0.25,3,-2,1\n-1,2,0.5,1,2\n");
+  const auto val_csv = write("val.csv", "a,b,c,d,label\n1,2,3,4,2\n");
+  REQUIRE(train_csv.rows == 3);
+  kiln::train::table train, validation;
+  train.add_features("x", train_csv).add_labels("y", kiln::data::class_labels(train_csv, 3));
+  validation.add_features("x", val_csv).add_labels("y", kiln::data::class_labels(val_csv, 3));
+
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out);
+  auto opt = quiet(1, 2);
+  opt.progress = kiln::train::progress_style::automatic;
+  opt.out = out;
+  trainer_type t(kiln::adam{}, opt);
+  t.fit(train, validation);
+  std::rewind(out);
+  std::string printed;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, out)) printed += buf;
+  std::fclose(out);
+  INFO(printed);
+  CHECK(printed.find("training data: '" + dir + "/train.csv': line 1 read as data") != std::string::npos);
+  CHECK(printed.find("validation data: '" + dir + "/val.csv': line 1 read as a header (automatic: cell 1 'a' is not a number)") !=
+        std::string::npos);
+  CHECK(printed.find("training data:") < printed.find("epoch 1/1"));
+}

@@ -6,6 +6,7 @@
 //   train::table t;
 //   t.add_features("x", pixels, 784).add_labels("y", labels);
 #include <kiln/core/error.hpp>
+#include <kiln/data/csv.hpp>
 #include <kiln/data/dataset.hpp>
 
 #include <cstdint>
@@ -37,6 +38,18 @@ class table {
     c.values = std::move(values);
     return add(std::move(c));
   }
+  // The feature columns of a CSV file; how its reader took line 1 (a header or data, and why) becomes one of the
+  // table's notes, which the trainer prints when it starts, so a row taken as a header is never dropped silently.
+  table& add_features(std::string name, const data::csv_table& csv) {
+    note(io::quote_text(csv.source) + ": " + csv.header_note);
+    return add_features(std::move(name), csv.features, csv.cols);
+  }
+  // A line about where the data came from, printed by the trainer before its first epoch.
+  table& note(std::string text) {
+    notes_.push_back(std::move(text));
+    return *this;
+  }
+  const std::vector<std::string>& notes() const { return notes_; }
   table& add_labels(std::string name, std::vector<std::int32_t> labels) {
     column c;
     c.name = std::move(name);
@@ -70,6 +83,7 @@ class table {
       else s.values = data::gather_rows<float>(c.values, c.width, indices);
       out.columns_.push_back(std::move(s));
     }
+    out.notes_ = notes_;
     return out;
   }
   // The first n rows (all when n >= rows()).
@@ -90,6 +104,7 @@ class table {
     return *this;
   }
   std::vector<column> columns_;
+  std::vector<std::string> notes_;
 };
 
 // A batch of a table: one gather buffer per column, refilled for each batch without allocating (once sized).

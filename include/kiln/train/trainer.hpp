@@ -246,6 +246,10 @@ class trainer {
     if (options_.batch_size < 1) throw error("trainer: batch size must be at least 1, got " + std::to_string(options_.batch_size));
     if (!options_.out_dir.empty()) io::make_dirs(options_.out_dir);
     progress bar(options_.progress, options_.out);
+    if (history_.empty() && options_.out) {  // the run's summary starts with where its data came from
+      for (const std::string& n : train.notes()) std::fprintf(options_.out, "training data: %s\n", n.c_str());
+      for (const std::string& n : validation.notes()) std::fprintf(options_.out, "validation data: %s\n", n.c_str());
+    }
     fit_result result;
     last_good_ = snapshot::capture(step_);
     if (options_.debug_nonfinite) before_step_ = last_good_;  // sized once; refreshed before every step
