@@ -45,6 +45,16 @@ kiln::train::table make_data(int n, std::uint64_t seed, bool flip = false) {
   return t;
 }
 
+// Everything written to a temporary file given as the trainer's `out`; closes it.
+std::string read_and_close(std::FILE* out) {
+  std::rewind(out);
+  std::string printed;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, out)) printed += buf;
+  std::fclose(out);
+  return printed;
+}
+
 kiln::train::options quiet(int epochs, long batch, std::uint64_t seed = 5) {
   kiln::train::options o;
   o.epochs = epochs;
@@ -194,11 +204,7 @@ TEST_CASE("trainer: writes log.csv, curves.svg and a checkpoint; prints one line
   trainer_type t(kiln::adam{.lr = 0.01}, opt);
   t.fit(make_data(100, 7), make_data(40, 8));
 
-  std::rewind(out);
-  std::string printed;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, out)) printed += buf;
-  std::fclose(out);
+  const std::string printed = read_and_close(out);
   CHECK(std::count(printed.begin(), printed.end(), '\n') == 3);
   CHECK(printed.find("epoch 1/3  train loss ") != std::string::npos);
   CHECK(printed.find("val accuracy") != std::string::npos);
@@ -227,11 +233,7 @@ TEST_CASE("trainer: a bar with rate and ETA when asked for one") {
   opt.out = out;
   trainer_type t(kiln::adam{}, opt);
   t.fit(make_data(100, 9));
-  std::rewind(out);
-  std::string printed;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, out)) printed += buf;
-  std::fclose(out);
+  const std::string printed = read_and_close(out);
   CHECK(printed.find("\r\033[Kepoch 1/1 [") != std::string::npos);
   CHECK(printed.find("10/10") != std::string::npos);  // the last redraw shows every batch done
   CHECK(printed.find(" it/s  ETA ") != std::string::npos);
@@ -304,11 +306,7 @@ TEST_CASE("trainer: the summary says how each CSV file's first line was taken (a
   opt.out = out;
   trainer_type t(kiln::adam{}, opt);
   t.fit(train, validation);
-  std::rewind(out);
-  std::string printed;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, out)) printed += buf;
-  std::fclose(out);
+  const std::string printed = read_and_close(out);
   INFO(printed);
   CHECK(printed.find("training data: '" + dir + "/train.csv': line 1 read as data") != std::string::npos);
   CHECK(printed.find("validation data: '" + dir + "/val.csv': line 1 read as a header (automatic: cell 1 'a' is not a number)") !=
