@@ -23,6 +23,8 @@ constexpr auto bad = bce(net(x), target<10>("t"));
 constexpr auto bad = bce_with_logits(sigmoid(net(x)), target<10>("t"));
 #elif defined(CASE_CE_CLASSES)
 constexpr auto bad = cross_entropy(net(x), labels<3>("y3"));
+#elif defined(CASE_LONG_NAME)
+constexpr auto bad = param<3>("encoder.layers.11.self_attention.query_key_value.weight_of_a_model_whose_names_are_very_long_indeed");  // 99 characters
 #elif defined(CASE_CONTROL)
 constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y);
 #endif

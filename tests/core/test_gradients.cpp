@@ -44,7 +44,7 @@ KILN_UNARY_MODEL(m_where_log, where(greater(p, 0.0), log(where(greater(p, 0.0), 
 // Gradient of a scalar function at the given points (one point per element of p).
 template <class M>
 std::vector<double> gradient_at(const std::vector<double>& points) {
-  constexpr graph G = make_gradient_graph<M>();
+  constexpr const graph& G = gradient_graph<M>::value;
   leaf_values v(static_cast<std::size_t>(G.num_leaves));
   v[0] = points;
   auto val = reference::evaluate(G, 1, v);
@@ -53,7 +53,7 @@ std::vector<double> gradient_at(const std::vector<double>& points) {
 
 template <class M>
 void check_points(std::vector<double> points, double tol = 1e-6) {
-  constexpr graph G = make_gradient_graph<M>();
+  constexpr const graph& G = gradient_graph<M>::value;
   for (std::size_t i = 0; i + 4 <= points.size() || i == 0; i += 4) {
     std::vector<double> chunk(points.begin() + static_cast<long>(i), points.begin() + static_cast<long>(std::min(points.size(), i + 4)));
     chunk.resize(4, 0.5);
@@ -169,7 +169,7 @@ struct l_mean_batch { constexpr auto operator()() const { return sum(mean_batch(
 
 template <class M>
 void check_loss(std::uint64_t seed, long batch = 5) {
-  constexpr graph G = make_gradient_graph<M>();
+  constexpr const graph& G = gradient_graph<M>::value;
   INFO("seed " << seed << ", batch " << batch);
   check_against_finite_differences(G, batch, kiln_test::random_leaves(G, batch, seed), 1e-6);
 }
@@ -205,7 +205,7 @@ struct d2_sigmoid { constexpr auto operator()() const { return grad(grad(sigmoid
 struct d2_log { constexpr auto operator()() const { return grad(grad(log(s) * s, s), s); } };
 template <class M>
 double eval_at(double v) {
-  constexpr graph G = make_forward_graph<M>();
+  constexpr const graph& G = forward_graph<M>::value;
   return reference::evaluate(G, 1, {{v}})[static_cast<std::size_t>(G.outputs[0].node)].v[0];
 }
 }  // namespace

@@ -356,8 +356,8 @@ inline std::size_t compile_for_sm80_and_sm90(const plan& p, const cuda::nvrtc_li
 
 template <class Model, class Opt, fusion Mode>
 struct step_plan {
-  static constexpr graph g = make_step_graph<Model, Opt>();
-  static constexpr plan p = lower(g, Mode);
+  static constexpr const graph& g = step_graph<Model, Opt>::value;
+  static constexpr const plan& p = frozen_plan<step_graph<Model, Opt>, Mode>::value;
 };
 
 // Compiles the step of Model with Opt in mode Mode for sm_80 and sm_90; WARNs the kernel count.

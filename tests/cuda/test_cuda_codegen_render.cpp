@@ -11,8 +11,8 @@ namespace {
 
 template <class Model, class Opt, fusion Mode>
 struct compiled {
-  static constexpr graph g = make_step_graph<Model, Opt>();
-  static constexpr plan p = lower(g, Mode);
+  static constexpr const graph& g = step_graph<Model, Opt>::value;
+  static constexpr const plan& p = frozen_plan<step_graph<Model, Opt>, Mode>::value;
 };
 
 // x - mean over the batch feeds a layer: a row kernel needs a batch reduction first (as batch norm would).
@@ -147,7 +147,7 @@ TEST_CASE("the rows kernel keeps intermediates on chip within the shared-memory 
   // values that do not fit are read from their global buffers at row0 + r
   for (const auto& l : rs.launches)
     for (int b : l.buffers)
-      if (!cuda::is_leaf_buffer(b)) CHECK(rs.on_chip.count(b - cuda::node_buffer_base) == 0);
+      if (!cuda::is_leaf_buffer(b)) CHECK(rs.on_chip.count(cuda::node_of_buffer(b)) == 0);
   cuda::render_options fixed = big;
   fixed.tile_rows = 16;
   CHECK(cuda::render(p, fixed).tile_rows == 16);

@@ -21,9 +21,10 @@ struct small_classifier {
   }
 };
 struct step_plans {
-  static constexpr kiln::graph g = kiln::make_step_graph<small_classifier, kiln::adam>();
-  static constexpr kiln::plan fused = kiln::lower(g, kiln::fusion::fused);
-  static constexpr kiln::plan unfused = kiln::lower(g, kiln::fusion::unfused);
+  using graph_holder = kiln::step_graph<small_classifier, kiln::adam>;
+  static constexpr const kiln::graph& g = graph_holder::value;
+  static constexpr const kiln::plan& fused = kiln::frozen_plan<graph_holder, kiln::fusion::fused>::value;
+  static constexpr const kiln::plan& unfused = kiln::frozen_plan<graph_holder, kiln::fusion::unfused>::value;
 };
 
 std::size_t count(const std::string& s, const std::string& what) {

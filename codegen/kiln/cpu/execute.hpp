@@ -43,7 +43,7 @@ struct simd_math {
 // Everything a running plan needs: one pointer per node (leaf buffers bound by the caller, scratch for
 // materialized nodes, the leaf's buffer for values assigned in place), run-time scalars and workspaces.
 struct context {
-  float* buf[max_nodes]{};
+  float** buf = nullptr;  // P.g.size entries, owned by the program
   const float* hyper = nullptr;
   long batch = 0;
   thread_pool* pool = nullptr;
@@ -154,13 +154,27 @@ struct executor {
       }
     }
 
+    // The body and the stores are folds over at most fold_chunk nodes each: clang limits the nesting of one
+    // fold expression to 256 (-fbracket-depth), and a kernel that updates many same-shaped parameters has more.
+    static constexpr std::size_t fold_chunk = 128;
+    template <std::size_t Total, std::size_t Chunk>
+    static constexpr std::size_t chunk_size = Total - Chunk * fold_chunk < fold_chunk ? Total - Chunk * fold_chunk : fold_chunk;
+
+    template <class V, std::size_t Begin, std::size_t... J>
+    static void eval_span(const context& c, V* vals, long r, long c0, int n, std::index_sequence<J...>) {
+      (eval_node<static_cast<int>(Begin + J)>(c, vals, r, c0, n), ...);
+    }
+    template <class V, std::size_t... Chunk>
+    static void eval_chunks(const context& c, V* vals, long r, long c0, int n, std::index_sequence<Chunk...>) {
+      (eval_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<NB, Chunk>>{}), ...);
+    }
     template <class V, std::size_t... J>
     static void eval_body([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r, [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<J...>) {
-      (eval_node<static_cast<int>(J)>(c, vals, r, c0, n), ...);
+      eval_chunks(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(J) + fold_chunk - 1) / fold_chunk>{});
     }
 
-    template <class V, std::size_t... S>
-    static void store_roots(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<S...>) {
+    template <class V, std::size_t Begin, std::size_t... S>
+    static void store_span(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<S...>) {
       [[maybe_unused]] auto one = [&](auto s_const) {
         constexpr int id = P.stores[KR.store_begin + decltype(s_const)::value];
         constexpr int slot = slot_of(id);
@@ -168,7 +182,15 @@ struct executor {
         if (n == lanes) store(p, vals[slot]);
         else store_partial(p, vals[slot], n);
       };
-      (one(std::integral_constant<std::size_t, S>{}), ...);
+      (one(std::integral_constant<std::size_t, Begin + S>{}), ...);
+    }
+    template <class V, std::size_t Total, std::size_t... Chunk>
+    static void store_chunks(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<Chunk...>) {
+      (store_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<Total, Chunk>>{}), ...);
+    }
+    template <class V, std::size_t... S>
+    static void store_roots([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r, [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<S...>) {
+      store_chunks<V, sizeof...(S)>(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(S) + fold_chunk - 1) / fold_chunk>{});
     }
 
     // Evaluates the body and stores the roots for rows [r0, r1) (or flat elements [r0, r1)).

@@ -16,7 +16,10 @@ class program {
   static constexpr const plan& P = Plan::value;
 
  public:
-  program() { ctx_.pool = &default_pool(); }
+  program() : buffers_(static_cast<std::size_t>(P.g.size), nullptr) {
+    ctx_.pool = &default_pool();
+    ctx_.buf = buffers_.data();
+  }
   program(const program&) = delete;
   program& operator=(const program&) = delete;
 
@@ -77,7 +80,7 @@ class program {
   // listed at compile time so that binding a step touches only them.
   struct node_leaf { int node, leaf; };
   struct node_leaf_list {
-    node_leaf at[max_nodes]{};
+    node_leaf at[P.g.size > 0 ? P.g.size : 1]{};
     int count = 0;
   };
   static constexpr node_leaf_list leaf_nodes = [] {
@@ -93,7 +96,7 @@ class program {
     if (batch_size == prepared_batch_) return;
     const int threads = ctx_.pool->num_threads();
     std::size_t total = 0;
-    std::size_t offset[max_nodes] = {};
+    std::vector<std::size_t>& offset = offsets_;
     for (int i = 0; i < P.g.size; ++i) {
       if (!P.materialized[i] || ops::class_of(P.g.nodes[i].kind) == op_class::leaf || P.assign[i] >= 0) continue;
       const dims s = P.g.nodes[i].shape;
@@ -121,8 +124,10 @@ class program {
     prepared_batch_ = batch_size;
   }
 
+  std::vector<float*> buffers_;  // one per node: ctx_.buf
+  std::vector<std::size_t> offsets_ = std::vector<std::size_t>(static_cast<std::size_t>(P.g.size), 0);  // prepare()'s
   context ctx_{};
-  float* leaf_ptr_[max_leaves] = {};
+  float* leaf_ptr_[P.g.num_leaves > 0 ? P.g.num_leaves : 1] = {};
   std::vector<float> arena_;
   long prepared_batch_ = 0;
   bool flush_denormals_ = true;

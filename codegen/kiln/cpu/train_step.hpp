@@ -44,8 +44,8 @@ template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
  public:
   using optimizer_type = Optimizer;
-  struct graph_holder { static constexpr graph value = make_step_graph<Model, Optimizer>(); };
-  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  using graph_holder = kiln::step_graph<Model, Optimizer>;
+  using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
 
   explicit train_step(Optimizer opt = {}, std::uint64_t seed = 0) : opt_(opt) {
@@ -100,7 +100,7 @@ class train_step {
  private:
   // Binds the batch and advances the optimizer's step count and hyperparameters (bias corrections).
   void prepare_step(long batch_size, std::initializer_list<feed> feeds) {
-    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
     ++t_;
     double h[Optimizer::num_hypers];
     opt_.hypers(t_, h);
@@ -109,9 +109,9 @@ class train_step {
 
   Optimizer opt_;
   long t_ = 0;
-  float hypers_[16] = {};
-  std::vector<float> storage_[max_leaves];
-  std::vector<float> label_buffers_[max_leaves];
+  float hypers_[Optimizer::num_hypers] = {};
+  std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
+  std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };
 
@@ -119,8 +119,8 @@ class train_step {
 template <class Model, fusion Mode = fusion::fused>
 class function {
  public:
-  struct graph_holder { static constexpr graph value = make_forward_graph<Model>(); };
-  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  using graph_holder = forward_graph<Model>;
+  using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
   static constexpr dims out_shape = G.nodes[G.outputs[0].node].shape;
 
@@ -131,7 +131,7 @@ class function {
   }
   // Evaluates and copies the result (row-major, [batch or 1, cols]) into out.
   void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {
-    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
     const long n = resolve(out_shape.rows, batch_size) * out_shape.cols;
     if (static_cast<long>(out.size()) != n)
       throw shape_error("kiln: output buffer has " + std::to_string(out.size()) + " values, the result has " + std::to_string(n));
@@ -143,7 +143,7 @@ class function {
 
  private:
   float hypers_[1] = {};
-  std::vector<float> label_buffers_[max_leaves];
+  std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };
 
@@ -156,8 +156,8 @@ namespace kiln::cpu {
 template <class Model, fusion Mode = fusion::fused>
 class gradient {
  public:
-  struct graph_holder { static constexpr graph value = make_gradient_graph<Model>(); };
-  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  using graph_holder = gradient_graph<Model>;
+  using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
 
   explicit gradient(std::uint64_t seed = 0) {
@@ -172,7 +172,7 @@ class gradient {
   }
   // Evaluates; returns the loss. Gradients are then available through grad(name).
   float run(long batch_size, std::initializer_list<feed> feeds = {}) {
-    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_);
+    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
     prog_.run(batch_size, hypers_);
     return prog_.output(0)[0];
   }
@@ -194,8 +194,8 @@ class gradient {
     throw error("kiln: no parameter named '" + std::string(name) + "'");
   }
   float hypers_[1] = {};
-  std::vector<float> storage_[max_leaves];
-  std::vector<float> label_buffers_[max_leaves];
+  std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
+  std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };
 

@@ -57,8 +57,7 @@ struct rendered_program {
 // through a transpose) breaks the rule that assignments happen after every read. Returns a description of the
 // first such pair, or "" when there is none. (Reads of the assigned node itself want the new value: fine.)
 inline std::string in_place_hazard(const plan& p) {
-  int written_by[max_leaves];
-  for (int& w : written_by) w = -1;
+  std::vector<int> written_by(static_cast<std::size_t>(p.g.num_leaves), -1);
   for (int k = 0; k < p.num_kernels; ++k) {
     const kernel& kr = p.kernels[k];
     const kernel_body body = body_of(p, kr);

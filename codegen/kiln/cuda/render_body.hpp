@@ -15,19 +15,20 @@
 namespace kiln::cuda {
 
 // A buffer is a leaf's storage (inputs, parameters, optimizer state; values assigned in place to a leaf use
-// the leaf's buffer) or a materialized node's own storage. Ids: leaf l -> l; node i -> max_leaves + i.
-inline constexpr int node_buffer_base = max_leaves;
+// the leaf's buffer) or a materialized node's own storage. Ids: leaf l -> l; node i -> −1 − i.
+inline constexpr int node_buffer(int node_id) { return -1 - node_id; }
+inline constexpr int node_of_buffer(int buffer) { return -1 - buffer; }
 
 inline int buffer_of(const plan& p, int node_id) {
   const node& n = p.at(node_id);
   if (n.kind == op::transpose) return buffer_of(p, n.in[0]);  // a view
   if (ops::class_of(n.kind) == op_class::leaf) return n.leaf;
   if (p.assign[node_id] >= 0) return p.assign[node_id];
-  return node_buffer_base + node_id;
+  return node_buffer(node_id);
 }
-inline bool is_leaf_buffer(int buffer) { return buffer < node_buffer_base; }
+inline bool is_leaf_buffer(int buffer) { return buffer >= 0; }
 inline std::string buffer_name(int buffer) {
-  return is_leaf_buffer(buffer) ? std::string("L") + std::to_string(buffer) : std::string("N") + std::to_string(buffer - node_buffer_base);
+  return is_leaf_buffer(buffer) ? std::string("L") + std::to_string(buffer) : std::string("N") + std::to_string(node_of_buffer(buffer));
 }
 
 inline std::string dim_text(int d) { return d == batch ? std::string("batch") : std::to_string(d); }

@@ -249,8 +249,8 @@ class step_runtime {
     nodes.insert(buffer_of(P_, G_.outputs[0].node));
     std::size_t total = 0;
     for (int b : nodes) {
-      const dims s = P_.at(b - node_buffer_base).shape;
-      node_offset_[b - node_buffer_base] = total;
+      const dims s = P_.at(node_of_buffer(b)).shape;
+      node_offset_[node_of_buffer(b)] = total;
       total += static_cast<std::size_t>((resolve_dim(s.rows, batch_size) * resolve_dim(s.cols, batch_size) + 63) / 64 * 64);
     }
     long long ws = 0;
@@ -271,7 +271,7 @@ class step_runtime {
 
   cu_deviceptr buffer_address(int b) const {
     if (is_leaf_buffer(b)) return leaf_ptr_[b];
-    return arena_.ptr() + node_offset_[b - node_buffer_base] * sizeof(float);
+    return arena_.ptr() + node_offset_[node_of_buffer(b)] * sizeof(float);
   }
 
   const plan& P_;
@@ -281,10 +281,10 @@ class step_runtime {
   int threads_ = 256;
   rendered_program program_;
   std::unique_ptr<device_module> module_;
-  detail::allocation leaf_memory_[max_leaves];
-  cu_deviceptr leaf_ptr_[max_leaves] = {};
+  std::vector<detail::allocation> leaf_memory_ = std::vector<detail::allocation>(G_.num_leaves);
+  std::vector<cu_deviceptr> leaf_ptr_ = std::vector<cu_deviceptr>(G_.num_leaves, cu_deviceptr{});
   detail::allocation arena_, tickets_;
-  std::size_t node_offset_[max_nodes] = {};
+  std::vector<std::size_t> node_offset_ = std::vector<std::size_t>(G_.size, 0);
   std::size_t ws_offset_ = 0;
   long prepared_batch_ = 0;
   std::vector<launch_geometry> geometry_;
@@ -294,8 +294,8 @@ class step_runtime {
 template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
  public:
-  struct graph_holder { static constexpr graph value = make_step_graph<Model, Optimizer>(); };
-  struct plan_holder { static constexpr kiln::plan value = lower(graph_holder::value, Mode); };
+  using graph_holder = kiln::step_graph<Model, Optimizer>;
+  using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
   static constexpr const kiln::plan& P = plan_holder::value;
   static_assert(Optimizer::num_hypers <= max_hypers, "kiln cuda: the optimizer has more hyperparameters than kiln_hypers holds");

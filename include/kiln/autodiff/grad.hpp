@@ -5,6 +5,7 @@
 // leaf to the loss are visited. The new nodes reference forward nodes directly, so forward values are reused,
 // and the builder shares identical nodes and simplifies. Gradients of gradients work the same way, since the
 // result is again a graph.
+#include <kiln/core/ct_vector.hpp>
 #include <kiln/ir/builder.hpp>
 
 namespace kiln {
@@ -12,16 +13,15 @@ namespace kiln {
 // Writes the node of ∂loss/∂wrt[i] into out[i] (always of wrt[i]'s shape).
 constexpr void differentiate(builder& b, int loss, const int* wrt, int n_wrt, int* out) {
   if (!(b.shape(loss) == dims{1, 1})) throw "kiln: grad needs a scalar loss";
-  const int n = b.g.size;
-  bool on_path[max_nodes]{};  // depends on some wrt leaf
+  const int n = b.size();
+  ct_vector<char> on_path(n, 0);  // depends on some wrt leaf
   for (int i = 0; i < n_wrt; ++i) on_path[wrt[i]] = true;
   for (int i = 0; i <= loss; ++i)
     for (int k = 0; k < 3; ++k) {
       int a = b.node_at(i).in[k];
       if (a >= 0 && on_path[a]) on_path[i] = true;
     }
-  int adjoint[max_nodes];
-  for (int i = 0; i < n; ++i) adjoint[i] = -1;
+  ct_vector<int> adjoint(n, -1);
   adjoint[loss] = b.scalar(1.0);
   for (int i = loss; i >= 0; --i) {
     if (adjoint[i] < 0 || !on_path[i]) continue;

@@ -47,31 +47,48 @@ struct same_shape_check {
   static constexpr dims result = Lhs;
 };
 
-// ---- generic node: Tag::emit(builder&, k, operand nodes...) with a type-level shape and kind
+// ---- generic node: Tag::emit(builder&, k, operand nodes...) with a type-level shape and kind.
+// Operands are held by arity (0 to 3) and emitted left to right in one function, so emitting an expression
+// tree costs one constexpr call frame per level: a 32-layer network stays far inside the compiler's default
+// constexpr depth (512). (Function-argument order is unspecified, and node order must not depend on the compiler.)
+template <class... A>
+struct operands;
+template <>
+struct operands<> {};
+template <class A0>
+struct operands<A0> { A0 a0; };
+template <class A0, class A1>
+struct operands<A0, A1> { A0 a0; A1 a1; };
+template <class A0, class A1, class A2>
+struct operands<A0, A1, A2> { A0 a0; A1 a1; A2 a2; };
+
 template <class Tag, dims Shape, value_kind Kind, class... A>
 struct apply_expr {
+  static_assert(sizeof...(A) <= 3, "kiln: a primitive takes at most three operands");
   static constexpr dims shape = Shape;
   static constexpr value_kind kind = Kind;
-  std::tuple<A...> args;
+  operands<A...> args;
   double k = 0;
   constexpr int emit(builder& b) const {
-    return std::apply([&](const A&... a) { return emit_in_order(b, a...); }, args);
+    if constexpr (sizeof...(A) == 0) {
+      return Tag::emit(b, k);
+    } else if constexpr (sizeof...(A) == 1) {
+      return Tag::emit(b, k, args.a0.emit(b));
+    } else if constexpr (sizeof...(A) == 2) {
+      const int x = args.a0.emit(b);
+      const int y = args.a1.emit(b);
+      return Tag::emit(b, k, x, y);
+    } else {
+      const int x = args.a0.emit(b);
+      const int y = args.a1.emit(b);
+      const int z = args.a2.emit(b);
+      return Tag::emit(b, k, x, y, z);
+    }
   }
-
- private:
-  // Operands are emitted left to right (function-argument order is unspecified, and node order must not depend
-  // on the compiler).
-  template <class... Ops>
-  constexpr int emit_in_order(builder& b, const Ops&... a) const {
-    int ids[sizeof...(Ops) + 1] = {a.emit(b)..., 0};
-    return call(b, ids, std::make_index_sequence<sizeof...(Ops)>{});
-  }
-  template <std::size_t... I>
-  constexpr int call(builder& b, const int* ids, std::index_sequence<I...>) const { return Tag::emit(b, k, ids[I]...); }
 };
 
 template <class Tag, dims Shape, value_kind Kind = value_kind::any, class... A>
-constexpr auto make_expr(double k, A... a) { return apply_expr<Tag, Shape, Kind, A...>{std::tuple<A...>{a...}, k}; }
+constexpr auto make_expr(double k, A... a) { return apply_expr<Tag, Shape, Kind, A...>{operands<A...>{a...}, k}; }
 
 // ---- leaves
 // A compile-time constant broadcast to [1, 1].

@@ -5,8 +5,12 @@
 //   - keeps a where-mask outermost through products (mul/div/neg of where(c, g, 0) → where(c, g·y, 0)), so a NaN
 //     or inf computed in an unselected branch can never reach a gradient,
 //   - shares identical nodes (hash-consing), so forward values needed by the backward pass exist once.
+#include <kiln/core/ct_vector.hpp>
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/registry.hpp>
+
+#include <bit>
+#include <cstdint>
 
 namespace kiln {
 
@@ -17,15 +21,37 @@ constexpr int broadcast_dim(int a, int b) {
   if (b == 1) return a;
   throw "kiln: elementwise shape mismatch";  // the expression layer reports these readably before we get here
 }
+// A hash of a node's identity (kind, operands, shape, constant, leaf): the key of the builder's sharing table.
+// Word at a time (multiply and xor-shift, as splitmix64 mixes), since it runs for every append.
+constexpr std::uint64_t mix_word(std::uint64_t h, std::uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  h *= 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 31);
+}
+// The first slot to probe for a hash in a table of mask + 1 (a power of two) slots.
+constexpr int slot_of(std::uint64_t hash, int mask) { return static_cast<int>(hash & static_cast<std::uint64_t>(mask)); }
+constexpr std::uint64_t node_hash(const node& n) {
+  auto word = [](int a, int b) { return static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32 | static_cast<std::uint32_t>(b); };
+  std::uint64_t h = mix_word(0, word(static_cast<int>(n.kind), n.leaf));
+  h = mix_word(h, word(n.in[0], n.in[1]));
+  h = mix_word(h, word(n.in[2], n.shape.rows));
+  h = mix_word(h, word(n.shape.cols, 0));
+  return mix_word(h, n.k == 0 ? 0 : std::bit_cast<std::uint64_t>(n.k));  // −0 and 0 are one constant (same_as uses ==)
+}
+
 }  // namespace detail
 
 struct builder {
-  graph g{};
+  graph_data g{};
+  // Open-addressing table of node ids by node_hash (−1: empty), at most half full: appending a node finds an
+  // identical one in O(1), so building a graph of n nodes costs O(n), not O(n²).
+  ct_vector<int> shared_{};
+  ct_vector<int> leaf_slots_{};  // the same for leaves, by name (short_name::hash)
 
   // If x is where(c, G, 0) (or where(c, 0, G)), returns where(c, f(G), 0) (resp. where(c, 0, f(G))), else −1.
   template <class F>
   constexpr int hoist_mask(int x, F f) {
-    const node& w = g.nodes[x];
+    const node w = g.nodes[x];
     if (w.kind != op::where) return -1;
     const int c = w.in[0], t = w.in[1], e = w.in[2];
     if (is_const(e, 0)) { int inner = f(t); return where(c, inner, scalar(0.0)); }
@@ -33,21 +59,34 @@ struct builder {
     return -1;
   }
 
-
   // ---- access
+  // (a reference is valid until the next append; passes that append copy the node first)
   constexpr const node& node_at(int i) const { return g.nodes[i]; }
-  constexpr int operand(int i, int k) const { return g.nodes[i].in[k]; }
-  constexpr bool is_const(int i) const { return g.nodes[i].kind == op::constant; }
-  constexpr bool is_const(int i, double v) const { return is_const(i) && g.nodes[i].k == v; }
-  constexpr dims shape(int i) const { return g.nodes[i].shape; }
+  constexpr int size() const { return g.size(); }
+  constexpr int operand(int i, int k) const { return node_at(i).in[k]; }
+  constexpr bool is_const(int i) const { return node_at(i).kind == op::constant; }
+  constexpr bool is_const(int i, double v) const { return is_const(i) && node_at(i).k == v; }
+  constexpr dims shape(int i) const { return node_at(i).shape; }
 
   // ---- raw append with sharing
   constexpr int append(const node& n) {
-    for (int i = 0; i < g.size; ++i)
+    if (2 * (g.size() + 1) > shared_.size()) rehash(shared_.empty() ? 64 : 2 * shared_.size());
+    const int mask = shared_.size() - 1;
+    for (int s = detail::slot_of(detail::node_hash(n), mask);; s = (s + 1) & mask) {
+      const int i = shared_[s];
+      if (i < 0) {
+        shared_[s] = g.size();
+        g.nodes.push_back(n);
+        return g.size() - 1;
+      }
       if (g.nodes[i].same_as(n)) return i;
-    if (g.size >= max_nodes) throw "kiln: graph exceeds max_nodes";
-    g.nodes[g.size] = n;
-    return g.size++;
+    }
+  }
+  constexpr void rehash(int slots) {
+    shared_.assign(slots, -1);
+    for (int i = 0; i < g.size(); ++i)
+      for (int s = detail::slot_of(detail::node_hash(g.nodes[i]), slots - 1);; s = (s + 1) & (slots - 1))
+        if (shared_[s] < 0) { shared_[s] = i; break; }
   }
 
   // ---- leaves
@@ -62,17 +101,22 @@ struct builder {
   }
   // Registers (or finds, by name) a leaf and returns its node. Same name with another shape is an error.
   constexpr int leaf(const leaf_info& info) {
+    if (2 * (g.num_leaves() + 1) > leaf_slots_.size()) rehash_leaves(leaf_slots_.empty() ? 64 : 2 * leaf_slots_.size());
+    const int mask = leaf_slots_.size() - 1;
     int idx = -1;
-    for (int i = 0; i < g.num_leaves; ++i)
-      if (g.leaves[i].name == info.name) {
-        if (!(g.leaves[i].shape == info.shape) || g.leaves[i].kind != info.kind)
-          throw "kiln: two leaves share a name but differ in shape or kind";
-        idx = i;
-      }
-    if (idx < 0) {
-      if (g.num_leaves >= max_leaves) throw "kiln: too many leaves";
-      idx = g.num_leaves++;
-      g.leaves[idx] = info;
+    int s = detail::slot_of(info.name.hash, mask);
+    for (;; s = (s + 1) & mask) {
+      const int i = leaf_slots_[s];
+      if (i < 0) break;
+      if (g.leaves[i].name == info.name) { idx = i; break; }
+    }
+    if (idx >= 0) {
+      if (!(g.leaves[idx].shape == info.shape) || g.leaves[idx].kind != info.kind)
+        throw "kiln: two leaves share a name but differ in shape or kind";
+    } else {
+      idx = g.num_leaves();
+      leaf_slots_[s] = idx;
+      g.leaves.push_back(info);
     }
     node n;
     n.kind = info.kind == leaf_kind::param ? op::param : info.kind == leaf_kind::state ? op::state : op::input;
@@ -80,14 +124,20 @@ struct builder {
     n.shape = info.shape;
     return append(n);
   }
+  constexpr void rehash_leaves(int slots) {
+    leaf_slots_.assign(slots, -1);
+    for (int i = 0; i < g.num_leaves(); ++i)
+      for (int s = detail::slot_of(g.leaves[i].name.hash, slots - 1);; s = (s + 1) & (slots - 1))
+        if (leaf_slots_[s] < 0) { leaf_slots_[s] = i; break; }
+  }
   constexpr int leaf_node(int leaf_index) {
-    const leaf_info& info = g.leaves[leaf_index];
+    const leaf_info info = g.leaves[leaf_index];
     return leaf(info);
   }
 
   // ---- elementwise
   constexpr int unary(op k, int x, double kk = 0) {
-    const node& a = g.nodes[x];
+    const node a = node_at(x);
     if (k == op::neg) {
       if (a.kind == op::constant) return constant(-a.k, a.shape);
       if (a.kind == op::neg) return a.in[0];
@@ -107,8 +157,8 @@ struct builder {
   constexpr int stop_gradient(int x) { return unary(op::stop_gradient, x); }
 
   constexpr int binary(op k, int x, int y) {
-    const node& a = g.nodes[x];
-    const node& b = g.nodes[y];
+    const node a = node_at(x);
+    const node b = node_at(y);
     const dims s{detail::broadcast_dim(a.shape.rows, b.shape.rows), detail::broadcast_dim(a.shape.cols, b.shape.cols)};
     const bool ca = a.kind == op::constant, cb = b.kind == op::constant;
     if (ca && cb) {
@@ -161,7 +211,7 @@ struct builder {
   constexpr int eq(int x, int y) { return binary(op::eq, x, y); }
 
   constexpr int where(int c, int x, int y) {
-    const node& nc = g.nodes[c];
+    const node nc = node_at(c);
     const dims s{detail::broadcast_dim(nc.shape.rows, detail::broadcast_dim(shape(x).rows, shape(y).rows)),
                  detail::broadcast_dim(nc.shape.cols, detail::broadcast_dim(shape(x).cols, shape(y).cols))};
     if (nc.kind == op::constant) return nc.k != 0 ? broadcast_to(x, s) : broadcast_to(y, s);
@@ -177,7 +227,7 @@ struct builder {
     if (a == s) return x;
     detail::broadcast_dim(a.rows, s.rows);
     detail::broadcast_dim(a.cols, s.cols);
-    if (is_const(x)) return constant(g.nodes[x].k, s);
+    if (is_const(x)) return constant(node_at(x).k, s);
     node n; n.kind = op::broadcast_to; n.in[0] = x; n.shape = s;
     return append(n);
   }
@@ -207,7 +257,7 @@ struct builder {
     const bool rows = k == op::sum_rows;
     const dims s = rows ? dims{1, a.cols} : dims{a.rows, 1};
     if (rows ? a.rows == 1 : a.cols == 1) return x;  // reducing a dimension of size 1 is the identity
-    if (is_const(x) && k != op::max_cols && !a.batched()) return constant(g.nodes[x].k * (rows ? a.rows : a.cols), s);
+    if (is_const(x) && k != op::max_cols && !a.batched()) return constant(node_at(x).k * (rows ? a.rows : a.cols), s);
     node n; n.kind = k; n.in[0] = x; n.shape = s;
     return append(n);
   }
@@ -217,7 +267,7 @@ struct builder {
   constexpr int sum_all(int x) { return sum_cols(sum_rows(x)); }
 
   constexpr int transpose(int x) {
-    const node a = g.nodes[x];  // a copy: appending may not move nodes, but keep this independent of that
+    const node a = node_at(x);  // a copy: appending may move nodes
     if (a.kind == op::transpose) return a.in[0];
     // (A·B)ᵀ = Bᵀ·Aᵀ: keeps transposes on contraction operands, where they are free (strides)
     // (unless that would put the batch in the columns of a contraction; then the transpose stays a view)
@@ -254,35 +304,33 @@ struct builder {
 
   // ---- outputs
   constexpr void add_output(int node_id, int assign_to = -1) {
-    if (g.num_outputs >= max_outputs) throw "kiln: too many outputs";
-    g.outputs[g.num_outputs++] = output{node_id, assign_to};
+    g.outputs.push_back(output{node_id, assign_to});
   }
 
 };
 
 // Keeps only the nodes that the outputs need (in order) and renumbers them.
-constexpr graph compact(const graph& in) {
-  bool live[max_nodes]{};
-  for (int o = 0; o < in.num_outputs; ++o) live[in.outputs[o].node] = true;
-  for (int i = in.size - 1; i >= 0; --i)
+constexpr graph_data compact(const graph_data& in) {
+  const int n = in.size();
+  ct_vector<char> live(n, 0);
+  for (const output& o : in.outputs) live[static_cast<int>(o.node)] = 1;
+  for (int i = n - 1; i >= 0; --i)
     if (live[i])
       for (int k = 0; k < 3; ++k)
-        if (in.nodes[i].in[k] >= 0) live[in.nodes[i].in[k]] = true;
-  graph out{};
-  int remap[max_nodes]{};
-  for (int i = 0; i < in.size; ++i) {
+        if (const int a = in.nodes[i].in[k]; a >= 0) live[a] = 1;
+  graph_data out{};
+  ct_vector<int> remap(n, -1);
+  for (int i = 0; i < n; ++i) {
     if (!live[i]) continue;
-    node n = in.nodes[i];
+    node nd = in.nodes[i];
     for (int k = 0; k < 3; ++k)
-      if (n.in[k] >= 0) n.in[k] = remap[n.in[k]];
-    remap[i] = out.size;
-    out.nodes[out.size++] = n;
+      if (nd.in[k] >= 0) nd.in[k] = remap[static_cast<int>(nd.in[k])];
+    remap[i] = out.size();
+    out.nodes.push_back(nd);
   }
-  for (int l = 0; l < in.num_leaves; ++l) out.leaves[l] = in.leaves[l];
-  out.num_leaves = in.num_leaves;
+  out.leaves = in.leaves;
   out.num_hypers = in.num_hypers;
-  for (int o = 0; o < in.num_outputs; ++o) out.outputs[o] = output{remap[in.outputs[o].node], in.outputs[o].assign_to};
-  out.num_outputs = in.num_outputs;
+  for (const output& o : in.outputs) out.outputs.push_back(output{remap[static_cast<int>(o.node)], o.assign_to});
   return out;
 }
 

@@ -3,6 +3,10 @@
 // is a static size or `batch` (the run-time batch size, only ever in rows). Vectors are [1, n], scalars [1, 1],
 // per-sample scalars [batch, 1]. Elementwise ops broadcast numpy-style (a dimension of 1 stretches).
 // Nodes are appended after their operands, so node order is a topological order.
+// Sizes come from the model: passes build a `graph_data` (growing arrays, core/ct_vector.hpp, within one constant
+// evaluation), and ir/frozen.hpp copies the finished graph into static arrays of exactly its size, which a `graph`
+// views. No count of nodes, leaves or outputs is fixed anywhere.
+#include <kiln/core/ct_vector.hpp>
 #include <kiln/core/fixed_string.hpp>
 
 #include <cstdint>
@@ -64,10 +68,6 @@ struct leaf_info {
   int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix), for checkpoints
 };
 
-inline constexpr int max_nodes = 640;
-inline constexpr int max_leaves = 64;
-inline constexpr int max_outputs = 96;
-
 // An output of the graph: either a value the caller reads (the loss) or a new value assigned to a leaf
 // (a parameter or optimizer state), which the backend writes in place once nothing else reads the old one.
 struct output {
@@ -75,16 +75,34 @@ struct output {
   int assign_to = -1;  // leaf index, or -1 for a plain result
 };
 
+// A finished graph, read-only: a view of arrays that live elsewhere (static storage for a compiled model, a
+// graph_data for one built at run time).
 struct graph {
-  node nodes[max_nodes]{};
+  const node* nodes = nullptr;
   int size = 0;
-  leaf_info leaves[max_leaves]{};
+  const leaf_info* leaves = nullptr;
   int num_leaves = 0;
-  output outputs[max_outputs]{};
+  const output* outputs = nullptr;
   int num_outputs = 0;
   int num_hypers = 0;
 
   constexpr const node& operator[](int i) const { return nodes[i]; }
+};
+
+// A graph while it is built: every array grows as needed.
+struct graph_data {
+  ct_vector<node> nodes;
+  ct_vector<leaf_info> leaves;
+  ct_vector<output> outputs;
+  int num_hypers = 0;
+
+  constexpr int size() const { return static_cast<int>(nodes.size()); }
+  constexpr int num_leaves() const { return static_cast<int>(leaves.size()); }
+  constexpr int num_outputs() const { return static_cast<int>(outputs.size()); }
+  // Valid while this graph_data lives and grows no further.
+  constexpr graph view() const {
+    return graph{nodes.data(), size(), leaves.data(), num_leaves(), outputs.data(), num_outputs(), num_hypers};
+  }
 };
 
 }  // namespace kiln

@@ -4,12 +4,15 @@
 #include <kiln/nn/activations.hpp>
 
 #include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 namespace kiln {
 
 namespace detail {
 constexpr short_name numbered(std::string_view stem, int index, std::string_view suffix) {
-  char buf[short_name::capacity] = {};
+  char buf[2 * short_name::capacity + 16] = {};  // room for any stem and suffix: short_name reports a name too long
   int n = 0;
   for (char c : stem) buf[n++] = c;
   char digits[12] = {};
@@ -20,7 +23,7 @@ constexpr short_name numbered(std::string_view stem, int index, std::string_view
   return short_name(std::string_view(buf, static_cast<std::size_t>(n)));
 }
 constexpr short_name joined(std::string_view a, std::string_view b) {
-  char buf[short_name::capacity] = {};
+  char buf[2 * short_name::capacity + 16] = {};  // room for any stem and suffix: short_name reports a name too long
   int n = 0;
   for (char c : a) buf[n++] = c;
   for (char c : b) buf[n++] = c;
@@ -67,34 +70,92 @@ inline constexpr prelu_layer prelu_l{};
 
 namespace nn {
 
+// A node already in the graph being built, as an expression of static shape and kind: sequential applies each
+// layer to the previous layer's node instead of nesting the layers' expressions inside each other.
+template <dims Shape, value_kind Kind>
+struct node_ref_expr {
+  static constexpr dims shape = Shape;
+  static constexpr value_kind kind = Kind;
+  int id = -1;
+  constexpr int emit(builder&) const { return id; }
+};
+
+namespace detail {
+template <class L> inline constexpr bool is_dense_layer = requires(L l) { []<int N>(const dense<N>&) {}(l); };
+template <class L> inline constexpr bool is_prelu_layer = std::is_same_v<L, prelu_layer>;
+
+// What layer L gives for an input of type In (its name does not change the type).
+template <class L, class In>
+using layer_result = decltype(std::declval<const L&>()(std::declval<In>()));
+template <class L, class In>
+using next_ref = node_ref_expr<layer_result<L, In>::shape, layer_result<L, In>::kind>;
+
+// The input of layer I: a node_ref of the model's input for I = 0, else of the previous layer's result.
+template <std::size_t I, class In, class... Layers>
+struct input_of_layer { using type = node_ref_expr<In::shape, In::kind>; };
+template <std::size_t I, class In, class L, class... Rest>
+  requires(I > 0)
+struct input_of_layer<I, In, L, Rest...> {
+  using type = typename input_of_layer<I - 1, next_ref<L, In>, Rest...>::type;
+};
+}  // namespace detail
+
+// The expression of a sequential applied to x. It holds x and the layers side by side (not nested), and emits
+// them one after another, so building and emitting an L-layer network costs O(L) time and constexpr depth.
+template <class X, class... Layers>
+struct sequential_expr {
+  using last_input = typename detail::input_of_layer<sizeof...(Layers) - 1, X, Layers...>::type;
+  using result = detail::layer_result<std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>, last_input>;
+  static constexpr dims shape = result::shape;
+  static constexpr value_kind kind = result::kind;
+  X input;
+  std::tuple<Layers...> layers;
+
+  constexpr int emit(builder& b) const {
+    int id = input.emit(b);
+    emit_layers(b, id, std::index_sequence_for<Layers...>{});
+    return id;
+  }
+
+ private:
+  // Dense layers are named fc1, fc2, … and PReLU layers prelu1, prelu2, … in order, unless given a name.
+  template <std::size_t I>
+  static constexpr int number_of() {
+    using L = std::tuple_element_t<I, std::tuple<Layers...>>;
+    constexpr bool same_family[] = {(detail::is_dense_layer<L> ? detail::is_dense_layer<Layers> : detail::is_prelu_layer<Layers>)...};
+    int n = 1;
+    for (std::size_t j = 0; j < I; ++j) n += same_family[j];
+    return n;
+  }
+  template <std::size_t... I>
+  constexpr void emit_layers(builder& b, int& id, std::index_sequence<I...>) const {
+    ((id = emit_layer<I>(b, id)), ...);
+  }
+  template <std::size_t I>
+  constexpr int emit_layer(builder& b, int id) const {
+    using In = typename detail::input_of_layer<I, X, Layers...>::type;
+    const In x{id};
+    const auto& layer = std::get<I>(layers);
+    using L = std::remove_cvref_t<decltype(layer)>;
+    if constexpr (detail::is_dense_layer<L>) {
+      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered("fc", number_of<I>(), "");
+      return layer.apply(x, n).emit(b);
+    } else if constexpr (detail::is_prelu_layer<L>) {
+      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered("prelu", number_of<I>(), "");
+      return layer.apply(x, n).emit(b);
+    } else {
+      return layer(x).emit(b);
+    }
+  }
+};
+
 template <class... Layers>
 struct sequential_t {
+  static_assert(sizeof...(Layers) > 0, "kiln: nn::sequential needs at least one layer");
   std::tuple<Layers...> layers;
 
   template <expression X>
-  constexpr auto operator()(X x) const { return step<0>(x, 1, 1); }
-
- private:
-  template <class L> static constexpr bool is_dense = requires(L l) { []<int N>(const dense<N>&) {}(l); };
-
-  template <std::size_t I, class X>
-  constexpr auto step(X x, int dense_index, int prelu_index) const {
-    if constexpr (I == sizeof...(Layers)) {
-      return x;
-    } else {
-      const auto& layer = std::get<I>(layers);
-      using L = std::remove_cvref_t<decltype(layer)>;
-      if constexpr (is_dense<L>) {
-        short_name n = layer.name.length ? layer.name : detail::numbered("fc", dense_index, "");
-        return step<I + 1>(layer.apply(x, n), dense_index + 1, prelu_index);
-      } else if constexpr (std::is_same_v<L, prelu_layer>) {
-        short_name n = layer.name.length ? layer.name : detail::numbered("prelu", prelu_index, "");
-        return step<I + 1>(layer.apply(x, n), dense_index, prelu_index + 1);
-      } else {
-        return step<I + 1>(layer(x), dense_index, prelu_index);
-      }
-    }
-  }
+  constexpr auto operator()(X x) const { return sequential_expr<X, Layers...>{x, layers}; }
 };
 
 // sequential(dense<128>{}, relu, dense<64>{}, relu, dense<10>{}) — layers and activations applied in order.

@@ -5,6 +5,8 @@
 #include <kiln/ops/reduce.hpp>
 #include <kiln/ops/unary.hpp>
 
+#include <array>
+
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
@@ -36,8 +38,20 @@ constexpr decltype(auto) visit_op(op k, F&& f) {
       [&](auto i) -> decltype(auto) { return f(boost::mp11::mp_at_c<all, decltype(i)::value>{}); });
 }
 
-constexpr op_class class_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::cls; }); }
-constexpr int arity_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::arity; }); }
-constexpr const char* name_of(op k) { return visit_op(k, [](auto o) { return decltype(o)::name; }); }
+// Traits by op id, as tables generated from the op list: the passes ask for them at every node, and a table
+// lookup is one step of constant evaluation where a dispatch through visit_op is dozens.
+namespace detail {
+template <class... Op>
+struct trait_tables {
+  static constexpr std::array<op_class, sizeof...(Op)> cls{Op::cls...};
+  static constexpr std::array<int, sizeof...(Op)> arity{Op::arity...};
+  static constexpr std::array<const char*, sizeof...(Op)> name{Op::name...};
+};
+using tables = boost::mp11::mp_apply<trait_tables, all>;
+}  // namespace detail
+
+constexpr op_class class_of(op k) { return detail::tables::cls[static_cast<std::size_t>(k)]; }
+constexpr int arity_of(op k) { return detail::tables::arity[static_cast<std::size_t>(k)]; }
+constexpr const char* name_of(op k) { return detail::tables::name[static_cast<std::size_t>(k)]; }
 
 }  // namespace kiln::ops

@@ -8,16 +8,20 @@
 // output, an operand of a contraction, or an elementwise value used more than once (and not trivially cheap).
 // Everything else is recomputed inside the kernels that need it. The unfused plan materializes every node and
 // gives each primitive its own kernel (transposes stay folded into contractions: they are views).
+// Like the graph, a plan is built with growing arrays (plan_data) and kept in static arrays of exactly its size
+// (frozen_plan<GraphHolder, Mode>::value, a `plan` viewing them).
+#include <kiln/core/ct_vector.hpp>
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/registry.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace kiln {
 
 enum class kernel_kind : std::uint8_t { elementwise, reduction, contraction };
 enum class fusion : std::uint8_t { fused, unfused };
-
-inline constexpr int max_kernels = max_nodes;  // at most one kernel per node (the unfused plan)
-inline constexpr int max_body = 4 * max_nodes;
 
 struct kernel {
   kernel_kind kind = kernel_kind::elementwise;
@@ -27,22 +31,41 @@ struct kernel {
   int store_begin = 0, store_end = 0;  // the roots it stores (a subset of the body)
 };
 
+// A finished plan, read-only (a view of arrays that live elsewhere). Per-node arrays have g.size entries.
 struct plan {
   graph g{};
   fusion mode = fusion::fused;
-  bool materialized[max_nodes]{};
-  int assign[max_nodes]{};  // leaf index a node's value is written to in place, or -1
-  int is_output[max_nodes]{};  // 1 + output index, or 0
-  kernel kernels[max_kernels]{};
+  const bool* materialized = nullptr;
+  const int* assign = nullptr;     // leaf index a node's value is written to in place, or -1
+  const int* is_output = nullptr;  // 1 + output index, or 0
+  const kernel* kernels = nullptr;
   int num_kernels = 0;
-  int body[max_body]{};
+  const int* body = nullptr;
   int num_body = 0;
-  int stores[max_nodes]{};
+  const int* stores = nullptr;
   int num_stores = 0;
-  int kernel_of[max_nodes]{};  // kernel index that computes a materialized node, or -1 (leaf buffers)
+  const int* kernel_of = nullptr;  // kernel index that computes a materialized node, or -1 (leaf buffers)
 
   constexpr const node& at(int i) const { return g.nodes[i]; }
   constexpr op_class cls(int i) const { return ops::class_of(g.nodes[i].kind); }
+};
+
+// A plan while `lower` builds it.
+struct plan_data {
+  graph g{};
+  fusion mode = fusion::fused;
+  ct_vector<char> materialized;  // (not vector<bool>: clang 14 cannot evaluate it in a constant expression)
+  ct_vector<int> assign, is_output;
+  ct_vector<kernel> kernels;
+  ct_vector<int> body, stores;
+  ct_vector<int> kernel_of;
+
+  constexpr explicit plan_data(const graph& graph_, fusion mode_)
+      : g(graph_), mode(mode_), materialized(g.size, 0), assign(g.size, -1), is_output(g.size, 0),
+        kernel_of(g.size, -1) {}
+  constexpr int num_kernels() const { return static_cast<int>(kernels.size()); }
+  constexpr int num_body() const { return static_cast<int>(body.size()); }
+  constexpr int num_stores() const { return static_cast<int>(stores.size()); }
 };
 
 namespace detail {
@@ -51,94 +74,110 @@ constexpr bool transcendental(op k) {
   return k == op::exp || k == op::log || k == op::log1p || k == op::sqrt || k == op::tanh || k == op::sigmoid ||
          k == op::erf || k == op::softplus || k == op::pow_c || k == op::div || k == op::recip;
 }
-// What it costs to evaluate a node again where it is used instead of loading it: its op plus its unmaterialized
-// elementwise operands (materialized nodes, leaves and immediates are loads).
-constexpr int recompute_cost(const plan& p, int i) {
+// A set of node ids that remembers its members in insertion order and empties in O(1) (a member's stamp equals the
+// current generation), so the passes below cost O(what they visit), not O(nodes), per kernel or per root.
+struct node_set {
+  ct_vector<int> stamp;
+  ct_vector<int> members;
+  int generation = 1;
+  constexpr explicit node_set(int n) : stamp(n, 0) {}
+  constexpr void clear() { ++generation; members.clear(); }
+  constexpr bool has(int i) const { return stamp[i] == generation; }
+  constexpr bool add(int i) {
+    if (has(i)) return false;
+    stamp[i] = generation;
+    members.push_back(i);
+    return true;
+  }
+};
+
+// What it costs to evaluate node i again where it is used instead of loading it: its op plus its unmaterialized
+// elementwise operands (materialized nodes, leaves and immediates are loads). cost[a] holds that for each
+// earlier elementwise node a (operands come first, and their materialization is decided by then).
+constexpr int recompute_cost(const plan_data& p, const ct_vector<int>& cost, int i) {
   const node& n = p.g.nodes[i];
   if (n.kind == op::stop_gradient || n.kind == op::broadcast_to) return 0;
   int c = transcendental(n.kind) ? 8 : 1;
   for (int k = 0; k < 3; ++k) {
     const int a = n.in[k];
-    if (a >= 0 && !p.materialized[a] && ops::class_of(p.g.nodes[a].kind) == op_class::elementwise) c += recompute_cost(p, a);
+    if (a >= 0 && !p.materialized[a] && ops::class_of(p.g.nodes[a].kind) == op_class::elementwise) c += cost[a];
   }
   return c;
 }
 
 // Collects the body of a kernel rooted at `roots`: walk operands, stopping at materialized nodes that are not
 // roots of this kernel (they are loaded) — immediates and unmaterialized elementwise nodes are evaluated inline.
-constexpr void collect_body(const plan& p, const bool* is_root, int node_id, bool* in_body) {
-  if (in_body[node_id]) return;
+constexpr void collect_body(const plan_data& p, const node_set& is_root, int node_id, node_set& in_body) {
+  if (in_body.has(node_id)) return;
   const node& n = p.g.nodes[node_id];
   const op_class c = ops::class_of(n.kind);
-  if (c == op_class::immediate) { in_body[node_id] = true; return; }
+  if (c == op_class::immediate) { in_body.add(node_id); return; }
   if (c != op_class::elementwise) return;  // loaded from its buffer
-  if (p.materialized[node_id] && !is_root[node_id]) return;  // loaded
-  in_body[node_id] = true;
+  if (p.materialized[node_id] && !is_root.has(node_id)) return;  // loaded
+  in_body.add(node_id);
   for (int k = 0; k < 3; ++k)
     if (n.in[k] >= 0) collect_body(p, is_root, n.in[k], in_body);
 }
 
 // The materialized nodes a root's body loads (its inputs as a kernel).
-constexpr void collect_loads(const plan& p, int node_id, bool* seen, bool* loads) {
-  if (seen[node_id]) return;
-  seen[node_id] = true;
+constexpr void collect_loads(const plan_data& p, int node_id, node_set& seen, node_set& loads) {
+  if (!seen.add(node_id)) return;
   const node& n = p.g.nodes[node_id];
   for (int k = 0; k < 3; ++k) {
     int a = n.in[k];
     if (a < 0) continue;
     const op_class c = ops::class_of(p.g.nodes[a].kind);
     if (c == op_class::immediate) continue;
-    if (p.materialized[a] || c != op_class::elementwise) loads[a] = true;
+    if (p.materialized[a] || c != op_class::elementwise) loads.add(a);
     else collect_loads(p, a, seen, loads);
   }
 }
 
-constexpr void add_kernel(plan& p, kernel_kind kind, int anchor, dims domain, const int* roots, int n_roots,
-                          int prologue_of = -1) {
-  if (p.num_kernels >= max_kernels) throw "kiln: plan exceeds max_kernels";
-  bool is_root[max_nodes]{};
-  bool in_body[max_nodes]{};
-  for (int r = 0; r < n_roots; ++r) is_root[roots[r]] = true;
-  for (int r = 0; r < n_roots; ++r) collect_body(p, is_root, roots[r], in_body);
+// Scratch sets shared by every add_kernel call of one lowering.
+struct kernel_scratch {
+  node_set is_root, in_body;
+  constexpr explicit kernel_scratch(int n) : is_root(n), in_body(n) {}
+};
+
+constexpr void add_kernel(plan_data& p, kernel_scratch& s, kernel_kind kind, int anchor, dims domain,
+                          const ct_vector<int>& roots, int prologue_of = -1) {
+  s.is_root.clear();
+  s.in_body.clear();
+  for (const int r : roots) s.is_root.add(r);
+  for (const int r : roots) collect_body(p, s.is_root, r, s.in_body);
   if (prologue_of >= 0) {
     // a reduction's input computed on the fly (unless it is materialized, then it is loaded)
     const int in = p.g.nodes[prologue_of].in[0];
-    if (!p.materialized[in]) collect_body(p, is_root, in, in_body);
+    if (!p.materialized[in]) collect_body(p, s.is_root, in, s.in_body);
   }
   kernel k;
   k.kind = kind;
   k.anchor = anchor;
   k.domain = domain;
-  k.body_begin = p.num_body;
-  for (int i = 0; i < p.g.size; ++i)
-    if (in_body[i]) {
-      if (p.num_body >= max_body) throw "kiln: plan exceeds max_body";
-      p.body[p.num_body++] = i;
-    }
-  k.body_end = p.num_body;
-  k.store_begin = p.num_stores;
-  for (int r = 0; r < n_roots; ++r) {
-    p.stores[p.num_stores++] = roots[r];
-    p.kernel_of[roots[r]] = p.num_kernels;
+  k.body_begin = p.num_body();
+  ct_vector<int> body = s.in_body.members;
+  std::sort(body.begin(), body.end());  // node order is a topological order
+  for (const int i : body) p.body.push_back(i);
+  k.body_end = p.num_body();
+  k.store_begin = p.num_stores();
+  for (const int r : roots) {
+    p.stores.push_back(r);
+    p.kernel_of[r] = p.num_kernels();
   }
-  k.store_end = p.num_stores;
-  if (anchor >= 0 && kind != kernel_kind::elementwise) p.kernel_of[anchor] = p.num_kernels;
-  p.kernels[p.num_kernels++] = k;
+  k.store_end = p.num_stores();
+  if (anchor >= 0 && kind != kernel_kind::elementwise) p.kernel_of[anchor] = p.num_kernels();
+  p.kernels.push_back(k);
 }
 
 }  // namespace detail
 
-constexpr plan lower(const graph& g, fusion mode) {
-  plan p{};
-  p.g = g;
-  p.mode = mode;
+constexpr plan_data lower(const graph& g, fusion mode) {
+  plan_data p(g, mode);
   const int n = g.size;
-  int uses[max_nodes]{};
-  bool feeds_contraction[max_nodes]{};
-  bool feeds_other_than_contraction[max_nodes]{};
+  ct_vector<int> uses(n, 0);
+  ct_vector<char> feeds_contraction(n, 0), feeds_other_than_contraction(n, 0);
+  ct_vector<int> cost(n, 0);  // recompute_cost of each elementwise node
   for (int i = 0; i < n; ++i) {
-    p.assign[i] = -1;
-    p.kernel_of[i] = -1;
     const node& nd = g.nodes[i];
     const op_class c = ops::class_of(nd.kind);
     for (int k = 0; k < 3; ++k) {
@@ -172,8 +211,8 @@ constexpr plan lower(const graph& g, fusion mode) {
       case op_class::contraction: m = true; break;
       case op_class::elementwise: {
         // cost of recomputing: 1 per arithmetic op, 8 per transcendental, through unmaterialized operands
-        int cost = detail::recompute_cost(p, i);
-        m = mode == fusion::unfused || p.is_output[i] || feeds_contraction[i] || (uses[i] > 1 && cost > 3);
+        cost[i] = detail::recompute_cost(p, cost, i);
+        m = mode == fusion::unfused || p.is_output[i] || feeds_contraction[i] || (uses[i] > 1 && cost[i] > 3);
         break;
       }
     }
@@ -185,58 +224,70 @@ constexpr plan lower(const graph& g, fusion mode) {
 
   // ---- epilogue attachment: an elementwise root joins the contraction whose result it reads, when that is
   // the only kernel-computed value it needs that is not already available before the contraction runs.
-  int epilogue_of[max_nodes];
-  for (int i = 0; i < n; ++i) epilogue_of[i] = -1;
+  ct_vector<int> epilogue_of(n, -1);
+  ct_vector<ct_vector<int>> attached(n, ct_vector<int>{});  // a contraction's epilogue roots, in node order
+  detail::kernel_scratch scratch(n);
   if (mode == fusion::fused) {
+    // the nodes that read each leaf's (old) value, directly or through a transpose
+    ct_vector<ct_vector<int>> readers(g.num_leaves, ct_vector<int>{});
+    for (int x = 0; x < n; ++x)
+      for (int k = 0; k < 3; ++k) {
+        int a = g.nodes[x].in[k];
+        if (a >= 0 && g.nodes[a].kind == op::transpose) a = g.nodes[a].in[0];  // a read through a view
+        if (a >= 0 && ops::class_of(g.nodes[a].kind) == op_class::leaf && g.nodes[a].leaf >= 0 &&
+            g.nodes[a].kind != op::hyper)
+          readers[g.nodes[a].leaf].push_back(x);
+      }
+    detail::node_set seen(n), loads(n);
     for (int i = 0; i < n; ++i) {
       if (!p.materialized[i] || ops::class_of(g.nodes[i].kind) != op_class::elementwise) continue;
-      bool seen[max_nodes]{}, loads[max_nodes]{};
+      seen.clear();
+      loads.clear();
       detail::collect_loads(p, i, seen, loads);
       int contraction = -1;
       bool ok = true;
-      for (int a = 0; a < n && ok; ++a) {
-        if (!loads[a]) continue;
+      for (const int a : loads.members) {
         // the latest contraction (or epilogue of one) of the root's shape that it reads; earlier ones are loads
         const int via = ops::class_of(g.nodes[a].kind) == op_class::contraction ? a : epilogue_of[a];
         if (via >= 0 && g.nodes[via].shape == g.nodes[i].shape && via > contraction) contraction = via;
       }
-      if (!ok || contraction < 0) continue;
-      for (int a = 0; a < n && ok; ++a)
-        if (loads[a] && a != contraction && a > contraction && epilogue_of[a] != contraction &&
+      if (contraction < 0) continue;
+      for (const int a : loads.members)
+        if (a != contraction && a > contraction && epilogue_of[a] != contraction &&
             ops::class_of(g.nodes[a].kind) != op_class::leaf)
           ok = false;
       if (ok && p.assign[i] >= 0) {
         // Written in place: only safe if nothing outside this root's own body reads the old value later.
         // The kernel evaluates every attached root's body before storing anything, so reads there see old values.
-        bool is_root[max_nodes]{}, body[max_nodes]{};
-        is_root[i] = true;
-        for (int r = 0; r < i; ++r) is_root[r] = epilogue_of[r] == contraction;
-        for (int r = 0; r <= i; ++r)
-          if (is_root[r]) detail::collect_body(p, is_root, r, body);
+        detail::node_set& is_root = scratch.is_root;
+        detail::node_set& body = scratch.in_body;
+        is_root.clear();
+        body.clear();
+        is_root.add(i);
+        for (const int r : attached[contraction]) is_root.add(r);
+        for (const int r : is_root.members) detail::collect_body(p, is_root, r, body);
         for (int k = 0; k < 2; ++k) {  // the contraction must not read the leaf it would overwrite
           int a = g.nodes[contraction].in[k];
           if (g.nodes[a].kind == op::transpose) a = g.nodes[a].in[0];
           if (g.nodes[a].leaf == p.assign[i] && ops::class_of(g.nodes[a].kind) == op_class::leaf) ok = false;
         }
-        for (int x = contraction + 1; x < n && ok; ++x)
-          for (int k = 0; k < 3; ++k) {
-            int a = g.nodes[x].in[k];
-            if (a >= 0 && g.nodes[a].kind == op::transpose) a = g.nodes[a].in[0];  // a read through a view
-            if (a >= 0 && g.nodes[a].leaf == p.assign[i] && ops::class_of(g.nodes[a].kind) == op_class::leaf && !body[x])
-              ok = false;
-          }
+        for (const int x : readers[p.assign[i]])
+          if (x > contraction && !body.has(x)) ok = false;
       }
-      if (ok) epilogue_of[i] = contraction;
+      if (ok) {
+        epilogue_of[i] = contraction;
+        attached[contraction].push_back(i);
+      }
     }
   }
 
   // ---- kernels, in node order (a kernel runs at the position of its anchor)
-  int pending[max_nodes], n_pending = 0;
+  ct_vector<int> pending;
   dims pending_shape{};
   auto flush = [&] {
-    if (n_pending == 0) return;
-    detail::add_kernel(p, kernel_kind::elementwise, pending[0], pending_shape, pending, n_pending);
-    n_pending = 0;
+    if (pending.empty()) return;
+    detail::add_kernel(p, scratch, kernel_kind::elementwise, pending[0], pending_shape, pending);
+    pending.clear();
   };
   for (int i = 0; i < n; ++i) {
     const node& nd = g.nodes[i];
@@ -244,20 +295,17 @@ constexpr plan lower(const graph& g, fusion mode) {
     if (!p.materialized[i] || c == op_class::leaf) continue;
     if (c == op_class::elementwise || c == op_class::immediate) {  // an immediate here is a contraction operand
       if (epilogue_of[i] >= 0) continue;  // emitted with its contraction
-      if (n_pending > 0 && !(pending_shape == nd.shape)) flush();
+      if (!pending.empty() && !(pending_shape == nd.shape)) flush();
       pending_shape = nd.shape;
-      pending[n_pending++] = i;
+      pending.push_back(i);
       if (mode == fusion::unfused) flush();
       continue;
     }
     flush();
     if (c == op_class::contraction) {
-      int roots[max_nodes], nr = 0;
-      for (int r = i + 1; r < n; ++r)
-        if (epilogue_of[r] == i) roots[nr++] = r;
-      detail::add_kernel(p, kernel_kind::contraction, i, nd.shape, roots, nr);
+      detail::add_kernel(p, scratch, kernel_kind::contraction, i, nd.shape, attached[i]);
     } else {  // reduction
-      detail::add_kernel(p, kernel_kind::reduction, i, g.nodes[nd.in[0]].shape, nullptr, 0, i);
+      detail::add_kernel(p, scratch, kernel_kind::reduction, i, g.nodes[nd.in[0]].shape, {}, i);
     }
   }
   flush();
@@ -266,5 +314,47 @@ constexpr plan lower(const graph& g, fusion mode) {
 
 // Number of kernels that run per step (what a backend launches).
 constexpr int kernel_count(const plan& p) { return p.num_kernels; }
+
+// A plan kept in static arrays of exactly its size: lowered once to count, once more to copy (as frozen_graph).
+template <int Nodes, int Kernels, int Body, int Stores>
+struct plan_storage {
+  std::array<bool, Nodes> materialized{};
+  std::array<int, Nodes> assign{}, is_output{}, kernel_of{};
+  std::array<kernel, Kernels> kernels{};
+  std::array<int, Body> body{};
+  std::array<int, Stores> stores{};
+
+  constexpr explicit plan_storage(const plan_data& p) {
+    for (int i = 0; i < Nodes; ++i) {
+      materialized[i] = p.materialized[i];
+      assign[i] = p.assign[i];
+      is_output[i] = p.is_output[i];
+      kernel_of[i] = p.kernel_of[i];
+    }
+    for (int i = 0; i < Kernels; ++i) kernels[i] = p.kernels[i];
+    for (int i = 0; i < Body; ++i) body[i] = p.body[i];
+    for (int i = 0; i < Stores; ++i) stores[i] = p.stores[i];
+  }
+  constexpr plan view(const graph& g, fusion mode) const {
+    return plan{g, mode, materialized.data(), assign.data(), is_output.data(), kernels.data(), Kernels,
+                body.data(), Body, stores.data(), Stores, kernel_of.data()};
+  }
+};
+
+// frozen_plan<GraphHolder, Mode>::value: the plan of GraphHolder::value (a static constexpr graph).
+template <class GraphHolder, fusion Mode>
+struct frozen_plan {
+ private:
+  static constexpr const graph& G = GraphHolder::value;
+  struct extent { int kernels, body, stores; };
+  static constexpr extent size = [] {
+    const plan_data p = lower(G, Mode);
+    return extent{p.num_kernels(), p.num_body(), p.num_stores()};
+  }();
+  static constexpr plan_storage<G.size, size.kernels, size.body, size.stores> storage{lower(G, Mode)};
+
+ public:
+  static constexpr plan value = storage.view(G, Mode);
+};
 
 }  // namespace kiln

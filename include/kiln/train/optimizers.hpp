@@ -13,7 +13,7 @@ namespace kiln {
 namespace detail {
 constexpr int state_leaf(builder& b, int param_leaf, std::string_view suffix) {
   leaf_info s = b.g.leaves[param_leaf];
-  char buf[short_name::capacity] = {};
+  char buf[2 * short_name::capacity + 16] = {};  // room for any stem and suffix: short_name reports a name too long
   int n = 0;
   for (char c : s.name.view()) buf[n++] = c;
   for (char c : suffix) buf[n++] = c;
