@@ -5,6 +5,9 @@
 
 #include <kiln/cpu/train_step.hpp>
 
+#include <memory>
+#include <tuple>
+
 using namespace kiln;
 
 namespace {
@@ -35,17 +38,18 @@ struct bce_logits_model { constexpr auto operator()() const { return bce_with_lo
 struct kl_model { constexpr auto operator()() const { return kl_div(log_softmax(mlp(elu)(x)), probability_target<3>("target")); } };
 struct cce_model { constexpr auto operator()() const { return categorical_cross_entropy(softmax(mlp(swish)(x)), one_hot(y)); } };
 
-// Runs `steps` training steps on the CPU (fused and unfused) and on the reference; compares losses and every
-// parameter and optimizer state after each step.
-template <class Model, class Opt>
-void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
+// Runs `steps` training steps on the CPU, one step object per fusion mode in Modes, and on the reference;
+// compares losses and every parameter and optimizer state after each step.
+template <class Model, class Opt, fusion... Modes>
+void compare_modes(Opt opt, long batch, std::uint64_t seed, int steps) {
   INFO("seed " << seed << ", batch " << batch << ", optimizer " << Opt::name << ", " << cpu::lanes << " lanes");
-  cpu::train_step<Model, Opt, fusion::fused> fused(opt, seed);
-  cpu::train_step<Model, Opt, fusion::unfused> unfused(opt, seed);
-  const graph& G = decltype(fused)::G;
+  // (steps are neither copied nor moved: they own their program's buffers)
+  std::tuple<std::unique_ptr<cpu::train_step<Model, Opt, Modes>>...> cpu_steps{
+      std::make_unique<cpu::train_step<Model, Opt, Modes>>(opt, seed)...};
+  const graph& G = std::get<0>(cpu_steps)->G;
   auto leaves = kiln_test::random_leaves(G, batch, seed + 1000, -2, 2);
-  // parameters: the step's own initialization (PyTorch's default) for both
-  auto [xs, ts, ys] = kiln_test::start_from_step(fused, leaves, "target");
+  // parameters: the step's own initialization (PyTorch's default) for every mode
+  auto [xs, ts, ys] = kiln_test::start_from_step(*std::get<0>(cpu_steps), leaves, "target");
   if (ys.empty()) ys.assign(static_cast<std::size_t>(batch), 0);
   // soft targets must be distributions for KL: normalize rows
   const long cols = ts.empty() ? 0 : static_cast<long>(ts.size()) / batch;
@@ -61,23 +65,32 @@ void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
     std::vector<double> hyp(16);
     opt.hypers(step, hyp.data());
     const double ref_loss = reference::step(G, batch, leaves, hyp);
-    const float lf = fused.run(batch, {{"x", xs}, {"y", ys}, {"target", ts}});
-    const float lu = unfused.run(batch, {{"x", xs}, {"y", ys}, {"target", ts}});
-    CHECK(lf == Approx(ref_loss).epsilon(2e-5).margin(1e-6));
-    CHECK(lu == Approx(ref_loss).epsilon(2e-5).margin(1e-6));
-    for (int l = 0; l < G.num_leaves; ++l) {
-      if (G.leaves[l].kind != leaf_kind::param && G.leaves[l].kind != leaf_kind::state) continue;
-      const std::string name(G.leaves[l].name.view());
-      auto pf = fused.param(name);
-      auto pu = unfused.param(name);
-      const auto& pr = leaves[static_cast<std::size_t>(l)];
-      for (std::size_t j = 0; j < pr.size(); ++j) {
-        INFO(name << "[" << j << "]");
-        REQUIRE(pf[j] == Approx(pr[j]).epsilon(1e-4).margin(2e-5));
-        REQUIRE(pu[j] == Approx(pr[j]).epsilon(1e-4).margin(2e-5));
-      }
-    }
+    std::apply([&](auto&... cpu_step) {
+      auto check = [&](auto& st_ptr) {
+        auto& st = *st_ptr;
+        INFO((st.compiled_plan().mode == fusion::fused ? "fused" : "unfused"));
+        const float loss = st.run(batch, {{"x", xs}, {"y", ys}, {"target", ts}});
+        CHECK(loss == Approx(ref_loss).epsilon(2e-5).margin(1e-6));
+        for (int l = 0; l < G.num_leaves; ++l) {
+          if (G.leaves[l].kind != leaf_kind::param && G.leaves[l].kind != leaf_kind::state) continue;
+          const std::string name(G.leaves[l].name.view());
+          const auto got = st.param(name);
+          const auto& pr = leaves[static_cast<std::size_t>(l)];
+          for (std::size_t j = 0; j < pr.size(); ++j) {
+            INFO(name << "[" << j << "]");
+            REQUIRE(got[j] == Approx(pr[j]).epsilon(1e-4).margin(2e-5));
+          }
+        }
+      };
+      (check(cpu_step), ...);
+    }, cpu_steps);
   }
+}
+
+// Fused and unfused against the reference.
+template <class Model, class Opt>
+void compare(Opt opt, long batch, std::uint64_t seed, int steps = 3) {
+  compare_modes<Model, Opt, fusion::fused, fusion::unfused>(opt, batch, seed, steps);
 }
 
 }  // namespace

@@ -161,11 +161,13 @@ struct executor {
     static constexpr std::size_t chunk_size = Total - Chunk * fold_chunk < fold_chunk ? Total - Chunk * fold_chunk : fold_chunk;
 
     template <class V, std::size_t Begin, std::size_t... J>
-    static void eval_span(const context& c, V* vals, long r, long c0, int n, std::index_sequence<J...>) {
+    static void eval_span([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r,
+                          [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<J...>) {
       (eval_node<static_cast<int>(Begin + J)>(c, vals, r, c0, n), ...);
     }
     template <class V, std::size_t... Chunk>
-    static void eval_chunks(const context& c, V* vals, long r, long c0, int n, std::index_sequence<Chunk...>) {
+    static void eval_chunks([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r,
+                            [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<Chunk...>) {
       (eval_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<NB, Chunk>>{}), ...);
     }
     template <class V, std::size_t... J>
@@ -174,7 +176,8 @@ struct executor {
     }
 
     template <class V, std::size_t Begin, std::size_t... S>
-    static void store_span(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<S...>) {
+    static void store_span([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r,
+                           [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<S...>) {
       [[maybe_unused]] auto one = [&](auto s_const) {
         constexpr int id = P.stores[KR.store_begin + decltype(s_const)::value];
         constexpr int slot = slot_of(id);
@@ -185,7 +188,8 @@ struct executor {
       (one(std::integral_constant<std::size_t, Begin + S>{}), ...);
     }
     template <class V, std::size_t Total, std::size_t... Chunk>
-    static void store_chunks(const context& c, const V* vals, long r, long c0, int n, std::index_sequence<Chunk...>) {
+    static void store_chunks([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r,
+                             [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<Chunk...>) {
       (store_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<Total, Chunk>>{}), ...);
     }
     template <class V, std::size_t... S>
