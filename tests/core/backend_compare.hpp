@@ -49,7 +49,11 @@ void compare_modes(Opt opt, long batch, std::uint64_t seed, int steps) {
   const graph& G = std::get<0>(cpu_steps)->G;
   auto leaves = kiln_test::random_leaves(G, batch, seed + 1000, -2, 2);
   // parameters: the step's own initialization (PyTorch's default) for every mode
-  auto [xs, ts, ys] = kiln_test::start_from_step(*std::get<0>(cpu_steps), leaves, "target");
+  // (named references, not a structured binding: clang 14 cannot capture bindings in the lambda below)
+  kiln_test::step_feeds feeds = kiln_test::start_from_step(*std::get<0>(cpu_steps), leaves, "target");
+  std::vector<float>& xs = feeds.x;
+  std::vector<float>& ts = feeds.target;
+  std::vector<std::int32_t>& ys = feeds.labels;
   if (ys.empty()) ys.assign(static_cast<std::size_t>(batch), 0);
   // soft targets must be distributions for KL: normalize rows
   const long cols = ts.empty() ? 0 : static_cast<long>(ts.size()) / batch;
