@@ -1,9 +1,13 @@
-// Test cases for kiln/cpu/vmath.hpp, included by test_vmath*.cpp, each built for one vector width (the
-// including file may define KILN_CPU_VECTOR_BITS / KILN_CPU_NO_FMA first). Every vector function is
-// compared with std:: in double over dense sweeps: all float magnitudes (a stride through the bit patterns,
-// both signs, denormals included), a fine linear grid over the interesting range, and the edge points.
+// Test cases for kiln/cpu/vmath.hpp and the ops composed from it, included by test_vmath*.cpp, each built
+// for one vector width (the including file may define KILN_CPU_VECTOR_BITS / KILN_CPU_NO_FMA first). Every
+// vector function is compared with std:: in double over dense sweeps: all float magnitudes (a stride through
+// the bit patterns, both signs, denormals included), a fine linear grid over the interesting range, and the
+// edge points.
 // The error is measured in ulps of the exact result (the spacing of floats at the exact value).
+#include <kiln/cpu/simd_math.hpp>
 #include <kiln/cpu/vmath.hpp>
+#include <kiln/ops/unary.hpp>
+#include <kiln/reference/evaluate.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -22,6 +26,19 @@ namespace {
 
 constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+
+// sigmoid and softplus as the backends compute them: the op's forward composed from vmath's functions (on
+// vectors and floats) or the reference's (on doubles).
+template <class V>
+V sigmoid(V x) {
+  using M = std::conditional_t<std::is_same_v<V, double>, reference::double_math, simd_math>;
+  return ops::sigmoid_op::forward<M>(x, 0.0);
+}
+template <class V>
+V softplus(V x) {
+  using M = std::conditional_t<std::is_same_v<V, double>, reference::double_math, simd_math>;
+  return ops::softplus_op::forward<M>(x, 0.0);
+}
 
 // |got - exact| in units of the float spacing at `exact`. A finite exact value beyond the float range must
 // come back as inf of its sign (error 0), and an inf result for a finite exact value counts as 2^128.

@@ -7,6 +7,7 @@
 // batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
+#include <kiln/cpu/simd_math.hpp>
 #include <kiln/cpu/thread_pool.hpp>
 #include <kiln/cpu/vmath.hpp>
 #include <kiln/plan/plan.hpp>
@@ -19,26 +20,6 @@
 
 namespace kiln::cpu {
 
-// Math policy for ops::eval on floats and SIMD vectors.
-struct simd_math {
-  template <class V> static V constant(double k) { return splat<V>(static_cast<float>(k)); }
-  template <class V> static V exp(V x) { return cpu::exp(x); }
-  template <class V> static V log(V x) { return cpu::log(x); }
-  template <class V> static V log1p(V x) { return cpu::log1p(x); }
-  template <class V> static V sqrt(V x) { return cpu::sqrt(x); }
-  template <class V> static V abs(V x) { return cpu::abs(x); }
-  template <class V> static V tanh(V x) { return cpu::tanh(x); }
-  template <class V> static V erf(V x) { return cpu::erf(x); }
-  template <class V> static V sigmoid(V x) { return cpu::sigmoid(x); }
-  template <class V> static V softplus(V x) { return cpu::softplus(x); }
-  template <class V> static V pow(V x, double p) { return cpu::pow(x, static_cast<float>(p)); }
-  template <class V> static V max(V a, V b) { return cpu::max(a, b); }
-  template <class V> static V min(V a, V b) { return cpu::min(a, b); }
-  template <class V> static V gt(V a, V b) { return cpu::gt(a, b); }
-  template <class V> static V ge(V a, V b) { return cpu::ge(a, b); }
-  template <class V> static V eq(V a, V b) { return cpu::eq(a, b); }
-  template <class V> static V select(V c, V a, V b) { return cpu::select(c, a, b); }
-};
 
 // Everything a running plan needs: one pointer per node (leaf buffers bound by the caller, scratch for
 // materialized nodes, the leaf's buffer for values assigned in place), run-time scalars and workspaces.
@@ -145,11 +126,11 @@ struct executor {
         using O = ops::of<nd.kind>;
         static_assert(O::cls == op_class::elementwise, "kiln cpu: non-elementwise node inside a kernel body");
         if constexpr (O::arity == 1)
-          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), nd.k);
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), nd.k);
         else if constexpr (O::arity == 2)
-          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n), nd.k);
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n), nd.k);
         else
-          vals[J] = O::template eval<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n),
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n),
                                                 operand<nd.in[2]>(c, vals, r, c0, n), nd.k);
       }
     }

@@ -49,28 +49,35 @@ inline std::string operand(const plan& p, const kernel& k, int a, bool flat) {
   return "ld(" + b + " + " + (s.rows == 1 ? std::string("0") : "r * " + std::to_string(s.cols)) + " + c0, n)";
 }
 
+// How the ops' forward is written in this source (ops::text_math): vmath's functions on vfloat, through the
+// namespace m below.
+struct dialect {
+  static constexpr std::string_view prefix = "m::", value_type = "vfloat";
+  static std::string constant(const std::string& literal) { return "splat<vfloat>(" + literal + ")"; }
+};
+
 inline std::string body(const plan& p, const kernel& k, bool flat, const std::string& indent) {
   std::string out;
   for (int b = k.body_begin; b < k.body_end; ++b) {
     const int id = p.body[b];
     const node& n = p.g.nodes[id];
     std::string e;
+    ops::code_block locals{"", var(id), indent, 0};  // what the op's forward computes once (ops::text_math::let)
     switch (n.kind) {
-      case op::constant: e = "splat<vfloat>(" + num(n.k) + ")"; break;
+      case op::constant: e = dialect::constant(num(n.k)); break;
       case op::hyper: e = "splat<vfloat>(hyper[" + std::to_string(n.leaf) + "])"; break;
       case op::batch_size: e = "splat<vfloat>(static_cast<float>(batch))"; break;
       case op::iota: e = "column_index(c0)"; break;
       default: {
-        std::string args[3];
-        const int arity = ops::arity_of(n.kind);
-        for (int i = 0; i < arity; ++i) args[i] = operand(p, k, n.in[i], flat);
+        ops::code args[3];
+        for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(p, k, n.in[i], flat), &locals};
         ops::visit_op(n.kind, [&](auto o) {
           using O = decltype(o);
-          if constexpr (O::cls == op_class::elementwise) e = O::render("m::", args, n.k);
+          if constexpr (O::cls == op_class::elementwise) e = ops::forward_of<O, ops::text_math<dialect>>(args, n.k).text;
         });
       }
     }
-    out += indent + "const vfloat " + var(id) + " = " + e + ";  // " + node_text(p, id) + "\n";
+    out += locals.lines + indent + "const vfloat " + var(id) + " = " + e + ";  // " + node_text(p, id) + "\n";
   }
   return out;
 }
@@ -214,12 +221,8 @@ namespace {
 using namespace kiln::cpu;
 namespace m {
 using kiln::cpu::exp; using kiln::cpu::log; using kiln::cpu::log1p; using kiln::cpu::sqrt; using kiln::cpu::abs;
-using kiln::cpu::tanh; using kiln::cpu::erf; using kiln::cpu::sigmoid; using kiln::cpu::softplus;
-using kiln::cpu::pow; using kiln::cpu::max; using kiln::cpu::min; using kiln::cpu::gt; using kiln::cpu::ge;
-using kiln::cpu::eq; using kiln::cpu::select;
-// max/min with a constant bound (rendered as max(x, 0.0f))
-[[maybe_unused]] inline vfloat max(vfloat a, float b) { return kiln::cpu::max(a, splat<vfloat>(b)); }
-[[maybe_unused]] inline vfloat min(vfloat a, float b) { return kiln::cpu::min(a, splat<vfloat>(b)); }
+using kiln::cpu::tanh; using kiln::cpu::erf; using kiln::cpu::pow; using kiln::cpu::max; using kiln::cpu::min;
+using kiln::cpu::gt; using kiln::cpu::ge; using kiln::cpu::eq; using kiln::cpu::select;
 }  // namespace m
 // n lanes starting at p (n < lanes reads and writes only the first n)
 inline vfloat ld(const float* p, int n) { return n == lanes ? load(p) : load_partial(p, n); }

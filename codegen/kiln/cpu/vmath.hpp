@@ -4,7 +4,8 @@
 // reduced functions, rounded to float). Vector results are within about 2 ulp of the exact value and treat
 // 0, -0, ±inf, NaN, denormals, overflow and underflow as std:: does (tests/cpu/test_vmath.cpp measures it).
 //
-// exp log log1p expm1 tanh sigmoid erf sqrt abs pow(x, p) softplus
+// exp log log1p expm1 tanh erf sqrt abs pow(x, p)
+// (sigmoid and softplus are composed from these in their op structs, include/kiln/ops/unary.hpp.)
 #include <kiln/cpu/simd.hpp>
 
 #include <cmath>
@@ -33,21 +34,6 @@ inline double erf(double x) { return std::erf(x); }
 inline double sqrt(double x) { return std::sqrt(x); }
 inline double abs(double x) { return std::fabs(x); }
 inline double pow(double x, float p) { return std::pow(x, static_cast<double>(p)); }
-
-// sigmoid(x) = 1 / (1 + e^-x). With e = e^-|x| in (0, 1] it is 1/(1+e) for x >= 0 and e/(1+e) for x < 0:
-// nothing overflows and no 1 - s cancellation, for either sign.
-template <class T>
-  requires std::is_floating_point_v<T>
-inline T sigmoid(T x) {
-  const T e = std::exp(-std::fabs(x));
-  return (x < 0 ? e : T(1)) / (T(1) + e);
-}
-// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).
-template <class T>
-  requires std::is_floating_point_v<T>
-inline T softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
-}
 
 // ---------------------------------------------------------------- vector building blocks
 namespace vmath_detail {
@@ -221,17 +207,6 @@ inline vfloat tanh(vfloat x) {
   return copysign(blend(ax < 0.625f, small, m / (m + 2.0f)), x);
 }
 
-// As the scalar version: e = e^-|x|; sigmoid = (x < 0 ? e : 1) / (1 + e).
-// The rounding error of 1 + e is recovered exactly (Fast2Sum: 1 + e = d + err) and corrects the quotient:
-// num / (d + err) = q·(1 - err/d + ...), which keeps the result within about 1.5 ulp.
-inline vfloat sigmoid(vfloat x) {
-  const vfloat e = exp(-abs(x));
-  const vfloat d = 1.0f + e;
-  const vfloat err = e - (d - 1.0f);
-  const vfloat q = blend(x < 0.0f, e, splat(1.0f)) / d;
-  return fma(-q, err / d, q);
-}
-
 // erf is odd: work on |x| and copy the sign. |x| < 1: erf|x| = |x|·(c0 + x²·P(x²)), c0 = 2/sqrt(pi) split
 // into float hi + lo so that its rounding does not cost half an ulp. Beyond: erf|x| = 1 - e^-x²·G(1/|x|), with G(t) ≈ erfc(1/t)·e^(1/t²) smooth on
 // [1/3.93, 1]; |x| is clamped at 3.93, past which erf rounds to ±1. e^-x² uses x² = hi + lo (fma) so that
@@ -328,8 +303,5 @@ inline vfloat pow(vfloat x, float p) {
     y = blend((x < 0.0f) & (x > -inf), splat(nan), y);  // negative base, fractional power
   return blend(x != x, x, y);
 }
-
-// log(1 + e^x), and x above 20.
-inline vfloat softplus(vfloat x) { return blend(x > 20.0f, x, log1p(exp(min(x, splat(20.0f))))); }
 
 }  // namespace kiln::cpu

@@ -1,6 +1,6 @@
 #pragma once
 // The text every generated CUDA module starts with:
-//   km::          float math with the reference evaluator's conventions (the prefix ops::render is given)
+//   km::          the math policy of the ops' forward (ops/math.hpp) in float, with the reference's conventions
 //   kiln_hypers   the run-time scalars (learning rate, bias corrections, …), passed by value to every kernel
 //   KILN_PARAMS   the parameters every kernel takes before its buffers
 //   kiln_rt::     block-level building blocks: a shared-memory tiled GEMM over accessor functors, warp
@@ -37,15 +37,6 @@ __device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ float abs(float x) { return fabsf(x); }
 __device__ __forceinline__ float tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ float erf(float x) { return erff(x); }
-__device__ __forceinline__ float recip(float x) { return 1.0f / x; }
-// sigma(x) = 1/(1+e^-x); for x < 0 the form e^x/(1+e^x), so e^-x never overflows
-__device__ __forceinline__ float sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  const float e = expf(x);
-  return e / (1.0f + e);
-}
-// softplus(x) = ln(1+e^x), = x above 20 (PyTorch's threshold)
-__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 // x^p; small integer powers multiplied out (exact for p = 2, as the reference's pow is)
 __device__ __forceinline__ float pow(float x, float p) {
   if (p == 2.0f) return x * x;

@@ -115,6 +115,12 @@ inline std::string operand_text(const kernel_body& body, int id, const access_fn
   return body.has(id) ? value_name(id) : load(id, r, c);
 }
 
+// How the ops' forward is written in CUDA source (ops::text_math): float math through the prelude's km::.
+struct dialect {
+  static constexpr std::string_view prefix = "km::", value_type = "float";
+  static std::string constant(const std::string& literal) { return literal; }
+};
+
 // One `const float vN = …;` per body node, in topological order, at (r, c).
 inline std::string body_text(const plan& p, const kernel_body& body, const access_fn& load, const std::string& r,
                              const std::string& c, const std::string& indent) {
@@ -122,19 +128,19 @@ inline std::string body_text(const plan& p, const kernel_body& body, const acces
   for (int id : body.nodes) {
     const node& n = p.at(id);
     std::string value;
+    ops::code_block locals{"", value_name(id), indent, 0};  // what the op's forward computes once (let)
     if (ops::class_of(n.kind) == op_class::immediate) {
       value = immediate_text(n, c);
     } else {
-      std::string args[3];
-      const int arity = ops::arity_of(n.kind);
-      for (int a = 0; a < arity; ++a) args[a] = operand_text(body, n.in[a], load, r, c);
+      ops::code args[3];
+      for (int a = 0; a < ops::arity_of(n.kind); ++a) args[a] = {operand_text(body, n.in[a], load, r, c), &locals};
       ops::visit_op(n.kind, [&](auto o) {
         using O = decltype(o);
-        if constexpr (O::cls == op_class::elementwise) value = O::render("km::", args, n.k);
+        if constexpr (O::cls == op_class::elementwise) value = ops::forward_of<O, ops::text_math<dialect>>(args, n.k).text;
         else throw error(std::string("kiln cuda: '") + O::name + "' inside an elementwise body");
       });
     }
-    out += indent + "const float " + value_name(id) + " = " + value + ";  // " + node_text(p, id) + "\n";
+    out += locals.lines + indent + "const float " + value_name(id) + " = " + value + ";  // " + node_text(p, id) + "\n";
   }
   return out;
 }

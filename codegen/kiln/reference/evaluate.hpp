@@ -13,8 +13,9 @@
 
 namespace kiln::reference {
 
-// Scalar math in double with the conventions every backend must match.
+// The math policy in double (ops/math.hpp), with the conventions every backend must match.
 struct double_math {
+  static double let(double v) { return v; }
   template <class V> static V constant(double k) { return k; }
   static double exp(double x) { return std::exp(x); }
   static double log(double x) { return std::log(x); }
@@ -23,9 +24,6 @@ struct double_math {
   static double abs(double x) { return std::fabs(x); }
   static double tanh(double x) { return std::tanh(x); }
   static double erf(double x) { return std::erf(x); }
-  // σ(x) without overflow: for x < 0 use e^x/(1+e^x)
-  static double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
-  static double softplus(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
   static double pow(double x, double p) { return std::pow(x, p); }
   static double max(double a, double b) { return std::isnan(a) ? a : (a > b ? a : b); }
   static double min(double a, double b) { return std::isnan(a) ? a : (a < b ? a : b); }
@@ -34,6 +32,7 @@ struct double_math {
   static double eq(double a, double b) { return a == b ? 1 : 0; }
   static double select(double c, double a, double b) { return c != 0 ? a : b; }
 };
+static_assert(ops::check_math_policy<double_math, double>());
 
 struct tensor {
   long rows = 0, cols = 0;
@@ -78,9 +77,9 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
           for (long r = 0; r < t.rows; ++r)
             for (long j = 0; j < t.cols; ++j) {
               double& out = t.v[static_cast<size_t>(r * t.cols + j)];
-              if constexpr (O::arity == 1) out = O::template eval<double_math>(in(0).at(r, j), n.k);
-              else if constexpr (O::arity == 2) out = O::template eval<double_math>(in(0).at(r, j), in(1).at(r, j), n.k);
-              else out = O::template eval<double_math>(in(0).at(r, j), in(1).at(r, j), in(2).at(r, j), n.k);
+              if constexpr (O::arity == 1) out = O::template forward<double_math>(in(0).at(r, j), n.k);
+              else if constexpr (O::arity == 2) out = O::template forward<double_math>(in(0).at(r, j), in(1).at(r, j), n.k);
+              else out = O::template forward<double_math>(in(0).at(r, j), in(1).at(r, j), in(2).at(r, j), n.k);
             }
         }
       });

@@ -19,11 +19,11 @@ concept expression = requires(const E& e, builder& b) {
   { E::kind } -> std::convertible_to<value_kind>;
 };
 
-// ---- readable shape errors: the static_assert fires inside a template whose arguments name the op and shapes
-// (an enum, which g++ and clang both print by name: broadcast_check<kiln::checked_op::add, {-1, 784}, {1, 128}>)
-enum class checked_op { add, sub, mul, div, greater, greater_equal, less, less_equal, equal, where, matmul,
-                        mse, mae, bce, bce_with_logits, categorical_cross_entropy, kl_div };
-template <checked_op Op, dims Lhs, dims Rhs>
+// ---- readable shape errors: the static_assert fires inside a template whose arguments name the op and shapes.
+// The op is a type that g++ and clang both print by name: the primitive's own struct where the user's call is
+// one primitive (broadcast_check<kiln::ops::add_op, {-1, 784}, {1, 128}>), else a tag declared next to the
+// function that checks (kiln::checks::mse, kiln::checks::less).
+template <class Op, dims Lhs, dims Rhs>
 struct broadcast_check {
   static constexpr bool rows_ok = Lhs.rows == Rhs.rows || Lhs.rows == 1 || Rhs.rows == 1;
   static constexpr bool cols_ok = Lhs.cols == Rhs.cols || Lhs.cols == 1 || Rhs.cols == 1;
@@ -32,14 +32,14 @@ struct broadcast_check {
       "-1 = batch) are the arguments of kiln::broadcast_check<op, lhs, rhs> above");
   static constexpr dims result{Lhs.rows == 1 ? Rhs.rows : Lhs.rows, Lhs.cols == 1 ? Rhs.cols : Lhs.cols};
 };
-template <checked_op Op, dims Lhs, dims Rhs>
+template <class Op, dims Lhs, dims Rhs>
 struct contraction_check {
   static_assert(Lhs.cols == Rhs.rows,
       "kiln: shape mismatch: inner dimensions of a contraction differ; the op and both shapes ({rows, cols}, -1 = "
       "batch) are the arguments of kiln::contraction_check<op, lhs, rhs> above");
   static constexpr dims result{Lhs.rows, Rhs.cols};
 };
-template <checked_op Op, dims Lhs, dims Rhs>
+template <class Op, dims Lhs, dims Rhs>
 struct same_shape_check {
   static_assert(Lhs == Rhs,
       "kiln: shape mismatch: this loss needs prediction and target of the same shape; the op and both shapes "

@@ -64,7 +64,7 @@ struct one_hot { static constexpr int emit(builder& b, double classes, int y) { 
   constexpr auto operator sym(A a, B b) {                                                                 \
     using X = as_expr_t<A>;                                                                               \
     using Y = as_expr_t<B>;                                                                               \
-    return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::op_kind, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
+    return make_expr<tags::binary<op::op_kind>, broadcast_check<ops::of<op::op_kind>, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
   }
 KILN_BINARY_OPERATOR(+, add, add)
 KILN_BINARY_OPERATOR(-, sub, sub)
@@ -75,7 +75,8 @@ KILN_BINARY_OPERATOR(/, div, div)
 template <expression A>
 constexpr auto operator-(A a) { return make_expr<tags::unary<op::neg>, A::shape>(0, a); }
 
-// ---- comparisons (0/1 masks, no gradient)
+// ---- comparisons (0/1 masks, no gradient); less(a, b) is gt(b, a), so each names itself in a shape error
+namespace checks { struct greater; struct greater_equal; struct less; struct less_equal; struct equal; }
 #define KILN_COMPARISON(fname, op_kind, swap)                                                              \
   template <operand A, operand B>                                                                          \
     requires(expression<A> || expression<B>)                                                               \
@@ -83,9 +84,9 @@ constexpr auto operator-(A a) { return make_expr<tags::unary<op::neg>, A::shape>
     using X = as_expr_t<A>;                                                                                \
     using Y = as_expr_t<B>;                                                                                \
     if constexpr (swap)                                                                                    \
-      return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::fname, Y::shape, X::shape>::result, value_kind::mask>(0, as_expr(b), as_expr(a)); \
+      return make_expr<tags::binary<op::op_kind>, broadcast_check<checks::fname, Y::shape, X::shape>::result, value_kind::mask>(0, as_expr(b), as_expr(a)); \
     else                                                                                                   \
-      return make_expr<tags::binary<op::op_kind>, broadcast_check<checked_op::fname, X::shape, Y::shape>::result, value_kind::mask>(0, as_expr(a), as_expr(b)); \
+      return make_expr<tags::binary<op::op_kind>, broadcast_check<checks::fname, X::shape, Y::shape>::result, value_kind::mask>(0, as_expr(a), as_expr(b)); \
   }
 KILN_COMPARISON(greater, gt, false)
 KILN_COMPARISON(greater_equal, ge, false)
@@ -100,8 +101,8 @@ constexpr auto where(C c, A a, B b) {
   using X = as_expr_t<A>;
   using Y = as_expr_t<B>;
   using Z = as_expr_t<C>;
-  constexpr dims ab = broadcast_check<checked_op::where, X::shape, Y::shape>::result;
-  return make_expr<tags::where, broadcast_check<checked_op::where, Z::shape, ab>::result>(0, as_expr(c), as_expr(a), as_expr(b));
+  constexpr dims ab = broadcast_check<ops::where_op, X::shape, Y::shape>::result;
+  return make_expr<tags::where, broadcast_check<ops::where_op, Z::shape, ab>::result>(0, as_expr(c), as_expr(a), as_expr(b));
 }
 
 // ---- elementwise math
@@ -142,7 +143,7 @@ constexpr auto mean_features(A a) { return make_expr<tags::mean_over, dims{A::sh
 
 // ---- contraction and layout
 template <expression A, expression B>
-constexpr auto matmul(A a, B b) { return make_expr<tags::matmul, contraction_check<checked_op::matmul, A::shape, B::shape>::result>(0, a, b); }
+constexpr auto matmul(A a, B b) { return make_expr<tags::matmul, contraction_check<ops::matmul_op, A::shape, B::shape>::result>(0, a, b); }
 template <expression A>
 constexpr auto transpose(A a) { return make_expr<tags::transpose, dims{A::shape.cols, A::shape.rows}>(0, a); }
 

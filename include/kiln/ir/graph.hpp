@@ -8,6 +8,7 @@
 // views. No count of nodes, leaves or outputs is fixed anywhere.
 #include <kiln/core/ct_vector.hpp>
 #include <kiln/core/fixed_string.hpp>
+#include <kiln/ops/list.hpp>
 
 #include <cstdint>
 
@@ -21,20 +22,10 @@ struct dims {
   constexpr bool batched() const { return rows == batch; }
 };
 
-enum class op : std::uint8_t {
-  // leaves
-  input, param, state, hyper, constant, batch_size, iota,
-  // elementwise unary
-  neg, exp, log, log1p, sqrt, abs, tanh, sigmoid, erf, softplus, recip, pow_c, max_c, min_c, stop_gradient,
-  broadcast_to,
-  // elementwise binary / ternary
-  add, sub, mul, div, gt, ge, eq, where,
-  // reductions (keep the reduced dimension as 1)
-  sum_rows, sum_cols, max_cols,
-  // layout and contraction
-  transpose, matmul,
-  count_
-};
+// One enumerator per entry of the op list (ops/list.hpp), in its order.
+#define KILN_OP_ENUMERATOR(name) name,
+enum class op : std::uint8_t { KILN_OPS(KILN_OP_ENUMERATOR) count_ };
+#undef KILN_OP_ENUMERATOR
 inline constexpr int op_count = static_cast<int>(op::count_);
 
 // How a pass or a backend treats a node; decided by the op's traits, never by its name.

@@ -8,6 +8,11 @@ namespace kiln {
 
 enum class reduction { mean, sum };
 
+// What a shape error in a loss names (same_shape_check<kiln::checks::mse, prediction, target>).
+namespace checks {
+struct mse; struct mae; struct bce; struct bce_with_logits; struct categorical_cross_entropy; struct kl_div;
+}
+
 namespace detail {
 template <reduction R, expression E>
 constexpr auto reduce_loss(E per_element) {
@@ -25,13 +30,13 @@ constexpr auto reduce_per_sample(E per_sample) {
 // mse = mean((p − t)²); the notes' ½-scaled form is 0.5 * mse(p, t)
 template <reduction R = reduction::mean, expression P, expression T>
 constexpr auto mse(P p, T t) {
-  (void)same_shape_check<checked_op::mse, P::shape, T::shape>::result;
+  (void)same_shape_check<checks::mse, P::shape, T::shape>::result;
   return detail::reduce_loss<R>(pow(p - t, 2.0));
 }
 // mae = L1 = mean(|p − t|)
 template <reduction R = reduction::mean, expression P, expression T>
 constexpr auto mae(P p, T t) {
-  (void)same_shape_check<checked_op::mae, P::shape, T::shape>::result;
+  (void)same_shape_check<checks::mae, P::shape, T::shape>::result;
   return detail::reduce_loss<R>(abs(p - t));
 }
 template <reduction R = reduction::mean, expression P, expression T>
@@ -43,7 +48,7 @@ constexpr auto bce(P p, T t) {
   static_assert(P::kind != value_kind::logits,
                 "kiln: bce expects probabilities but got logits; apply sigmoid first or use bce_with_logits");
   static_assert(P::kind != value_kind::log_probabilities, "kiln: bce expects probabilities but got log-probabilities");
-  (void)same_shape_check<checked_op::bce, P::shape, T::shape>::result;
+  (void)same_shape_check<checks::bce, P::shape, T::shape>::result;
   return detail::reduce_loss<R>(-(t * maximum(log(p), -100.0) + (1.0 - t) * maximum(log(1.0 - p), -100.0)));
 }
 // bce_with_logits(x, z) = max(x,0) − x·z + ln(1 + e^−|x|) = softplus(x) − x·z (the stable form)
@@ -51,7 +56,7 @@ template <reduction R = reduction::mean, expression X, expression T>
 constexpr auto bce_with_logits(X x, T z) {
   static_assert(X::kind != value_kind::probabilities,
                 "kiln: bce_with_logits expects logits but got probabilities (sigmoid output); use bce, or drop the sigmoid");
-  (void)same_shape_check<checked_op::bce_with_logits, X::shape, T::shape>::result;
+  (void)same_shape_check<checks::bce_with_logits, X::shape, T::shape>::result;
   return detail::reduce_loss<R>(softplus(x) - x * z);
 }
 
@@ -83,7 +88,7 @@ constexpr auto categorical_cross_entropy(P p, T t) {
                 "cross_entropy on the logits");
   static_assert(P::kind != value_kind::log_probabilities,
                 "kiln: categorical_cross_entropy expects probabilities but got log-probabilities");
-  (void)same_shape_check<checked_op::categorical_cross_entropy, P::shape, T::shape>::result;
+  (void)same_shape_check<checks::categorical_cross_entropy, P::shape, T::shape>::result;
   return detail::reduce_per_sample<R>(-sum_features(t * maximum(log(p), -100.0)));
 }
 // kl_div(input = log q, target = p), reduction batchmean: Σ p·(ln p − ln q) / batch; p = 0 contributes 0
@@ -94,7 +99,7 @@ constexpr auto kl_div(Q logq, P p) {
                 "log_softmax");
   static_assert(P::kind != value_kind::log_probabilities && P::kind != value_kind::logits,
                 "kiln: kl_div expects probabilities as its target");
-  (void)same_shape_check<checked_op::kl_div, Q::shape, P::shape>::result;
+  (void)same_shape_check<checks::kl_div, Q::shape, P::shape>::result;
   auto positive = greater(p, 0.0);
   return mean_batch(sum_features(where(positive, p * (log(where(positive, p, 1.0)) - logq), 0.0)));
 }

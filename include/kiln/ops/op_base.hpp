@@ -1,34 +1,32 @@
 #pragma once
-// The closed set of primitives. Each primitive is one struct holding, in one place:
-//   kind / cls / arity / name   what it is (traits, never compared by name in passes)
-//   eval<M>(x...)               scalar or SIMD forward, written against a math policy M
-//                               (M = std double math for the reference, SIMD float math for the CPU backend)
+// The closed set of primitives. Each primitive is one struct holding everything about it:
+//   kind / cls / arity / name   what it is (traits, never compared by name in passes); kind is its entry in
+//                               the op list (ops/list.hpp)
+//   forward<M>(x..., k)         its value, written once against a math policy M (ops/math.hpp): the reference
+//                               (double), the CPU (float and SIMD vectors) and both renderers (source text)
+//                               all evaluate this one definition
 //   vjp(b, self, g, d)          its derivative rule written in other primitives through a graph builder b:
 //                               d[i] receives the adjoint contribution to operand i (-1 for none)
-//   render(m, a)                its source text for the C++ and CUDA renderers (m = math namespace prefix)
+//   cost                        relative cost of evaluating it again where it is used (default 1; 8 for a
+//                               transcendental function or a division; 0 for a pass-through), which decides
+//                               whether the fusion pass recomputes or stores it
 #include <kiln/ir/graph.hpp>
-
-#include <cstdio>
-#include <string>
-#include <string_view>
+#include <kiln/ops/math.hpp>
 
 namespace kiln::ops {
 
-inline std::string call(std::string_view m, std::string_view f, const std::string* a, int n) {
-  std::string s = std::string(m) + std::string(f) + "(";
-  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + a[i];
-  return s + ")";
+template <class Op>
+constexpr int cost_of_op() {
+  if constexpr (requires { Op::cost; }) return Op::cost;
+  else return 1;
 }
-inline std::string infix(std::string_view o, const std::string* a) { return "(" + a[0] + " " + std::string(o) + " " + a[1] + ")"; }
-inline std::string num(double v) {
-  // Shortest round-trip text of a double, written as a float literal for the float backends.
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  std::string s = buf;
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  if (s == "inf") return "INFINITY";
-  if (s == "-inf") return "(-INFINITY)";
-  return s + "f";
+
+// forward<M> of an elementwise op on its operands a[0 .. arity-1].
+template <class Op, class M, class V>
+V forward_of(const V* a, double k) {
+  if constexpr (Op::arity == 1) return Op::template forward<M>(a[0], k);
+  else if constexpr (Op::arity == 2) return Op::template forward<M>(a[0], a[1], k);
+  else return Op::template forward<M>(a[0], a[1], a[2], k);
 }
 
 }  // namespace kiln::ops

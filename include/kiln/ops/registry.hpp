@@ -12,12 +12,10 @@
 
 namespace kiln::ops {
 
-// Listed in the order of the enum `op`; checked below.
-using all = boost::mp11::mp_list<input_op, param_op, state_op, hyper_op, constant_op, batch_size_op, iota_op,
-    neg_op, exp_op, log_op, log1p_op, sqrt_op, abs_op, tanh_op, sigmoid_op, erf_op, softplus_op, recip_op, pow_c_op,
-    max_c_op, min_c_op, stop_gradient_op, broadcast_to_op,
-    add_op, sub_op, mul_op, div_op, gt_op, ge_op, eq_op, where_op,
-    sum_rows_op, sum_cols_op, max_cols_op, transpose_op, matmul_op>;
+// The op structs, generated from the op list in the enum's order (ops/list.hpp).
+#define KILN_OP_STRUCT(name) , name##_op
+using all = boost::mp11::mp_pop_front<boost::mp11::mp_list<void KILN_OPS(KILN_OP_STRUCT)>>;
+#undef KILN_OP_STRUCT
 static_assert(boost::mp11::mp_size<all>::value == op_count, "kiln: ops::all must list every op of the enum");
 
 template <op K>
@@ -46,6 +44,7 @@ struct trait_tables {
   static constexpr std::array<op_class, sizeof...(Op)> cls{Op::cls...};
   static constexpr std::array<int, sizeof...(Op)> arity{Op::arity...};
   static constexpr std::array<const char*, sizeof...(Op)> name{Op::name...};
+  static constexpr std::array<int, sizeof...(Op)> cost{cost_of_op<Op>()...};
 };
 using tables = boost::mp11::mp_apply<trait_tables, all>;
 }  // namespace detail
@@ -53,5 +52,6 @@ using tables = boost::mp11::mp_apply<trait_tables, all>;
 constexpr op_class class_of(op k) { return detail::tables::cls[static_cast<std::size_t>(k)]; }
 constexpr int arity_of(op k) { return detail::tables::arity[static_cast<std::size_t>(k)]; }
 constexpr const char* name_of(op k) { return detail::tables::name[static_cast<std::size_t>(k)]; }
+constexpr int cost_of(op k) { return detail::tables::cost[static_cast<std::size_t>(k)]; }
 
 }  // namespace kiln::ops

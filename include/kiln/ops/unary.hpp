@@ -8,32 +8,33 @@ namespace kiln::ops {
   static constexpr op kind = op::op_kind;                                    \
   static constexpr op_class cls = op_class::elementwise;                     \
   static constexpr int arity = 1;                                            \
-  static constexpr const char* name = op_name;                               \
-  static std::string render(std::string_view m, const std::string* a, double k) { (void)k; return call(m, op_name, a, 1); }
+  static constexpr const char* name = op_name;
 
 struct neg_op {
   static constexpr op kind = op::neg; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "neg";
-  template <class M, class V> static V eval(V x, double) { return -x; }
+  template <class M, class V> static V forward(V x, double) { return -x; }
   template <class B> static constexpr void vjp(B& b, int, int g, int* d) { d[0] = b.neg(g); }
-  static std::string render(std::string_view, const std::string* a, double) { return "(-" + a[0] + ")"; }
 };
 // y = e^x, dy/dx = y
 struct exp_op {
   KILN_UNARY_TRAITS(exp, "exp")
-  template <class M, class V> static V eval(V x, double) { return M::exp(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::exp(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.mul(g, self); }
 };
 // y = ln x, dy/dx = 1/x
 struct log_op {
   KILN_UNARY_TRAITS(log, "log")
-  template <class M, class V> static V eval(V x, double) { return M::log(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::log(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.div(g, b.operand(self, 0)); }
 };
 // y = ln(1+x), dy/dx = 1/(1+x)
 struct log1p_op {
   KILN_UNARY_TRAITS(log1p, "log1p")
-  template <class M, class V> static V eval(V x, double) { return M::log1p(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::log1p(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.div(g, b.add(b.operand(self, 0), b.scalar(1.0)));
   }
@@ -41,13 +42,14 @@ struct log1p_op {
 // y = √x, dy/dx = 1/(2y)
 struct sqrt_op {
   KILN_UNARY_TRAITS(sqrt, "sqrt")
-  template <class M, class V> static V eval(V x, double) { return M::sqrt(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::sqrt(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.div(g, b.mul(self, b.scalar(2.0))); }
 };
 // y = |x|, dy/dx = sign(x) with sign(0) = 0 (PyTorch's convention at the kink)
 struct abs_op {
   KILN_UNARY_TRAITS(abs, "abs")
-  template <class M, class V> static V eval(V x, double) { return M::abs(x); }
+  template <class M, class V> static V forward(V x, double) { return M::abs(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     int x = b.operand(self, 0);
     d[0] = b.mul(g, b.sub(b.gt(x, b.scalar(0.0)), b.gt(b.scalar(0.0), x)));
@@ -56,15 +58,27 @@ struct abs_op {
 // y = tanh x, dy/dx = 1 − y²
 struct tanh_op {
   KILN_UNARY_TRAITS(tanh, "tanh")
-  template <class M, class V> static V eval(V x, double) { return M::tanh(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::tanh(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.mul(g, b.sub(b.scalar(1.0), b.mul(self, self)));
   }
 };
 // y = 1/(1+e^−x), dy/dx = y(1−y). A primitive (not exp/recip) so that the derivative never forms inf/inf.
+// Forward with e = e^−|x| ∈ (0, 1]: y = (x < 0 ? e : 1)/(1 + e), so nothing overflows for either sign and
+// there is no 1 − y cancellation. The rounding of d = 1 + e is recovered exactly (Fast2Sum: err = e − (d − 1))
+// and corrects the quotient q: (·)/(d + err) = q·(1 − err/d + …), within about 1.5 ulp in float.
 struct sigmoid_op {
   KILN_UNARY_TRAITS(sigmoid, "sigmoid")
-  template <class M, class V> static V eval(V x, double) { return M::sigmoid(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) {
+    const V one = M::template constant<V>(1.0);
+    const V e = M::let(M::exp(-M::abs(x)));
+    const V d = M::let(one + e);
+    const V err = e - (d - one);
+    const V q = M::let(M::select(M::gt(M::template constant<V>(0.0), x), e, one) / d);
+    return q - q * (err / d);
+  }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.mul(g, b.mul(self, b.sub(b.scalar(1.0), self)));
   }
@@ -72,16 +86,22 @@ struct sigmoid_op {
 // y = erf x, dy/dx = (2/√π) e^(−x²)
 struct erf_op {
   KILN_UNARY_TRAITS(erf, "erf")
-  template <class M, class V> static V eval(V x, double) { return M::erf(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::erf(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     int x = b.operand(self, 0);
     d[0] = b.mul(g, b.mul(b.scalar(1.1283791670955126), b.exp(b.neg(b.mul(x, x)))));
   }
 };
-// y = x if x > 20 else ln(1+e^x) (PyTorch's threshold); dy/dx = 1 if x > 20 else σ(x)
+// y = x if x > 20 else ln(1+e^x) (PyTorch's threshold; e^x is taken of min(x, 20) so that it never
+// overflows in the branch not taken); dy/dx = 1 if x > 20 else σ(x)
 struct softplus_op {
   KILN_UNARY_TRAITS(softplus, "softplus")
-  template <class M, class V> static V eval(V x, double) { return M::softplus(x); }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) {
+    const V threshold = M::template constant<V>(20.0);
+    return M::select(M::gt(x, threshold), x, M::log1p(M::exp(M::min(x, threshold))));
+  }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     int x = b.operand(self, 0);
     d[0] = b.mul(g, b.where(b.gt(x, b.scalar(20.0)), b.scalar(1.0), b.sigmoid(x)));
@@ -90,56 +110,54 @@ struct softplus_op {
 // y = 1/x, dy/dx = −y²
 struct recip_op {
   KILN_UNARY_TRAITS(recip, "recip")
-  template <class M, class V> static V eval(V x, double) { return M::template constant<V>(1.0) / x; }
+  static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double) { return M::template constant<V>(1.0) / x; }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.neg(b.mul(g, b.mul(self, self))); }
 };
 // y = x^k for a constant k, dy/dx = k x^(k−1)
 struct pow_c_op {
   static constexpr op kind = op::pow_c; static constexpr op_class cls = op_class::elementwise;
-  static constexpr int arity = 1; static constexpr const char* name = "pow";
-  template <class M, class V> static V eval(V x, double k) { return M::pow(x, k); }
+  static constexpr int arity = 1; static constexpr const char* name = "pow"; static constexpr int cost = 8;
+  template <class M, class V> static V forward(V x, double k) { return M::pow(x, k); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     double k = b.node_at(self).k;
     d[0] = b.mul(g, b.mul(b.scalar(k), b.pow(b.operand(self, 0), k - 1.0)));
   }
-  static std::string render(std::string_view m, const std::string* a, double k) { return std::string(m) + "pow(" + a[0] + ", " + num(k) + ")"; }
 };
 // y = max(x, k); dy/dx = 1 where x > k strictly, else exactly 0 (relu′(0) = 0 as in PyTorch). A where, not a
 // product with a mask, so that the clamped region passes 0 even when the upstream gradient is inf (bce's log(0)).
 struct max_c_op {
   static constexpr op kind = op::max_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "max";
-  template <class M, class V> static V eval(V x, double k) { return M::max(x, M::template constant<V>(k)); }
+  template <class M, class V> static V forward(V x, double k) { return M::max(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.operand(self, 0), b.scalar(b.node_at(self).k)), g, b.scalar(0.0));
   }
-  static std::string render(std::string_view m, const std::string* a, double k) { return std::string(m) + "max(" + a[0] + ", " + num(k) + ")"; }
 };
 // y = min(x, k); dy/dx = 1 where x < k strictly
 struct min_c_op {
   static constexpr op kind = op::min_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "min";
-  template <class M, class V> static V eval(V x, double k) { return M::min(x, M::template constant<V>(k)); }
+  template <class M, class V> static V forward(V x, double k) { return M::min(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.scalar(b.node_at(self).k), b.operand(self, 0)), g, b.scalar(0.0));
   }
-  static std::string render(std::string_view m, const std::string* a, double k) { return std::string(m) + "min(" + a[0] + ", " + num(k) + ")"; }
 };
 // y = x forward; no gradient flows back (used for the max-shift of log_softmax, which the result does not depend on)
 struct stop_gradient_op {
   static constexpr op kind = op::stop_gradient; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "detach";
-  template <class M, class V> static V eval(V x, double) { return x; }
+  static constexpr int cost = 0;
+  template <class M, class V> static V forward(V x, double) { return x; }
   template <class B> static constexpr void vjp(B&, int, int, int* d) { d[0] = -1; }
-  static std::string render(std::string_view, const std::string* a, double) { return a[0]; }
 };
 // y = x stretched to the node's shape; the adjoint sums back over the stretched dimensions
 struct broadcast_to_op {
   static constexpr op kind = op::broadcast_to; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "broadcast";
-  template <class M, class V> static V eval(V x, double) { return x; }
+  static constexpr int cost = 0;
+  template <class M, class V> static V forward(V x, double) { return x; }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = g; (void)self; (void)b; }  // summed back by autodiff
-  static std::string render(std::string_view, const std::string* a, double) { return a[0]; }
 };
 
 #undef KILN_UNARY_TRAITS

@@ -70,10 +70,6 @@ struct plan_data {
 
 namespace detail {
 
-constexpr bool transcendental(op k) {
-  return k == op::exp || k == op::log || k == op::log1p || k == op::sqrt || k == op::tanh || k == op::sigmoid ||
-         k == op::erf || k == op::softplus || k == op::pow_c || k == op::div || k == op::recip;
-}
 // A set of node ids that remembers its members in insertion order and empties in O(1) (a member's stamp equals the
 // current generation), so the passes below cost O(what they visit), not O(nodes), per kernel or per root.
 struct node_set {
@@ -96,8 +92,8 @@ struct node_set {
 // earlier elementwise node a (operands come first, and their materialization is decided by then).
 constexpr int recompute_cost(const plan_data& p, const ct_vector<int>& cost, int i) {
   const node& n = p.g.nodes[i];
-  if (n.kind == op::stop_gradient || n.kind == op::broadcast_to) return 0;
-  int c = transcendental(n.kind) ? 8 : 1;
+  int c = ops::cost_of(n.kind);
+  if (c == 0) return 0;  // a pass-through (detach, broadcast) is free where it is used, whatever its operand costs
   for (int k = 0; k < 3; ++k) {
     const int a = n.in[k];
     if (a >= 0 && !p.materialized[a] && ops::class_of(p.g.nodes[a].kind) == op_class::elementwise) c += cost[a];
@@ -210,7 +206,7 @@ constexpr plan_data lower(const graph& g, fusion mode) {
       case op_class::reduction:
       case op_class::contraction: m = true; break;
       case op_class::elementwise: {
-        // cost of recomputing: 1 per arithmetic op, 8 per transcendental, through unmaterialized operands
+        // cost of recomputing (each op's `cost`: 1 per arithmetic op, 8 per transcendental), through unmaterialized operands
         cost[i] = detail::recompute_cost(p, cost, i);
         m = mode == fusion::unfused || p.is_output[i] || feeds_contraction[i] || (uses[i] > 1 && cost[i] > 3);
         break;

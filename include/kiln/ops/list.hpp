@@ -1,0 +1,16 @@
+#pragma once
+// The op list: one entry per primitive, in id order. X(name) names the primitive; its struct is ops::name_op
+// (ops/*.hpp), which holds everything else about it. Both the enum `op` (ir/graph.hpp) and the type list
+// ops::all (ops/registry.hpp) are generated from this list, so adding a primitive adds one entry here.
+#define KILN_OPS(X)                                                                                    \
+  /* leaves and immediates */                                                                          \
+  X(input) X(param) X(state) X(hyper) X(constant) X(batch_size) X(iota)                                \
+  /* elementwise unary */                                                                              \
+  X(neg) X(exp) X(log) X(log1p) X(sqrt) X(abs) X(tanh) X(sigmoid) X(erf) X(softplus) X(recip) X(pow_c) \
+  X(max_c) X(min_c) X(stop_gradient) X(broadcast_to)                                                   \
+  /* elementwise binary and ternary */                                                                 \
+  X(add) X(sub) X(mul) X(div) X(gt) X(ge) X(eq) X(where)                                               \
+  /* reductions (the reduced dimension kept as 1) */                                                   \
+  X(sum_rows) X(sum_cols) X(max_cols)                                                                  \
+  /* layout and contraction */                                                                         \
+  X(transpose) X(matmul)
