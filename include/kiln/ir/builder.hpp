@@ -1,7 +1,8 @@
 #pragma once
-// Appends nodes to a graph at compile time. Every append goes through `make`, which
-//   - infers and checks the shape (numpy broadcasting; batch only matches batch or 1),
-//   - folds constants and simplifies (x·1, x+0, x·0, −(−x), …),
+// Appends nodes to a graph at compile time. Every op node goes through `make`, which applies the op's own rules
+// (ops/*.hpp):
+//   - infers and checks the shape (numpy broadcasting; batch only matches batch or 1; Op::shape_of),
+//   - folds constants and simplifies (x·1, x+0, x·0, −(−x), …: Op::simplify),
 //   - keeps a where-mask outermost through products (mul/div/neg of where(c, g, 0) → where(c, g·y, 0)), so a NaN
 //     or inf computed in an unselected branch can never reach a gradient,
 //   - shares identical nodes (hash-consing), so forward values needed by the backward pass exist once.
@@ -9,6 +10,7 @@
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/registry.hpp>
 
+#include <array>
 #include <bit>
 #include <cstdint>
 
@@ -38,6 +40,50 @@ constexpr std::uint64_t node_hash(const node& n) {
   h = mix_word(h, word(n.shape.cols, 0));
   return mix_word(h, n.k == 0 ? 0 : std::bit_cast<std::uint64_t>(n.k));  // −0 and 0 are one constant (same_as uses ==)
 }
+
+
+// Makes a node of op Op on operands in (−1 past its arity) with constant k, by the op's rules: its shape
+// (elementwise ops broadcast their operands, others have Op::shape_of), folding of constant operands for the
+// arithmetic ops (cost 1: their forward in exact double at compile time, ops::fold_math), then Op::simplify,
+// and only then a new node.
+template <class Op, class B>
+constexpr int make_node(B& b, const int* in, double k) {
+  if constexpr (Op::cls == op_class::leaf || Op::cls == op_class::immediate || Op::kind == op::broadcast_to) {
+    throw "kiln: leaves, immediates and broadcasts are made by their own builder functions";
+  } else {
+    dims shapes[3]{};
+    for (int i = 0; i < Op::arity; ++i) shapes[i] = b.shape(in[i]);
+    dims s = shapes[0];
+    if constexpr (Op::cls == op_class::elementwise) {
+      for (int i = 1; i < Op::arity; ++i) s = dims{broadcast_dim(s.rows, shapes[i].rows), broadcast_dim(s.cols, shapes[i].cols)};
+    } else {
+      s = Op::shape_of(shapes);
+    }
+    if constexpr (Op::cls == op_class::elementwise && ops::cost_of_op<Op>() == 1) {
+      bool constants = true;
+      double v[3]{};
+      for (int i = 0; i < Op::arity; ++i) {
+        constants = constants && b.is_const(in[i]);
+        if (constants) v[i] = b.node_at(in[i]).k;
+      }
+      if (constants) return b.constant(ops::forward_of<Op, ops::fold_math>(v, k), s);
+    }
+    if constexpr (requires { Op::simplify(b, in, k, s); })
+      if (const int r = Op::simplify(b, in, k, s); r >= 0) return r;
+    node n;
+    n.kind = Op::kind;
+    for (int i = 0; i < Op::arity; ++i) n.in[i] = in[i];
+    n.k = k;
+    n.shape = s;
+    return b.append(n);
+  }
+}
+template <class B, class... Op>
+constexpr auto node_maker_table(boost::mp11::mp_list<Op...>) {
+  return std::array<int (*)(B&, const int*, double), sizeof...(Op)>{&make_node<Op, B>...};
+}
+template <class B>
+inline constexpr auto node_makers = node_maker_table<B>(ops::all{});
 
 }  // namespace detail
 
@@ -135,20 +181,14 @@ struct builder {
     return leaf(info);
   }
 
-  // ---- elementwise
-  constexpr int unary(op k, int x, double kk = 0) {
-    const node a = node_at(x);
-    if (k == op::neg) {
-      if (a.kind == op::constant) return constant(-a.k, a.shape);
-      if (a.kind == op::neg) return a.in[0];
-      if (int w = hoist_mask(x, [&](int inner) { return unary(op::neg, inner); }); w >= 0) return w;
-    }
-    if (k == op::stop_gradient && (a.kind == op::constant || a.kind == op::stop_gradient)) return x;
-    if (k == op::pow_c && kk == 1.0) return x;
-    if (k == op::pow_c && kk == 0.0) return constant(1.0, a.shape);
-    node n; n.kind = k; n.in[0] = x; n.k = kk; n.shape = a.shape;
-    return append(n);
+  // ---- op nodes: every op node is made by its op's own rules (detail::make_node): its shape rule, constant
+  // folding, its simplifications, then an append that finds an identical node if there is one.
+  constexpr int make(op k, const int* in, double kk = 0) {
+    return detail::node_makers<builder>[static_cast<std::size_t>(k)](*this, in, kk);
   }
+  static constexpr op_class class_of(op k) { return ops::class_of(k); }
+
+  constexpr int unary(op k, int x, double kk = 0) { const int in[3] = {x, -1, -1}; return make(k, in, kk); }
   constexpr int neg(int x) { return unary(op::neg, x); }
   constexpr int exp(int x) { return unary(op::exp, x); }
   constexpr int log(int x) { return unary(op::log, x); }
@@ -156,52 +196,7 @@ struct builder {
   constexpr int pow(int x, double p) { return unary(op::pow_c, x, p); }
   constexpr int stop_gradient(int x) { return unary(op::stop_gradient, x); }
 
-  constexpr int binary(op k, int x, int y) {
-    const node a = node_at(x);
-    const node b = node_at(y);
-    const dims s{detail::broadcast_dim(a.shape.rows, b.shape.rows), detail::broadcast_dim(a.shape.cols, b.shape.cols)};
-    const bool ca = a.kind == op::constant, cb = b.kind == op::constant;
-    if (ca && cb) {
-      switch (k) {
-        case op::add: return constant(a.k + b.k, s);
-        case op::sub: return constant(a.k - b.k, s);
-        case op::mul: return constant(a.k * b.k, s);
-        case op::div: if (b.k != 0) return constant(a.k / b.k, s); break;
-        case op::gt: return constant(a.k > b.k ? 1 : 0, s);
-        case op::ge: return constant(a.k >= b.k ? 1 : 0, s);
-        case op::eq: return constant(a.k == b.k ? 1 : 0, s);
-        default: break;
-      }
-    }
-    switch (k) {
-      case op::add:
-        if (cb && b.k == 0 && a.shape == s) return x;
-        if (ca && a.k == 0 && b.shape == s) return y;
-        break;
-      case op::sub:
-        if (cb && b.k == 0 && a.shape == s) return x;
-        if (ca && a.k == 0 && b.shape == s) return neg(y);
-        if (x == y) return constant(0, s);
-        break;
-      case op::mul:
-        if ((ca && a.k == 0) || (cb && b.k == 0)) return constant(0, s);
-        if (cb && b.k == 1 && a.shape == s) return x;
-        if (ca && a.k == 1 && b.shape == s) return y;
-        if (cb && b.k == -1 && a.shape == s) return neg(x);
-        if (ca && a.k == -1 && b.shape == s) return neg(y);
-        if (int w = hoist_mask(x, [&](int inner) { return binary(op::mul, inner, y); }); w >= 0) return w;
-        if (int w = hoist_mask(y, [&](int inner) { return binary(op::mul, x, inner); }); w >= 0) return w;
-        break;
-      case op::div:
-        if (cb && b.k == 1 && a.shape == s) return x;
-        if (ca && a.k == 0 && b.shape == s && b.kind != op::constant) return constant(0, s);
-        if (int w = hoist_mask(x, [&](int inner) { return binary(op::div, inner, y); }); w >= 0) return w;
-        break;
-      default: break;
-    }
-    node n; n.kind = k; n.in[0] = x; n.in[1] = y; n.shape = s;
-    return append(n);
-  }
+  constexpr int binary(op k, int x, int y) { const int in[3] = {x, y, -1}; return make(k, in); }
   constexpr int add(int x, int y) { return binary(op::add, x, y); }
   constexpr int sub(int x, int y) { return binary(op::sub, x, y); }
   constexpr int mul(int x, int y) { return binary(op::mul, x, y); }
@@ -210,16 +205,7 @@ struct builder {
   constexpr int ge(int x, int y) { return binary(op::ge, x, y); }
   constexpr int eq(int x, int y) { return binary(op::eq, x, y); }
 
-  constexpr int where(int c, int x, int y) {
-    const node nc = node_at(c);
-    const dims s{detail::broadcast_dim(nc.shape.rows, detail::broadcast_dim(shape(x).rows, shape(y).rows)),
-                 detail::broadcast_dim(nc.shape.cols, detail::broadcast_dim(shape(x).cols, shape(y).cols))};
-    if (nc.kind == op::constant) return nc.k != 0 ? broadcast_to(x, s) : broadcast_to(y, s);
-    if (x == y) return broadcast_to(x, s);
-    if (is_const(x, 0) && is_const(y, 0)) return constant(0, s);
-    node n; n.kind = op::where; n.in[0] = c; n.in[1] = x; n.in[2] = y; n.shape = s;
-    return append(n);
-  }
+  constexpr int where(int c, int x, int y) { const int in[3] = {c, x, y}; return make(op::where, in); }
 
   // x stretched to shape s (no node when it already has that shape).
   constexpr int broadcast_to(int x, dims s) {
@@ -252,55 +238,13 @@ struct builder {
   }
 
   // ---- reductions, layout, contraction
-  constexpr int reduce(op k, int x) {
-    const dims a = shape(x);
-    const bool rows = k == op::sum_rows;
-    const dims s = rows ? dims{1, a.cols} : dims{a.rows, 1};
-    if (rows ? a.rows == 1 : a.cols == 1) return x;  // reducing a dimension of size 1 is the identity
-    if (is_const(x) && k != op::max_cols && !a.batched()) return constant(node_at(x).k * (rows ? a.rows : a.cols), s);
-    node n; n.kind = k; n.in[0] = x; n.shape = s;
-    return append(n);
-  }
+  constexpr int reduce(op k, int x) { return unary(k, x); }
   constexpr int sum_rows(int x) { return reduce(op::sum_rows, x); }
   constexpr int sum_cols(int x) { return reduce(op::sum_cols, x); }
   constexpr int max_cols(int x) { return reduce(op::max_cols, x); }
   constexpr int sum_all(int x) { return sum_cols(sum_rows(x)); }
-
-  constexpr int transpose(int x) {
-    const node a = node_at(x);  // a copy: appending may move nodes
-    if (a.kind == op::transpose) return a.in[0];
-    // (A·B)ᵀ = Bᵀ·Aᵀ: keeps transposes on contraction operands, where they are free (strides)
-    // (unless that would put the batch in the columns of a contraction; then the transpose stays a view)
-    if (a.kind == op::matmul && shape(a.in[0]).rows != batch) {
-      const int l = a.in[0], r = a.in[1];
-      return matmul(transpose(r), transpose(l));
-    }
-    // a constant transposes into a constant, unless that would put the batch in its columns (no kernel runs over
-    // [features, batch]): then it stays a view of the [batch, features] constant, as a contraction reads it
-    if (a.kind == op::constant && a.shape.rows != batch) return constant(a.k, {a.shape.cols, a.shape.rows});
-    if (a.shape == dims{1, 1} && ops::class_of(a.kind) != op_class::leaf) return x;  // a scalar is its own transpose
-    // (f(a, b))ᵀ = f(aᵀ, bᵀ) for elementwise f: transposes move toward contractions (free there) and leaves.
-    // Not for values with a batch dimension: a [features, batch] elementwise value has no kernel.
-    if (ops::class_of(a.kind) == op_class::elementwise && a.shape.rows != batch && a.shape.cols != batch &&
-        a.kind != op::broadcast_to) {
-      switch (ops::arity_of(a.kind)) {
-        case 1: return unary(a.kind, transpose(a.in[0]), a.k);
-        case 2: { const int l = transpose(a.in[0]); const int r = transpose(a.in[1]); return binary(a.kind, l, r); }
-        default: { const int c = transpose(a.in[0]); const int t = transpose(a.in[1]); const int e = transpose(a.in[2]); return where(c, t, e); }
-      }
-    }
-    if (a.kind == op::broadcast_to && a.shape.rows != batch && a.shape.cols != batch)
-      return broadcast_to(transpose(a.in[0]), {a.shape.cols, a.shape.rows});
-    node n; n.kind = op::transpose; n.in[0] = x; n.shape = {a.shape.cols, a.shape.rows};
-    return append(n);
-  }
-  constexpr int matmul(int x, int y) {
-    const dims a = shape(x), b = shape(y);
-    if (a.cols != b.rows) throw "kiln: matmul inner dimensions differ";
-    if (is_const(x, 0) || is_const(y, 0)) return constant(0, {a.rows, b.cols});
-    node n; n.kind = op::matmul; n.in[0] = x; n.in[1] = y; n.shape = {a.rows, b.cols};
-    return append(n);
-  }
+  constexpr int transpose(int x) { return unary(op::transpose, x); }
+  constexpr int matmul(int x, int y) { return binary(op::matmul, x, y); }
 
   // ---- outputs
   constexpr void add_output(int node_id, int assign_to = -1) {

@@ -45,6 +45,20 @@ constexpr bool check_math_policy() {
   return true;
 }
 
+// The policy of constant folding (ir/builder.hpp): exact double arithmetic at compile time. It has none of the
+// library functions (std::exp and the rest are not constexpr in C++20), so only arithmetic ops fold.
+struct fold_math {
+  template <class V> static constexpr double constant(double k) { return k; }
+  static constexpr double let(double v) { return v; }
+  static constexpr double abs(double x) { return x < 0 ? -x : x == 0 ? 0.0 : x; }  // |−0| = +0
+  static constexpr double max(double a, double b) { return a != a ? a : (a > b ? a : b); }
+  static constexpr double min(double a, double b) { return a != a ? a : (a < b ? a : b); }
+  static constexpr double gt(double a, double b) { return a > b ? 1 : 0; }
+  static constexpr double ge(double a, double b) { return a >= b ? 1 : 0; }
+  static constexpr double eq(double a, double b) { return a == b ? 1 : 0; }
+  static constexpr double select(double c, double a, double b) { return c != 0 ? a : b; }
+};
+
 // Shortest round-trip text of a double, written as a float literal for the float backends.
 inline std::string num(double v) {
   char buf[40];

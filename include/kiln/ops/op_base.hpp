@@ -23,7 +23,7 @@ constexpr int cost_of_op() {
 
 // forward<M> of an elementwise op on its operands a[0 .. arity-1].
 template <class Op, class M, class V>
-V forward_of(const V* a, double k) {
+constexpr V forward_of(const V* a, double k) {
   if constexpr (Op::arity == 1) return Op::template forward<M>(a[0], k);
   else if constexpr (Op::arity == 2) return Op::template forward<M>(a[0], a[1], k);
   else return Op::template forward<M>(a[0], a[1], a[2], k);
