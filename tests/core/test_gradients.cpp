@@ -15,6 +15,7 @@ constexpr auto p4 = param<4>("p");  // a [1, 4] parameter
     constexpr auto operator()() const { auto p = p4; (void)p; return sum(expr); } \
   };
 KILN_UNARY_MODEL(m_exp, exp(p))
+KILN_UNARY_MODEL(m_expm1, expm1(p))
 KILN_UNARY_MODEL(m_log, log(p))
 KILN_UNARY_MODEL(m_log1p, log1p(p))
 KILN_UNARY_MODEL(m_sqrt, sqrt(p))
@@ -80,6 +81,8 @@ TEST_CASE("smooth unary functions: gradients equal finite differences on their d
   const std::vector<double> edges = {-20, -1, 1, 20, 1e-3, -1e-3, 3, -3};
   check_points<m_exp>(any);
   check_points<m_exp>({-100, -20, -1, 1, 20, 0.5, -0.5, 2});
+  check_points<m_expm1>(any);
+  check_points<m_expm1>({-100, -20, -1, 1, 20, 1e-3, -1e-3, 1e-9});
   check_points<m_log>(positive);
   check_points<m_log>({1e-3, 1, 20, 100, 1e4, 0.5, 2, 7});
   check_points<m_log1p>(random_points(-0.9, 5, 3));
@@ -238,6 +241,7 @@ void check_each(const std::vector<double>& points) {
 TEST_CASE("every smooth primitive and activation at the edge points 0, ±1e-30, ±1, ±20, ±100, ±1e4", "[gradients]") {
   const std::vector<double> e = {0, 1e-30, -1e-30, 1, -1, 20, -20, 100, -100, 1e4, -1e4};
   check_each<m_exp>(e);
+  check_each<m_expm1>(e);
   check_each<m_log>(e);
   check_each<m_log1p>(e);
   check_each<m_sqrt>({1e-30, 1, 20, 100, 1e4});  // sqrt′(0) is infinite: its own domain edge

@@ -220,9 +220,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
 namespace {
 using namespace kiln::cpu;
 namespace m {
-using kiln::cpu::exp; using kiln::cpu::log; using kiln::cpu::log1p; using kiln::cpu::sqrt; using kiln::cpu::abs;
-using kiln::cpu::tanh; using kiln::cpu::erf; using kiln::cpu::pow; using kiln::cpu::max; using kiln::cpu::min;
-using kiln::cpu::gt; using kiln::cpu::ge; using kiln::cpu::eq; using kiln::cpu::select;
+using namespace kiln::cpu;  // the math policy's functions (vmath.hpp, simd.hpp), called m::exp(…)
 }  // namespace m
 // n lanes starting at p (n < lanes reads and writes only the first n)
 inline vfloat ld(const float* p, int n) { return n == lanes ? load(p) : load_partial(p, n); }

@@ -10,6 +10,7 @@ struct simd_math {
   template <class V> static V let(V v) { return v; }
   template <class V> static V constant(double k) { return splat<V>(static_cast<float>(k)); }
   template <class V> static V exp(V x) { return cpu::exp(x); }
+  template <class V> static V expm1(V x) { return cpu::expm1(x); }
   template <class V> static V log(V x) { return cpu::log(x); }
   template <class V> static V log1p(V x) { return cpu::log1p(x); }
   template <class V> static V sqrt(V x) { return cpu::sqrt(x); }

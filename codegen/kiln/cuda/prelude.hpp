@@ -31,6 +31,7 @@ struct kiln_hypers { float v[16]; };
 
 namespace km {
 __device__ __forceinline__ float exp(float x) { return expf(x); }
+__device__ __forceinline__ float expm1(float x) { return expm1f(x); }
 __device__ __forceinline__ float log(float x) { return logf(x); }
 __device__ __forceinline__ float log1p(float x) { return log1pf(x); }
 __device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }

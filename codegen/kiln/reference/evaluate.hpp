@@ -18,6 +18,7 @@ struct double_math {
   static double let(double v) { return v; }
   template <class V> static V constant(double k) { return k; }
   static double exp(double x) { return std::exp(x); }
+  static double expm1(double x) { return std::expm1(x); }
   static double log(double x) { return std::log(x); }
   static double log1p(double x) { return std::log1p(x); }
   static double sqrt(double x) { return std::sqrt(x); }

@@ -110,6 +110,7 @@ constexpr auto where(C c, A a, B b) {
   template <expression A>                                                                                  \
   constexpr auto fname(A a) { return make_expr<tags::unary<op::op_kind>, A::shape>(0, a); }
 KILN_UNARY_FUNCTION(exp, exp)
+KILN_UNARY_FUNCTION(expm1, expm1)
 KILN_UNARY_FUNCTION(log, log)
 KILN_UNARY_FUNCTION(log1p, log1p)
 KILN_UNARY_FUNCTION(sqrt, sqrt)

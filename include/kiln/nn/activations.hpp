@@ -21,10 +21,10 @@ struct leaky_relu_fn {
   double slope = 0.01;
   template <expression X> constexpr auto operator()(X x) const { return where(greater(x, 0.0), x, slope * x); }
 };
-// elu(x) = x if x > 0 else α(e^x − 1)
+// elu(x) = x if x > 0 else α(e^x − 1) (expm1, as PyTorch computes it: exact near 0)
 struct elu_fn {
   double alpha = 1.0;
-  template <expression X> constexpr auto operator()(X x) const { return where(greater(x, 0.0), x, alpha * (exp(x) - 1.0)); }
+  template <expression X> constexpr auto operator()(X x) const { return where(greater(x, 0.0), x, alpha * expm1(x)); }
 };
 // gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (exact form)
 struct gelu_fn { template <expression X> constexpr auto operator()(X x) const { return 0.5 * x * (1.0 + erf(x * 0.7071067811865476)); } };

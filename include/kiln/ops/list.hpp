@@ -6,7 +6,7 @@
   /* leaves and immediates */                                                                          \
   X(input) X(param) X(state) X(hyper) X(constant) X(batch_size) X(iota)                                \
   /* elementwise unary */                                                                              \
-  X(neg) X(exp) X(log) X(log1p) X(sqrt) X(abs) X(tanh) X(sigmoid) X(erf) X(softplus) X(recip) X(pow_c) \
+  X(neg) X(exp) X(expm1) X(log) X(log1p) X(sqrt) X(abs) X(tanh) X(sigmoid) X(erf) X(softplus) X(recip) X(pow_c) \
   X(max_c) X(min_c) X(stop_gradient) X(broadcast_to)                                                   \
   /* elementwise binary and ternary */                                                                 \
   X(add) X(sub) X(mul) X(div) X(gt) X(ge) X(eq) X(where)                                               \

@@ -2,7 +2,7 @@
 // The math an op's forward is written against, once for every backend. A math policy M supplies, for its
 // values V (double in the reference, float or a SIMD vector on the CPU, source text for the renderers):
 //   M::constant<V>(k)                      k as a V
-//   exp log log1p sqrt abs tanh erf        the library functions (each backend's own, to its stated accuracy)
+//   exp expm1 log log1p sqrt abs tanh erf  the library functions (each backend's own, to its stated accuracy)
 //   pow(x, p)                              x^p for a constant p (std::pow's special cases)
 //   max(a, b)  min(a, b)                   a NaN in a propagates, as PyTorch's clamp
 //   gt ge eq                               1 or 0
@@ -23,6 +23,7 @@ constexpr bool check_math_policy() {
   static_assert(requires { { M::template constant<V>(1.0) } -> std::convertible_to<V>; },
                 "kiln: this math policy lacks constant<V>(k)");
   static_assert(requires(V x) { { M::exp(x) } -> std::convertible_to<V>; }, "kiln: this math policy lacks exp(x)");
+  static_assert(requires(V x) { { M::expm1(x) } -> std::convertible_to<V>; }, "kiln: this math policy lacks expm1(x)");
   static_assert(requires(V x) { { M::log(x) } -> std::convertible_to<V>; }, "kiln: this math policy lacks log(x)");
   static_assert(requires(V x) { { M::log1p(x) } -> std::convertible_to<V>; }, "kiln: this math policy lacks log1p(x)");
   static_assert(requires(V x) { { M::sqrt(x) } -> std::convertible_to<V>; }, "kiln: this math policy lacks sqrt(x)");
@@ -111,6 +112,7 @@ struct text_math {
     return {s + ")", block};
   }
   static code exp(const code& x) { return call("exp", {x}); }
+  static code expm1(const code& x) { return call("expm1", {x}); }
   static code log(const code& x) { return call("log", {x}); }
   static code log1p(const code& x) { return call("log1p", {x}); }
   static code sqrt(const code& x) { return call("sqrt", {x}); }

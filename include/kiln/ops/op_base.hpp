@@ -10,6 +10,10 @@
 //   cost                        relative cost of evaluating it again where it is used (default 1; 8 for a
 //                               transcendental function or a division; 0 for a pass-through), which decides
 //                               whether the fusion pass recomputes or stores it
+//   uses_k                      true where the node's constant k is an argument of the op (pow's exponent, a
+//                               clamp's bound), printed with it (default false)
+//   simplify(b, in, k, s)       its rewrites when a node is made (x·1 → x, …), −1 for none (default none)
+//   shape_of(in)                its result shape, for ops that do not broadcast (reductions, contractions)
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/math.hpp>
 
@@ -19,6 +23,12 @@ template <class Op>
 constexpr int cost_of_op() {
   if constexpr (requires { Op::cost; }) return Op::cost;
   else return 1;
+}
+
+template <class Op>
+constexpr bool uses_k_of_op() {
+  if constexpr (requires { Op::uses_k; }) return Op::uses_k;
+  else return false;
 }
 
 // forward<M> of an elementwise op on its operands a[0 .. arity-1].

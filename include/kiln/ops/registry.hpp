@@ -45,6 +45,7 @@ struct trait_tables {
   static constexpr std::array<int, sizeof...(Op)> arity{Op::arity...};
   static constexpr std::array<const char*, sizeof...(Op)> name{Op::name...};
   static constexpr std::array<int, sizeof...(Op)> cost{cost_of_op<Op>()...};
+  static constexpr std::array<bool, sizeof...(Op)> uses_k{uses_k_of_op<Op>()...};
 };
 using tables = boost::mp11::mp_apply<trait_tables, all>;
 }  // namespace detail
@@ -53,5 +54,6 @@ constexpr op_class class_of(op k) { return detail::tables::cls[static_cast<std::
 constexpr int arity_of(op k) { return detail::tables::arity[static_cast<std::size_t>(k)]; }
 constexpr const char* name_of(op k) { return detail::tables::name[static_cast<std::size_t>(k)]; }
 constexpr int cost_of(op k) { return detail::tables::cost[static_cast<std::size_t>(k)]; }
+constexpr bool uses_k(op k) { return detail::tables::uses_k[static_cast<std::size_t>(k)]; }
 
 }  // namespace kiln::ops

@@ -28,6 +28,15 @@ struct exp_op {
   template <class M, class V> static constexpr V forward(V x, double) { return M::exp(x); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.mul(g, self); }
 };
+// y = e^x − 1 without the cancellation of exp(x) − 1 near 0 (elu's negative side, as PyTorch computes it);
+// dy/dx = e^x, taken of x rather than as y + 1, which is 0 in float once e^x < 2^−24 (PyTorch's elu backward
+// does the same)
+struct expm1_op {
+  KILN_UNARY_TRAITS(expm1, "expm1")
+  static constexpr int cost = 8;
+  template <class M, class V> static constexpr V forward(V x, double) { return M::expm1(x); }
+  template <class B> static constexpr void vjp(B& b, int self, int g, int* d) { d[0] = b.mul(g, b.exp(b.operand(self, 0))); }
+};
 // y = ln x, dy/dx = 1/x
 struct log_op {
   KILN_UNARY_TRAITS(log, "log")
@@ -123,6 +132,7 @@ struct recip_op {
 struct pow_c_op {
   static constexpr op kind = op::pow_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "pow"; static constexpr int cost = 8;
+  static constexpr bool uses_k = true;  // the exponent is part of the op
   template <class M, class V> static constexpr V forward(V x, double k) { return M::pow(x, k); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     double k = b.node_at(self).k;
@@ -139,6 +149,7 @@ struct pow_c_op {
 struct max_c_op {
   static constexpr op kind = op::max_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "max";
+  static constexpr bool uses_k = true;  // the bound is part of the op
   template <class M, class V> static constexpr V forward(V x, double k) { return M::max(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.operand(self, 0), b.scalar(b.node_at(self).k)), g, b.scalar(0.0));
@@ -148,6 +159,7 @@ struct max_c_op {
 struct min_c_op {
   static constexpr op kind = op::min_c; static constexpr op_class cls = op_class::elementwise;
   static constexpr int arity = 1; static constexpr const char* name = "min";
+  static constexpr bool uses_k = true;
   template <class M, class V> static constexpr V forward(V x, double k) { return M::min(x, M::template constant<V>(k)); }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.where(b.gt(b.scalar(b.node_at(self).k), b.operand(self, 0)), g, b.scalar(0.0));

@@ -42,7 +42,7 @@ inline std::string node_text(const plan& p, int i) {
   const node& n = p.g.nodes[i];
   std::string s = node_label(p.g, i) + " = " + ops::name_of(n.kind) + "(";
   for (int k = 0; k < 3 && n.in[k] >= 0; ++k) s += (k ? ", " : "") + node_label(p.g, n.in[k]);
-  if (n.kind == op::pow_c || n.kind == op::max_c || n.kind == op::min_c) s += ", " + ops::num(n.k);
+  if (ops::uses_k(n.kind)) s += ", " + ops::num(n.k);
   return s + ") " + dims_text(n.shape);
 }
 
