@@ -5,7 +5,7 @@
 // p > 0.5. The same loss computed from the logits with bce_with_logits (the numerically stable form) agrees.
 #include <kiln/kiln.hpp>
 #include <kiln/cpu/train_step.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -16,7 +16,7 @@
 #include <kiln/plan/dot.hpp>
 #include <kiln/cpu/render.hpp>
 #include <kiln/cuda/step.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -7,7 +7,7 @@
 // is a classic bug that kiln rejects at compile time. KL ≥ 0, and it is 0 exactly when q = p.
 #include <kiln/kiln.hpp>
 #include <kiln/cpu/train_step.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -11,7 +11,7 @@
 #include <kiln/kiln.hpp>
 #include <kiln/cpu/train_step.hpp>
 #include <kiln/io/atomic_file.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <algorithm>
 #include <cctype>

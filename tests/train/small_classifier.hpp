@@ -2,7 +2,7 @@
 // The model the trainer tests train, on the CPU and on the emulated CUDA device: 4 inputs, 8 ReLU units, 3
 // classes; the loss graph for training and the logits graph for evaluation share their parameters' names.
 #include <kiln/kiln.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 namespace kiln_test {
 inline constexpr auto small_net = kiln::nn::sequential(kiln::dense<8>{}, kiln::relu, kiln::dense<3>{});

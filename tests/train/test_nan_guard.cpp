@@ -5,7 +5,7 @@
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -5,7 +5,7 @@
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -21,6 +21,10 @@ namespace {
 using loss_model = kiln_test::small_loss_model;
 using logits_model = kiln_test::small_logits_model;
 using trainer_type = kiln_test::small_trainer;
+// The trainer drives any backend through these concepts; the CPU's step and evaluation satisfy them.
+static_assert(kiln::training_step<kiln::cpu::train_step<loss_model, kiln::adam>>);
+static_assert(kiln::training_step<kiln::cpu::train_step<loss_model, kiln::sgd, kiln::fusion::unfused>>);
+static_assert(kiln::forward_function<kiln::cpu::function<logits_model>>);
 
 // n samples in [-1, 1]^4; the class is the largest of three fixed linear scores, flipped to (c + 1) % 3 when
 // `flip` (a validation set that disagrees with training, so its loss rises as training proceeds).

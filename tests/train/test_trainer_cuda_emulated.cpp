@@ -6,7 +6,7 @@
 #include <kiln/kiln.hpp>
 #include <kiln/cuda/emulator.hpp>
 #include <kiln/cuda/step.hpp>
-#include <kiln/train/trainer.hpp>
+#include <kiln/cpu/trainer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -17,6 +17,7 @@ namespace {
 using loss_model = kiln_test::small_loss_model;
 using logits_model = kiln_test::small_logits_model;
 using trainer_type = kiln_test::small_trainer;
+static_assert(kiln::training_step<kiln::cuda::train_step<loss_model, kiln::adam>>);
 
 kiln::train::table make_data(int n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -79,6 +79,13 @@ class train_step {
   // Parameters and optimizer state by name (PyTorch names: fc1.weight, fc1.weight.exp_avg, …), row-major.
   std::span<float> param(std::string_view name) { return storage_[leaf_index(name)]; }
   std::span<const float> param(std::string_view name) const { return storage_[leaf_index(name)]; }
+  void set_param(std::string_view name, std::span<const float> values) {
+    std::span<float> p = param(name);
+    if (values.size() != p.size())
+      throw shape_error("kiln: '" + std::string(name) + "' holds " + std::to_string(p.size()) + " values, given " +
+                        std::to_string(values.size()));
+    std::copy(values.begin(), values.end(), p.begin());
+  }
   int leaf_index(std::string_view name) const {
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].name.view() == name && (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)) return l;

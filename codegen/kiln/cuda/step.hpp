@@ -294,6 +294,7 @@ class step_runtime {
 template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
  public:
+  using optimizer_type = Optimizer;
   using graph_holder = kiln::step_graph<Model, Optimizer>;
   using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;

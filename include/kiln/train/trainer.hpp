@@ -1,5 +1,11 @@
 #pragma once
-// kiln::train::trainer: the training loop around a compiled CPU step.
+// kiln::train::basic_trainer<Backend, …>: the training loop around a backend's compiled step (any
+// kiln::training_step). The CPU's is kiln::train::trainer<Model, Optimizer, Predict>, declared in
+// <kiln/cpu/trainer.hpp>; this header includes no backend.
+//
+// Backend names the step and evaluation types:
+//   template <class Model, class Optimizer, fusion Mode> using step = …;   a training_step
+//   template <class Model> using function = …;                            a forward_function built from a step
 //
 // Terms (as in the course notes): an *epoch* is one pass over the training set; an *iteration* is one step
 // (forward, backward, update) on one batch; an epoch has ceil(N / B) iterations, the last batch holding the
@@ -8,7 +14,7 @@
 // Each epoch the training rows are shuffled with a seeded generator (same seed ⇒ same batches ⇒ bit-identical
 // weights), trained on batch by batch, and then evaluated: training loss = the sample-weighted mean of the
 // batch losses (each batch loss is a mean over its samples), validation loss and accuracy by forward
-// evaluation (kiln::cpu::function) of the loss and of an optional prediction model. Progress is a bar on a
+// evaluation (Backend::function) of the loss and of an optional prediction model. Progress is a bar on a
 // terminal and one line per epoch elsewhere. Optional: early stopping on the validation loss (patience), a CSV
 // log, an SVG plot of the curves, and a checkpoint after every good epoch.
 //
@@ -24,13 +30,13 @@
 //   struct logits { constexpr auto operator()() const { return net(x); } };
 //   kiln::train::trainer<loss, kiln::adam, logits> t(kiln::adam{.lr = 1e-3}, {.epochs = 10, .batch_size = 64});
 //   t.fit(train, validation);
-#include <kiln/cpu/train_step.hpp>
 #include <kiln/data/dataset.hpp>
 #include <kiln/io/atomic_file.hpp>
 #include <kiln/plot/training_curves.hpp>
 #include <kiln/train/checkpoint.hpp>
 #include <kiln/train/nan_guard.hpp>
 #include <kiln/train/progress.hpp>
+#include <kiln/train/step_concept.hpp>
 #include <kiln/train/table.hpp>
 
 #include <chrono>
@@ -202,19 +208,22 @@ struct device_runner {
 
 }  // namespace trainer_detail
 
-template <class Model, class Optimizer, class Predict = no_prediction>
-class trainer {
+template <class Backend, class Model, class Optimizer, class Predict = no_prediction>
+class basic_trainer {
   static constexpr bool has_prediction = !std::is_same_v<Predict, no_prediction>;
   struct unused {
     template <class S> explicit unused(S&) {}
   };
-  using predict_function = std::conditional_t<has_prediction, cpu::function<Predict>, unused>;
+  using predict_function = std::conditional_t<has_prediction, typename Backend::template function<Predict>, unused>;
 
  public:
-  using step_type = cpu::train_step<Model, Optimizer>;
-  using unfused_step_type = cpu::train_step<Model, Optimizer, fusion::unfused>;
+  using step_type = typename Backend::template step<Model, Optimizer, fusion::fused>;
+  using unfused_step_type = typename Backend::template step<Model, Optimizer, fusion::unfused>;
+  static_assert(training_step<step_type>, "kiln: Backend::step is not a kiln::training_step");
+  static_assert(forward_function<typename Backend::template function<Model>>,
+                "kiln: Backend::function is not a kiln::forward_function");
 
-  explicit trainer(Optimizer opt = {}, options o = {})
+  explicit basic_trainer(Optimizer opt = {}, options o = {})
       : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_), shuffle_rng_(shuffle_seed()) {}
 
   step_type& step() { return step_; }
@@ -232,7 +241,7 @@ class trainer {
   // kiln::cuda::train_step), whose parameters live in its own memory: param(name) returns a copy and
   // set_param(name, values) writes. The trainer's CPU step is the host mirror: the device starts from its
   // parameters, and they are copied back after every epoch for evaluation, checkpoints and plots.
-  template <class DeviceStep>
+  template <device_step DeviceStep>
   fit_result fit_on(DeviceStep& device, const table& train, const table& validation = {}) {
     trainer_detail::device_runner<step_type, DeviceStep> runner{step_, device};
     runner.to_device();
@@ -490,7 +499,7 @@ class trainer {
 
   options options_;
   step_type step_;
-  cpu::function<Model> loss_;
+  typename Backend::template function<Model> loss_;
   predict_function predict_;
   std::mt19937_64 shuffle_rng_;
   std::vector<epoch_record> history_;
