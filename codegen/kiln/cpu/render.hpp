@@ -6,6 +6,7 @@
 // takes one buffer per node (buf[i] for node i, as kiln::cpu::program lays them out) and runs every kernel in
 // order on the calling thread. Tests compile it with the system compiler and check it computes what the
 // template-instantiated backend computes.
+#include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
 
 #include <string>
@@ -17,20 +18,14 @@ namespace render_detail {
 inline std::string var(int id) { return "v" + std::to_string(id); }
 inline std::string num(double v) { return ops::num(v); }
 
-inline bool in_body(const plan& p, const kernel& k, int id) {
-  for (int b = k.body_begin; b < k.body_end; ++b)
-    if (p.body[b] == id) return true;
-  return false;
-}
-
-inline bool flat_kernel(const plan& p, const kernel& k) {
+inline bool flat_kernel(const plan& p, const kernel& k, const kernel_view& v) {
   if (k.kind != kernel_kind::elementwise) return false;
-  for (int b = k.body_begin; b < k.body_end; ++b) {
-    const node& n = p.g.nodes[p.body[b]];
+  for (int id : v.nodes) {
+    const node& n = p.g.nodes[id];
     if (n.kind == op::iota) return false;
     for (int i = 0; i < 3; ++i) {
       const int a = n.in[i];
-      if (a < 0 || in_body(p, k, a)) continue;
+      if (a < 0 || v.has(a)) continue;
       const dims s = p.g.nodes[a].shape;
       if (!(s == k.domain) && !(s == dims{1, 1})) return false;
     }
@@ -39,8 +34,8 @@ inline bool flat_kernel(const plan& p, const kernel& k) {
 }
 
 // The value of operand a at row r, columns c0 .. c0+n (as in executor::operand).
-inline std::string operand(const plan& p, const kernel& k, int a, bool flat) {
-  if (in_body(p, k, a)) return var(a);
+inline std::string operand(const plan& p, const kernel_view& v, int a, bool flat) {
+  if (v.has(a)) return var(a);
   const dims s = p.g.nodes[a].shape;
   const std::string b = "buf[" + std::to_string(a) + "]";
   if (s.rows == 1 && s.cols == 1) return "splat<vfloat>(" + b + "[0])";
@@ -56,10 +51,9 @@ struct dialect {
   static std::string constant(const std::string& literal) { return "splat<vfloat>(" + literal + ")"; }
 };
 
-inline std::string body(const plan& p, const kernel& k, bool flat, const std::string& indent) {
+inline std::string body(const plan& p, const kernel_view& v, bool flat, const std::string& indent) {
   std::string out;
-  for (int b = k.body_begin; b < k.body_end; ++b) {
-    const int id = p.body[b];
+  for (int id : v.nodes) {
     const node& n = p.g.nodes[id];
     std::string e;
     ops::code_block locals{"", var(id), indent, 0};  // what the op's forward computes once (ops::text_math::let)
@@ -70,7 +64,7 @@ inline std::string body(const plan& p, const kernel& k, bool flat, const std::st
       case op::iota: e = "column_index(c0)"; break;
       default: {
         ops::code args[3];
-        for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(p, k, n.in[i], flat), &locals};
+        for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(p, v, n.in[i], flat), &locals};
         ops::visit_op(n.kind, [&](auto o) {
           using O = decltype(o);
           if constexpr (O::cls == op_class::elementwise) e = ops::forward_of<O, ops::text_math<dialect>>(args, n.k).text;
@@ -82,10 +76,9 @@ inline std::string body(const plan& p, const kernel& k, bool flat, const std::st
   return out;
 }
 
-inline std::string stores(const plan& p, const kernel& k, bool flat, const std::string& indent) {
+inline std::string stores(const plan& p, const kernel& k, const kernel_view& v, bool flat, const std::string& indent) {
   std::string out;
-  for (int s = k.store_begin; s < k.store_end; ++s) {
-    const int id = p.stores[s];
+  for (int id : v.roots) {
     const std::string where = flat ? "c0" : "r * " + std::to_string(k.domain.cols) + " + c0";
     out += indent + "st(buf[" + std::to_string(id) + "] + " + where + ", " + var(id) + ", n);";
     if (p.assign[id] >= 0) out += "  // -> " + std::string(p.g.leaves[p.assign[id]].name.view());
@@ -96,20 +89,22 @@ inline std::string stores(const plan& p, const kernel& k, bool flat, const std::
 
 inline std::string rows_expr(int rows) { return rows == batch ? "batch" : std::to_string(rows) + "L"; }
 
-inline std::string elementwise_rows(const plan& p, const kernel& k, const std::string& r0, const std::string& r1) {
+inline std::string elementwise_rows(const plan& p, const kernel& k, const kernel_view& v, const std::string& r0,
+                                    const std::string& r1) {
   const std::string C = std::to_string(k.domain.cols);
   std::string out;
   out += "  for (long r = " + r0 + "; r < " + r1 + "; ++r)\n";
   out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
   out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
-  out += body(p, k, false, "      ");
-  out += stores(p, k, false, "      ");
+  out += body(p, v, false, "      ");
+  out += stores(p, k, v, false, "      ");
   out += "    }\n";
   return out;
 }
 
 inline std::string kernel_source(const plan& p, int ki) {
   const kernel& k = p.kernels[ki];
+  const kernel_view v = view_of(p, k);
   std::string out = "// k" + std::to_string(ki) + " " + kernel_name(p, ki) + " " + dims_text(k.domain) + "\n";
   out += "static void k" + std::to_string(ki) +
          "(float* const* buf, [[maybe_unused]] const float* hyper, [[maybe_unused]] long batch, "
@@ -117,26 +112,26 @@ inline std::string kernel_source(const plan& p, int ki) {
   const std::string R = rows_expr(k.domain.rows);
   const std::string C = std::to_string(k.domain.cols);
   if (k.kind == kernel_kind::elementwise) {
-    if (flat_kernel(p, k)) {
+    if (flat_kernel(p, k, v)) {
       out += "  const long total = " + R + " * " + C + ";\n";
       out += "  for (long c0 = 0; c0 < total; c0 += lanes) {\n";
       out += "    const int n = static_cast<int>(std::min<long>(lanes, total - c0));\n";
-      out += body(p, k, true, "    ");
-      out += stores(p, k, true, "    ");
+      out += body(p, v, true, "    ");
+      out += stores(p, k, v, true, "    ");
       out += "  }\n";
     } else {
-      out += elementwise_rows(p, k, "0", R);
+      out += elementwise_rows(p, k, v, "0", R);
     }
   } else if (k.kind == kernel_kind::reduction) {
     const node& red = p.g.nodes[k.anchor];
-    const std::string in = operand(p, k, red.in[0], false);
+    const std::string in = operand(p, v, red.in[0], false);
     const std::string o = "buf[" + std::to_string(k.anchor) + "]";
     if (red.kind == op::sum_rows) {
       out += "  std::fill(" + o + ", " + o + " + " + C + ", 0.0f);\n";
       out += "  for (long r = 0; r < " + R + "; ++r)\n";
       out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
       out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
-      out += body(p, k, false, "      ");
+      out += body(p, v, false, "      ");
       out += "      st(" + o + " + c0, ld(" + o + " + c0, n) + " + in + ", n);\n";
       out += "    }\n";
     } else {
@@ -145,7 +140,7 @@ inline std::string kernel_source(const plan& p, int ki) {
       out += std::string("    vfloat acc = splat<vfloat>(") + (is_max ? "-INFINITY" : "0.0f") + ");\n";
       out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
       out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
-      out += body(p, k, false, "      ");
+      out += body(p, v, false, "      ");
       out += "      const vfloat x = keep_first(" + in + ", acc, n);\n";
       out += std::string("      acc = ") + (is_max ? "max(x, acc)" : "acc + x") + ";\n";
       out += "    }\n";
@@ -170,7 +165,7 @@ inline std::string kernel_source(const plan& p, int ki) {
     out += "  const matrix_view A = " + view(mm.in[0]) + ", B = " + view(mm.in[1]) + ";\n";
     if (as.cols == batch || mm.shape.rows != batch) {
       out += "  gemm<" + N + ", " + Ks + ">(" + M + ", " + N + ", " + K + ", A, B, " + Cb + ", " + N + ", false, gemm_workspace);\n";
-      if (k.store_end > k.store_begin) out += elementwise_rows(p, k, "0", M);
+      if (k.store_end > k.store_begin) out += elementwise_rows(p, k, v, "0", M);
     } else {
       // row blocks of the batch: each block's epilogue right after its GEMM
       out += "  for (long b = 0; b < " + M + "; b += 64) {\n";
@@ -178,7 +173,7 @@ inline std::string kernel_source(const plan& p, int ki) {
       out += "    gemm<" + N + ", " + Ks + ">(e - b, " + N + ", " + K + ", matrix_view{A.p + b * A.row_stride, A.row_stride, "
              "A.col_stride}, B, " + Cb + " + b * " + N + ", " + N + ", false, gemm_workspace);\n";
       if (k.store_end > k.store_begin) {
-        std::string rows = elementwise_rows(p, k, "b", "e");
+        std::string rows = elementwise_rows(p, k, v, "b", "e");
         // indent the epilogue one level
         std::string indented;
         for (std::size_t i = 0; i < rows.size(); ++i) {

@@ -60,7 +60,7 @@ inline std::string in_place_hazard(const plan& p) {
   std::vector<int> written_by(static_cast<std::size_t>(p.g.num_leaves), -1);
   for (int k = 0; k < p.num_kernels; ++k) {
     const kernel& kr = p.kernels[k];
-    const kernel_body body = body_of(p, kr);
+    const kernel_view body = view_of(p, kr);
     auto reads_old = [&](int id) -> int {  // the leaf whose old value node `id` is, or -1
       if (id < 0) return -1;
       if (p.at(id).kind == op::transpose) id = p.at(id).in[0];

@@ -4,6 +4,7 @@
 // `const float vN = …;` per node (through each op's own render, with the math prefix km::), and the stores.
 #include <kiln/core/error.hpp>
 #include <kiln/ops/registry.hpp>
+#include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/plan.hpp>
 #include <kiln/plan/print.hpp>
 
@@ -71,46 +72,8 @@ inline access_fn global_access(const plan& p, std::set<int>& used) {
 
 inline std::string value_name(int id) { return std::string("v") + std::to_string(id); }
 
-// The nodes a kernel evaluates per element (topological order) and the roots it stores: a whole plan kernel,
-// or the part of an elementwise kernel that some of its roots need.
-struct kernel_body {
-  std::vector<int> nodes;
-  std::vector<int> roots;
-  bool has(int id) const {
-    for (int n : nodes)
-      if (n == id) return true;
-    return false;
-  }
-};
-
-inline kernel_body body_of(const plan& p, const kernel& k) {
-  kernel_body b;
-  for (int i = k.body_begin; i < k.body_end; ++i) b.nodes.push_back(p.body[i]);
-  for (int s = k.store_begin; s < k.store_end; ++s) b.roots.push_back(p.stores[s]);
-  return b;
-}
-
-// The body nodes `roots` depend on (within kernel k's body), in the kernel's order.
-inline kernel_body body_for_roots(const plan& p, const kernel& k, const std::vector<int>& roots) {
-  const kernel_body all = body_of(p, k);
-  std::set<int> need;
-  std::vector<int> stack(roots.begin(), roots.end());
-  while (!stack.empty()) {
-    const int id = stack.back();
-    stack.pop_back();
-    if (!all.has(id) || !need.insert(id).second) continue;
-    const node& n = p.at(id);
-    for (int a = 0; a < ops::arity_of(n.kind); ++a) stack.push_back(n.in[a]);
-  }
-  kernel_body b;
-  for (int id : all.nodes)
-    if (need.count(id)) b.nodes.push_back(id);
-  b.roots = roots;
-  return b;
-}
-
 // The value of node `id` inside a body: its local if the body computes it, else a load.
-inline std::string operand_text(const kernel_body& body, int id, const access_fn& load, const std::string& r,
+inline std::string operand_text(const kernel_view& body, int id, const access_fn& load, const std::string& r,
                                 const std::string& c) {
   return body.has(id) ? value_name(id) : load(id, r, c);
 }
@@ -122,7 +85,7 @@ struct dialect {
 };
 
 // One `const float vN = …;` per body node, in topological order, at (r, c).
-inline std::string body_text(const plan& p, const kernel_body& body, const access_fn& load, const std::string& r,
+inline std::string body_text(const plan& p, const kernel_view& body, const access_fn& load, const std::string& r,
                              const std::string& c, const std::string& indent) {
   std::string out;
   for (int id : body.nodes) {
@@ -158,7 +121,7 @@ inline store_fn global_store(const plan& p, std::set<int>& used) {
 
 // Stores every root (after the whole body is evaluated: roots assigned in place to a leaf may be read by
 // other roots' bodies, which must see the old value).
-inline std::string stores_text(const kernel_body& body, const store_fn& store, const std::string& r,
+inline std::string stores_text(const kernel_view& body, const store_fn& store, const std::string& r,
                                const std::string& c, const std::string& indent) {
   std::string out;
   for (int id : body.roots) out += indent + store(id, r, c) + " = " + value_name(id) + ";\n";
@@ -166,22 +129,7 @@ inline std::string stores_text(const kernel_body& body, const store_fn& store, c
 }
 
 // The plan's printed lines for kernel k, as a comment block.
-inline std::string kernel_comment(const plan& p, int k, const std::string& indent) {
-  const kernel& kr = p.kernels[k];
-  std::string out = indent + "// k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain);
-  if (kr.kind != kernel_kind::elementwise) out += "  " + node_text(p, kr.anchor);
-  out += "\n";
-  for (int b = kr.body_begin; b < kr.body_end; ++b) {
-    const int i = p.body[b];
-    if (ops::class_of(p.at(i).kind) == op_class::immediate) continue;
-    out += indent + "//   " + node_text(p, i);
-    for (int s = kr.store_begin; s < kr.store_end; ++s)
-      if (p.stores[s] == i)
-        out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";
-    out += "\n";
-  }
-  return out;
-}
+inline std::string kernel_comment(const plan& p, int k, const std::string& indent) { return kernel_text(p, k, indent + "// "); }
 
 // The operand of a contraction read as a matrix: `source` is the node holding the data (the transpose's input
 // for a transposed operand); element (i, j) of the operand is source(i, j), or source(j, i) when transposed.

@@ -78,7 +78,7 @@ inline launch_spec plan_launch(const plan& p, int k, const std::string& name, in
 
 inline launch_spec render_elementwise(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
-  const kernel_body body = body_of(p, kr);
+  const kernel_view body = view_of(p, kr);
   std::set<int> used;
   const access_fn load = global_access(p, used);
   const std::string C = std::to_string(kr.domain.cols);
@@ -97,7 +97,7 @@ inline launch_spec render_elementwise(const plan& p, int k, const std::string& n
 // sum_cols / max_cols: out[r] = reduce over c of x(r, c)
 inline launch_spec render_row_reduce(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
-  const kernel_body body = body_of(p, kr);
+  const kernel_view body = view_of(p, kr);
   const node& R = p.at(kr.anchor);
   const bool is_max = R.kind == op::max_cols;
   std::set<int> used;
@@ -123,7 +123,7 @@ inline launch_spec render_row_reduce(const plan& p, int k, const std::string& na
 // sum_rows: out[c] = sum over r of x(r, c)
 inline launch_spec render_column_sum(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
-  const kernel_body body = body_of(p, kr);
+  const kernel_view body = view_of(p, kr);
   const node& R = p.at(kr.anchor);
   std::set<int> used;
   const access_fn load = global_access(p, used);
@@ -168,7 +168,7 @@ inline launch_spec render_column_sum(const plan& p, int k, const std::string& na
 // C = A·B with the epilogue roots evaluated at each final element (r, c).
 inline launch_spec render_contraction(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
-  const kernel_body body = body_of(p, kr);
+  const kernel_view body = view_of(p, kr);
   const node& MM = p.at(kr.anchor);
   const matrix_operand A = operand_of(p, MM.in[0]), B = operand_of(p, MM.in[1]);
   if (MM.shape.cols == batch) throw error("kiln cuda: a contraction whose columns are the batch is not supported");

@@ -48,7 +48,7 @@ struct kernel_buffers {
   }
 };
 
-inline kernel_buffers buffers_of(const plan& p, const kernel& kr, const kernel_body& body) {
+inline kernel_buffers buffers_of(const plan& p, const kernel& kr, const kernel_view& body) {
   kernel_buffers kb;
   auto read = [&](int id) {
     if (ops::class_of(p.at(id).kind) != op_class::immediate || p.materialized[id]) kb.reads.insert(buffer_of(p, id));
@@ -113,7 +113,7 @@ inline bool role_of(const plan& p, int k, step_role& role, std::string& why) {
 // its roots need (when its roots need different stages, e.g. 1/batch next to the loss).
 struct step_item {
   int kernel = -1;
-  kernel_body body;
+  kernel_view body;
   step_role role = step_role::global;
   int stage = 0;
   kernel_buffers buffers;
@@ -174,7 +174,7 @@ inline bool assign_stages(const plan& p, whole_step_plan& w) {
     step_item item;
     item.kernel = k;
     if (!role_of(p, k, item.role, w.why)) return false;
-    item.body = body_of(p, kr);
+    item.body = view_of(p, kr);
     item.buffers = buffers_of(p, kr, item.body);
     int which = -1;
     const int required = required_stage(w.items, item.buffers, which);
@@ -196,16 +196,16 @@ inline bool assign_stages(const plan& p, whole_step_plan& w) {
       // other's buffers (a root's body reading a leaf another root overwrites must see the old value)
       std::vector<int> early, late;
       for (int root : item.body.roots) {
-        const kernel_body b = body_for_roots(p, kr, {root});
+        const kernel_view b = view_for_roots(p, kr, {root});
         int unused = -1;
         (required_stage(w.items, buffers_of(p, kr, b), unused) == 0 ? early : late).push_back(root);
       }
       if (!early.empty()) {
         step_item first = item, second = item;
-        first.body = body_for_roots(p, kr, early);
+        first.body = view_for_roots(p, kr, early);
         first.buffers = buffers_of(p, kr, first.body);
         first.stage = 0;
-        second.body = body_for_roots(p, kr, late);
+        second.body = view_for_roots(p, kr, late);
         second.buffers = buffers_of(p, kr, second.body);
         if (!first.buffers.conflicts_with(second.buffers)) {
           w.items.push_back(first);
@@ -382,7 +382,7 @@ inline std::string item_comment(const plan& p, const step_item& it, const std::s
 
 inline std::string phase_rows(const plan& p, const step_item& it, const rows_access& ra, int threads) {
   const kernel& kr = p.kernels[it.kernel];
-  const kernel_body& body = it.body;
+  const kernel_view& body = it.body;
   const access_fn load = ra.loader();
   const store_fn store = ra.storer();
   const std::string T = std::to_string(threads);
@@ -462,7 +462,7 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
 // A global (batch-free) plan kernel run by one block.
 inline std::string phase_single_block(const plan& p, const step_item& it, std::set<int>& used, int threads) {
   const kernel& kr = p.kernels[it.kernel];
-  const kernel_body& body = it.body;
+  const kernel_view& body = it.body;
   const access_fn load = global_access(p, used);
   const store_fn store = global_store(p, used);
   const std::string T = std::to_string(threads);
@@ -581,7 +581,7 @@ inline launch_spec render_fused_reduce(const plan& p, const whole_step_plan& w, 
   for (const step_item& it : w.items) {
     if (it.stage != 2) continue;
     const kernel& kr = p.kernels[it.kernel];
-    const kernel_body& body = it.body;
+    const kernel_view& body = it.body;
     const dims s = p.at(kr.anchor).shape;
     const long long begin = total;
     total += static_cast<long long>(s.rows) * s.cols;

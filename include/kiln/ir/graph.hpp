@@ -11,6 +11,7 @@
 #include <kiln/ops/list.hpp>
 
 #include <cstdint>
+#include <vector>
 
 namespace kiln {
 
@@ -95,5 +96,17 @@ struct graph_data {
     return graph{nodes.data(), size(), leaves.data(), num_leaves(), outputs.data(), num_outputs(), num_hypers};
   }
 };
+
+// Nodes the loss (output 0) depends on: the forward pass (printers colour it, the NaN guard searches it first).
+inline std::vector<bool> forward_nodes(const graph& g) {
+  std::vector<bool> fwd(static_cast<std::size_t>(g.size), false);
+  if (g.num_outputs == 0) return fwd;
+  fwd[static_cast<std::size_t>(g.outputs[0].node)] = true;
+  for (int i = g.size - 1; i >= 0; --i)
+    if (fwd[static_cast<std::size_t>(i)])
+      for (int k = 0; k < 3; ++k)
+        if (g.nodes[i].in[k] >= 0) fwd[static_cast<std::size_t>(g.nodes[i].in[k])] = true;
+  return fwd;
+}
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 //   - fill colour: green for the forward pass (what the loss depends on), rose for the backward pass and
 //     optimizer update; a node that writes a parameter or state in place says "→ name" and has a bold border.
 // Render: dot -Tsvg step.dot -o step.svg
+#include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
 
 #include <string>
@@ -31,28 +32,10 @@ inline std::string dot_string(std::string_view s) {
   return out + "\"";
 }
 
-inline bool in_body(const plan& p, const kernel& k, int id) {
-  for (int b = k.body_begin; b < k.body_end; ++b)
-    if (p.body[b] == id) return true;
-  return false;
-}
-
-// The DOT id of node `a` as read from kernel k: a private copy when k recomputes it, else its one node.
-inline std::string id_in(const plan& p, int k, int a) {
-  if (!p.materialized[a] && in_body(p, p.kernels[k], a)) return "k" + std::to_string(k) + "n" + std::to_string(a);
+// The DOT id of node `a` as read from kernel k (body `v`): a private copy when k recomputes it, else its one node.
+inline std::string id_in(const plan& p, const kernel_view& v, int k, int a) {
+  if (!p.materialized[a] && v.has(a)) return "k" + std::to_string(k) + "n" + std::to_string(a);
   return "n" + std::to_string(a);
-}
-
-// Nodes the loss (output 0) depends on.
-inline std::vector<bool> forward_nodes(const graph& g) {
-  std::vector<bool> fwd(static_cast<std::size_t>(g.size), false);
-  if (g.num_outputs == 0) return fwd;
-  fwd[static_cast<std::size_t>(g.outputs[0].node)] = true;
-  for (int i = g.size - 1; i >= 0; --i)
-    if (fwd[static_cast<std::size_t>(i)])
-      for (int k = 0; k < 3; ++k)
-        if (g.nodes[i].in[k] >= 0) fwd[static_cast<std::size_t>(g.nodes[i].in[k])] = true;
-  return fwd;
 }
 
 inline const char* leaf_fill(leaf_kind k) {
@@ -91,7 +74,7 @@ inline std::string to_dot(const plan& p, std::string_view title = "") {
            dot_string(std::string(l.name.view()) + "\n" + dims_text(n.shape)) + "];\n";
   }
 
-  auto node_line = [&](int k, int i) {
+  auto node_line = [&](const kernel_view& v, int k, int i) {
     const node& n = g.nodes[i];
     std::string label = node_text(p, i);
     const std::size_t shape_at = label.rfind(" [");
@@ -102,7 +85,7 @@ inline std::string to_dot(const plan& p, std::string_view title = "") {
     if (p.assign[i] >= 0 || p.is_output[i]) attrs += ", penwidth=2";
     if (!p.materialized[i]) attrs += ", style=\"rounded,filled,dashed\"";
     (void)n;
-    return "    " + id_in(p, k, i) + " [" + attrs + ", label=" + dot_string(label) + "];\n";
+    return "    " + id_in(p, v, k, i) + " [" + attrs + ", label=" + dot_string(label) + "];\n";
   };
 
   std::string edges;
@@ -112,12 +95,13 @@ inline std::string to_dot(const plan& p, std::string_view title = "") {
     out += "  subgraph cluster_k" + std::to_string(k) + " {\n    style=\"rounded\"; color=\"" + color +
            "\"; penwidth=1.5; fontsize=11; fontcolor=\"" + color + "\"; label=" +
            dot_string("k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain)) + ";\n";
+    const kernel_view v = view_of(p, kr);
     std::vector<int> drawn;
     if (kr.kind != kernel_kind::elementwise) drawn.push_back(kr.anchor);
-    for (int b = kr.body_begin; b < kr.body_end; ++b)
-      if (ops::class_of(g.nodes[p.body[b]].kind) != op_class::immediate) drawn.push_back(p.body[b]);
+    for (int i : v.nodes)
+      if (ops::class_of(g.nodes[i].kind) != op_class::immediate) drawn.push_back(i);
     for (int i : drawn) {
-      out += node_line(k, i);
+      out += node_line(v, k, i);
       for (int s = 0; s < 3 && g.nodes[i].in[s] >= 0; ++s) {
         int a = g.nodes[i].in[s];
         std::string label;
@@ -126,7 +110,7 @@ inline std::string to_dot(const plan& p, std::string_view title = "") {
           label = label.empty() ? "ᵀ" : "";
         }
         if (ops::class_of(g.nodes[a].kind) == op_class::immediate) continue;
-        edges += "  " + id_in(p, k, a) + " -> " + id_in(p, k, i) + (label.empty() ? "" : " [label=" + dot_string(label) + "]") + ";\n";
+        edges += "  " + id_in(p, v, k, a) + " -> " + id_in(p, v, k, i) + (label.empty() ? "" : " [label=" + dot_string(label) + "]") + ";\n";
       }
     }
     out += "  }\n";

@@ -46,29 +46,28 @@ inline std::string node_text(const plan& p, int i) {
   return s + ") " + dims_text(n.shape);
 }
 
+// Kernel k's lines of the printed plan: its name, domain and anchor, then one line per body node (immediates
+// inlined) with where it is stored. `prefix` starts every line (the renderers print it as a comment).
+inline std::string kernel_text(const plan& p, int k, const std::string& prefix = "") {
+  const kernel& kr = p.kernels[k];
+  std::string out = prefix + "k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain);
+  if (kr.kind != kernel_kind::elementwise) out += "  " + node_text(p, kr.anchor);
+  out += "\n";
+  for (int b = kr.body_begin; b < kr.body_end; ++b) {
+    const int i = p.body[b];
+    if (ops::class_of(p.g.nodes[i].kind) == op_class::immediate && !p.materialized[i]) continue;  // inlined
+    out += prefix + "    " + node_text(p, i);
+    for (int s = kr.store_begin; s < kr.store_end; ++s)
+      if (p.stores[s] == i) out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";
+    out += "\n";
+  }
+  return out;
+}
+
 inline std::string to_string(const plan& p) {
   std::string out = std::string("plan (") + (p.mode == fusion::fused ? "fused" : "unfused") + "): " +
                     std::to_string(p.num_kernels) + " kernels, " + std::to_string(p.g.size) + " nodes\n";
-  for (int k = 0; k < p.num_kernels; ++k) {
-    const kernel& kr = p.kernels[k];
-    out += "k" + std::to_string(k) + " " + kernel_name(p, k) + " " + dims_text(kr.domain);
-    if (kr.kind == kernel_kind::contraction) {
-      const node& a = p.g.nodes[kr.anchor];
-      out += "  " + node_text(p, kr.anchor);
-      (void)a;
-    } else if (kr.kind == kernel_kind::reduction) {
-      out += "  " + node_text(p, kr.anchor);
-    }
-    out += "\n";
-    for (int b = kr.body_begin; b < kr.body_end; ++b) {
-      const int i = p.body[b];
-      if (ops::class_of(p.g.nodes[i].kind) == op_class::immediate && !p.materialized[i]) continue;  // inlined
-      out += "    " + node_text(p, i);
-      for (int s = kr.store_begin; s < kr.store_end; ++s)
-        if (p.stores[s] == i) out += p.assign[i] >= 0 ? "  -> " + std::string(p.g.leaves[p.assign[i]].name.view()) : "  -> store";
-      out += "\n";
-    }
-  }
+  for (int k = 0; k < p.num_kernels; ++k) out += kernel_text(p, k);
   return out;
 }
 

@@ -43,17 +43,6 @@ inline long first_nonfinite(const float* p, long n) {
   return -1;
 }
 
-// Nodes the loss depends on (output 0): the forward pass.
-inline std::vector<bool> forward_nodes(const graph& g) {
-  std::vector<bool> fwd(static_cast<std::size_t>(g.size), false);
-  fwd[static_cast<std::size_t>(g.outputs[0].node)] = true;
-  for (int i = g.size - 1; i >= 0; --i)
-    if (fwd[static_cast<std::size_t>(i)])
-      for (int k = 0; k < 3; ++k)
-        if (g.nodes[i].in[k] >= 0) fwd[static_cast<std::size_t>(g.nodes[i].in[k])] = true;
-  return fwd;
-}
-
 }  // namespace nan_guard_detail
 
 // Runs one step of `step` (an unfused train_step, already holding the parameters, optimizer state and step
@@ -132,7 +121,7 @@ nonfinite_origin trace_nonfinite(Step& step, long batch, std::initializer_list<f
     }
   };
 
-  const std::vector<bool> forward = nan_guard_detail::forward_nodes(g);
+  const std::vector<bool> forward = forward_nodes(g);
   for (int i = 0; i < g.size; ++i) {
     const node& n = g.nodes[i];
     const op_class cls = ops::class_of(n.kind);
