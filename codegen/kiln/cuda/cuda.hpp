@@ -4,14 +4,14 @@
 //   runtime::open()                        a ready device, or backend_unavailable naming what is missing
 //   nvrtc_library::load()->compile(src, gpu_target::parse("sm_90"))   compile without a GPU
 //   kernel_cache::get_or_compile(...)      the same through the cache, with cold/hit timing
-#include <kiln/cuda/api_types.hpp>
-#include <kiln/cuda/cache_entry.hpp>
-#include <kiln/cuda/context.hpp>
-#include <kiln/cuda/driver.hpp>
-#include <kiln/cuda/dynamic_library.hpp>
-#include <kiln/cuda/kernel_cache.hpp>
-#include <kiln/cuda/memory.hpp>
-#include <kiln/cuda/module.hpp>
-#include <kiln/cuda/nvrtc.hpp>
-#include <kiln/cuda/runtime.hpp>
-#include <kiln/cuda/target.hpp>
+#include <kiln/cuda/runtime/api_types.hpp>
+#include <kiln/cuda/runtime/cache_entry.hpp>
+#include <kiln/cuda/runtime/context.hpp>
+#include <kiln/cuda/runtime/driver.hpp>
+#include <kiln/cuda/runtime/dynamic_library.hpp>
+#include <kiln/cuda/runtime/kernel_cache.hpp>
+#include <kiln/cuda/runtime/memory.hpp>
+#include <kiln/cuda/runtime/module.hpp>
+#include <kiln/cuda/runtime/nvrtc.hpp>
+#include <kiln/cuda/runtime/runtime.hpp>
+#include <kiln/cuda/runtime/target.hpp>

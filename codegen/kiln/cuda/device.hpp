@@ -3,8 +3,8 @@
 // cuda_device implements it on the CUDA driver (through runtime.hpp: NVRTC, the kernel cache, the primary
 // context); emulator.hpp implements it on the host CPU, to test generated kernels where there is no GPU.
 // Launches and copies are ordered (the legacy default stream); copies are synchronous for the host.
-#include <kiln/cuda/render.hpp>
-#include <kiln/cuda/runtime.hpp>
+#include <kiln/cuda/render/program.hpp>
+#include <kiln/cuda/runtime/runtime.hpp>
 
 #include <cstring>
 #include <map>

@@ -2,13 +2,13 @@
 // "Asking for CUDA": runtime::open() either returns a ready device (driver initialised, NVRTC loaded, versions
 // compatible, primary context current, compile target chosen) or throws backend_unavailable saying exactly
 // what is missing. Kernels are compiled through the kernel cache and loaded once per runtime.
-#include <kiln/cuda/context.hpp>
-#include <kiln/cuda/driver.hpp>
-#include <kiln/cuda/kernel_cache.hpp>
-#include <kiln/cuda/memory.hpp>
-#include <kiln/cuda/module.hpp>
-#include <kiln/cuda/nvrtc.hpp>
-#include <kiln/cuda/target.hpp>
+#include <kiln/cuda/runtime/context.hpp>
+#include <kiln/cuda/runtime/driver.hpp>
+#include <kiln/cuda/runtime/kernel_cache.hpp>
+#include <kiln/cuda/runtime/memory.hpp>
+#include <kiln/cuda/runtime/module.hpp>
+#include <kiln/cuda/runtime/nvrtc.hpp>
+#include <kiln/cuda/runtime/target.hpp>
 
 #include <chrono>
 #include <map>

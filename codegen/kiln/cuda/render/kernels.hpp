@@ -7,7 +7,7 @@
 //   contraction   tiled GEMM (kiln_rt::block_gemm) over BM x BN output tiles, the contracted dimension split over
 //                 gridDim.z when it is long (weight gradients contract the batch); the epilogue roots are
 //                 evaluated where each output element is final (in the last block of a split)
-#include <kiln/cuda/render_body.hpp>
+#include <kiln/cuda/render/body.hpp>
 
 #include <cstdint>
 
@@ -29,14 +29,6 @@ struct launch_spec {
   int partial_floats = 0;    // rows / reduce: floats of one block's slice of partial sums
   int shared_floats = 0;     // dynamic shared memory, in floats
 };
-
-inline constexpr int gemm_kc = 16;  // k values staged per step of kiln_rt::block_gemm
-inline constexpr int gemm_tx = 16;  // threads along n in a block_gemm block
-
-// Shared-memory floats of kiln_rt::block_gemm<NT, 16, RM, RN, 16>.
-inline int gemm_scratch_floats(int threads, int rm, int rn) {
-  return gemm_kc * ((threads / gemm_tx) * rm + 1) + gemm_kc * (gemm_tx * rn + 1);
-}
 
 // "kiln_rt::block_gemm<256, 16, 4, 4, 16, true, false>"
 inline std::string gemm_call(int threads, int rm, int rn, const matrix_operand& a, const matrix_operand& b) {

@@ -4,8 +4,8 @@
 // length-prefixed so that no two different field lists hash the same text. A corrupt or truncated entry is
 // deleted and recompiled; a cache directory that cannot be written only costs the next process a compile.
 #include <kiln/core/hash.hpp>
-#include <kiln/cuda/cache_entry.hpp>
-#include <kiln/cuda/nvrtc.hpp>
+#include <kiln/cuda/runtime/cache_entry.hpp>
+#include <kiln/cuda/runtime/nvrtc.hpp>
 #include <kiln/io/atomic_file.hpp>
 
 #include <cerrno>

@@ -1,7 +1,7 @@
 #pragma once
 // RAII device memory and streams.
 #include <kiln/core/error.hpp>
-#include <kiln/cuda/context.hpp>
+#include <kiln/cuda/runtime/context.hpp>
 
 #include <cstddef>
 #include <span>

@@ -1,8 +1,8 @@
 #pragma once
 // A loaded module (CUBIN or PTX image) and launching its kernels.
-#include <kiln/cuda/context.hpp>
-#include <kiln/cuda/memory.hpp>
-#include <kiln/cuda/nvrtc.hpp>
+#include <kiln/cuda/runtime/context.hpp>
+#include <kiln/cuda/runtime/memory.hpp>
+#include <kiln/cuda/runtime/nvrtc.hpp>
 
 #include <memory>
 #include <string>

@@ -1,7 +1,7 @@
 #pragma once
 // A device's primary context (the one the CUDA runtime also uses), retained for as long as any kiln object
 // that lives in it (module, buffer, stream) holds a shared_ptr to it.
-#include <kiln/cuda/driver.hpp>
+#include <kiln/cuda/runtime/driver.hpp>
 
 #include <memory>
 #include <string>

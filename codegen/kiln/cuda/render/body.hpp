@@ -1,8 +1,9 @@
 #pragma once
-// Pieces every CUDA kernel renderer shares: which buffer holds a node, how a kernel reads a node at a
-// position of its iteration domain (broadcasting dimensions of size 1), the body of a plan kernel as one
-// `const float vN = …;` per node (through each op's own render, with the math prefix km::), and the stores.
+// Pieces every CUDA kernel renderer shares: buffer names, how a kernel reads a node at a position of its
+// iteration domain (broadcasting dimensions of size 1), the body of a plan kernel as one `const float vN = …;`
+// per node (each op's forward written as CUDA source, ops::text_math with the math prefix km::), and the stores.
 #include <kiln/core/error.hpp>
+#include <kiln/cuda/schedule/layout.hpp>
 #include <kiln/ops/registry.hpp>
 #include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/plan.hpp>
@@ -15,19 +16,6 @@
 
 namespace kiln::cuda {
 
-// A buffer is a leaf's storage (inputs, parameters, optimizer state; values assigned in place to a leaf use
-// the leaf's buffer) or a materialized node's own storage. Ids: leaf l -> l; node i -> −1 − i.
-inline constexpr int node_buffer(int node_id) { return -1 - node_id; }
-inline constexpr int node_of_buffer(int buffer) { return -1 - buffer; }
-
-inline int buffer_of(const plan& p, int node_id) {
-  const node& n = p.at(node_id);
-  if (n.kind == op::transpose) return buffer_of(p, n.in[0]);  // a view
-  if (ops::class_of(n.kind) == op_class::leaf) return n.leaf;
-  if (p.assign[node_id] >= 0) return p.assign[node_id];
-  return node_buffer(node_id);
-}
-inline bool is_leaf_buffer(int buffer) { return buffer >= 0; }
 inline std::string buffer_name(int buffer) {
   return is_leaf_buffer(buffer) ? std::string("L") + std::to_string(buffer) : std::string("N") + std::to_string(node_of_buffer(buffer));
 }
@@ -131,26 +119,10 @@ inline std::string stores_text(const kernel_view& body, const store_fn& store, c
 // The plan's printed lines for kernel k, as a comment block.
 inline std::string kernel_comment(const plan& p, int k, const std::string& indent) { return kernel_text(p, k, indent + "// "); }
 
-// The operand of a contraction read as a matrix: `source` is the node holding the data (the transpose's input
-// for a transposed operand); element (i, j) of the operand is source(i, j), or source(j, i) when transposed.
-struct matrix_operand {
-  int source = -1;
-  bool transposed = false;
-  dims shape{};  // the operand's shape as the contraction sees it
-};
-inline matrix_operand operand_of(const plan& p, int id) {
-  const node& n = p.at(id);
-  if (n.kind == op::transpose) return {n.in[0], true, n.shape};
-  return {id, false, n.shape};
-}
-
 // Element (i, j) of a contraction operand through an accessor (which takes source coordinates).
 inline std::string operand_element(const matrix_operand& o, const access_fn& load, const std::string& i,
                                    const std::string& j) {
   return o.transposed ? load(o.source, j, i) : load(o.source, i, j);
 }
-
-// Whether walking the operand's second index (k for A, n for B) moves through contiguous memory.
-inline bool second_index_contiguous(const matrix_operand& o) { return !o.transposed; }
 
 }  // namespace kiln::cuda

@@ -10,7 +10,7 @@
 //          48  T + L + P bytes; the file ends exactly there.
 // Any mismatch (short file, extra bytes, magic, version, key, kind, checksum) makes the entry invalid.
 #include <kiln/core/hash.hpp>
-#include <kiln/cuda/nvrtc.hpp>
+#include <kiln/cuda/runtime/nvrtc.hpp>
 
 #include <cstdint>
 #include <optional>

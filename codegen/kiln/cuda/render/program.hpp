@@ -11,9 +11,9 @@
 // fused_rows / fused_reduce / fused_tail for the whole-step kernels (their comments list the plan kernels
 // they run, with the plan's printed lines). module_source() is what gets compiled; kernel_file(i) is one
 // kernel with the prelude, which compiles on its own (what KILN_DUMP_DIR writes).
-#include <kiln/cuda/api_types.hpp>
-#include <kiln/cuda/prelude.hpp>
-#include <kiln/cuda/whole_step.hpp>
+#include <kiln/cuda/runtime/api_types.hpp>
+#include <kiln/cuda/render/prelude.hpp>
+#include <kiln/cuda/render/whole_step.hpp>
 
 namespace kiln::cuda {
 

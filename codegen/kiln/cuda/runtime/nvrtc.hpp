@@ -2,9 +2,9 @@
 // NVRTC loaded at run time: CUDA C++ source → CUBIN (or PTX) for an explicit target. Works without a GPU or
 // driver, so kernels can be compiled (and cached) on any machine that has the NVRTC library.
 #include <kiln/core/error.hpp>
-#include <kiln/cuda/api_types.hpp>
-#include <kiln/cuda/dynamic_library.hpp>
-#include <kiln/cuda/target.hpp>
+#include <kiln/cuda/runtime/api_types.hpp>
+#include <kiln/cuda/runtime/dynamic_library.hpp>
+#include <kiln/cuda/runtime/target.hpp>
 
 #include <chrono>
 #include <cstddef>

@@ -1,8 +1,8 @@
 #pragma once
 // The CUDA driver API loaded at run time, and error checking that names the call and the error.
 #include <kiln/core/error.hpp>
-#include <kiln/cuda/api_types.hpp>
-#include <kiln/cuda/dynamic_library.hpp>
+#include <kiln/cuda/runtime/api_types.hpp>
+#include <kiln/cuda/runtime/dynamic_library.hpp>
 
 #include <cstddef>
 #include <map>
