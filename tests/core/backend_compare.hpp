@@ -31,6 +31,15 @@ struct activations_b {
                                         softplus, dense<5>{}, identity, dense<5>{}, prelu_l, dense<3>{})(x), y);
   }
 };
+// A residual block (h + f(h), the README's example at this test's sizes): the skip connection's gradient adds
+// to the block's where h is read twice.
+struct residual_model {
+  constexpr auto operator()() const {
+    auto h = relu(dense<5>("stem")(x));
+    auto r = h + dense<5>("block.fc2")(relu(dense<5>("block.fc1")(h)));
+    return cross_entropy(dense<3>("head")(relu(r)), y);
+  }
+};
 template <class Act> struct mse_model { constexpr auto operator()() const { return mse(mlp(Act{})(x), t); } };
 struct mae_model { constexpr auto operator()() const { return mae(mlp(relu)(x), t); } };
 struct bce_model { constexpr auto operator()() const { return bce(sigmoid(mlp(kiln::tanh)(x)), t); } };

@@ -9,6 +9,10 @@ TEST_CASE("fused == unfused == reference across activations", "[backend]") {
   }
 }
 
+TEST_CASE("fused == unfused == reference on a residual block", "[backend]") {
+  for (long batch : {1L, 7L, 64L}) compare<residual_model>(adam{.lr = 1e-2}, batch, 3);
+}
+
 namespace {
 struct elu_sum { constexpr auto operator()() const { return kiln::sum(kiln::elu(kiln::param<4>("p"))); } };
 }  // namespace
