@@ -6,3 +6,4 @@
 #include <kiln/nn/activations.hpp>
 #include <kiln/nn/layers.hpp>
 #include <kiln/nn/losses.hpp>
+#include <kiln/nn/normalization.hpp>

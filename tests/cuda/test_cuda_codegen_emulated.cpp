@@ -3,38 +3,13 @@
 // primitive), fused == unfused. Batches of 1, 7 and 70 with 16-row tiles: partial tiles, one block walking
 // several tiles, several blocks' partial sums. This checks the kernels' logic where there is no GPU; the
 // same comparisons run on a real GPU in test_cuda_codegen_device.cpp.
-#include "test_cuda_codegen_common.hpp"
-
-#include <kiln/cuda/emulator.hpp>
+#include "emulated_model_check.hpp"
 
 #include <cstring>
 #include <random>
 
 using namespace kiln;
 using namespace kiln_cuda_test;
-
-namespace {
-
-std::shared_ptr<cuda::emulated_device> emulator() {
-  static auto dev = std::make_shared<cuda::emulated_device>();
-  return dev;
-}
-
-// fused at batches 1, 7, 70 (16-row tiles; 1 SM, then 3), unfused at 7 and 70, and fused == unfused at 70.
-template <class Model, class Opt>
-void check_model(Opt opt, std::uint64_t seed) {
-  auto dev = emulator();
-  dev->set_multiprocessors(1);
-  compare_with_reference<Model, Opt, fusion::fused>(dev, opt, 1, seed, 2, 16);
-  compare_with_reference<Model, Opt, fusion::fused>(dev, opt, 7, seed, 2, 16);
-  const auto fused = compare_with_reference<Model, Opt, fusion::fused>(dev, opt, 70, seed, 3, 16);
-  dev->set_multiprocessors(3);
-  check_same_params(fused, compare_with_reference<Model, Opt, fusion::fused>(dev, opt, 70, seed, 3, 16));
-  compare_with_reference<Model, Opt, fusion::unfused>(dev, opt, 7, seed, 2);
-  check_same_params(fused, compare_with_reference<Model, Opt, fusion::unfused>(dev, opt, 70, seed, 3));
-}
-
-}  // namespace
 
 TEST_CASE("emulated: relu, sigmoid, tanh, leaky_relu with cross-entropy and Adam", "[cuda][emulated]") {
   check_model<acts_a_model>(adam{.lr = 1e-2}, 1);

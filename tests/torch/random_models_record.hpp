@@ -144,7 +144,10 @@ inline std::string python() {
 
 // Writes the lines, runs the PyTorch script once (importing torch takes seconds) and turns each of its
 // verdicts into one CHECK; prints `skipped: …` when there is no torch to compare with.
-inline void check_against_torch(const std::vector<std::string>& lines, const std::string& label) {
+// Hands the lines to a PyTorch script (random_models_torch.py unless another under tests/torch/ is named), which
+// writes one verdict per line to FILE.verdicts; every verdict must be PASS.
+inline void check_against_torch(const std::vector<std::string>& lines, const std::string& label,
+                                const std::string& script_name = "random_models_torch.py") {
   if (std::system((python() + " -c 'import torch' > /dev/null 2>&1").c_str()) != 0) {
     WARN("skipped: " << python() << " cannot import torch (apt-get install python3-torch, or set KILN_TORCH_PYTHON)");
     return;
@@ -154,7 +157,7 @@ inline void check_against_torch(const std::vector<std::string>& lines, const std
   for (const auto& l : lines) text += l + "\n";
   kiln::io::write_file_atomic(file, text);
   if (const char* keep = std::getenv("KILN_TORCH_KEEP"); keep && *keep) kiln::io::write_file_atomic(std::string(keep) + "/" + label + ".jsonl", text);
-  const std::string script = std::string(KILN_SOURCE_DIR) + "/tests/torch/random_models_torch.py";
+  const std::string script = std::string(KILN_SOURCE_DIR) + "/tests/torch/" + script_name;
   const int rc = std::system((python() + " " + script + " " + file + " > " + file + ".out 2>&1").c_str());
   const std::string out = kiln::io::read_file(file + ".out");
   INFO(out);

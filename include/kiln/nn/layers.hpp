@@ -1,8 +1,10 @@
 #pragma once
 // Layers: dense<N> (PyTorch's Linear: y = x·Wᵀ + b, W [N, in], b [N], both uniform ±1/√in, seeded by the step)
-// and nn::sequential, which applies layers and activations in turn and names dense layers fc1, fc2, …
+// and nn::sequential, which applies layers and activations in turn and names the layers that own parameters
+// by their stem: fc1, fc2, … for dense layers (layer_norm: nn/normalization.hpp).
 #include <kiln/nn/activations.hpp>
 
+#include <concepts>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -33,7 +35,8 @@ constexpr short_name joined(std::string_view a, std::string_view b) {
 
 template <int Out>
 struct dense {
-  short_name name{};  // empty: named by sequential (fcN)
+  static constexpr std::string_view stem = "fc";  // named fc1, fc2, … by nn::sequential
+  short_name name{};  // empty: named by sequential
   constexpr dense() = default;
   constexpr explicit dense(std::string_view n) : name(n) {}
 
@@ -56,6 +59,7 @@ struct dense {
 
 // A PReLU layer with one learned slope (PyTorch's default num_parameters=1, init 0.25).
 struct prelu_layer {
+  static constexpr std::string_view stem = "prelu";  // named prelu1, prelu2, … by nn::sequential
   short_name name{};
   template <expression X>
   constexpr auto apply(X x, short_name prefix) const {
@@ -81,8 +85,13 @@ struct node_ref_expr {
 };
 
 namespace detail {
-template <class L> inline constexpr bool is_dense_layer = requires(L l) { []<int N>(const dense<N>&) {}(l); };
-template <class L> inline constexpr bool is_prelu_layer = std::is_same_v<L, prelu_layer>;
+// A layer that owns parameters declares the stem of its default name (dense: fc) and takes its name in apply.
+template <class L> inline constexpr bool is_named_layer = requires { { L::stem } -> std::convertible_to<std::string_view>; };
+template <class L>
+constexpr std::string_view stem_of() {
+  if constexpr (is_named_layer<L>) return L::stem;
+  else return {};
+}
 
 // What layer L gives for an input of type In (its name does not change the type).
 template <class L, class In>
@@ -118,11 +127,11 @@ struct sequential_expr {
   }
 
  private:
-  // Dense layers are named fc1, fc2, … and PReLU layers prelu1, prelu2, … in order, unless given a name.
+  // Layers with parameters are numbered per stem in order, unless given a name: fc1, fc2, …, prelu1, norm1, ….
   template <std::size_t I>
   static constexpr int number_of() {
     using L = std::tuple_element_t<I, std::tuple<Layers...>>;
-    constexpr bool same_family[] = {(detail::is_dense_layer<L> ? detail::is_dense_layer<Layers> : detail::is_prelu_layer<Layers>)...};
+    constexpr bool same_family[] = {(detail::stem_of<Layers>() == L::stem)...};
     int n = 1;
     for (std::size_t j = 0; j < I; ++j) n += same_family[j];
     return n;
@@ -137,11 +146,8 @@ struct sequential_expr {
     const In x{id};
     const auto& layer = std::get<I>(layers);
     using L = std::remove_cvref_t<decltype(layer)>;
-    if constexpr (detail::is_dense_layer<L>) {
-      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered("fc", number_of<I>(), "");
-      return layer.apply(x, n).emit(b);
-    } else if constexpr (detail::is_prelu_layer<L>) {
-      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered("prelu", number_of<I>(), "");
+    if constexpr (detail::is_named_layer<L>) {
+      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered(L::stem, number_of<I>(), "");
       return layer.apply(x, n).emit(b);
     } else {
       return layer(x).emit(b);

@@ -1,0 +1,32 @@
+// Layers built from primitives (layer_norm) through the CUDA backend: the generated kernels on the host emulator
+// against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
+// sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
+#include "emulated_model_check.hpp"
+
+using namespace kiln;
+using namespace kiln_cuda_test;
+
+namespace {
+// dense → layer_norm → gelu → dense → layer_norm (no activation after it) → dense: two row-mean reductions per
+// norm in the forward pass, and their broadcasts back in the backward pass.
+struct layer_norm_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<7>{}, layer_norm{}, gelu, dense<5>{}, layer_norm{.eps = 1e-3}, dense<3>{})(x), y);
+  }
+};
+}  // namespace
+
+TEST_CASE("emulated: layer_norm with cross-entropy and Adam", "[cuda][emulated][normalization]") {
+  check_model<layer_norm_model>(adam{.lr = 1e-2}, 5);
+}
+
+TEST_CASE("NVRTC: every kernel of a layer_norm model's step, fused and unfused", "[cuda][nvrtc][normalization]") {
+  compile_step<layer_norm_model, adam, fusion::fused>("layer_norm_model/adam");
+  compile_step<layer_norm_model, adam, fusion::unfused>("layer_norm_model/adam");
+}
+
+TEST_CASE("device: layer_norm, fused and unfused, every batch size", "[cuda][device][normalization]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<layer_norm_model>(dev, adam{.lr = 1e-2}, 6);
+}

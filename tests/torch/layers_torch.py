@@ -1,0 +1,90 @@
+"""PyTorch side of tests/torch/test_layers_torch.cpp.
+
+    /usr/bin/python3 layers_torch.py FILE.jsonl
+
+Each line of FILE is one case: the layer ("case") and its configuration, the values of its input x, of its
+parameters (by kiln's names) and of r, and kiln's output y and gradients of sum(y * r) from the float64
+reference evaluator. This script builds the layer from torch.nn in float64, loads kiln's parameters with
+load_state_dict(strict=True), computes y and the gradients, and compares element by element: an element may
+differ by REL times the largest magnitude in its tensor (both sides are float64; they differ in the order of
+sums). It writes one verdict per case to FILE.verdicts (PASS or FAIL with the worst element) and exits 1 when
+any case differs.
+"""
+import json
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+REL = 1e-10
+
+
+def tensor(values, shape):
+    return torch.tensor(values, dtype=torch.float64).reshape(shape)
+
+
+class Holder(torch.nn.Module):
+    """A module whose submodules carry kiln's layer names (norm, …), so state_dict keys are kiln's names."""
+
+
+def layer_norm(case):
+    c = case["config"]
+    shape = (c["batch"], c["features"])
+    values = case["values"]
+    model = Holder()
+    model.norm = torch.nn.LayerNorm(c["features"], eps=c["eps"])
+    params = {k: tensor(v, (c["features"],)) for k, v in values.items() if k.startswith("norm.")}
+    model.load_state_dict(params, strict=True)
+    x = tensor(values["x"], shape).requires_grad_()
+    r = tensor(values["r"], shape).requires_grad_()
+    y = model.norm(x)
+    (y * r).sum().backward()
+    grads = {"x": x.grad, "r": r.grad, "norm.weight": model.norm.weight.grad, "norm.bias": model.norm.bias.grad}
+    return y, grads
+
+
+CASES = {"layer_norm": layer_norm}
+
+
+def worst(name, kiln, torch_values):
+    """(ratio of the worst difference to its tolerance, a description of it)."""
+    k = torch.tensor(kiln, dtype=torch.float64).flatten()
+    t = torch_values.detach().flatten()
+    if k.numel() != t.numel():
+        return float("inf"), f"{name}: kiln has {k.numel()} elements, torch {t.numel()}"
+    tol = REL * max(1.0, t.abs().max().item()) if t.numel() else REL
+    diff = (k - t).abs()
+    i = int(diff.argmax()) if diff.numel() else 0
+    ratio = diff[i].item() / tol if diff.numel() else 0.0
+    return ratio, f"{name}[{i}]: kiln {k[i].item() if k.numel() else 0:.17g}, torch {t[i].item() if t.numel() else 0:.17g}"
+
+
+def check(case):
+    y, grads = CASES[case["case"]](case)
+    results = [worst("output", case["out"], y)]
+    if set(case["grads"]) != set(grads):
+        return False, f"gradients of {sorted(case['grads'])} in kiln, of {sorted(grads)} in torch"
+    results += [worst("d/d" + name, case["grads"][name], grads[name]) for name in sorted(grads)]
+    ratio, where = max(results, key=lambda r: r[0])
+    return ratio <= 1.0, f"worst {where} ({ratio:.3g} of the tolerance)"
+
+
+def main():
+    path = sys.argv[1]
+    failed = 0
+    with open(path) as f, open(path + ".verdicts", "w") as out:
+        for line in f:
+            case = json.loads(line)
+            try:
+                ok, detail = check(case)
+            except Exception as e:  # a case the script cannot build is a failure, with the reason
+                ok, detail = False, f"{type(e).__name__}: {e}"
+            verdict = f"{'PASS' if ok else 'FAIL'} {case['case']} seed {case['seed']} {json.dumps(case['config'])}: {detail}"
+            print(verdict)
+            out.write(verdict + "\n")
+            failed += not ok
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
