@@ -7,3 +7,4 @@
 #include <kiln/nn/layers.hpp>
 #include <kiln/nn/losses.hpp>
 #include <kiln/nn/normalization.hpp>
+#include <kiln/nn/dropout.hpp>

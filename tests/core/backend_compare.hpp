@@ -77,7 +77,8 @@ void compare_modes(Opt opt, long batch, std::uint64_t seed, int steps) {
     INFO("step " << step);
     std::vector<double> hyp(16);
     opt.hypers(step, hyp.data());
-    const double ref_loss = reference::step(G, batch, leaves, hyp);
+    // the CPU steps draw dropout's masks with the key {seed, step}
+    const double ref_loss = reference::step(G, batch, leaves, hyp, random::key{seed, static_cast<std::uint64_t>(step)});
     std::apply([&](auto&... cpu_step) {
       auto check = [&](auto& st_ptr) {
         auto& st = *st_ptr;

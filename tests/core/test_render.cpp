@@ -16,7 +16,7 @@ using namespace kiln;
 
 namespace {
 
-using rendered_fn = void (*)(float* const*, const float*, long, float*);
+using rendered_fn = void (*)(float* const*, const float*, long, float*, const random::key*);
 
 // Compiles `source` into a shared library and returns the loaded function (the library stays loaded).
 rendered_fn compile_and_load(const std::string& source, const std::string& tag) {
@@ -64,9 +64,10 @@ void check_rendered(const std::string& tag, long batch, std::uint64_t seed, cons
   opt.hypers(3, h);
   float hyper[16];
   for (int i = 0; i < 16; ++i) hyper[i] = static_cast<float>(h[i]);
-  templated.run(batch, hyper);
-  rendered.bind(batch, hyper);
-  fn(rendered.buffers(), hyper, batch, rendered.gemm_workspace());
+  const random::key key{seed, 3};  // dropout's draws
+  templated.run(batch, hyper, key);
+  rendered.bind(batch, hyper, key);
+  fn(rendered.buffers(), hyper, batch, rendered.gemm_workspace(), &key);
   // every output (the loss and every updated parameter and state) agrees
   for (int o = 0; o < G.num_outputs; ++o) {
     const node& n = G.nodes[G.outputs[o].node];
@@ -91,6 +92,13 @@ struct activations {
     return kl_div(log_softmax(net(input<5>("x"))), softmax(input<3>("soft")));
   }
 };
+// dropout on a batch of rows and on a [1, 8] parameter broadcast over the batch
+struct regularized {
+  constexpr auto operator()() const {
+    auto h = kiln::dropout{.p = 0.3}(sigmoid(dense<8>("fc1")(input<4>("x"))) + kiln::dropout{.p = 0.5}(param<8>("shift")));
+    return mse(dense<2>("fc2")(h), target<2>("t"));
+  }
+};
 struct regression {
   constexpr auto operator()() const {
     return mse(nn::sequential(dense<8>{}, sigmoid, dense<2>{})(input<4>("x")), target<2>("t")) +
@@ -105,6 +113,7 @@ TEST_CASE("rendered C++ equals the template backend", "[render]") {
   check_rendered<cpu::train_step<classifier, adam, fusion::unfused>>("classifier_unfused", 150, 2, adam{});
   check_rendered<cpu::train_step<activations, nesterov, fusion::fused>>("activations_fused", 33, 3, nesterov{});
   check_rendered<cpu::train_step<regression, adamw, fusion::fused>>("regression_fused", 7, 4, adamw{});
+  check_rendered<cpu::train_step<regularized, sgd, fusion::fused>>("dropout_fused", 37, 5, sgd{.lr = 0.1});
 }
 
 TEST_CASE("the rendered source is deterministic and names its kernels", "[render]") {

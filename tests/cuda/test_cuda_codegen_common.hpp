@@ -133,6 +133,8 @@ struct step_under_test {
   virtual float run(long batch_size, const batch_data& d) = 0;
   virtual std::vector<float> param(std::string_view name) = 0;
   virtual void hypers(long t, double* out) const = 0;
+  // The random key of step t (dropout's draws), which the reference must draw with too.
+  virtual random::key random_key_of_step(long t) const = 0;
   virtual std::string describe() const = 0;
 };
 
@@ -154,6 +156,7 @@ struct cuda_step_under_test final : step_under_test {
   }
   std::vector<float> param(std::string_view name) override { return step.param(name); }
   void hypers(long t, double* out) const override { opt.hypers(t, out); }
+  random::key random_key_of_step(long t) const override { return {step.seed(), static_cast<std::uint64_t>(t)}; }
   std::string describe() const override {
     return step.name() + ", " + (Mode == fusion::fused ? "fused" : "unfused") + " (" +
            std::to_string(step.launches_per_step()) + " launches), optimizer " + Opt::name;
@@ -229,7 +232,7 @@ inline std::map<std::string, std::vector<float>> compare_with_reference(step_und
     INFO("step " << step);
     std::vector<double> hypers(cuda::max_hypers);
     s.hypers(step, hypers.data());
-    const double ref_loss = reference::step(G, batch_size, leaves, hypers);
+    const double ref_loss = reference::step(G, batch_size, leaves, hypers, s.random_key_of_step(step));
     const float loss = s.run(batch_size, d);
     CHECK(loss == Approx(ref_loss).epsilon(tol.loss_rel).margin(tol.loss_abs));
     for (int l = 0; l < G.num_leaves; ++l) {

@@ -1,4 +1,4 @@
-// Layers built from primitives (layer_norm) through the CUDA backend: the generated kernels on the host emulator
+// Layers built from primitives (layer_norm, dropout) through the CUDA backend: the generated kernels on the host emulator
 // against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
 // sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
 #include "emulated_model_check.hpp"
@@ -14,7 +14,29 @@ struct layer_norm_model {
     return cross_entropy(nn::sequential(dense<7>{}, layer_norm{}, gelu, dense<5>{}, layer_norm{.eps = 1e-3}, dense<3>{})(x), y);
   }
 };
+// dropout after each hidden layer: the kernels draw the reference's masks (km::uniform, the same Philox rounds)
+struct dropout_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<9>{}, relu, kiln::dropout{.p = 0.3}, dense<7>{}, gelu, kiln::dropout{.p = 0.6},
+                                        dense<3>{})(x), y);
+  }
+};
 }  // namespace
+
+TEST_CASE("emulated: dropout draws the reference's masks, fused and unfused", "[cuda][emulated][dropout]") {
+  check_model<dropout_model>(adam{.lr = 1e-2}, 7);
+}
+
+TEST_CASE("NVRTC: every kernel of a dropout model's step, fused and unfused", "[cuda][nvrtc][dropout]") {
+  compile_step<dropout_model, adam, fusion::fused>("dropout_model/adam");
+  compile_step<dropout_model, adam, fusion::unfused>("dropout_model/adam");
+}
+
+TEST_CASE("device: dropout, fused and unfused, every batch size", "[cuda][device][dropout]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<dropout_model>(dev, adam{.lr = 1e-2}, 8);
+}
 
 TEST_CASE("emulated: layer_norm with cross-entropy and Adam", "[cuda][emulated][normalization]") {
   check_model<layer_norm_model>(adam{.lr = 1e-2}, 5);

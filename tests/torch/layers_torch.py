@@ -3,9 +3,10 @@
     /usr/bin/python3 layers_torch.py FILE.jsonl
 
 Each line of FILE is one case: the layer ("case") and its configuration, the values of its input x, of its
-parameters (by kiln's names) and of r, and kiln's output y and gradients of sum(y * r) from the float64
-reference evaluator. This script builds the layer from torch.nn in float64, loads kiln's parameters with
-load_state_dict(strict=True), computes y and the gradients, and compares element by element: an element may
+parameters (by kiln's names) and of r, and from kiln's float64 reference evaluator the layer's output in
+evaluation mode ("out") and, in training mode, the gradients of sum(y * r) with respect to x, every parameter
+and r (the last is the training-mode y). This script builds the layer from torch.nn in float64, loads kiln's
+parameters with load_state_dict(strict=True), computes the same, and compares element by element: an element may
 differ by REL times the largest magnitude in its tensor (both sides are float64; they differ in the order of
 sums). It writes one verdict per case to FILE.verdicts (PASS or FAIL with the worst element) and exits 1 when
 any case differs.
@@ -43,7 +44,32 @@ def layer_norm(case):
     return y, grads
 
 
-CASES = {"layer_norm": layer_norm}
+def dropout(case):
+    """torch draws its own masks, so kiln's is read off its training output (the zeros of d/dr = y); with it,
+    torch gives the training output and the gradient, nn.Dropout's own scale checked on a draw of its own."""
+    c = case["config"]
+    shape = (c["batch"], c["features"])
+    p = c["p"]
+    layer = torch.nn.Dropout(p)
+    probe = layer.train()(torch.ones(100000))
+    scale = probe[probe != 0].unique()
+    if scale.numel() != 1:
+        raise ValueError(f"nn.Dropout({p}) scaled kept elements by {scale.tolist()}")
+    x = tensor(case["values"]["x"], shape).requires_grad_()
+    r = tensor(case["values"]["r"], shape).requires_grad_()
+    kept = tensor(case["grads"]["r"], shape) != 0
+    n, k = kept.numel(), int(kept.sum())
+    sigma = (n * p * (1 - p)) ** 0.5
+    if abs(k - (1 - p) * n) > 5 * sigma + 1:
+        raise ValueError(f"kiln kept {k} of {n} elements at p = {p}: more than 5 sigma from {(1 - p) * n:.1f}")
+    y = x * kept * scale
+    (y * r).sum().backward()
+    with torch.no_grad():
+        evaluation = layer.eval()(x)
+    return evaluation, {"x": x.grad, "r": r.grad}
+
+
+CASES = {"layer_norm": layer_norm, "dropout": dropout}
 
 
 def worst(name, kiln, torch_values):

@@ -1,6 +1,7 @@
 // Layers against PyTorch (float64): for seeded random shapes and values, kiln's double reference evaluator
-// computes a layer's output y and the gradients of Σ y ⊙ r (r a random tensor of y's shape) with respect to
-// the layer's input x and every parameter; layers_torch.py builds the same layer from torch.nn, loads kiln's
+// computes a layer's output y in evaluation mode (a forward graph) and, in training mode, the gradients of
+// Σ y ⊙ r (r a random tensor of y's shape) with respect to the layer's input x, every parameter and r (which is
+// the training-mode output: for dropout, x with kiln's mask applied); layers_torch.py builds the same layer from torch.nn, loads kiln's
 // parameters by name with load_state_dict(strict=True) (so the names and layouts are PyTorch's), and compares
 // y and every gradient. Both sides are float64 and differ only in the order of their sums: an element may
 // differ by 1e-10 of the largest magnitude in its tensor (about 10⁶ ulp, sums of at most a few hundred terms).
@@ -41,6 +42,29 @@ struct layer_norm_case {
   static std::string config_json() {
     return "{\"batch\":" + std::to_string(c.batch) + ",\"features\":" + std::to_string(c.features) +
            ",\"eps\":" + std::to_string(c.eps) + "}";
+  }
+};
+
+struct dropout_config {
+  int batch, features;
+  double p;
+};
+constexpr dropout_config dropout_of(std::uint64_t seed) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 9);
+  const int features = r.between(1, 64);
+  constexpr double p_choices[] = {0.1, 0.25, 0.5, 0.8};
+  return {batch, features, p_choices[r.between(0, 3)]};
+}
+template <std::uint64_t S>
+struct dropout_case {
+  static constexpr dropout_config c = dropout_of(S);
+  static constexpr auto x = param<c.batch, c.features>("x");
+  struct output { constexpr auto operator()() const { return kiln::dropout{.p = c.p}(x); } };
+  struct loss { constexpr auto operator()() const { return sum(kiln::dropout{.p = c.p}(x) * param<c.batch, c.features>("r")); } };
+  static std::string config_json() {
+    return "{\"batch\":" + std::to_string(c.batch) + ",\"features\":" + std::to_string(c.features) +
+           ",\"p\":" + std::to_string(c.p) + "}";
   }
 };
 
@@ -95,13 +119,22 @@ std::string run_case(const char* kind, std::uint64_t seed) {
   return line + "}}";
 }
 
-template <std::uint64_t Base, std::size_t... I>
-std::vector<std::string> layer_norm_cases(std::index_sequence<I...>) {
-  return {run_case<layer_norm_case<kiln_torch::seed_of(Base, I)>>("layer_norm", kiln_torch::seed_of(Base, I))...};
+template <template <std::uint64_t> class Case, std::uint64_t Base, std::size_t... I>
+std::vector<std::string> cases(const char* kind, std::index_sequence<I...>) {
+  return {run_case<Case<kiln_torch::seed_of(Base, I)>>(kind, kiln_torch::seed_of(Base, I))...};
 }
 
 }  // namespace
 
 TEST_CASE("torch: layer_norm's output and gradients equal nn.LayerNorm's (float64, seeded random shapes)", "[torch][normalization]") {
-  kiln_torch::check_against_torch(layer_norm_cases<41>(std::make_index_sequence<8>{}), "layer_norm", "layers_torch.py");
+  kiln_torch::check_against_torch(cases<layer_norm_case, 41>("layer_norm", std::make_index_sequence<8>{}), "layer_norm",
+                                  "layers_torch.py");
+}
+
+// torch cannot be given kiln's mask, so the script reads it off kiln's training output (the zeros) and checks
+// the rest against torch: the kept elements scaled by what nn.Dropout(p) scales them by in training, the
+// gradient with respect to x that autograd gives for that mask, the identity in evaluation mode, and a kept
+// fraction within 5σ of 1 − p.
+TEST_CASE("torch: dropout scales as nn.Dropout in training and is the identity in evaluation (float64)", "[torch][dropout]") {
+  kiln_torch::check_against_torch(cases<dropout_case, 43>("dropout", std::make_index_sequence<8>{}), "dropout", "layers_torch.py");
 }

@@ -10,6 +10,7 @@
 #include <kiln/cpu/simd_math.hpp>
 #include <kiln/cpu/thread_pool.hpp>
 #include <kiln/cpu/vmath.hpp>
+#include <kiln/core/philox.hpp>
 #include <kiln/plan/plan.hpp>
 
 #include <algorithm>
@@ -26,6 +27,7 @@ namespace kiln::cpu {
 struct context {
   float** buf = nullptr;  // P.g.size entries, owned by the program
   const float* hyper = nullptr;
+  random::key rng{};  // the step's random key (dropout's draws)
   long batch = 0;
   thread_pool* pool = nullptr;
   float* reduce_ws = nullptr;      // threads × reduce_ws_stride: partial sums of row reductions
@@ -73,7 +75,7 @@ struct executor {
       if (KR.kind != kernel_kind::elementwise) return false;
       for (int j = 0; j < NB; ++j) {
         const node& n = P.g.nodes[body_node(j)];
-        if (n.kind == op::iota) return false;
+        if (n.kind == op::iota || n.kind == op::random_uniform) return false;  // they depend on (row, column)
         for (int k = 0; k < 3; ++k) {
           const int a = n.in[k];
           if (a < 0 || slot_of(a) >= 0) continue;
@@ -122,6 +124,18 @@ struct executor {
         if constexpr (is_vector_v<V>)
           for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
         vals[J] = v;
+      } else if constexpr (nd.kind == op::random_uniform) {
+        // element (r, c0 + l) of the node's shape (a dimension of 1 broadcast): its draw, one Philox block per 4
+        constexpr dims sh = nd.shape;
+        const auto stream = static_cast<std::uint32_t>(nd.k);
+        const long row = sh.rows == 1 ? 0 : r;
+        if constexpr (!is_vector_v<V> || sh.cols == 1) {
+          vals[J] = splat<V>(random::uniform(c.rng, stream, static_cast<std::uint64_t>(row * sh.cols + (sh.cols == 1 ? 0 : c0))));
+        } else {
+          alignas(64) float draws[lanes];
+          random::uniform_run(c.rng, stream, static_cast<std::uint64_t>(row * sh.cols + c0), lanes, draws);
+          vals[J] = load<V>(draws);
+        }
       } else {
         using O = ops::of<nd.kind>;
         static_assert(O::cls == op_class::elementwise, "kiln cpu: non-elementwise node inside a kernel body");

@@ -34,15 +34,15 @@ class program {
   const float* node_value(int node_id) const { return P.materialized[node_id] ? ctx_.buf[node_id] : nullptr; }
   long batch_size() const { return ctx_.batch; }
 
-  void run(long batch_size, const float* hypers) {
-    bind(batch_size, hypers);
+  void run(long batch_size, const float* hypers, const random::key& rng = {}) {
+    bind(batch_size, hypers, rng);
     const scoped_denormal_mode mode(flush_denormals_);
     const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run(ctx_);
   }
   // As run(), adding each kernel's wall time in nanoseconds to ns_per_kernel[k] (num_kernels entries).
-  void run_profiled(long batch_size, const float* hypers, double* ns_per_kernel) {
-    bind(batch_size, hypers);
+  void run_profiled(long batch_size, const float* hypers, double* ns_per_kernel, const random::key& rng = {}) {
+    bind(batch_size, hypers, rng);
     const scoped_denormal_mode mode(flush_denormals_);
     const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run_profiled(ctx_, ns_per_kernel);
@@ -60,7 +60,7 @@ class program {
 
   // Lays out memory for this batch size and points every node at its buffer, without running: what a
   // rendered (source) version of the plan is called with. buffers()[i] is node i's buffer.
-  void bind(long batch_size, const float* hypers) {
+  void bind(long batch_size, const float* hypers, const random::key& rng = {}) {
     if (batch_size < 1) throw shape_error("batch size must be at least 1, got " + std::to_string(batch_size));
     prepare(batch_size);
     for (int b = 0; b < leaf_nodes.count; ++b) {
@@ -70,6 +70,7 @@ class program {
       ctx_.buf[node] = p;
     }
     ctx_.hyper = hypers;
+    ctx_.rng = rng;
   }
   float* const* buffers() const { return ctx_.buf; }
   float* gemm_workspace() const { return ctx_.gemm_ws; }

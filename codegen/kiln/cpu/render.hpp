@@ -2,9 +2,10 @@
 // Renders a plan as a self-contained C++ translation unit: the same kernels the CPU backend instantiates, with
 // the same SIMD vector type, math functions and GEMM (it includes <kiln/cpu/...>), as readable loops. The
 // function it defines,
-//     extern "C" void <name>(float* const* buf, const float* hyper, long batch, float* gemm_workspace)
-// takes one buffer per node (buf[i] for node i, as kiln::cpu::program lays them out) and runs every kernel in
-// order on the calling thread. Tests compile it with the system compiler and check it computes what the
+//     extern "C" void <name>(float* const* buf, const float* hyper, long batch, float* gemm_workspace,
+//                            const kiln::random::key* rng)
+// takes one buffer per node (buf[i] for node i, as kiln::cpu::program lays them out) and the step's random key
+// (dropout's draws), and runs every kernel in order on the calling thread. Tests compile it with the system compiler and check it computes what the
 // template-instantiated backend computes.
 #include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
@@ -22,7 +23,7 @@ inline bool flat_kernel(const plan& p, const kernel& k, const kernel_view& v) {
   if (k.kind != kernel_kind::elementwise) return false;
   for (int id : v.nodes) {
     const node& n = p.g.nodes[id];
-    if (n.kind == op::iota) return false;
+    if (n.kind == op::iota || n.kind == op::random_uniform) return false;
     for (int i = 0; i < 3; ++i) {
       const int a = n.in[i];
       if (a < 0 || v.has(a)) continue;
@@ -62,6 +63,13 @@ inline std::string body(const plan& p, const kernel_view& v, bool flat, const st
       case op::hyper: e = "splat<vfloat>(hyper[" + std::to_string(n.leaf) + "])"; break;
       case op::batch_size: e = "splat<vfloat>(static_cast<float>(batch))"; break;
       case op::iota: e = "column_index(c0)"; break;
+      case op::random_uniform: {  // element (r, c0 + l) of the node's shape, a dimension of 1 broadcast
+        const std::string stream = std::to_string(static_cast<std::uint32_t>(n.k)) + "u";
+        const std::string row = n.shape.rows == 1 ? std::string("0") : "r * " + std::to_string(n.shape.cols);
+        e = n.shape.cols == 1 ? "splat<vfloat>(kiln::random::uniform(*rng, " + stream + ", static_cast<std::uint64_t>(" + row + ")))"
+                              : "draws(*rng, " + stream + ", " + row + " + c0)";
+        break;
+      }
       default: {
         ops::code args[3];
         for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(p, v, n.in[i], flat), &locals};
@@ -108,7 +116,7 @@ inline std::string kernel_source(const plan& p, int ki) {
   std::string out = "// k" + std::to_string(ki) + " " + kernel_name(p, ki) + " " + dims_text(k.domain) + "\n";
   out += "static void k" + std::to_string(ki) +
          "(float* const* buf, [[maybe_unused]] const float* hyper, [[maybe_unused]] long batch, "
-         "[[maybe_unused]] float* gemm_workspace) {\n";
+         "[[maybe_unused]] float* gemm_workspace, [[maybe_unused]] const kiln::random::key* rng) {\n";
   const std::string R = rows_expr(k.domain.rows);
   const std::string C = std::to_string(k.domain.cols);
   if (k.kind == kernel_kind::elementwise) {
@@ -204,6 +212,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
     b = e + 1;
   }
   out += R"(
+#include <kiln/core/philox.hpp>
 #include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
@@ -225,6 +234,12 @@ inline void st(float* p, vfloat v, int n) { if (n == lanes) store(p, v); else st
   for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
   return v;
 }
+// the random draws of elements first … first + lanes − 1 (kiln/core/philox.hpp)
+[[maybe_unused]] inline vfloat draws(const kiln::random::key& rng, std::uint32_t stream, long first) {
+  alignas(64) float d[lanes];
+  kiln::random::uniform_run(rng, stream, static_cast<std::uint64_t>(first), lanes, d);
+  return load(d);
+}
 // lanes at or past n take `fill` (so a partial vector does not disturb a reduction)
 [[maybe_unused]] inline vfloat keep_first(vfloat x, vfloat fill, int n) {
   if (n == lanes) return x;
@@ -236,9 +251,10 @@ inline void st(float* p, vfloat v, int n) { if (n == lanes) store(p, v); else st
 )";
   for (int k = 0; k < p.num_kernels; ++k) out += kernel_source(p, k);
   out += "}  // namespace\n\n";
-  out += "extern \"C\" void " + function_name + "(float* const* buf, const float* hyper, long batch, float* gemm_workspace) {\n";
+  out += "extern \"C\" void " + function_name +
+         "(float* const* buf, const float* hyper, long batch, float* gemm_workspace, const kiln::random::key* rng) {\n";
   out += "  const scoped_denormal_mode flush_denormals(true);  // as kiln::cpu::program runs a plan\n";
-  for (int k = 0; k < p.num_kernels; ++k) out += "  k" + std::to_string(k) + "(buf, hyper, batch, gemm_workspace);\n";
+  for (int k = 0; k < p.num_kernels; ++k) out += "  k" + std::to_string(k) + "(buf, hyper, batch, gemm_workspace, rng);\n";
   out += "}\n";
   return out;
 }

@@ -48,7 +48,8 @@ class train_step {
   using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
 
-  explicit train_step(Optimizer opt = {}, std::uint64_t seed = 0) : opt_(opt) {
+  // seed: the parameters' initial values and the random draws of dropout (keyed by seed and step number).
+  explicit train_step(Optimizer opt = {}, std::uint64_t seed = 0) : opt_(opt), seed_(seed) {
     std::mt19937_64 rng(seed);
     for (int l = 0; l < G.num_leaves; ++l) {
       const leaf_info& info = G.leaves[l];
@@ -62,7 +63,7 @@ class train_step {
   // One training step on a batch: returns the loss before the update.
   float run(long batch_size, std::initializer_list<feed> feeds) {
     prepare_step(batch_size, feeds);
-    prog_.run(batch_size, hypers_);
+    prog_.run(batch_size, hypers_, random_key());
     return prog_.output(0)[0];
   }
   // The same training step, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
@@ -72,7 +73,7 @@ class train_step {
       throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(compiled_plan().num_kernels) +
                         "), given " + std::to_string(ns_per_kernel.size()));
     prepare_step(batch_size, feeds);
-    prog_.run_profiled(batch_size, hypers_, ns_per_kernel.data());
+    prog_.run_profiled(batch_size, hypers_, ns_per_kernel.data(), random_key());
     return prog_.output(0)[0];
   }
 
@@ -103,6 +104,9 @@ class train_step {
   void set_thread_pool(thread_pool& pool) { prog_.set_thread_pool(pool); }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
+  // The key of the last step's random draws (dropout): {seed, step count}. The next step draws with step + 1.
+  random::key random_key() const { return {seed_, static_cast<std::uint64_t>(t_)}; }
+  std::uint64_t seed() const { return seed_; }
 
  private:
   // Binds the batch and advances the optimizer's step count and hyperparameters (bias corrections).
@@ -115,6 +119,7 @@ class train_step {
   }
 
   Optimizer opt_;
+  std::uint64_t seed_ = 0;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};
   std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
@@ -167,7 +172,8 @@ class gradient {
   using plan_holder = frozen_plan<graph_holder, Mode>;
   static constexpr const graph& G = graph_holder::value;
 
-  explicit gradient(std::uint64_t seed = 0) {
+  // seed: the parameters' initial values, and the random key of dropout's draws ({seed, 0}; see set_random_key).
+  explicit gradient(std::uint64_t seed = 0) : rng_key_{seed, 0} {
     std::mt19937_64 rng(seed);
     for (int l = 0; l < G.num_leaves; ++l) {
       const leaf_info& info = G.leaves[l];
@@ -180,9 +186,10 @@ class gradient {
   // Evaluates; returns the loss. Gradients are then available through grad(name).
   float run(long batch_size, std::initializer_list<feed> feeds = {}) {
     detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
-    prog_.run(batch_size, hypers_);
+    prog_.run(batch_size, hypers_, rng_key_);
     return prog_.output(0)[0];
   }
+  void set_random_key(const random::key& k) { rng_key_ = k; }
   std::span<float> param(std::string_view name) { return storage_[index(name)]; }
   // ∂loss/∂name from the last run, row-major in the parameter's shape.
   std::span<const float> grad(std::string_view name) const {
@@ -200,6 +207,7 @@ class gradient {
       if (G.leaves[l].kind == leaf_kind::param && G.leaves[l].name.view() == name) return l;
     throw error("kiln: no parameter named '" + std::string(name) + "'");
   }
+  random::key rng_key_;
   float hypers_[1] = {};
   std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
   std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);

@@ -13,6 +13,7 @@
 // KILN_DUMP_DIR=dir writes every generated kernel as <model>-<mode>.<kernel>.cu (each compiles on its own
 // with nvcc) and the printed plan as <model>-<mode>.plan.txt.
 #include <kiln/core/hash.hpp>
+#include <kiln/core/philox.hpp>
 #include <kiln/cuda/device.hpp>
 #include <kiln/io/atomic_file.hpp>
 #include <kiln/train/feed.hpp>
@@ -93,8 +94,10 @@ class allocation {
   cu_deviceptr ptr_ = 0;
 };
 
+// The kernels' kiln_hypers (render/prelude.hpp), byte for byte.
 struct host_hypers {
   float v[max_hypers] = {};
+  std::uint32_t rng[4] = {};
 };
 
 }  // namespace detail
@@ -158,11 +161,15 @@ class step_runtime {
   }
 
   // Launches every kernel of the step for this batch (no synchronization).
-  void launch(long batch_size, const float* hypers) {
+  void launch(long batch_size, const float* hypers, const random::key& rng = {}) {
     check_batch(batch_size);
     prepare(batch_size);
     detail::host_hypers h;
     for (int i = 0; i < max_hypers; ++i) h.v[i] = hypers[i];
+    h.rng[0] = static_cast<std::uint32_t>(rng.seed);
+    h.rng[1] = static_cast<std::uint32_t>(rng.seed >> 32);
+    h.rng[2] = static_cast<std::uint32_t>(rng.step);
+    h.rng[3] = static_cast<std::uint32_t>(rng.step >> 32);
     long long batch_arg = batch_size;
     cu_deviceptr ws = arena_.ptr() + ws_offset_ * sizeof(float), tickets = tickets_.ptr();
     std::vector<cu_deviceptr> buffers;
@@ -304,7 +311,7 @@ class train_step {
   // Compiles (or loads from the kernel cache) and initializes the parameters as the CPU backend does for the
   // same seed. Throws backend_unavailable, with runtime::open()'s reason, when CUDA cannot run here.
   explicit train_step(Optimizer opt = {}, std::uint64_t seed = 0, step_options options = {})
-      : rt_(P, options.name.empty() ? detail::type_label<Model>() : options.name, seed, std::move(options)), opt_(opt) {}
+      : rt_(P, options.name.empty() ? detail::type_label<Model>() : options.name, seed, std::move(options)), opt_(opt), seed_(seed) {}
 
   // One training step on a batch uploaded from the host; returns the loss before the update (synchronizes).
   float run(long batch_size, std::initializer_list<feed> feeds) {
@@ -336,6 +343,9 @@ class train_step {
   Optimizer& optimizer() { return opt_; }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
+  // The key of the last step's random draws (dropout): {seed, step count}, as the CPU step's.
+  random::key random_key() const { return {seed_, static_cast<std::uint64_t>(t_)}; }
+  std::uint64_t seed() const { return seed_; }
 
  private:
   void launch(long batch_size) {
@@ -345,11 +355,12 @@ class train_step {
     opt_.hypers(t_, h);
     float hf[max_hypers] = {};
     for (int i = 0; i < Optimizer::num_hypers; ++i) hf[i] = static_cast<float>(h[i]);
-    rt_.launch(batch_size, hf);
+    rt_.launch(batch_size, hf, random_key());
   }
 
   step_runtime rt_;
   Optimizer opt_;
+  std::uint64_t seed_ = 0;
   long t_ = 0;
 };
 

@@ -2,6 +2,7 @@
 // The reference evaluator: the living definition of every op. Double precision, one primitive at a time, no
 // fusion, written for clarity. Every backend is tested against it.
 #include <kiln/core/error.hpp>
+#include <kiln/core/philox.hpp>
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/registry.hpp>
 
@@ -44,9 +45,9 @@ struct tensor {
 inline long resolve(int d, long batch_size) { return d == batch ? batch_size : d; }
 
 // Values of every node. `leaf_values[l]` holds leaf l row-major (labels as class indices); `hypers` the run-time
-// scalars.
+// scalars; `rng` the step's random key (dropout's draws).
 inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::vector<std::vector<double>>& leaf_values,
-                                    const std::vector<double>& hypers = {}) {
+                                    const std::vector<double>& hypers = {}, const random::key& rng = {}) {
   std::vector<tensor> val(static_cast<size_t>(g.size));
   for (int i = 0; i < g.size; ++i) {
     const node& n = g.nodes[i];
@@ -69,6 +70,9 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
       case op::hyper: std::fill(t.v.begin(), t.v.end(), hypers.at(static_cast<size_t>(n.leaf))); continue;
       case op::batch_size: std::fill(t.v.begin(), t.v.end(), static_cast<double>(batch_size)); continue;
       case op::iota: for (long j = 0; j < t.cols; ++j) t.v[static_cast<size_t>(j)] = static_cast<double>(j); continue;
+      case op::random_uniform:
+        for (std::size_t e = 0; e < t.v.size(); ++e) t.v[e] = random::uniform(rng, static_cast<std::uint32_t>(n.k), e);
+        continue;
       default: break;
     }
     if (c == op_class::elementwise) {
@@ -125,8 +129,8 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
 
 // One step of a step graph: evaluates, then writes assigned outputs back into leaf_values. Returns output 0.
 inline double step(const graph& g, long batch_size, std::vector<std::vector<double>>& leaf_values,
-                   const std::vector<double>& hypers) {
-  auto val = evaluate(g, batch_size, leaf_values, hypers);
+                   const std::vector<double>& hypers, const random::key& rng = {}) {
+  auto val = evaluate(g, batch_size, leaf_values, hypers, rng);
   for (int o = 0; o < g.num_outputs; ++o)
     if (g.outputs[o].assign_to >= 0) leaf_values[static_cast<size_t>(g.outputs[o].assign_to)] = val[static_cast<size_t>(g.outputs[o].node)].v;
   return val[static_cast<size_t>(g.outputs[0].node)].v[0];

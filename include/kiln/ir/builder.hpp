@@ -89,6 +89,9 @@ inline constexpr auto node_makers = node_maker_table<B>(ops::all{});
 
 struct builder {
   graph_data g{};
+  // Whether this is a training graph (a step's, or the gradients'): dropout then draws its masks. A forward graph
+  // (predictions, evaluation) is built with false, so the same model gives both.
+  bool training = false;
   // Open-addressing table of node ids by node_hash (−1: empty), at most half full: appending a node finds an
   // identical one in O(1), so building a graph of n nodes costs O(n), not O(n²).
   ct_vector<int> shared_{};
@@ -140,6 +143,10 @@ struct builder {
   constexpr int scalar(double v) { return constant(v, {1, 1}); }
   constexpr int batch_size() { node n; n.kind = op::batch_size; return append(n); }
   constexpr int iota(int cols) { node n; n.kind = op::iota; n.shape = {1, cols}; return append(n); }
+  // A uniform draw in [0, 1) per element of shape s, from stream `stream` of the step's random key.
+  constexpr int random_uniform(dims s, std::uint32_t stream) {
+    node n; n.kind = op::random_uniform; n.shape = s; n.k = static_cast<double>(stream); return append(n);
+  }
   constexpr int hyper(int slot) {
     node n; n.kind = op::hyper; n.leaf = slot;
     if (slot + 1 > g.num_hypers) g.num_hypers = slot + 1;

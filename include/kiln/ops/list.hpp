@@ -4,7 +4,7 @@
 // ops::all (ops/registry.hpp) are generated from this list, so adding a primitive adds one entry here.
 #define KILN_OPS(X)                                                                                    \
   /* leaves and immediates */                                                                          \
-  X(input) X(param) X(state) X(hyper) X(constant) X(batch_size) X(iota)                                \
+  X(input) X(param) X(state) X(hyper) X(constant) X(batch_size) X(iota) X(random_uniform)               \
   /* elementwise unary */                                                                              \
   X(neg) X(exp) X(expm1) X(log) X(log1p) X(sqrt) X(abs) X(tanh) X(sigmoid) X(erf) X(softplus) X(recip) X(pow_c) \
   X(max_c) X(min_c) X(stop_gradient) X(broadcast_to)                                                   \

@@ -8,8 +8,9 @@
 //   vjp(b, self, g, d)          its derivative rule written in other primitives through a graph builder b:
 //                               d[i] receives the adjoint contribution to operand i (-1 for none)
 //   cost                        relative cost of evaluating it again where it is used (default 1; 8 for a
-//                               transcendental function or a division; 0 for a pass-through), which decides
-//                               whether the fusion pass recomputes or stores it
+//                               transcendental function or a division; 0 for a pass-through and for an
+//                               immediate other than a random draw), which decides whether the fusion pass
+//                               recomputes or stores it
 //   uses_k                      true where the node's constant k is an argument of the op (pow's exponent, a
 //                               clamp's bound), printed with it (default false)
 //   simplify(b, in, k, s)       its rewrites when a node is made (x·1 → x, …), −1 for none (default none)
@@ -22,6 +23,7 @@ namespace kiln::ops {
 template <class Op>
 constexpr int cost_of_op() {
   if constexpr (requires { Op::cost; }) return Op::cost;
+  else if constexpr (Op::cls == op_class::immediate) return 0;  // a constant, a hyperparameter, an index: free
   else return 1;
 }
 

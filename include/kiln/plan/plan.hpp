@@ -88,15 +88,19 @@ struct node_set {
 };
 
 // What it costs to evaluate node i again where it is used instead of loading it: its op plus its unmaterialized
-// elementwise operands (materialized nodes, leaves and immediates are loads). cost[a] holds that for each
-// earlier elementwise node a (operands come first, and their materialization is decided by then).
+// elementwise operands and its immediates (materialized nodes and leaves are loads; of the immediates only a
+// random draw costs anything). cost[a] holds that for each earlier elementwise node a (operands come first, and
+// their materialization is decided by then).
 constexpr int recompute_cost(const plan_data& p, const ct_vector<int>& cost, int i) {
   const node& n = p.g.nodes[i];
   int c = ops::cost_of(n.kind);
   if (c == 0) return 0;  // a pass-through (detach, broadcast) is free where it is used, whatever its operand costs
   for (int k = 0; k < 3; ++k) {
     const int a = n.in[k];
-    if (a >= 0 && !p.materialized[a] && ops::class_of(p.g.nodes[a].kind) == op_class::elementwise) c += cost[a];
+    if (a < 0 || p.materialized[a]) continue;
+    const op_class ca = ops::class_of(p.g.nodes[a].kind);
+    if (ca == op_class::elementwise) c += cost[a];
+    else if (ca == op_class::immediate) c += ops::cost_of(p.g.nodes[a].kind);
   }
   return c;
 }

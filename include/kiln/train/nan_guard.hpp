@@ -7,6 +7,7 @@
 //   n14 = log(n13) [batch,1] (here [16,1]) is -inf at flat index 5 (row 5, column 0), in the forward pass;
 //   its inputs are finite: log(n13 = 0)
 #include <kiln/core/error.hpp>
+#include <kiln/core/philox.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/checkpoint.hpp>
 #include <kiln/train/feed.hpp>
@@ -112,6 +113,12 @@ nonfinite_origin trace_nonfinite(Step& step, long batch, std::initializer_list<f
         if (n.kind == op::constant) return value_text(n.k);
         if (n.kind == op::hyper) return value_text(hyper[n.leaf]);
         if (n.kind == op::batch_size) return std::to_string(batch);
+        if (n.kind == op::random_uniform) {  // the draw the step used (its key: seed and step number)
+          if constexpr (requires { step.random_key(); })
+            return value_text(random::uniform(step.random_key(), static_cast<std::uint32_t>(n.k),
+                                              static_cast<std::uint64_t>(r * n.shape.cols + c)));
+          else return "?";
+        }
         return std::to_string(c);  // iota
       case op_class::layout: return self(self, n.in[0], col, row);
       default: {

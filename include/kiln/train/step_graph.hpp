@@ -21,6 +21,7 @@ constexpr void parameters_of(builder& b, ct_vector<int>& leaves, ct_vector<int>&
 template <class Model, class Optimizer>
 constexpr graph_data make_step_graph() {
   builder b;
+  b.training = true;
   const int loss = Model{}().emit(b);
   ct_vector<int> leaves, params;
   detail::parameters_of(b, leaves, params);
@@ -31,7 +32,8 @@ constexpr graph_data make_step_graph() {
   return compact(b.g);
 }
 
-// The graph of an expression alone (forward evaluation, e.g. predictions): one plain output.
+// The graph of an expression alone (forward evaluation, e.g. predictions; in evaluation mode: no dropout): one
+// plain output.
 template <class Model>
 constexpr graph_data make_forward_graph() {
   builder b;
@@ -44,6 +46,7 @@ constexpr graph_data make_forward_graph() {
 template <class Model>
 constexpr graph_data make_gradient_graph() {
   builder b;
+  b.training = true;
   const int loss = Model{}().emit(b);
   ct_vector<int> leaves, params;
   detail::parameters_of(b, leaves, params);

@@ -32,13 +32,17 @@ inline std::string index_text(dims s, const std::string& r, const std::string& c
   return "(long long)(" + r + ") * " + std::to_string(s.cols) + " + (" + c + ")";
 }
 
-// The value of an immediate node (folded into the kernels that use it) at column c.
-inline std::string immediate_text(const node& n, const std::string& c) {
+// The value of an immediate node (folded into the kernels that use it) at row r (of the whole tensor: the
+// batch row, not a tile's), column c.
+inline std::string immediate_text(const node& n, const std::string& r, const std::string& c) {
   switch (n.kind) {
     case op::constant: return ops::num(n.k);
     case op::hyper: return std::string("h.v[") + std::to_string(n.leaf) + "]";
     case op::batch_size: return "(float)batch";
     case op::iota: return "(float)(" + c + ")";
+    case op::random_uniform:  // the draw of element (r, c) of the node's shape (core/philox.hpp; km::uniform)
+      return "km::uniform(h, " + std::to_string(static_cast<std::uint32_t>(n.k)) + "u, (unsigned long long)(" +
+             index_text(n.shape, r, c) + "))";
     default: throw error(std::string("kiln cuda: '") + ops::name_of(n.kind) + "' is not an immediate");
   }
 }
@@ -51,7 +55,7 @@ using access_fn = std::function<std::string(int id, const std::string& r, const 
 inline access_fn global_access(const plan& p, std::set<int>& used) {
   return [&p, &used](int id, const std::string& r, const std::string& c) {
     const node& n = p.at(id);
-    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, c);
+    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, r, c);
     const int b = buffer_of(p, id);
     used.insert(b);
     return buffer_name(b) + "[" + index_text(n.shape, r, c) + "]";
@@ -72,16 +76,18 @@ struct dialect {
   static std::string constant(const std::string& literal) { return literal; }
 };
 
-// One `const float vN = …;` per body node, in topological order, at (r, c).
+// One `const float vN = …;` per body node, in topological order, at (r, c). row0: where r counts a tile's rows,
+// the tile's first batch row (an immediate that depends on the row is computed at row0 + r); empty where r
+// counts the whole tensor's rows.
 inline std::string body_text(const plan& p, const kernel_view& body, const access_fn& load, const std::string& r,
-                             const std::string& c, const std::string& indent) {
+                             const std::string& c, const std::string& indent, const std::string& row0 = "") {
   std::string out;
   for (int id : body.nodes) {
     const node& n = p.at(id);
     std::string value;
     ops::code_block locals{"", value_name(id), indent, 0};  // what the op's forward computes once (let)
     if (ops::class_of(n.kind) == op_class::immediate) {
-      value = immediate_text(n, c);
+      value = immediate_text(n, n.shape.rows == batch && !row0.empty() ? row0 + " + " + r : r, c);
     } else {
       ops::code args[3];
       for (int a = 0; a < ops::arity_of(n.kind); ++a) args[a] = {operand_text(body, n.in[a], load, r, c), &locals};

@@ -1,7 +1,8 @@
 #pragma once
 // The text every generated CUDA module starts with:
 //   km::          the math policy of the ops' forward (ops/math.hpp) in float, with the reference's conventions
-//   kiln_hypers   the run-time scalars (learning rate, bias corrections, …), passed by value to every kernel
+//   kiln_hypers   the run-time scalars (learning rate, bias corrections, …) and the step's random key, passed
+//                 by value to every kernel
 //   KILN_PARAMS   the parameters every kernel takes before its buffers
 //   kiln_rt::     block-level building blocks: a shared-memory tiled GEMM over accessor functors, warp
 //                 reductions, and the last-block-done ticket that finishes cross-block reductions in one launch
@@ -23,7 +24,9 @@ inline const char* prelude_source() {
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
-struct kiln_hypers { float v[16]; };
+// v: the optimizer's scalars; rng: the step's random key (kiln/core/philox.hpp): seed low and high word, step
+// low and high word.
+struct kiln_hypers { float v[16]; unsigned rng[4]; };
 
 // batch: the run-time batch size; h: hyperparameters; ws/tickets: this launch's workspace and zeroed counters;
 // ws_blocks: how many blocks wrote the partial sums a reduce kernel reads.
@@ -51,6 +54,24 @@ __device__ __forceinline__ float gt(float a, float b) { return a > b ? 1.0f : 0.
 __device__ __forceinline__ float ge(float a, float b) { return a >= b ? 1.0f : 0.0f; }
 __device__ __forceinline__ float eq(float a, float b) { return a == b ? 1.0f : 0.0f; }
 __device__ __forceinline__ float select(float c, float a, float b) { return c != 0.0f ? a : b; }
+// Element e's uniform draw in [0, 1) in stream `stream`: Philox4x32-10 on the counter (e / 4, stream, step) with
+// the seed as key, word e % 4, its top 24 bits. The same rounds as kiln::random::uniform (core/philox.hpp).
+__device__ __forceinline__ float uniform(const kiln_hypers& h, unsigned stream, unsigned long long e) {
+  const unsigned long long q = e >> 2;
+  unsigned c0 = (unsigned)q, c1 = (unsigned)(q >> 32) ^ h.rng[3], c2 = stream, c3 = h.rng[2];
+  unsigned k0 = h.rng[0], k1 = h.rng[1];
+  for (int round = 0; round < 10; ++round) {
+    const unsigned long long p0 = (unsigned long long)0xD2511F53u * c0, p1 = (unsigned long long)0xCD9E8D57u * c2;
+    c0 = (unsigned)(p1 >> 32) ^ c1 ^ k0;
+    c1 = (unsigned)p1;
+    c2 = (unsigned)(p0 >> 32) ^ c3 ^ k1;
+    c3 = (unsigned)p0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  const unsigned w = (e & 3) == 0 ? c0 : (e & 3) == 1 ? c1 : (e & 3) == 2 ? c2 : c3;
+  return (float)(w >> 8) * 5.9604644775390625e-08f;  // 2^-24
+}
 }  // namespace km
 
 namespace kiln_rt {

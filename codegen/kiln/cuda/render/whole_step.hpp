@@ -20,11 +20,11 @@ struct rows_access {
   std::string tile_name(int id) const { return std::string("S") + std::to_string(id); }
   std::string load(int id, const std::string& r, const std::string& c) const {
     const node& n = p.at(id);
-    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, c);
+    const std::string row = n.shape.rows == batch ? "row0 + " + r : r;  // the tensor's row of tile row r
+    if (ops::class_of(n.kind) == op_class::immediate && !p.materialized[id]) return immediate_text(n, row, c);
     if (n.shape.rows == batch && w.slot_of(id)) return tile_name(id) + "[" + index_text(n.shape, r, c) + "]";
     const int b = buffer_of(p, id);
     used.insert(b);
-    const std::string row = n.shape.rows == batch ? "row0 + " + r : r;
     return buffer_name(b) + "[" + index_text(n.shape, row, c) + "]";
   }
   access_fn loader() const {
@@ -59,7 +59,7 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
       b += "    for (int c = threadIdx.x; c < " + C + "; c += " + T + ") {\n";
       b += "      float acc = 0.0f;\n";
       b += "      for (int r = 0; r < rows; ++r) {\n";
-      b += body_text(p, body, load, "r", "c", "        ");
+      b += body_text(p, body, load, "r", "c", "        ", "row0");
       b += "        acc += " + operand_text(body, R.in[0], load, "r", "c") + ";\n";
       b += "      }\n";
       b += "      " + part + "c] += acc;\n";
@@ -84,7 +84,7 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
       b += "    for (int e = threadIdx.x; e < rows * " + C + "; e += " + T + ") {\n";
       b += "      const int r = e / " + C + ", c = e - r * " + C + ";\n";
       b += "      (void)r; (void)c;\n";
-      b += body_text(p, body, load, "r", "c", "      ");
+      b += body_text(p, body, load, "r", "c", "      ", "row0");
       b += stores_text(body, store, "r", "c", "      ");
       b += "    }\n";
       break;
@@ -95,7 +95,7 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
       b += std::string("    for (int r = threadIdx.x >> 5; r < rows; r += ") + std::to_string(threads / 32) + ") {\n";
       b += std::string("      float acc = ") + (is_max ? "-INFINITY" : "0.0f") + ";\n";
       b += std::string("      for (int c = (int)(threadIdx.x & 31); c < ") + std::to_string(kr.domain.cols) + "; c += 32) {\n";
-      b += body_text(p, body, load, "r", "c", "        ");
+      b += body_text(p, body, load, "r", "c", "        ", "row0");
       const std::string x = operand_text(body, R.in[0], load, "r", "c");
       b += std::string("        acc = ") + (is_max ? "km::max(" + x + ", acc)" : "acc + " + x) + ";\n";
       b += "      }\n";
@@ -113,7 +113,7 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
       b += "      " + gemm_call(threads, it.gemm_rm, it.gemm_rn, A, B) + "(smem, rows, " +
            std::to_string(mm.shape.cols) + ", " + std::to_string(A.shape.cols) + ", a, b, [&](int r, int c, float value) {\n";
       b += "        " + store(kr.anchor, "r", "c") + " = value;\n";
-      b += body_text(p, body, load, "r", "c", "        ");
+      b += body_text(p, body, load, "r", "c", "        ", "row0");
       b += stores_text(body, store, "r", "c", "        ");
       b += "      });\n";
       b += "    }\n";
