@@ -53,7 +53,7 @@ TEST_CASE("feature sizes are baked in, the batch is an argument, buffers are par
   // one float* per buffer it touches: x, fc1.weight (read through its transpose) and the result
   CHECK(first.buffers.size() == 3);
   for (int b : first.buffers) CHECK(contains(first.text, "float* " + cuda::buffer_name(b)));
-  CHECK(contains(r.prelude, "struct kiln_hypers { float v[16]; };"));
+  CHECK(contains(r.prelude, "struct kiln_hypers { float v[16]; unsigned rng[4]; };"));  // scalars, random key
   CHECK(contains(r.module_source(), "h.v[0]"));  // the learning rate is read at run time
 }
 
