@@ -7,11 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tests/deps.sh
 
 # In the order they are run: the course notes' graph, its worked training step, XOR, the notes' text classifier
-# on Debian's package descriptions (from the package lists, `apt-cache dumpavail`), then the Fashion-MNIST demo
-# (10 epochs on the CPU; data from dataset-fashion-mnist; writes ./out: checkpoint, log, curves, kernels).
-examples=(graph_basics worked_step xor text_classifier fashion_mnist)
+# on Debian's package descriptions (from the package lists, `apt-cache dumpavail`), next-character prediction on
+# the wamerican word list, then the Fashion-MNIST demo (10 epochs on the CPU; data from dataset-fashion-mnist;
+# writes ./out: checkpoint, log, curves, kernels).
+examples=(graph_basics worked_step xor text_classifier next_char fashion_mnist)
 
-kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist
+kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist wamerican
 
 # Tests and benchmarks are not needed here (and so neither is Catch2).
 cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \

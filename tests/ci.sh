@@ -45,10 +45,11 @@ run_tests() {
 begin_phase deps
 # libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes; llvm-14 holds llvm-symbolizer, without
 # which sanitizer stack traces are bare addresses.
-# dataset-fashion-mnist feeds the demo's short ctest run; the extras (PyTorch, Graphviz, rsvg) let the
+# dataset-fashion-mnist and wamerican feed the demos' short ctest runs; the extras (PyTorch, Graphviz, rsvg) let the
 # interoperability and rendering tests run instead of skipping.
 kiln_install_missing cmake ninja-build g++ clang libclang-rt-14-dev llvm-14 \
-                     libboost1.81-dev catch2 zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist "${kiln_test_extras[@]}"
+                     libboost1.81-dev catch2 zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist wamerican \
+                     "${kiln_test_extras[@]}"
 g++ --version | head -n1; clang++ --version | head -n1; cmake --version | head -n1
 end_phase
 

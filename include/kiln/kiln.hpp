@@ -8,3 +8,4 @@
 #include <kiln/nn/losses.hpp>
 #include <kiln/nn/normalization.hpp>
 #include <kiln/nn/dropout.hpp>
+#include <kiln/nn/embedding.hpp>

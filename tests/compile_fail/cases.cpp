@@ -25,6 +25,10 @@ constexpr auto bad = bce_with_logits(sigmoid(net(x)), target<10>("t"));
 constexpr auto bad = cross_entropy(net(x), labels<3>("y3"));
 #elif defined(CASE_LONG_NAME)
 constexpr auto bad = param<3>("encoder.layers.11.self_attention.query_key_value.weight_of_a_model_whose_names_are_very_long_indeed");  // 99 characters
+#elif defined(CASE_EMBEDDING_VOCABULARY)
+constexpr auto bad = embedding<10, 4>{}(tokens<12, 3>("t"));  // token ids up to 11 would read past the table
+#elif defined(CASE_EMBEDDING_OF_VALUES)
+constexpr auto bad = embedding<10, 4>{}(x);
 #elif defined(CASE_CONTROL)
 constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y);
 #endif

@@ -99,6 +99,12 @@ struct regularized {
     return mse(dense<2>("fc2")(h), target<2>("t"));
   }
 };
+// an embedding: its gather and scatter-add kernels
+struct lookup_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(embedding<9, 5>{}, dense<6>{}, kiln::tanh, dense<9>{})(tokens<9, 3>("x")), labels<9>("y"));
+  }
+};
 struct regression {
   constexpr auto operator()() const {
     return mse(nn::sequential(dense<8>{}, sigmoid, dense<2>{})(input<4>("x")), target<2>("t")) +
@@ -114,6 +120,7 @@ TEST_CASE("rendered C++ equals the template backend", "[render]") {
   check_rendered<cpu::train_step<activations, nesterov, fusion::fused>>("activations_fused", 33, 3, nesterov{});
   check_rendered<cpu::train_step<regression, adamw, fusion::fused>>("regression_fused", 7, 4, adamw{});
   check_rendered<cpu::train_step<regularized, sgd, fusion::fused>>("dropout_fused", 37, 5, sgd{.lr = 0.1});
+  check_rendered<cpu::train_step<lookup_model, adam, fusion::fused>>("embedding_fused", 21, 6, adam{});
 }
 
 TEST_CASE("the rendered source is deterministic and names its kernels", "[render]") {

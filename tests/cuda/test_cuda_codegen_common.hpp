@@ -95,7 +95,7 @@ struct classifier_model {
 };
 
 // Random batch for the inputs of a step graph, by their names: x uniform in [-2, 2], target in (0.05, 0.95),
-// soft (probability targets) rows that sum to 1, y uniform class indices.
+// soft (probability targets) rows that sum to 1, y uniform class (or token) indices.
 struct batch_data {
   std::vector<float> xs, ts, soft;
   std::vector<std::int32_t> ys;
@@ -120,7 +120,7 @@ inline batch_data random_batch(const graph& G, long batch_size, std::uint64_t se
         for (float v : row) d.soft.push_back(v / sum);
       }
     } else if (name == "y") {
-      for (long r = 0; r < batch_size; ++r) d.ys.push_back(static_cast<std::int32_t>(rng() % static_cast<unsigned>(info.num_classes)));
+      for (long i = 0; i < n; ++i) d.ys.push_back(static_cast<std::int32_t>(rng() % static_cast<unsigned>(info.num_classes)));
     }
   }
   return d;

@@ -1,4 +1,4 @@
-// Layers built from primitives (layer_norm, dropout) through the CUDA backend: the generated kernels on the host emulator
+// Layers through the CUDA backend (layer_norm, dropout, embedding): the generated kernels on the host emulator
 // against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
 // sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
 #include "emulated_model_check.hpp"
@@ -21,7 +21,30 @@ struct dropout_model {
                                         dense<3>{})(x), y);
   }
 };
+// an embedding of 3 tokens per sample ("y": the harness's class-index input, here [batch, 3]): a gather kernel
+// forward, a scatter-add kernel for the table's gradient (the whole-step lowering refuses both, so the fused plan
+// runs one kernel per plan kernel)
+struct embedding_model {
+  constexpr auto operator()() const {
+    return mse(nn::sequential(embedding<11, 4>{}, dense<5>{}, kiln::tanh, dense<3>{})(tokens<11, 3>("y")), target<3>("target"));
+  }
+};
 }  // namespace
+
+TEST_CASE("emulated: an embedding's gather and scatter-add kernels, fused and unfused", "[cuda][emulated][embedding]") {
+  check_model<embedding_model>(adam{.lr = 1e-2}, 9);
+}
+
+TEST_CASE("NVRTC: every kernel of an embedding model's step, fused and unfused", "[cuda][nvrtc][embedding]") {
+  compile_step<embedding_model, adam, fusion::fused>("embedding_model/adam");
+  compile_step<embedding_model, adam, fusion::unfused>("embedding_model/adam");
+}
+
+TEST_CASE("device: embedding, fused and unfused, every batch size", "[cuda][device][embedding]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<embedding_model>(dev, adam{.lr = 1e-2}, 10);
+}
 
 TEST_CASE("emulated: dropout draws the reference's masks, fused and unfused", "[cuda][emulated][dropout]") {
   check_model<dropout_model>(adam{.lr = 1e-2}, 7);

@@ -69,7 +69,22 @@ def dropout(case):
     return evaluation, {"x": x.grad, "r": r.grad}
 
 
-CASES = {"layer_norm": layer_norm, "dropout": dropout}
+def embedding(case):
+    """nn.Embedding(V, D) with kiln's table (emb.weight), its output viewed as [batch, C·D]: the gradient of
+    sum(y * r) with respect to the table (the indices are integers and r an input: neither has one)."""
+    c = case["config"]
+    values = case["values"]
+    model = Holder()
+    model.emb = torch.nn.Embedding(c["vocabulary"], c["dim"])
+    model.load_state_dict({"emb.weight": tensor(values["emb.weight"], (c["vocabulary"], c["dim"]))}, strict=True)
+    idx = torch.tensor([int(v) for v in values["x"]], dtype=torch.long).reshape(c["batch"], c["context"])
+    r = tensor(values["r"], (c["batch"], c["context"] * c["dim"]))
+    y = model.emb(idx).reshape(c["batch"], c["context"] * c["dim"])
+    (y * r).sum().backward()
+    return y, {"emb.weight": model.emb.weight.grad}
+
+
+CASES = {"layer_norm": layer_norm, "dropout": dropout, "embedding": embedding}
 
 
 def worst(name, kiln, torch_values):

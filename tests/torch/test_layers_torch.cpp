@@ -68,6 +68,38 @@ struct dropout_case {
   }
 };
 
+struct embedding_config {
+  int batch, vocabulary, dim, context;
+};
+constexpr embedding_config embedding_of(std::uint64_t seed) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 9);
+  const int vocabulary = r.between(1, 30);
+  const int dim = r.between(1, 12);
+  return {batch, vocabulary, dim, r.between(1, 5)};
+}
+// The indices are a batch input (tokens), so r is one too: only the table has a gradient.
+template <std::uint64_t S>
+struct embedding_case {
+  static constexpr embedding_config c = embedding_of(S);
+  static constexpr long rows = c.batch;
+  static constexpr auto layer() { return embedding<c.vocabulary, c.dim>("emb"); }
+  struct output { constexpr auto operator()() const { return layer()(tokens<c.vocabulary, c.context>("x")); } };
+  struct loss {
+    constexpr auto operator()() const { return sum(layer()(tokens<c.vocabulary, c.context>("x")) * input<c.context * c.dim>("r")); }
+  };
+  static std::string config_json() {
+    return "{\"batch\":" + std::to_string(c.batch) + ",\"vocabulary\":" + std::to_string(c.vocabulary) +
+           ",\"dim\":" + std::to_string(c.dim) + ",\"context\":" + std::to_string(c.context) + "}";
+  }
+};
+
+template <class Case>
+constexpr long rows_of() {
+  if constexpr (requires { Case::rows; }) return Case::rows;
+  else return 1;
+}
+
 // ---- evaluation: leaves bound by name, so the output graph and the loss graph may order them differently
 std::vector<std::vector<double>> bind(const graph& g, const values_by_name& v) {
   std::vector<std::vector<double>> out(static_cast<std::size_t>(g.num_leaves));
@@ -77,7 +109,7 @@ std::vector<std::vector<double>> bind(const graph& g, const values_by_name& v) {
 
 // Random values for every parameter of the loss graph: x spread around an offset (so centering matters), the
 // rest uniform; a layer's scale parameters ("weight") around 1.
-values_by_name random_values(const graph& g, std::uint64_t seed) {
+values_by_name random_values(const graph& g, long rows, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   values_by_name v;
@@ -85,8 +117,12 @@ values_by_name random_values(const graph& g, std::uint64_t seed) {
   for (int l = 0; l < g.num_leaves; ++l) {
     const leaf_info& info = g.leaves[l];
     const std::string name(info.name.view());
-    std::vector<double> e(static_cast<std::size_t>(info.shape.rows * info.shape.cols));
-    for (double& a : e) a = name == "x" ? offset + 2 * u(rng) : name.ends_with("weight") ? 1 + 0.5 * u(rng) : u(rng);
+    std::vector<double> e(static_cast<std::size_t>((info.shape.rows == batch ? rows : info.shape.rows) * info.shape.cols));
+    for (double& a : e)
+      a = info.kind == leaf_kind::labels ? static_cast<double>(rng() % static_cast<std::uint64_t>(info.num_classes))
+          : name == "x"                  ? offset + 2 * u(rng)
+          : name.ends_with("weight")     ? 1 + 0.5 * u(rng)
+                                         : u(rng);
     v[name] = e;
   }
   return v;
@@ -96,9 +132,10 @@ template <class Case>
 std::string run_case(const char* kind, std::uint64_t seed) {
   constexpr const graph& Y = forward_graph<typename Case::output>::value;
   constexpr const graph& G = gradient_graph<typename Case::loss>::value;
-  const values_by_name v = random_values(G, seed);
-  const auto y = reference::evaluate(Y, 1, bind(Y, v));
-  const auto g = reference::evaluate(G, 1, bind(G, v));
+  constexpr long rows = rows_of<Case>();
+  const values_by_name v = random_values(G, rows, seed);
+  const auto y = reference::evaluate(Y, rows, bind(Y, v));
+  const auto g = reference::evaluate(G, rows, bind(G, v));
   std::string line = std::string("{\"case\":\"") + kind + "\",\"seed\":" + std::to_string(seed) + ",\"config\":" +
                      Case::config_json() + ",\"values\":{";
   bool first = true;
@@ -135,6 +172,11 @@ TEST_CASE("torch: layer_norm's output and gradients equal nn.LayerNorm's (float6
 // the rest against torch: the kept elements scaled by what nn.Dropout(p) scales them by in training, the
 // gradient with respect to x that autograd gives for that mask, the identity in evaluation mode, and a kept
 // fraction within 5σ of 1 − p.
+TEST_CASE("torch: embedding's lookup and table gradient equal nn.Embedding's (float64, seeded random shapes)", "[torch][embedding]") {
+  kiln_torch::check_against_torch(cases<embedding_case, 47>("embedding", std::make_index_sequence<8>{}), "embedding",
+                                  "layers_torch.py");
+}
+
 TEST_CASE("torch: dropout scales as nn.Dropout in training and is the identity in evaluation (float64)", "[torch][dropout]") {
   kiln_torch::check_against_torch(cases<dropout_case, 43>("dropout", std::make_index_sequence<8>{}), "dropout", "layers_torch.py");
 }

@@ -470,10 +470,38 @@ struct executor {
       });
     }
 
+    // Gather and scatter-add (ops/indexing.hpp): whole rows of D floats moved by index. The indices are exact
+    // integers in [0, V) (labels, range-checked when bound). The scatter-add runs on one thread in (row, position)
+    // order, so its sums come out the same on every run and every machine.
+    static void run_indexing(const context& c) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      constexpr dims ix = P.g.nodes[nd.in[1]].shape;
+      constexpr long C = ix.cols;
+      const long rows = resolve(ix.rows, c.batch);
+      const float* idx = c.buf[nd.in[1]];
+      float* out = c.buf[KR.anchor];
+      if constexpr (nd.kind == op::gather) {
+        constexpr long D = P.g.nodes[nd.in[0]].shape.cols;
+        const float* table = c.buf[nd.in[0]];
+        for (long i = 0; i < rows * C; ++i) std::copy_n(table + static_cast<long>(idx[i]) * D, D, out + i * D);
+      } else {
+        static_assert(nd.kind == op::scatter_add, "kiln cpu: an indexing op without a kernel");
+        constexpr long D = nd.shape.cols;
+        const float* g = c.buf[nd.in[0]];
+        std::fill_n(out, static_cast<long>(nd.shape.rows) * D, 0.0f);
+        for (long i = 0; i < rows * C; ++i) {
+          float* dst = out + static_cast<long>(idx[i]) * D;
+          const float* src = g + i * D;
+          for (long j = 0; j < D; ++j) dst[j] += src[j];
+        }
+      }
+    }
+
     // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).
     [[gnu::noinline]] static void run(const context& c) {
       if constexpr (KR.kind == kernel_kind::elementwise) run_elementwise(c);
       else if constexpr (KR.kind == kernel_kind::reduction) run_reduction(c);
+      else if constexpr (KR.kind == kernel_kind::indexing) run_indexing(c);
       else run_contraction(c);
     }
   };

@@ -130,6 +130,25 @@ inline std::string kernel_source(const plan& p, int ki) {
     } else {
       out += elementwise_rows(p, k, v, "0", R);
     }
+  } else if (k.kind == kernel_kind::indexing) {  // as executor::run_indexing
+    const node& nd = p.g.nodes[k.anchor];
+    const dims ix = p.g.nodes[nd.in[1]].shape;
+    const std::string n_idx = rows_expr(ix.rows) + " * " + std::to_string(ix.cols);
+    const std::string idx = "buf[" + std::to_string(nd.in[1]) + "]", o = "buf[" + std::to_string(k.anchor) + "]";
+    const std::string in = "buf[" + std::to_string(nd.in[0]) + "]";
+    if (nd.kind == op::gather) {
+      const std::string D = std::to_string(p.g.nodes[nd.in[0]].shape.cols);
+      out += "  // " + node_text(p, k.anchor) + ": row idx[i] of the table to position i\n";
+      out += "  for (long i = 0; i < " + n_idx + "; ++i) std::copy_n(" + in + " + static_cast<long>(" + idx + "[i]) * " + D +
+             ", " + D + ", " + o + " + i * " + D + ");\n";
+    } else {
+      const std::string D = std::to_string(nd.shape.cols);
+      out += "  // " + node_text(p, k.anchor) + ": position i added to row idx[i], in order\n";
+      out += "  std::fill_n(" + o + ", " + std::to_string(static_cast<long>(nd.shape.rows) * nd.shape.cols) + "L, 0.0f);\n";
+      out += "  for (long i = 0; i < " + n_idx + "; ++i)\n";
+      out += "    for (long j = 0; j < " + D + "; ++j) " + o + "[static_cast<long>(" + idx + "[i]) * " + D + " + j] += " + in +
+             "[i * " + D + " + j];\n";
+    }
   } else if (k.kind == kernel_kind::reduction) {
     const node& red = p.g.nodes[k.anchor];
     const std::string in = operand(p, v, red.in[0], false);

@@ -121,6 +121,28 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
           }
         break;
       }
+      case op::gather: {  // y[r, c·D + j] = T[idx[r, c], j]
+        const tensor& idx = in(1);
+        const long D = a.cols;
+        for (long r = 0; r < idx.rows; ++r)
+          for (long c = 0; c < idx.cols; ++c) {
+            const long v = static_cast<long>(idx.v[static_cast<size_t>(r * idx.cols + c)]);
+            if (v < 0 || v >= a.rows) throw error("reference: gather index " + std::to_string(v) + " outside [0, " + std::to_string(a.rows) + ")");
+            for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(r * t.cols + c * D + j)] = a.v[static_cast<size_t>(v * D + j)];
+          }
+        break;
+      }
+      case op::scatter_add: {  // y[v, j] = Σ over idx[r, c] = v of g[r, c·D + j], in (r, c) order
+        const tensor& idx = in(1);
+        const long D = t.cols;
+        for (long r = 0; r < idx.rows; ++r)
+          for (long c = 0; c < idx.cols; ++c) {
+            const long v = static_cast<long>(idx.v[static_cast<size_t>(r * idx.cols + c)]);
+            if (v < 0 || v >= t.rows) throw error("reference: scatter index " + std::to_string(v) + " outside [0, " + std::to_string(t.rows) + ")");
+            for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(v * D + j)] += a.v[static_cast<size_t>(r * a.cols + c * D + j)];
+          }
+        break;
+      }
       default: throw error("reference: unhandled op " + std::string(ops::name_of(n.kind)));
     }
   }

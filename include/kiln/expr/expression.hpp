@@ -108,6 +108,7 @@ struct leaf_expr {
   // Parameters: default initial value (PyTorch Linear init, constant, zeros).
   constexpr leaf_expr init_uniform_fan_in(int fan_in) const { leaf_expr e = *this; e.info.init = init_kind::uniform_fan_in; e.info.fan_in = fan_in; return e; }
   constexpr leaf_expr init_constant(double v) const { leaf_expr e = *this; e.info.init = init_kind::constant; e.info.init_value = v; return e; }
+  constexpr leaf_expr init_normal(double deviation) const { leaf_expr e = *this; e.info.init = init_kind::normal; e.info.init_value = deviation; return e; }
 };
 
 template <int Rows, int Cols, value_kind Kind, leaf_kind Leaf>

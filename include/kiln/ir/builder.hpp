@@ -56,6 +56,8 @@ constexpr int make_node(B& b, const int* in, double k) {
     dims s = shapes[0];
     if constexpr (Op::cls == op_class::elementwise) {
       for (int i = 1; i < Op::arity; ++i) s = dims{broadcast_dim(s.rows, shapes[i].rows), broadcast_dim(s.cols, shapes[i].cols)};
+    } else if constexpr (requires { Op::shape_of(shapes, k); }) {
+      s = Op::shape_of(shapes, k);
     } else {
       s = Op::shape_of(shapes);
     }
@@ -213,6 +215,10 @@ struct builder {
   constexpr int eq(int x, int y) { return binary(op::eq, x, y); }
 
   constexpr int where(int c, int x, int y) { const int in[3] = {c, x, y}; return make(op::where, in); }
+
+  // Rows of `table` by the indices in idx, side by side; and the adjoint: g added into `rows` rows by idx.
+  constexpr int gather(int table, int idx) { const int in[3] = {table, idx, -1}; return make(op::gather, in); }
+  constexpr int scatter_add(int g, int idx, int rows) { const int in[3] = {g, idx, -1}; return make(op::scatter_add, in, rows); }
 
   // x stretched to shape s (no node when it already has that shape).
   constexpr int broadcast_to(int x, dims s) {

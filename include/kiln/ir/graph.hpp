@@ -30,7 +30,7 @@ enum class op : std::uint8_t { KILN_OPS(KILN_OP_ENUMERATOR) count_ };
 inline constexpr int op_count = static_cast<int>(op::count_);
 
 // How a pass or a backend treats a node; decided by the op's traits, never by its name.
-enum class op_class : std::uint8_t { leaf, immediate, elementwise, reduction, layout, contraction };
+enum class op_class : std::uint8_t { leaf, immediate, elementwise, reduction, layout, contraction, indexing };
 
 struct node {
   op kind = op::constant;
@@ -45,7 +45,7 @@ struct node {
 };
 
 enum class leaf_kind : std::uint8_t { input, labels, param, state };
-enum class init_kind : std::uint8_t { zeros, uniform_fan_in, constant };
+enum class init_kind : std::uint8_t { zeros, uniform_fan_in, constant, normal };
 
 // A named leaf: what the user binds (inputs, labels) or what the step owns (parameters, optimizer state).
 struct leaf_info {
@@ -54,7 +54,7 @@ struct leaf_info {
   dims shape{};
   init_kind init = init_kind::zeros;
   int fan_in = 0;       // for uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's Linear default
-  double init_value = 0;
+  double init_value = 0;  // constant: the value; normal: the standard deviation
   int owner = -1;       // for optimizer state: the parameter leaf it belongs to
   int num_classes = 0;  // for labels
   int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix), for checkpoints

@@ -74,12 +74,21 @@ inline constexpr prelu_layer prelu_l{};
 
 namespace nn {
 
-// A node already in the graph being built, as an expression of static shape and kind: sequential applies each
-// layer to the previous layer's node instead of nesting the layers' expressions inside each other.
-template <dims Shape, value_kind Kind>
+// The class (or vocabulary) count of a labels expression, 0 for other expressions.
+template <class E>
+constexpr int classes_of() {
+  if constexpr (requires { E::classes; }) return E::classes;
+  else return 0;
+}
+
+// A node already in the graph being built, as an expression of static shape and kind (and class count, for the
+// labels or tokens a sequential starts from): sequential applies each layer to the previous layer's node instead
+// of nesting the layers' expressions inside each other.
+template <dims Shape, value_kind Kind, int Classes = 0>
 struct node_ref_expr {
   static constexpr dims shape = Shape;
   static constexpr value_kind kind = Kind;
+  static constexpr int classes = Classes;
   int id = -1;
   constexpr int emit(builder&) const { return id; }
 };
@@ -101,7 +110,7 @@ using next_ref = node_ref_expr<layer_result<L, In>::shape, layer_result<L, In>::
 
 // The input of layer I: a node_ref of the model's input for I = 0, else of the previous layer's result.
 template <std::size_t I, class In, class... Layers>
-struct input_of_layer { using type = node_ref_expr<In::shape, In::kind>; };
+struct input_of_layer { using type = node_ref_expr<In::shape, In::kind, classes_of<In>()>; };
 template <std::size_t I, class In, class L, class... Rest>
   requires(I > 0)
 struct input_of_layer<I, In, L, Rest...> {

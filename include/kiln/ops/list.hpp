@@ -13,4 +13,6 @@
   /* reductions (the reduced dimension kept as 1) */                                                   \
   X(sum_rows) X(sum_cols) X(max_cols)                                                                  \
   /* layout and contraction */                                                                         \
-  X(transpose) X(matmul)
+  X(transpose) X(matmul)                                                                               \
+  /* indexing (embeddings) */                                                                          \
+  X(gather) X(scatter_add)

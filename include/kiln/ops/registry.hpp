@@ -1,6 +1,7 @@
 #pragma once
 // The op table: maps an op id to its struct. Passes dispatch through visit_op and read traits.
 #include <kiln/ops/binary.hpp>
+#include <kiln/ops/indexing.hpp>
 #include <kiln/ops/leaves.hpp>
 #include <kiln/ops/reduce.hpp>
 #include <kiln/ops/unary.hpp>

@@ -20,7 +20,8 @@
 
 namespace kiln {
 
-enum class kernel_kind : std::uint8_t { elementwise, reduction, contraction };
+// indexing: a gather or scatter-add (op_class::indexing), a kernel of its own that reads its materialized operands
+enum class kernel_kind : std::uint8_t { elementwise, reduction, contraction, indexing };
 enum class fusion : std::uint8_t { fused, unfused };
 
 struct kernel {
@@ -187,6 +188,7 @@ constexpr plan_data lower(const graph& g, fusion mode) {
       if (c == op_class::contraction) feeds_contraction[a] = true;
       else if (c == op_class::layout) feeds_contraction[a] = true;  // transposes only feed contractions (checked below)
       else feeds_other_than_contraction[a] = true;
+      if (c == op_class::indexing) feeds_contraction[a] = true;  // read from memory, at computed positions
     }
   }
   for (int o = 0; o < g.num_outputs; ++o) {
@@ -208,7 +210,8 @@ constexpr plan_data lower(const graph& g, fusion mode) {
       case op_class::immediate: m = feeds_contraction[i]; break;
       case op_class::layout: m = false; break;  // a view of its operand
       case op_class::reduction:
-      case op_class::contraction: m = true; break;
+      case op_class::contraction:
+      case op_class::indexing: m = true; break;
       case op_class::elementwise: {
         // cost of recomputing (each op's `cost`: 1 per arithmetic op, 8 per transcendental), through unmaterialized operands
         cost[i] = detail::recompute_cost(p, cost, i);
@@ -304,6 +307,8 @@ constexpr plan_data lower(const graph& g, fusion mode) {
     flush();
     if (c == op_class::contraction) {
       detail::add_kernel(p, scratch, kernel_kind::contraction, i, nd.shape, attached[i]);
+    } else if (c == op_class::indexing) {
+      detail::add_kernel(p, scratch, kernel_kind::indexing, i, nd.shape, {});
     } else {  // reduction
       detail::add_kernel(p, scratch, kernel_kind::reduction, i, g.nodes[nd.in[0]].shape, {}, i);
     }

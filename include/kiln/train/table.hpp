@@ -1,6 +1,7 @@
 #pragma once
 // A table of named columns with one row per sample, as the trainer consumes it: each column is either
-// `width` floats per row (features, dense targets) or one class index per row (labels). A column's name is the
+// `width` floats per row (features, dense targets) or `width` class indices per row (labels; tokens: a context
+// of several token ids). A column's name is the
 // name of the model input it feeds ("x", "y", "t").
 //
 //   train::table t;
@@ -21,9 +22,9 @@ struct column {
   std::size_t width = 1;
   bool holds_labels = false;
   std::vector<float> values;         // rows × width, when !holds_labels
-  std::vector<std::int32_t> labels;  // rows, when holds_labels
+  std::vector<std::int32_t> labels;  // rows × width, when holds_labels
 
-  std::size_t rows() const { return holds_labels ? labels.size() : values.size() / width; }
+  std::size_t rows() const { return (holds_labels ? labels.size() : values.size()) / width; }
 };
 
 class table {
@@ -50,9 +51,13 @@ class table {
     return *this;
   }
   const std::vector<std::string>& notes() const { return notes_; }
-  table& add_labels(std::string name, std::vector<std::int32_t> labels) {
+  table& add_labels(std::string name, std::vector<std::int32_t> labels, std::size_t width = 1) {
+    if (width == 0 || labels.size() % width != 0)
+      throw shape_error("table: column '" + name + "' has " + std::to_string(labels.size()) +
+                        " labels, not a whole number of rows of " + std::to_string(width));
     column c;
     c.name = std::move(name);
+    c.width = width;
     c.holds_labels = true;
     c.labels = std::move(labels);
     return add(std::move(c));
@@ -79,7 +84,7 @@ class table {
       s.name = c.name;
       s.width = c.width;
       s.holds_labels = c.holds_labels;
-      if (c.holds_labels) s.labels = data::gather_rows<std::int32_t>(c.labels, 1, indices);
+      if (c.holds_labels) s.labels = data::gather_rows<std::int32_t>(c.labels, c.width, indices);
       else s.values = data::gather_rows<float>(c.values, c.width, indices);
       out.columns_.push_back(std::move(s));
     }
@@ -118,8 +123,8 @@ class batch_buffer {
     for (std::size_t k = 0; k < cols.size(); ++k) {
       const column& c = cols[k];
       if (c.holds_labels) {
-        labels_[k].resize(rows.size());
-        data::gather_rows<std::int32_t>(c.labels, 1, rows, labels_[k]);
+        labels_[k].resize(rows.size() * c.width);
+        data::gather_rows<std::int32_t>(c.labels, c.width, rows, labels_[k]);
       } else {
         floats_[k].resize(rows.size() * c.width);
         data::gather_rows<float>(c.values, c.width, rows, floats_[k]);
@@ -141,7 +146,7 @@ class batch_buffer {
   }
   std::span<const std::int32_t> labels(std::size_t k) const {
     const column& c = source_->columns()[k];
-    if (views_) return std::span<const std::int32_t>(c.labels).subspan(first_, static_cast<std::size_t>(size_));
+    if (views_) return std::span<const std::int32_t>(c.labels).subspan(first_ * c.width, static_cast<std::size_t>(size_) * c.width);
     return labels_[k];
   }
 

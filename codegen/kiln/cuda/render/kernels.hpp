@@ -7,6 +7,8 @@
 //   contraction   tiled GEMM (kiln_rt::block_gemm) over BM x BN output tiles, the contracted dimension split over
 //                 gridDim.z when it is long (weight gradients contract the batch); the epilogue roots are
 //                 evaluated where each output element is final (in the last block of a split)
+//   indexing      gather: a thread per output element; scatter-add: a thread per column j of the table, which
+//                 adds its column over the indices in (row, position) order (deterministic, no atomics)
 #include <kiln/cuda/render/body.hpp>
 
 #include <cstdint>
@@ -223,6 +225,35 @@ inline launch_spec render_contraction(const plan& p, int k, const std::string& n
   return s;
 }
 
+// gather: y[r, c·D + j] = T[idx[r, c], j]; scatter_add: y[v, j] = Σ over idx[r, c] = v of g[r, c·D + j].
+inline launch_spec render_indexing(const plan& p, int k, const std::string& name, int threads) {
+  const kernel& kr = p.kernels[k];
+  const node& nd = p.at(kr.anchor);
+  std::set<int> used;
+  const int in_buffer = buffer_of(p, nd.in[0]), idx_buffer = buffer_of(p, nd.in[1]), out_buffer = buffer_of(p, kr.anchor);
+  used.insert({in_buffer, idx_buffer, out_buffer});
+  const std::string in = buffer_name(in_buffer), idx = buffer_name(idx_buffer), out = buffer_name(out_buffer);
+  const dims ix = p.at(nd.in[1]).shape;
+  const std::string positions = "(" + rows_text(ix.rows) + " * " + std::to_string(ix.cols) + ")";
+  std::string b;
+  if (nd.kind == op::gather) {
+    const std::string D = std::to_string(p.at(nd.in[0]).shape.cols);
+    b += "  const long long total = " + positions + " * " + D + ";\n";
+    b += "  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {\n";
+    b += "    const long long i = e / " + D + ";\n";
+    b += "    " + out + "[e] = " + in + "[(long long)" + idx + "[i] * " + D + " + (e - i * " + D + ")];\n";
+    b += "  }\n";
+    return plan_launch(p, k, name, threads, launch_kind::elementwise, kr.domain, used, b);
+  }
+  const std::string D = std::to_string(nd.shape.cols), V = std::to_string(nd.shape.rows);
+  b += "  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < " + D + "; j += gridDim.x * blockDim.x) {\n";
+  b += "    for (int v = 0; v < " + V + "; ++v) " + out + "[(long long)v * " + D + " + j] = 0.0f;\n";
+  b += "    for (long long i = 0; i < " + positions + "; ++i) " + out + "[(long long)" + idx + "[i] * " + D + " + j] += " + in +
+       "[i * " + D + " + j];\n";
+  b += "  }\n";
+  return plan_launch(p, k, name, threads, launch_kind::elementwise, dims{1, nd.shape.cols}, used, b);
+}
+
 // The CUDA kernel of plan kernel k, named `name`.
 inline launch_spec render_plan_kernel(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
@@ -230,6 +261,7 @@ inline launch_spec render_plan_kernel(const plan& p, int k, const std::string& n
   switch (kr.kind) {
     case kernel_kind::elementwise: s = render_elementwise(p, k, name, threads); break;
     case kernel_kind::contraction: s = render_contraction(p, k, name, threads); break;
+    case kernel_kind::indexing: s = render_indexing(p, k, name, threads); break;
     case kernel_kind::reduction:
       s = p.at(kr.anchor).kind == op::sum_rows ? render_column_sum(p, k, name, threads)
                                                : render_row_reduce(p, k, name, threads);

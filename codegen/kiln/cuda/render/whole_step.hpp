@@ -119,6 +119,8 @@ inline std::string phase_rows(const plan& p, const step_item& it, const rows_acc
       b += "    }\n";
       break;
     }
+    case kernel_kind::indexing:  // refused by the whole-step pass (schedule/whole_step.hpp, role_of)
+      throw error("kiln cuda: an indexing kernel in a whole-step phase");
   }
   return b + "    __syncthreads();\n";
 }
@@ -177,6 +179,8 @@ inline std::string phase_single_block(const plan& p, const step_item& it, std::s
       b += "  }\n";
       break;
     }
+    case kernel_kind::indexing:  // refused by the whole-step pass (schedule/whole_step.hpp, role_of)
+      throw error("kiln cuda: an indexing kernel in a whole-step phase");
   }
   return b + "  __syncthreads();\n";
 }

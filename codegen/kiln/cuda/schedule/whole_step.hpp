@@ -81,6 +81,9 @@ inline bool role_of(const plan& p, int k, step_role& role, std::string& why) {
       if (kr.domain.rows != batch) role = step_role::global;
       else role = p.at(kr.anchor).kind == op::sum_rows ? step_role::batch_reduction : step_role::row;
       return true;
+    case kernel_kind::indexing:
+      why = label + " is a gather or scatter-add (an embedding), which the whole-step lowering does not take yet";
+      return false;
     case kernel_kind::contraction: {
       const node& mm = p.at(kr.anchor);
       const matrix_operand A = operand_of(p, mm.in[0]), B = operand_of(p, mm.in[1]);
