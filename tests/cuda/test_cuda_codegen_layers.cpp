@@ -7,11 +7,11 @@ using namespace kiln;
 using namespace kiln_cuda_test;
 
 namespace {
-// dense → layer_norm → gelu → dense → layer_norm (no activation after it) → dense: two row-mean reductions per
-// norm in the forward pass, and their broadcasts back in the backward pass.
+// dense → layer_norm → gelu → dense: two row-mean reductions in the forward pass, and their broadcasts back in
+// the backward pass (one norm: the unfused plan of two has 268 kernels for the emulator's host compiler).
 struct layer_norm_model {
   constexpr auto operator()() const {
-    return cross_entropy(nn::sequential(dense<7>{}, layer_norm{}, gelu, dense<5>{}, layer_norm{.eps = 1e-3}, dense<3>{})(x), y);
+    return cross_entropy(nn::sequential(dense<7>{}, layer_norm{.eps = 1e-3}, gelu, dense<3>{})(x), y);
   }
 };
 // dropout after each hidden layer: the kernels draw the reference's masks (km::uniform, the same Philox rounds)
