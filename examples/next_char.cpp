@@ -12,6 +12,7 @@
 //
 //   next_char [--words FILE] [--epochs N] [--seed S] [--samples N]
 #include <kiln/kiln.hpp>
+#include <kiln/core/hash.hpp>
 #include <kiln/cpu/train_step.hpp>
 #include <kiln/cpu/trainer.hpp>
 #include <kiln/io/atomic_file.hpp>
@@ -38,12 +39,6 @@ struct next_char_loss {
 struct next_char_logits {
   constexpr auto operator()() const { return net(context); }
 };
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return h;
-}
 
 // Lowercased words of letters only, each once, in the list's order.
 std::vector<std::string> read_words(const std::string& path) {
@@ -112,7 +107,7 @@ int main(int argc, char** argv) {
       if (path != "/usr/share/dict/words") throw;
       throw kiln::error(std::string("skipped: no word list: ") + e.what() + " (apt-get install wamerican, or give --words FILE)");
     }
-    for (const std::string& w : words) (fnv1a(w) % 10 == 0 ? validation_words : train_words).push_back(w);
+    for (const std::string& w : words) (kiln::fnv1a64(w) % 10 == 0 ? validation_words : train_words).push_back(w);
     const kiln::train::table train = examples(train_words), validation = examples(validation_words);
     std::printf("corpus %s: %zu words of letters only (%zu for training, %zu for validation): %zu and %zu examples "
                 "of %d characters of context\n",

@@ -14,6 +14,7 @@
 //
 //   text_classifier [--packages FILE] [--epochs N]     (prints "test accuracy: X" and the majority baseline)
 #include <kiln/kiln.hpp>
+#include <kiln/core/hash.hpp>
 #include <kiln/cpu/train_step.hpp>
 #include <kiln/cpu/trainer.hpp>
 #include <kiln/io/atomic_file.hpp>
@@ -104,12 +105,6 @@ std::vector<std::string> tokens(const std::string& text) {
   return out;
 }
 
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return h;
-}
-
 struct example {
   int section;
   std::string text;
@@ -146,7 +141,7 @@ corpus build_corpus(const std::vector<package>& packages) {
   for (const package* p : unique) {
     const auto it = class_of.find(p->section);
     if (it == class_of.end()) continue;
-    (fnv1a(p->name) % 5 == 0 ? c.test : c.train).push_back({it->second, p->description});
+    (kiln::fnv1a64(p->name) % 5 == 0 ? c.test : c.train).push_back({it->second, p->description});
   }
   c.kept = c.train.size() + c.test.size();
   // the vocabulary: the words in the most training descriptions (ties by the word, so the choice is stable)

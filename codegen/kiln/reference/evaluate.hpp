@@ -44,6 +44,16 @@ struct tensor {
 
 inline long resolve(int d, long batch_size) { return d == batch ? batch_size : d; }
 
+// Calls f(i, v) for every position i of an index tensor in row-major order, v its index, checked against [0, rows).
+template <class F>
+void for_each_index(const tensor& idx, long rows, F&& f) {
+  for (long i = 0; i < static_cast<long>(idx.v.size()); ++i) {
+    const long v = static_cast<long>(idx.v[static_cast<size_t>(i)]);
+    if (v < 0 || v >= rows) throw error("reference: index " + std::to_string(v) + " outside [0, " + std::to_string(rows) + ")");
+    f(i, v);
+  }
+}
+
 // Values of every node. `leaf_values[l]` holds leaf l row-major (labels as class indices); `hypers` the run-time
 // scalars; `rng` the step's random key (dropout's draws).
 inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::vector<std::vector<double>>& leaf_values,
@@ -121,26 +131,18 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
           }
         break;
       }
-      case op::gather: {  // y[r, c·D + j] = T[idx[r, c], j]
-        const tensor& idx = in(1);
+      case op::gather: {  // y[r, c·D + j] = T[idx[r, c], j]: position i = r·C + c gets row idx[i]
         const long D = a.cols;
-        for (long r = 0; r < idx.rows; ++r)
-          for (long c = 0; c < idx.cols; ++c) {
-            const long v = static_cast<long>(idx.v[static_cast<size_t>(r * idx.cols + c)]);
-            if (v < 0 || v >= a.rows) throw error("reference: gather index " + std::to_string(v) + " outside [0, " + std::to_string(a.rows) + ")");
-            for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(r * t.cols + c * D + j)] = a.v[static_cast<size_t>(v * D + j)];
-          }
+        for_each_index(in(1), a.rows, [&](long i, long v) {
+          for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(i * D + j)] = a.v[static_cast<size_t>(v * D + j)];
+        });
         break;
       }
       case op::scatter_add: {  // y[v, j] = Σ over idx[r, c] = v of g[r, c·D + j], in (r, c) order
-        const tensor& idx = in(1);
         const long D = t.cols;
-        for (long r = 0; r < idx.rows; ++r)
-          for (long c = 0; c < idx.cols; ++c) {
-            const long v = static_cast<long>(idx.v[static_cast<size_t>(r * idx.cols + c)]);
-            if (v < 0 || v >= t.rows) throw error("reference: scatter index " + std::to_string(v) + " outside [0, " + std::to_string(t.rows) + ")");
-            for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(v * D + j)] += a.v[static_cast<size_t>(r * a.cols + c * D + j)];
-          }
+        for_each_index(in(1), t.rows, [&](long i, long v) {
+          for (long j = 0; j < D; ++j) t.v[static_cast<size_t>(v * D + j)] += a.v[static_cast<size_t>(i * D + j)];
+        });
         break;
       }
       default: throw error("reference: unhandled op " + std::string(ops::name_of(n.kind)));

@@ -8,10 +8,12 @@
 // evaluator, the CPU and the CUDA backends drop exactly the same elements, and a step run again with the same
 // key draws the same mask. Each dropout has its own stream, a hash of its input node and p: two dropouts of
 // the same tensor with the same p share their mask (apply it once and reuse the result instead).
+#include <kiln/core/hash.hpp>
 #include <kiln/expr/operators.hpp>
 
 #include <bit>
 #include <cstdint>
+#include <string_view>
 
 namespace kiln {
 
@@ -32,15 +34,20 @@ struct dropout {
       const double threshold = static_cast<double>(static_cast<float>(p));
       return b.where(b.ge(u, b.scalar(threshold)), b.mul(x, b.scalar(scale)), b.scalar(0.0));
     }
-    // A stream per (input node, p): FNV-1a over both.
+    // A stream per (input node, p): FNV-1a over both, each as 8 little-endian bytes.
     static constexpr std::uint32_t stream_of(int node, double p) {
-      std::uint64_t h = 0xcbf29ce484222325ULL;
-      auto mix = [&h](std::uint64_t w) {
-        for (int i = 0; i < 8; ++i) h = (h ^ ((w >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
-      };
-      mix(static_cast<std::uint64_t>(node));
-      mix(std::bit_cast<std::uint64_t>(p));
+      const std::uint64_t h = fnv1a64(bytes_of(std::bit_cast<std::uint64_t>(p)).view(),
+                                      fnv1a64(bytes_of(static_cast<std::uint64_t>(node)).view()));
       return static_cast<std::uint32_t>(h ^ (h >> 32));
+    }
+    struct word_bytes {
+      char b[8];
+      constexpr std::string_view view() const { return {b, 8}; }
+    };
+    static constexpr word_bytes bytes_of(std::uint64_t w) {
+      word_bytes out{};
+      for (int i = 0; i < 8; ++i) out.b[i] = static_cast<char>((w >> (8 * i)) & 0xff);
+      return out;
     }
   };
 };
