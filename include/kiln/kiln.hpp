@@ -9,3 +9,4 @@
 #include <kiln/nn/normalization.hpp>
 #include <kiln/nn/dropout.hpp>
 #include <kiln/nn/embedding.hpp>
+#include <kiln/nn/conv.hpp>

@@ -474,6 +474,10 @@ struct executor {
     // integers in [0, V) (labels, range-checked when bound). The scatter-add runs on one thread in (row, position)
     // order, so its sums come out the same on every run and every machine.
     static void run_indexing(const context& c) {
+      if constexpr (ops::is_window_op(P.g.nodes[KR.anchor].kind)) run_window(c);
+      else run_gather_scatter(c);
+    }
+    static void run_gather_scatter(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
       constexpr dims ix = P.g.nodes[nd.in[1]].shape;
       constexpr long C = ix.cols;
@@ -495,6 +499,23 @@ struct executor {
           for (long j = 0; j < D; ++j) dst[j] += src[j];
         }
       }
+    }
+
+    // Window ops (conv, pooling, channel sums: ops/window_math.hpp): every element of the result is its own
+    // fixed-order sum, so the elements split over threads freely and every run gives the same bits.
+    static void run_window(const context& c) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      constexpr window w = P.g.windows[nd.leaf];
+      constexpr int code = ops::window_code_of(nd.kind);
+      const long rows = resolve(P.g.nodes[nd.in[0]].shape.rows, c.batch);
+      const float* a = c.buf[nd.in[0]];
+      const float* b = nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr;
+      float* out = c.buf[KR.anchor];
+      const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
+      const long work = code == window_math::kiln_conv2d_dw ? rows * w.oh() * w.ow() : static_cast<long>(w.c / w.groups + 1) * w.kh * w.kw;
+      parallel_range(c, total, work, 1, [&](long e0, long e1, int) {
+        for (long e = e0; e < e1; ++e) out[e] = window_math::kiln_window_at<float>(code, w, a, b, rows, e);
+      });
     }
 
     // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).

@@ -130,6 +130,16 @@ inline std::string kernel_source(const plan& p, int ki) {
     } else {
       out += elementwise_rows(p, k, v, "0", R);
     }
+  } else if (k.kind == kernel_kind::indexing && ops::is_window_op(p.g.nodes[k.anchor].kind)) {  // as executor::run_window
+    const node& nd = p.g.nodes[k.anchor];
+    const std::string a = "buf[" + std::to_string(nd.in[0]) + "]", b = nd.in[1] >= 0 ? "buf[" + std::to_string(nd.in[1]) + "]" : "nullptr";
+    out += "  // " + node_text(p, k.anchor) + "\n";
+    out += "  constexpr kiln::window_math::kiln_window w" + window_initializer(p.g.windows[nd.leaf]) + ";\n";
+    out += "  const long total = " + R + " * " + C + ";\n";
+    out += "  for (long e = 0; e < total; ++e)\n";
+    out += "    buf[" + std::to_string(k.anchor) + "][e] = kiln::window_math::kiln_window_at<float>(" +
+           std::to_string(ops::window_code_of(nd.kind)) + ", w, " + a + ", " + b + ", " +
+           rows_expr(p.g.nodes[nd.in[0]].shape.rows) + ", e);\n";
   } else if (k.kind == kernel_kind::indexing) {  // as executor::run_indexing
     const node& nd = p.g.nodes[k.anchor];
     const dims ix = p.g.nodes[nd.in[1]].shape;
@@ -232,6 +242,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
   }
   out += R"(
 #include <kiln/core/philox.hpp>
+#include <kiln/ops/window_math.hpp>
 #include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>

@@ -101,6 +101,12 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
       continue;
     }
     const tensor& a = in(0);
+    if (ops::is_window_op(n.kind)) {  // conv, pooling, channel sums (ops/window_math.hpp), in double
+      const double* b = n.in[1] >= 0 ? in(1).v.data() : nullptr;
+      for (long e = 0; e < t.rows * t.cols; ++e)
+        t.v[static_cast<size_t>(e)] = window_math::kiln_window_at<double>(ops::window_code_of(n.kind), g.windows[n.leaf], a.v.data(), b, a.rows, e);
+      continue;
+    }
     switch (n.kind) {
       case op::sum_rows:
         for (long r = 0; r < a.rows; ++r)

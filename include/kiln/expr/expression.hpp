@@ -121,6 +121,28 @@ constexpr auto make_leaf(std::string_view name, int rank) {
   return e;
 }
 
+// The shape of a feature map a row holds, C channels of H×W, stored NCHW flattened (PyTorch's
+// torch.flatten(x, 1)); c = 0 for none. Expressions that hold maps say so with a static member `map`.
+struct feature_map {
+  int c = 0, h = 0, w = 0;
+  constexpr bool operator==(const feature_map&) const = default;
+  constexpr int size() const { return c * h * w; }
+};
+// An expression E whose rows hold feature maps of shape M.
+template <class E, feature_map M>
+struct mapped_expr : E {
+  static constexpr feature_map map = M;
+};
+template <feature_map M, class E>
+constexpr mapped_expr<E, M> with_map(E e) { return mapped_expr<E, M>{e}; }
+
+// image<1, 28, 28>("x"): a batch of C×H×W images, [batch, C·H·W] (PyTorch's [batch, C, H, W] flattened).
+template <int C, int H, int W>
+constexpr auto image(std::string_view name) {
+  static_assert(C > 0 && H > 0 && W > 0, "kiln: image<C, H, W> needs C, H, W > 0");
+  return with_map<feature_map{C, H, W}>(make_leaf<batch, C * H * W, value_kind::any, leaf_kind::input>(name, 2));
+}
+
 // input<784>("x"): a batch of feature vectors, [batch, 784].
 template <int Features>
 constexpr auto input(std::string_view name) { return make_leaf<batch, Features, value_kind::any, leaf_kind::input>(name, 2); }

@@ -48,8 +48,9 @@ constexpr std::uint64_t node_hash(const node& n) {
 // and only then a new node.
 template <class Op, class B>
 constexpr int make_node(B& b, const int* in, double k) {
-  if constexpr (Op::cls == op_class::leaf || Op::cls == op_class::immediate || Op::kind == op::broadcast_to) {
-    throw "kiln: leaves, immediates and broadcasts are made by their own builder functions";
+  if constexpr (Op::cls == op_class::leaf || Op::cls == op_class::immediate || Op::kind == op::broadcast_to ||
+                requires { Op::window_code; }) {
+    throw "kiln: leaves, immediates, broadcasts and window ops are made by their own builder functions";
   } else {
     dims shapes[3]{};
     for (int i = 0; i < Op::arity; ++i) shapes[i] = b.shape(in[i]);
@@ -220,6 +221,29 @@ struct builder {
   constexpr int gather(int table, int idx) { const int in[3] = {table, idx, -1}; return make(op::gather, in); }
   constexpr int scatter_add(int g, int idx, int rows) { const int in[3] = {g, idx, -1}; return make(op::scatter_add, in, rows); }
 
+  // ---- window ops (ops/window.hpp): a node of window op Op on a (and b, or −1) with geometry w, registered in
+  // the graph's window table (node.leaf). A channel sum or repeat over maps of one position is its operand.
+  template <class Op>
+  constexpr int window_node(int a, int b, const window& w) {
+    const dims in_shapes[2] = {shape(a), b >= 0 ? shape(b) : dims{}};
+    const dims s = Op::shape_of(in_shapes, w);
+    if ((Op::kind == op::channel_sum || Op::kind == op::channel_repeat) && w.h * w.w == 1) return a;
+    node n;
+    n.kind = Op::kind;
+    n.in[0] = a;
+    n.in[1] = b;
+    n.shape = s;
+    n.leaf = window_id(w);
+    return append(n);
+  }
+  constexpr int window_id(const window& w) {
+    for (int i = 0; i < g.num_windows(); ++i)
+      if (g.windows[i] == w) return i;
+    g.windows.push_back(w);
+    return g.num_windows() - 1;
+  }
+  constexpr window window_of(int node_id) const { return g.windows[node_at(node_id).leaf]; }
+
   // x stretched to shape s (no node when it already has that shape).
   constexpr int broadcast_to(int x, dims s) {
     const dims a = shape(x);
@@ -286,6 +310,7 @@ constexpr graph_data compact(const graph_data& in) {
     out.nodes.push_back(nd);
   }
   out.leaves = in.leaves;
+  out.windows = in.windows;
   out.num_hypers = in.num_hypers;
   for (const output& o : in.outputs) out.outputs.push_back(output{remap[static_cast<int>(o.node)], o.assign_to});
   return out;

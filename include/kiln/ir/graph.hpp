@@ -9,6 +9,7 @@
 #include <kiln/core/ct_vector.hpp>
 #include <kiln/core/fixed_string.hpp>
 #include <kiln/ops/list.hpp>
+#include <kiln/ops/window_math.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -37,7 +38,7 @@ struct node {
   int in[3] = {-1, -1, -1};
   dims shape{};
   double k = 0;  // constant value, exponent, clamp bound
-  int leaf = -1; // index into the leaf table (input/param/state), hyperparameter slot, or -1
+  int leaf = -1; // index into the leaf table (input/param/state), hyperparameter slot, window (window ops), or -1
   constexpr bool same_as(const node& o) const {
     return kind == o.kind && in[0] == o.in[0] && in[1] == o.in[1] && in[2] == o.in[2] && shape == o.shape &&
            k == o.k && leaf == o.leaf;
@@ -57,7 +58,8 @@ struct leaf_info {
   double init_value = 0;  // constant: the value; normal: the standard deviation
   int owner = -1;       // for optimizer state: the parameter leaf it belongs to
   int num_classes = 0;  // for labels
-  int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix), for checkpoints
+  int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix, 3 or 4), for checkpoints
+  int torch_dims[4] = {0, 0, 0, 0};  // rank 3 or 4: PyTorch's shape (a conv weight [O, C/groups, kh, kw] held as [O, C/groups·kh·kw])
 };
 
 // An output of the graph: either a value the caller reads (the loss) or a new value assigned to a leaf
@@ -77,6 +79,8 @@ struct graph {
   const output* outputs = nullptr;
   int num_outputs = 0;
   int num_hypers = 0;
+  const window* windows = nullptr;  // the geometries of the window ops (conv, pooling), by node.leaf
+  int num_windows = 0;
 
   constexpr const node& operator[](int i) const { return nodes[i]; }
 };
@@ -86,14 +90,16 @@ struct graph_data {
   ct_vector<node> nodes;
   ct_vector<leaf_info> leaves;
   ct_vector<output> outputs;
+  ct_vector<window> windows;
   int num_hypers = 0;
 
   constexpr int size() const { return static_cast<int>(nodes.size()); }
   constexpr int num_leaves() const { return static_cast<int>(leaves.size()); }
   constexpr int num_outputs() const { return static_cast<int>(outputs.size()); }
+  constexpr int num_windows() const { return static_cast<int>(windows.size()); }
   // Valid while this graph_data lives and grows no further.
   constexpr graph view() const {
-    return graph{nodes.data(), size(), leaves.data(), num_leaves(), outputs.data(), num_outputs(), num_hypers};
+    return graph{nodes.data(), size(), leaves.data(), num_leaves(), outputs.data(), num_outputs(), num_hypers, windows.data(), num_windows()};
   }
 };
 

@@ -81,14 +81,22 @@ constexpr int classes_of() {
   else return 0;
 }
 
+// The feature map (C×H×W) a value's row holds, NCHW flattened; empty (c = 0) for a plain vector.
+template <class E>
+constexpr feature_map map_of() {
+  if constexpr (requires { E::map; }) return E::map;
+  else return feature_map{};
+}
+
 // A node already in the graph being built, as an expression of static shape and kind (and class count, for the
 // labels or tokens a sequential starts from): sequential applies each layer to the previous layer's node instead
 // of nesting the layers' expressions inside each other.
-template <dims Shape, value_kind Kind, int Classes = 0>
+template <dims Shape, value_kind Kind, int Classes = 0, feature_map Map = feature_map{}>
 struct node_ref_expr {
   static constexpr dims shape = Shape;
   static constexpr value_kind kind = Kind;
   static constexpr int classes = Classes;
+  static constexpr feature_map map = Map;
   int id = -1;
   constexpr int emit(builder&) const { return id; }
 };
@@ -105,12 +113,20 @@ constexpr std::string_view stem_of() {
 // What layer L gives for an input of type In (its name does not change the type).
 template <class L, class In>
 using layer_result = decltype(std::declval<const L&>()(std::declval<In>()));
+// The feature map of a layer's result: its own (conv, pooling, flatten's none), else the input's when the layer
+// keeps the width (an activation, dropout, a normalization), else none.
+template <class R, class In>
+constexpr feature_map map_after() {
+  if constexpr (requires { R::map; }) return R::map;
+  else if constexpr (R::shape.cols == In::shape.cols) return map_of<In>();
+  else return feature_map{};
+}
 template <class L, class In>
-using next_ref = node_ref_expr<layer_result<L, In>::shape, layer_result<L, In>::kind>;
+using next_ref = node_ref_expr<layer_result<L, In>::shape, layer_result<L, In>::kind, 0, map_after<layer_result<L, In>, In>()>;
 
 // The input of layer I: a node_ref of the model's input for I = 0, else of the previous layer's result.
 template <std::size_t I, class In, class... Layers>
-struct input_of_layer { using type = node_ref_expr<In::shape, In::kind, classes_of<In>()>; };
+struct input_of_layer { using type = node_ref_expr<In::shape, In::kind, classes_of<In>(), map_of<In>()>; };
 template <std::size_t I, class In, class L, class... Rest>
   requires(I > 0)
 struct input_of_layer<I, In, L, Rest...> {

@@ -14,5 +14,6 @@
   X(sum_rows) X(sum_cols) X(max_cols)                                                                  \
   /* layout and contraction */                                                                         \
   X(transpose) X(matmul)                                                                               \
-  /* indexing (embeddings) */                                                                          \
-  X(gather) X(scatter_add)
+  /* indexing: embeddings, and the window ops of feature maps (ops/window.hpp) */                      \
+  X(gather) X(scatter_add) X(conv2d) X(conv2d_dx) X(conv2d_dw) X(max_pool2d) X(max_pool2d_dx) X(avg_pool2d)     \
+  X(avg_pool2d_dx) X(channel_sum) X(channel_repeat)

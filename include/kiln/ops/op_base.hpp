@@ -14,7 +14,10 @@
 //   uses_k                      true where the node's constant k is an argument of the op (pow's exponent, a
 //                               clamp's bound), printed with it (default false)
 //   simplify(b, in, k, s)       its rewrites when a node is made (x·1 → x, …), −1 for none (default none)
-//   shape_of(in)                its result shape, for ops that do not broadcast (reductions, contractions)
+//   shape_of(in)                its result shape, for ops that do not broadcast (reductions, contractions);
+//                               shape_of(in, window) for the window ops (ops/window.hpp)
+//   window_code                 a window op's code in window_math (ops/window_math.hpp), where its arithmetic is
+//                               written once for every backend
 #include <kiln/ir/graph.hpp>
 #include <kiln/ops/math.hpp>
 
@@ -31,6 +34,12 @@ template <class Op>
 constexpr bool uses_k_of_op() {
   if constexpr (requires { Op::uses_k; }) return Op::uses_k;
   else return false;
+}
+
+template <class Op>
+constexpr int window_code_of_op() {
+  if constexpr (requires { Op::window_code; }) return Op::window_code;
+  else return -1;
 }
 
 // forward<M> of an elementwise op on its operands a[0 .. arity-1].

@@ -5,6 +5,7 @@
 #include <kiln/ops/leaves.hpp>
 #include <kiln/ops/reduce.hpp>
 #include <kiln/ops/unary.hpp>
+#include <kiln/ops/window.hpp>
 
 #include <array>
 
@@ -47,6 +48,7 @@ struct trait_tables {
   static constexpr std::array<const char*, sizeof...(Op)> name{Op::name...};
   static constexpr std::array<int, sizeof...(Op)> cost{cost_of_op<Op>()...};
   static constexpr std::array<bool, sizeof...(Op)> uses_k{uses_k_of_op<Op>()...};
+  static constexpr std::array<int, sizeof...(Op)> window_code{window_code_of_op<Op>()...};
 };
 using tables = boost::mp11::mp_apply<trait_tables, all>;
 }  // namespace detail
@@ -56,5 +58,8 @@ constexpr int arity_of(op k) { return detail::tables::arity[static_cast<std::siz
 constexpr const char* name_of(op k) { return detail::tables::name[static_cast<std::size_t>(k)]; }
 constexpr int cost_of(op k) { return detail::tables::cost[static_cast<std::size_t>(k)]; }
 constexpr bool uses_k(op k) { return detail::tables::uses_k[static_cast<std::size_t>(k)]; }
+// The window op's code in window_math (kiln_conv2d, …), −1 for an op that is not a window op.
+constexpr int window_code_of(op k) { return detail::tables::window_code[static_cast<std::size_t>(k)]; }
+constexpr bool is_window_op(op k) { return window_code_of(k) >= 0; }
 
 }  // namespace kiln::ops

@@ -38,11 +38,27 @@ inline std::string kernel_name(const plan& p, int k) {
   return name;
 }
 
+// A window's fields in declaration order, the initializer of a kiln_window (ops/window_math.hpp):
+// "{C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, groups}".
+inline std::string window_initializer(const window& w) {
+  const int f[] = {w.c, w.h, w.w, w.o, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, w.groups};
+  std::string s = "{";
+  for (int v : f) s += (s.size() > 1 ? ", " : "") + std::to_string(v);
+  return s + "}";
+}
+// The window as a reader wants it: "2x5x5→3 k3x3 s1x1 p1x1 d1x1 g1".
+inline std::string window_label(const window& w) {
+  auto pair = [](int a, int b) { return std::to_string(a) + "x" + std::to_string(b); };
+  return std::to_string(w.c) + "x" + pair(w.h, w.w) + "->" + std::to_string(w.o) + " k" + pair(w.kh, w.kw) + " s" +
+         pair(w.sh, w.sw) + " p" + pair(w.ph, w.pw) + " d" + pair(w.dh, w.dw) + " g" + std::to_string(w.groups);
+}
+
 inline std::string node_text(const plan& p, int i) {
   const node& n = p.g.nodes[i];
   std::string s = node_label(p.g, i) + " = " + ops::name_of(n.kind) + "(";
   for (int k = 0; k < 3 && n.in[k] >= 0; ++k) s += (k ? ", " : "") + node_label(p.g, n.in[k]);
   if (ops::uses_k(n.kind)) s += ", " + ops::num(n.k);
+  if (ops::is_window_op(n.kind)) s += ", " + window_label(p.g.windows[n.leaf]);
   return s + ") " + dims_text(n.shape);
 }
 

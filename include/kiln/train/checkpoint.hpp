@@ -29,8 +29,10 @@ inline constexpr const char* step_count_key = "kiln.step_count";
 
 inline bool is_stored(const leaf_info& l) { return l.kind == leaf_kind::param || l.kind == leaf_kind::state; }
 
-// PyTorch's shape of a leaf from its declared rank: 2 → [rows, cols], 1 → [cols], 0 → [] (a scalar).
+// PyTorch's shape of a leaf from its declared rank: 2 → [rows, cols], 1 → [cols], 0 → [] (a scalar); 3 or 4:
+// its torch_dims (a conv weight).
 inline std::vector<std::int64_t> torch_shape(const leaf_info& l) {
+  if (l.rank > 2) return std::vector<std::int64_t>(l.torch_dims, l.torch_dims + l.rank);
   if (l.rank == 0) return {};
   if (l.rank == 1) return {l.shape.cols};
   return {l.shape.rows, l.shape.cols};

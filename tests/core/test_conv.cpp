@@ -1,0 +1,171 @@
+// Convolution and pooling (nn/conv.hpp, ops/window.hpp, ops/window_math.hpp): forward values against closed
+// forms, the max-pool tie rule, gradients against finite differences in double (stride, padding, dilation,
+// groups, padded pooling borders, a batch of 1), and the CPU backend fused and unfused against the reference over
+// several Adam steps. PyTorch's layers: tests/torch/test_layers_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
+#include "gradcheck.hpp"
+
+#include <kiln/cpu/train_step.hpp>
+#include <kiln/train/checkpoint.hpp>
+
+#include <memory>
+#include <random>
+
+using namespace kiln;
+
+namespace {
+
+// 2 channels of 5×5 → conv 3×3 pad 1 → relu → max_pool 2 (stride 2, on a 5×5 map: 2×2) → flatten → dense
+struct small_cnn {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 3, 3, 1, 1>{}, relu, max_pool2d<2>{}, flatten, dense<4>{})(image<2, 5, 5>("x")),
+                         labels<4>("y"));
+  }
+};
+// Every geometry at once: stride 2 with padding, dilation 2, grouped (and depthwise) convolutions without bias,
+// padded max and average pooling with strides that overlap, global average pooling.
+struct geometry_cnn {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 4, 3, 2, 1>{},                // 7×7 → 4×4
+                                        kiln::tanh,
+                                        conv2d<4, 4, 2, 1, 1, 2, 2, false>{},   // dilation 2, 2 groups: 4×4
+                                        max_pool2d<3, 2, 1>{},                  // 4×4 → 2×2, padded
+                                        conv2d<4, 4, 1, 1, 0, 1, 4>{},          // depthwise 1×1
+                                        avg_pool2d<2, 1, 1>{},                  // 2×2 → 3×3, padding counted
+                                        kiln::gelu,
+                                        global_avg_pool,
+                                        dense<3>{})(image<2, 7, 7>("x")),
+                         labels<3>("y"));
+  }
+};
+
+struct conv_only { constexpr auto operator()() const { return conv2d<1, 1, 2, 1, 0, 1, 1, false>("c")(image<1, 3, 3>("x")); } };
+struct pool_only { constexpr auto operator()() const { return max_pool2d<2, 1>{}(image<1, 2, 3>("x")); } };
+
+std::vector<std::vector<double>> leaves_for(const graph& G, std::initializer_list<std::pair<std::string_view, std::vector<double>>> values) {
+  std::vector<std::vector<double>> v(static_cast<std::size_t>(G.num_leaves));
+  for (int l = 0; l < G.num_leaves; ++l)
+    for (const auto& [name, vals] : values)
+      if (G.leaves[l].name.view() == name) v[static_cast<std::size_t>(l)] = vals;
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: each output is the window's dot product with the kernel", "[conv]") {
+  constexpr const graph& G = forward_graph<conv_only>::value;
+  // x = 1 … 9 in a 3×3 map, kernel [[1, 2], [3, 4]]: y[0, 0] = 1 + 2·2 + 3·4 + 4·5 = 37, …
+  const auto v = leaves_for(G, {{"x", {1, 2, 3, 4, 5, 6, 7, 8, 9}}, {"c.weight", {1, 2, 3, 4}}});
+  const auto out = reference::evaluate(G, 1, v)[static_cast<std::size_t>(G.outputs[0].node)].v;
+  CHECK(out == std::vector<double>{37, 47, 67, 77});
+  CHECK(G.nodes[G.outputs[0].node].shape == dims{batch, 4});
+}
+
+TEST_CASE("max_pool2d: the first maximum of a window takes its gradient (PyTorch's tie rule)", "[conv][gradients]") {
+  // 1×2×3 map [[5, 5, 1], [5, 2, 5]], windows 2×2 at stride 1: both windows' maximum 5 is tied; the first in scan
+  // order is (0, 0) for window 0 and (0, 1) for window 1.
+  struct weighted { constexpr auto operator()() const { return sum(max_pool2d<2, 1>{}(image<1, 2, 3>("x")) * input<2>("R")); } };
+  constexpr const graph& F = forward_graph<pool_only>::value;
+  const auto fv = leaves_for(F, {{"x", {5, 5, 1, 5, 2, 5}}});
+  CHECK(reference::evaluate(F, 1, fv)[static_cast<std::size_t>(F.outputs[0].node)].v == std::vector<double>{5, 5});
+  // the gradient with respect to x, through a parameter-free graph: d/dx Σ R·pool(x), x a parameter here
+  struct as_param {
+    constexpr auto operator()() const {
+      auto x = with_map<feature_map{1, 2, 3}>(param<1, 6>("x"));
+      return sum(max_pool2d<2, 1>{}(x) * input<2>("R"));
+    }
+  };
+  constexpr const graph& G = gradient_graph<as_param>::value;
+  const auto v = leaves_for(G, {{"x", {5, 5, 1, 5, 2, 5}}, {"R", {10, 100}}});
+  const auto val = reference::evaluate(G, 1, v);
+  CHECK(val[static_cast<std::size_t>(G.outputs[1].node)].v == std::vector<double>{10, 100, 0, 0, 0, 0});
+}
+
+TEST_CASE("conv and pooling: gradients equal finite differences", "[conv][gradients]") {
+  for (std::uint64_t seed : {71u, 72u})
+    for (long batch : {1L, 3L}) {
+      INFO("seed " << seed << ", batch " << batch);
+      constexpr const graph& A = gradient_graph<small_cnn>::value;
+      kiln_test::check_against_finite_differences(A, batch, kiln_test::random_leaves(A, batch, seed), 1e-6);
+      constexpr const graph& B = gradient_graph<geometry_cnn>::value;
+      kiln_test::check_against_finite_differences(B, batch, kiln_test::random_leaves(B, batch, seed), 1e-6);
+    }
+}
+
+namespace {
+// Trains Model for a few Adam steps fused, unfused and on the reference; compares losses, parameters and
+// optimizer state after each step.
+template <class Model, int Pixels, int Classes>
+void compare_cnn(long batch, std::uint64_t seed) {
+  INFO("batch " << batch << ", seed " << seed);
+  const adam opt{.lr = 0.01};
+  auto fused = std::make_unique<cpu::train_step<Model, adam, fusion::fused>>(opt, seed);
+  auto unfused = std::make_unique<cpu::train_step<Model, adam, fusion::unfused>>(opt, seed);
+  const graph& G = decltype(fused)::element_type::G;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(static_cast<std::size_t>(batch * Pixels));
+  std::vector<std::int32_t> y(static_cast<std::size_t>(batch));
+  for (auto& e : x) e = normal(rng);
+  for (auto& e : y) e = static_cast<std::int32_t>(rng() % Classes);
+  std::vector<std::vector<double>> leaves(static_cast<std::size_t>(G.num_leaves));
+  for (int l = 0; l < G.num_leaves; ++l) {
+    const leaf_info& info = G.leaves[l];
+    auto& v = leaves[static_cast<std::size_t>(l)];
+    if (info.kind == leaf_kind::param || info.kind == leaf_kind::state) {
+      const auto p = fused->param(info.name.view());
+      v.assign(p.begin(), p.end());
+    } else if (info.name.view() == "x") {
+      v.assign(x.begin(), x.end());
+    } else {
+      v.assign(y.begin(), y.end());
+    }
+  }
+  for (int step = 1; step <= 3; ++step) {
+    INFO("step " << step);
+    std::vector<double> h(16);
+    opt.hypers(step, h.data());
+    const double ref = reference::step(G, batch, leaves, h);
+    const float lf = fused->run(batch, {{"x", x}, {"y", y}});
+    const float lu = unfused->run(batch, {{"x", x}, {"y", y}});
+    CHECK(lf == Approx(ref).epsilon(2e-5));
+    CHECK(lu == Approx(ref).epsilon(2e-5));
+    for (int l = 0; l < G.num_leaves; ++l) {
+      const leaf_info& info = G.leaves[l];
+      if (info.kind != leaf_kind::param && info.kind != leaf_kind::state) continue;
+      const auto a = fused->param(info.name.view()), b = unfused->param(info.name.view());
+      const auto& want = leaves[static_cast<std::size_t>(l)];
+      for (std::size_t j = 0; j < want.size(); ++j) {
+        INFO(std::string(info.name.view()) << "[" << j << "]");
+        REQUIRE(a[j] == Approx(want[j]).epsilon(1e-4).margin(3e-5));
+        REQUIRE(b[j] == Approx(want[j]).epsilon(1e-4).margin(3e-5));
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("conv and pooling: fused == unfused == reference on the CPU", "[conv][backend]") {
+  for (long batch : {1L, 5L, 33L}) {
+    compare_cnn<small_cnn, 50, 4>(batch, 81);
+    compare_cnn<geometry_cnn, 98, 3>(batch, 82);
+  }
+}
+
+TEST_CASE("conv2d: names and PyTorch shapes of its parameters", "[conv]") {
+  constexpr const graph& G = step_graph<small_cnn, adam>::value;
+  bool weight = false, bias = false;
+  for (int l = 0; l < G.num_leaves; ++l) {
+    const leaf_info& info = G.leaves[l];
+    if (info.name.view() == "conv1.weight") {
+      weight = true;
+      CHECK(info.shape == dims{3, 18});
+      CHECK(train::torch_shape(info) == std::vector<std::int64_t>{3, 2, 3, 3});
+    }
+    if (info.name.view() == "conv1.bias") {
+      bias = true;
+      CHECK(train::torch_shape(info) == std::vector<std::int64_t>{3});
+    }
+  }
+  CHECK(weight);
+  CHECK(bias);
+}
