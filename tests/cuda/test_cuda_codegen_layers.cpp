@@ -1,4 +1,4 @@
-// Layers through the CUDA backend (layer_norm, dropout, embedding): the generated kernels on the host emulator
+// Layers through the CUDA backend (layer_norm, dropout, embedding, conv and pooling): the generated kernels on the host emulator
 // against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
 // sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
 #include "emulated_model_check.hpp"
@@ -29,7 +29,30 @@ struct embedding_model {
     return mse(nn::sequential(embedding<11, 4>{}, dense<5>{}, kiln::tanh, dense<3>{})(tokens<11, 3>("y")), target<3>("target"));
   }
 };
+// conv (stride 2, padding), max pooling (padded, overlapping), a grouped conv without bias, average pooling,
+// global average pooling: every window op forward and backward, a thread per output element
+struct cnn_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 4, 3, 2, 1>{}, relu, max_pool2d<3, 1, 1>{}, conv2d<4, 4, 2, 1, 1, 1, 2, false>{},
+                                        kiln::tanh, avg_pool2d<2>{}, global_avg_pool, dense<3>{})(image<2, 6, 6>("x")), y);
+  }
+};
 }  // namespace
+
+TEST_CASE("emulated: conv and pooling kernels, fused and unfused", "[cuda][emulated][conv]") {
+  check_model<cnn_model>(adam{.lr = 1e-2}, 11);
+}
+
+TEST_CASE("NVRTC: every kernel of a CNN's step, fused and unfused", "[cuda][nvrtc][conv]") {
+  compile_step<cnn_model, adam, fusion::fused>("cnn_model/adam");
+  compile_step<cnn_model, adam, fusion::unfused>("cnn_model/adam");
+}
+
+TEST_CASE("device: a CNN, fused and unfused, every batch size", "[cuda][device][conv]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<cnn_model>(dev, adam{.lr = 1e-2}, 12);
+}
 
 TEST_CASE("emulated: an embedding's gather and scatter-add kernels, fused and unfused", "[cuda][emulated][embedding]") {
   check_model<embedding_model>(adam{.lr = 1e-2}, 9);

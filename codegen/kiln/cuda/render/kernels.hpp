@@ -229,6 +229,22 @@ inline launch_spec render_contraction(const plan& p, int k, const std::string& n
 inline launch_spec render_indexing(const plan& p, int k, const std::string& name, int threads) {
   const kernel& kr = p.kernels[k];
   const node& nd = p.at(kr.anchor);
+  if (ops::is_window_op(nd.kind)) {  // a thread per output element (kiln_window_at in the prelude)
+    std::set<int> used;
+    const int a_buffer = buffer_of(p, nd.in[0]), out_buffer = buffer_of(p, kr.anchor);
+    const bool binary = nd.in[1] >= 0;
+    const int b_buffer = binary ? buffer_of(p, nd.in[1]) : 0;  // (buffer ids of nodes are negative)
+    used.insert({a_buffer, out_buffer});
+    if (binary) used.insert(b_buffer);
+    std::string b;
+    b += "  const kiln_window w = " + window_initializer(p.g.windows[nd.leaf]) + ";\n";
+    b += "  const long long total = (long long)" + rows_text(nd.shape.rows) + " * " + std::to_string(nd.shape.cols) + ";\n";
+    b += "  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x)\n";
+    b += "    " + buffer_name(out_buffer) + "[e] = kiln_window_at<float>(" + std::to_string(ops::window_code_of(nd.kind)) + ", w, " +
+         buffer_name(a_buffer) + ", " + (binary ? buffer_name(b_buffer) : std::string("(const float*)0")) + ", " +
+         rows_text(p.at(nd.in[0]).shape.rows) + ", e);\n";
+    return plan_launch(p, k, name, threads, launch_kind::elementwise, kr.domain, used, b);
+  }
   std::set<int> used;
   const int in_buffer = buffer_of(p, nd.in[0]), idx_buffer = buffer_of(p, nd.in[1]), out_buffer = buffer_of(p, kr.anchor);
   used.insert({in_buffer, idx_buffer, out_buffer});

@@ -8,6 +8,8 @@
 //                 reductions, and the last-block-done ticket that finishes cross-block reductions in one launch
 // Plain CUDA C++ without any #include, so NVRTC compiles it with no header search path and nvcc compiles a
 // dumped kernel file on its own. KILN_HOST_EMULATION (see emulator.hpp) swaps the few CUDA-only spellings.
+#include <kiln/ops/window_math.hpp>
+
 #include <string>
 
 namespace kiln::cuda {
@@ -274,8 +276,12 @@ struct gemm_scratch { static constexpr int floats = KC * ((NT / TX) * RM + 1) + 
 }
 
 // The prelude of a module whose products run on TF32 tensor cores (render_options::precision) or in FP32.
+// Both with the window ops' arithmetic (conv, pooling: kiln/ops/window_math.hpp), the very text the host
+// compiles, as __device__ functions.
 inline std::string prelude_source(bool tf32_products) {
-  return std::string(tf32_products ? "#define KILN_TF32_PRODUCTS 1\n" : "") + prelude_source();
+  return std::string(tf32_products ? "#define KILN_TF32_PRODUCTS 1\n" : "") + prelude_source() +
+         "\n// ---- window ops (kiln/ops/window_math.hpp)\n" +
+         KILN_WINDOW_TEXT(KILN_WINDOW_SOURCE(__device__ __forceinline__)) + "\n";
 }
 
 }  // namespace kiln::cuda
