@@ -10,3 +10,4 @@
 #include <kiln/nn/dropout.hpp>
 #include <kiln/nn/embedding.hpp>
 #include <kiln/nn/conv.hpp>
+#include <kiln/nn/batch_norm.hpp>

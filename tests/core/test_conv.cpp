@@ -2,6 +2,7 @@
 // forms, the max-pool tie rule, gradients against finite differences in double (stride, padding, dilation,
 // groups, padded pooling borders, a batch of 1), and the CPU backend fused and unfused against the reference over
 // several Adam steps. PyTorch's layers: tests/torch/test_layers_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
+#include "cnn_compare.hpp"
 #include "gradcheck.hpp"
 
 #include <kiln/cpu/train_step.hpp>
@@ -91,63 +92,11 @@ TEST_CASE("conv and pooling: gradients equal finite differences", "[conv][gradie
     }
 }
 
-namespace {
-// Trains Model for a few Adam steps fused, unfused and on the reference; compares losses, parameters and
-// optimizer state after each step.
-template <class Model, int Pixels, int Classes>
-void compare_cnn(long batch, std::uint64_t seed) {
-  INFO("batch " << batch << ", seed " << seed);
-  const adam opt{.lr = 0.01};
-  auto fused = std::make_unique<cpu::train_step<Model, adam, fusion::fused>>(opt, seed);
-  auto unfused = std::make_unique<cpu::train_step<Model, adam, fusion::unfused>>(opt, seed);
-  const graph& G = decltype(fused)::element_type::G;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(static_cast<std::size_t>(batch * Pixels));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(batch));
-  for (auto& e : x) e = normal(rng);
-  for (auto& e : y) e = static_cast<std::int32_t>(rng() % Classes);
-  std::vector<std::vector<double>> leaves(static_cast<std::size_t>(G.num_leaves));
-  for (int l = 0; l < G.num_leaves; ++l) {
-    const leaf_info& info = G.leaves[l];
-    auto& v = leaves[static_cast<std::size_t>(l)];
-    if (info.kind == leaf_kind::param || info.kind == leaf_kind::state) {
-      const auto p = fused->param(info.name.view());
-      v.assign(p.begin(), p.end());
-    } else if (info.name.view() == "x") {
-      v.assign(x.begin(), x.end());
-    } else {
-      v.assign(y.begin(), y.end());
-    }
-  }
-  for (int step = 1; step <= 3; ++step) {
-    INFO("step " << step);
-    std::vector<double> h(16);
-    opt.hypers(step, h.data());
-    const double ref = reference::step(G, batch, leaves, h);
-    const float lf = fused->run(batch, {{"x", x}, {"y", y}});
-    const float lu = unfused->run(batch, {{"x", x}, {"y", y}});
-    CHECK(lf == Approx(ref).epsilon(2e-5));
-    CHECK(lu == Approx(ref).epsilon(2e-5));
-    for (int l = 0; l < G.num_leaves; ++l) {
-      const leaf_info& info = G.leaves[l];
-      if (info.kind != leaf_kind::param && info.kind != leaf_kind::state) continue;
-      const auto a = fused->param(info.name.view()), b = unfused->param(info.name.view());
-      const auto& want = leaves[static_cast<std::size_t>(l)];
-      for (std::size_t j = 0; j < want.size(); ++j) {
-        INFO(std::string(info.name.view()) << "[" << j << "]");
-        REQUIRE(a[j] == Approx(want[j]).epsilon(1e-4).margin(3e-5));
-        REQUIRE(b[j] == Approx(want[j]).epsilon(1e-4).margin(3e-5));
-      }
-    }
-  }
-}
-}  // namespace
 
 TEST_CASE("conv and pooling: fused == unfused == reference on the CPU", "[conv][backend]") {
   for (long batch : {1L, 5L, 33L}) {
-    compare_cnn<small_cnn, 50, 4>(batch, 81);
-    compare_cnn<geometry_cnn, 98, 3>(batch, 82);
+    kiln_test::compare_cnn<small_cnn, 50, 4>(batch, 81);
+    kiln_test::compare_cnn<geometry_cnn, 98, 3>(batch, 82);
   }
 }
 

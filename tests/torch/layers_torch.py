@@ -8,8 +8,9 @@ evaluation mode ("out") and, in training mode, the gradients of sum(y * r) with 
 and r (the last is the training-mode y). This script builds the layer from torch.nn in float64, loads kiln's
 parameters with load_state_dict(strict=True), computes the same, and compares element by element: an element may
 differ by REL times the largest magnitude in its tensor (both sides are float64; they differ in the order of
-sums). It writes one verdict per case to FILE.verdicts (PASS or FAIL with the worst element) and exits 1 when
-any case differs.
+sums). Convolution and pooling cases view kiln's rows of C*H*W values (NCHW) as [batch, C, H, W] and its conv
+weights [Out, In/Groups*K*K] as [Out, In/Groups, K, K]. It writes one verdict per case to FILE.verdicts (PASS or
+FAIL with the worst element) and exits 1 when any case differs.
 """
 import json
 import sys
@@ -84,7 +85,67 @@ def embedding(case):
     return y, {"emb.weight": model.emb.weight.grad}
 
 
-CASES = {"layer_norm": layer_norm, "dropout": dropout, "embedding": embedding}
+def on_maps(case, channels, h, w, model, forward):
+    """x as maps [batch, C, H, W] (kiln's rows are NCHW flattened), y = forward(x) flattened to kiln's rows, the
+    gradients of sum(y * r) with respect to x, r and every parameter of model (by its state_dict name)."""
+    c = case["config"]
+    values = case["values"]
+    model.load_state_dict({k: tensor(v, model.state_dict()[k].shape) for k, v in values.items() if k not in ("x", "r")},
+                          strict=True)
+    x = tensor(values["x"], (c["batch"], channels, h, w)).requires_grad_()
+    y = forward(x).reshape(c["batch"], -1)
+    r = tensor(values["r"], y.shape).requires_grad_()
+    (y * r).sum().backward()
+    grads = {"x": x.grad, "r": r.grad}
+    grads.update({name: p.grad for name, p in model.named_parameters()})
+    return y, grads
+
+
+def conv2d(case):
+    """nn.Conv2d with kiln's conv.weight ([Out, In/Groups·K·K] row-major) viewed as [Out, In/Groups, K, K]."""
+    c = case["config"]
+    model = Holder()
+    model.conv = torch.nn.Conv2d(c["channels"], c["out"], c["kernel"], stride=c["stride"], padding=c["padding"],
+                                 dilation=c["dilation"], groups=c["groups"], bias=bool(c["bias"]))
+    return on_maps(case, c["channels"], c["h"], c["w"], model, model.conv)
+
+
+def max_pool2d(case):
+    c = case["config"]
+    pool = torch.nn.MaxPool2d(c["kernel"], stride=c["stride"], padding=c["padding"], dilation=c["dilation"])
+    return on_maps(case, c["channels"], c["h"], c["w"], Holder(), pool)
+
+
+def avg_pool2d(case):
+    c = case["config"]
+    if c["dilation"] != 1:
+        raise ValueError("nn.AvgPool2d has no dilation")
+    pool = torch.nn.AvgPool2d(c["kernel"], stride=c["stride"], padding=c["padding"], count_include_pad=True)
+    return on_maps(case, c["channels"], c["h"], c["w"], Holder(), pool)
+
+
+def global_avg_pool(case):
+    c = case["config"]
+    pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return on_maps(case, c["channels"], c["h"], c["w"], Holder(), pool)
+
+
+def cnn(case):
+    """nn::sequential(conv2d<In, Out, K, 1, P>{}, relu, max_pool2d<2>{}, flatten, dense<N>{}): conv1 and fc1."""
+    c = case["config"]
+    model = Holder()
+    model.conv1 = torch.nn.Conv2d(c["in"], c["out"], c["kernel"], padding=c["padding"])
+    oh, ow = c["h"] + 2 * c["padding"] - c["kernel"] + 1, c["w"] + 2 * c["padding"] - c["kernel"] + 1
+    model.fc1 = torch.nn.Linear(c["out"] * (oh // 2) * (ow // 2), c["classes"])
+
+    def forward(x):
+        return model.fc1(torch.flatten(torch.nn.functional.max_pool2d(torch.relu(model.conv1(x)), 2), 1))
+
+    return on_maps(case, c["in"], c["h"], c["w"], model, forward)
+
+
+CASES = {"layer_norm": layer_norm, "dropout": dropout, "embedding": embedding, "conv2d": conv2d,
+         "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "global_avg_pool": global_avg_pool, "cnn": cnn}
 
 
 def worst(name, kiln, torch_values):

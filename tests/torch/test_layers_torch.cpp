@@ -5,6 +5,8 @@
 // parameters by name with load_state_dict(strict=True) (so the names and layouts are PyTorch's), and compares
 // y and every gradient. Both sides are float64 and differ only in the order of their sums: an element may
 // differ by 1e-10 of the largest magnitude in its tensor (about 10⁶ ulp, sums of at most a few hundred terms).
+// Convolution and pooling (nn/conv.hpp) take x as a parameter viewed as maps (rows of C·H·W values, NCHW), so
+// torch sees it as [batch, C, H, W] and d/dx is compared; a small CNN checks the layers chained by nn::sequential.
 // The CPU and CUDA backends are checked against the reference evaluator in their own tests.
 #include "random_models_record.hpp"
 
@@ -94,6 +96,179 @@ struct embedding_case {
   }
 };
 
+// ---- convolution and pooling (nn/conv.hpp): the input x is B maps of C×H×W as a parameter (rows of C·H·W values
+// in NCHW order), so its gradient is computed; r has the shape of the layer's output.
+template <class Layer, int B, int C, int H, int W>
+struct on_maps {
+  static constexpr auto x() { return with_map<feature_map{C, H, W}>(param<B, C * H * W>("x")); }
+  struct output { constexpr auto operator()() const { return Layer{}()(x()); } };
+  struct loss {
+    constexpr auto operator()() const {
+      const auto y = Layer{}()(x());
+      return sum(y * param<B, decltype(y)::shape.cols>("r"));
+    }
+  };
+};
+
+// A window drawn for a map: kernel 1..4, stride 1..3, padding 0..K/2 (PyTorch's bound for pooling), dilation 1..2
+// (1 when the layer has none), then H and W in 1..9 large enough for one window: H + 2P >= D(K − 1) + 1.
+struct window_config {
+  int kernel, stride, padding, dilation, h, w;
+};
+constexpr window_config window_of(splitmix64& r, bool dilated) {
+  const int kernel = r.between(1, 4);
+  const int stride = r.between(1, 3);
+  const int padding = r.between(0, kernel / 2);
+  const int dilation = dilated ? r.between(1, 2) : 1;
+  const int span = dilation * (kernel - 1) + 1;
+  const int lo = span - 2 * padding > 1 ? span - 2 * padding : 1;
+  const int h = r.between(lo, 9);
+  return {kernel, stride, padding, dilation, h, r.between(lo, 9)};
+}
+std::string json_fields(std::initializer_list<std::pair<const char*, int>> fields) {
+  std::string s;
+  for (const auto& [name, v] : fields) s += std::string(s.empty() ? "{" : ",") + "\"" + name + "\":" + std::to_string(v);
+  return s + "}";
+}
+std::string window_json(int batch, int channels, const window_config& w, std::initializer_list<std::pair<const char*, int>> more = {}) {
+  std::string s = json_fields({{"batch", batch}, {"channels", channels}, {"kernel", w.kernel}, {"stride", w.stride},
+                               {"padding", w.padding}, {"dilation", w.dilation}, {"h", w.h}, {"w", w.w}});
+  for (const auto& [name, v] : more) s.insert(s.size() - 1, std::string(",\"") + name + "\":" + std::to_string(v));
+  return s;
+}
+
+// conv2d: batch 1..4; half the draws ungrouped (In, Out 1..4), a quarter grouped (Groups 2..3, In and Out 1..2
+// times Groups), a quarter depthwise (Groups = In = Out, 2..4); bias on or off.
+struct conv2d_config {
+  int batch, in, out, groups;
+  window_config win;
+  bool bias;
+};
+constexpr conv2d_config conv2d_of(std::uint64_t seed) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 4);
+  const int kind = r.between(0, 3);
+  int in = 0, out = 0, groups = 1;
+  if (kind <= 1) {
+    in = r.between(1, 4);
+    out = r.between(1, 4);
+  } else if (kind == 2) {
+    groups = r.between(2, 3);
+    in = groups * r.between(1, 2);
+    out = groups * r.between(1, 2);
+  } else {
+    in = out = groups = r.between(2, 4);
+  }
+  const window_config win = window_of(r, true);
+  return {batch, in, out, groups, win, r.coin()};
+}
+template <std::uint64_t S>
+struct conv2d_case {
+  static constexpr conv2d_config c = conv2d_of(S);
+  static constexpr window_config w = c.win;
+  struct layer {
+    constexpr auto operator()() const {
+      return conv2d<c.in, c.out, w.kernel, w.stride, w.padding, w.dilation, c.groups, c.bias>("conv");
+    }
+  };
+  using output = typename on_maps<layer, c.batch, c.in, w.h, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.in, w.h, w.w>::loss;
+  static std::string config_json() {
+    return window_json(c.batch, c.in, w, {{"out", c.out}, {"groups", c.groups}, {"bias", c.bias}});
+  }
+};
+
+// max_pool2d (dilated) and avg_pool2d (no dilation): batch 1..4, channels 1..4.
+struct pool_config {
+  int batch, channels;
+  window_config win;
+};
+constexpr pool_config pool_of(std::uint64_t seed, bool dilated) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 4);
+  const int channels = r.between(1, 4);
+  return {batch, channels, window_of(r, dilated)};
+}
+template <std::uint64_t S>
+struct max_pool2d_case {
+  static constexpr pool_config c = pool_of(S, true);
+  static constexpr window_config w = c.win;
+  struct layer { constexpr auto operator()() const { return max_pool2d<w.kernel, w.stride, w.padding, w.dilation>{}; } };
+  using output = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::loss;
+  static std::string config_json() { return window_json(c.batch, c.channels, w); }
+};
+template <std::uint64_t S>
+struct avg_pool2d_case {
+  static constexpr pool_config c = pool_of(S, false);
+  static constexpr window_config w = c.win;
+  struct layer { constexpr auto operator()() const { return avg_pool2d<w.kernel, w.stride, w.padding>{}; } };
+  using output = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::loss;
+  static std::string config_json() { return window_json(c.batch, c.channels, w); }
+};
+
+// global_avg_pool: batch 1..4, channels 1..6, H and W 1..9.
+struct global_pool_config {
+  int batch, channels, h, w;
+};
+constexpr global_pool_config global_pool_of(std::uint64_t seed) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 4);
+  const int channels = r.between(1, 6);
+  const int h = r.between(1, 9);
+  return {batch, channels, h, r.between(1, 9)};
+}
+template <std::uint64_t S>
+struct global_avg_pool_case {
+  static constexpr global_pool_config c = global_pool_of(S);
+  struct layer { constexpr auto operator()() const { return global_avg_pool; } };
+  using output = typename on_maps<layer, c.batch, c.channels, c.h, c.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.channels, c.h, c.w>::loss;
+  static std::string config_json() { return json_fields({{"batch", c.batch}, {"channels", c.channels}, {"h", c.h}, {"w", c.w}}); }
+};
+
+// A small CNN, nn::sequential(conv2d<In, Out, K, 1, P>{}, relu, max_pool2d<2>{}, flatten, dense<N>{}): In 1..3,
+// Out 1..4, K 1..3, P 0..K/2, H and W 2..8 with a conv output of at least 2×2, N 1..5; parameters conv1.*, fc1.*.
+// x is uniform in [−1, 1) here (no offset), so the convolution's outputs have both signs and relu cuts some.
+struct cnn_config {
+  int batch, in, out, kernel, padding, h, w, classes;
+};
+constexpr cnn_config cnn_of(std::uint64_t seed) {
+  splitmix64 r{seed};
+  const int batch = r.between(1, 4);
+  const int in = r.between(1, 3);
+  const int out = r.between(1, 4);
+  const int kernel = r.between(1, 3);
+  const int padding = r.between(0, kernel / 2);
+  const int lo = kernel - 2 * padding + 1 > 2 ? kernel - 2 * padding + 1 : 2;
+  const int h = r.between(lo, 8);
+  const int w = r.between(lo, 8);
+  return {batch, in, out, kernel, padding, h, w, r.between(1, 5)};
+}
+template <std::uint64_t S>
+struct cnn_case {
+  static constexpr cnn_config c = cnn_of(S);
+  static constexpr double x_offset = 0;
+  struct layer {
+    constexpr auto operator()() const {
+      return nn::sequential(conv2d<c.in, c.out, c.kernel, 1, c.padding>{}, relu, max_pool2d<2>{}, flatten, dense<c.classes>{});
+    }
+  };
+  using output = typename on_maps<layer, c.batch, c.in, c.h, c.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.in, c.h, c.w>::loss;
+  static std::string config_json() {
+    return json_fields({{"batch", c.batch}, {"in", c.in}, {"out", c.out}, {"kernel", c.kernel}, {"padding", c.padding},
+                        {"h", c.h}, {"w", c.w}, {"classes", c.classes}});
+  }
+};
+
+template <class Case>
+constexpr double x_offset_of() {
+  if constexpr (requires { Case::x_offset; }) return Case::x_offset;
+  else return 5;
+}
+
 template <class Case>
 constexpr long rows_of() {
   if constexpr (requires { Case::rows; }) return Case::rows;
@@ -107,13 +282,13 @@ std::vector<std::vector<double>> bind(const graph& g, const values_by_name& v) {
   return out;
 }
 
-// Random values for every parameter of the loss graph: x spread around an offset (so centering matters), the
-// rest uniform; a layer's scale parameters ("weight") around 1.
-values_by_name random_values(const graph& g, long rows, std::uint64_t seed) {
+// Random values for every parameter of the loss graph: x spread around an offset (so centering matters) drawn
+// from ±5, or ±Case::x_offset where a case sets it; the rest uniform; a layer's scale parameters ("weight") around 1.
+values_by_name random_values(const graph& g, long rows, std::uint64_t seed, double offset_scale) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   values_by_name v;
-  const double offset = 5 * u(rng);
+  const double offset = offset_scale * u(rng);
   for (int l = 0; l < g.num_leaves; ++l) {
     const leaf_info& info = g.leaves[l];
     const std::string name(info.name.view());
@@ -133,7 +308,7 @@ std::string run_case(const char* kind, std::uint64_t seed) {
   constexpr const graph& Y = forward_graph<typename Case::output>::value;
   constexpr const graph& G = gradient_graph<typename Case::loss>::value;
   constexpr long rows = rows_of<Case>();
-  const values_by_name v = random_values(G, rows, seed);
+  const values_by_name v = random_values(G, rows, seed, x_offset_of<Case>());
   const auto y = reference::evaluate(Y, rows, bind(Y, v));
   const auto g = reference::evaluate(G, rows, bind(G, v));
   std::string line = std::string("{\"case\":\"") + kind + "\",\"seed\":" + std::to_string(seed) + ",\"config\":" +
@@ -179,4 +354,34 @@ TEST_CASE("torch: embedding's lookup and table gradient equal nn.Embedding's (fl
 
 TEST_CASE("torch: dropout scales as nn.Dropout in training and is the identity in evaluation (float64)", "[torch][dropout]") {
   kiln_torch::check_against_torch(cases<dropout_case, 43>("dropout", std::make_index_sequence<8>{}), "dropout", "layers_torch.py");
+}
+
+// nn.Conv2d (square kernels, zero padding; stride, padding, dilation, groups with depthwise, bias on and off),
+// loaded with kiln's conv.weight viewed as [Out, In/Groups, K, K]; x is a parameter, so d/dx is compared too.
+// Base 54 draws: 2→4 K2 stride 2 padding 1 with bias; depthwise 3 groups K4 stride 2 dilation 2 without bias;
+// 2 groups 4→4 K4 padding 1 without bias; 2→4 K4 padding 1 with bias.
+TEST_CASE("torch: conv2d's output and gradients equal nn.Conv2d's (float64, seeded random shapes)", "[torch][conv]") {
+  kiln_torch::check_against_torch(cases<conv2d_case, 54>("conv2d", std::make_index_sequence<4>{}), "conv2d", "layers_torch.py");
+}
+
+// Random inputs have no ties, so the gradient's route through each window's maximum is PyTorch's. Base 50 draws
+// K2 stride 3 (gaps between windows), K4 dilation 2, K4 stride 2 padding 2 (= K/2), K4 stride 2 padding 1 dilation 2.
+TEST_CASE("torch: max_pool2d's output and gradient equal nn.MaxPool2d's (float64, seeded random shapes)", "[torch][conv]") {
+  kiln_torch::check_against_torch(cases<max_pool2d_case, 50>("max_pool2d", std::make_index_sequence<4>{}), "max_pool2d",
+                                  "layers_torch.py");
+}
+
+// Base 51 draws K4 stride 2 padding 1 on a 2×7 map, K3 stride 2, K2 stride 1 padding 1 (= K/2), K2 stride 3.
+TEST_CASE("torch: avg_pool2d's output and gradient equal nn.AvgPool2d's (count_include_pad, float64)", "[torch][conv]") {
+  kiln_torch::check_against_torch(cases<avg_pool2d_case, 51>("avg_pool2d", std::make_index_sequence<4>{}), "avg_pool2d",
+                                  "layers_torch.py");
+}
+
+TEST_CASE("torch: global_avg_pool equals nn.AdaptiveAvgPool2d(1) + flatten (float64, seeded random shapes)", "[torch][conv]") {
+  kiln_torch::check_against_torch(cases<global_avg_pool_case, 53>("global_avg_pool", std::make_index_sequence<4>{}),
+                                  "global_avg_pool", "layers_torch.py");
+}
+
+TEST_CASE("torch: a small CNN (conv2d, relu, max_pool2d, flatten, dense) equals its torch.nn twin (float64)", "[torch][conv]") {
+  kiln_torch::check_against_torch(cases<cnn_case, 59>("cnn", std::make_index_sequence<2>{}), "cnn", "layers_torch.py");
 }

@@ -127,7 +127,8 @@ class train_step {
   program<plan_holder> prog_;
 };
 
-// Forward evaluation of an expression (e.g. predictions) with parameters taken by name from a train_step.
+// Forward evaluation of an expression (e.g. predictions) with parameters (and state such as batch norm's running
+// statistics) taken by name from a train_step.
 template <class Model, fusion Mode = fusion::fused>
 class function {
  public:
@@ -139,7 +140,8 @@ class function {
   template <class Step>
   explicit function(Step& step) {
     for (int l = 0; l < G.num_leaves; ++l)
-      if (G.leaves[l].kind == leaf_kind::param) prog_.bind_leaf(l, step.param(G.leaves[l].name.view()).data());
+      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)  // state: batch norm's running statistics
+        prog_.bind_leaf(l, step.param(G.leaves[l].name.view()).data());
   }
   // Evaluates and copies the result (row-major, [batch or 1, cols]) into out.
   void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {

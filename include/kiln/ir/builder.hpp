@@ -97,6 +97,9 @@ struct builder {
   bool training = false;
   // Open-addressing table of node ids by node_hash (−1: empty), at most half full: appending a node finds an
   // identical one in O(1), so building a graph of n nodes costs O(n), not O(n²).
+  // New values of state leaves that a layer keeps besides the optimizer's (batch norm's running statistics), as
+  // (node, leaf) outputs: a training step assigns them after its loss; other graphs drop them.
+  ct_vector<output> state_updates{};
   ct_vector<int> shared_{};
   ct_vector<int> leaf_slots_{};  // the same for leaves, by name (short_name::hash)
 
@@ -286,6 +289,10 @@ struct builder {
   // ---- outputs
   constexpr void add_output(int node_id, int assign_to = -1) {
     g.outputs.push_back(output{node_id, assign_to});
+  }
+  // The state leaf whose node is leaf_node takes the value of node_id after a training step.
+  constexpr void update_state(int node_id, int leaf_node) {
+    state_updates.push_back(output{node_id, node_at(leaf_node).leaf});
   }
 
 };

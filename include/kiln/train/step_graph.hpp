@@ -28,6 +28,7 @@ constexpr graph_data make_step_graph() {
   ct_vector<int> grads(params.size(), -1);
   differentiate(b, loss, params.data(), params.size(), grads.data());
   b.add_output(loss);
+  for (const output& u : b.state_updates) b.add_output(u.node, u.assign_to);  // batch norm's running statistics
   for (int i = 0; i < params.size(); ++i) Optimizer::emit_update(b, params[i], grads[i], leaves[i]);
   return compact(b.g);
 }

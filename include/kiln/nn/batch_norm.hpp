@@ -1,0 +1,106 @@
+#pragma once
+// Batch normalization, PyTorch's nn.BatchNorm2d(C) over feature maps and nn.BatchNorm1d(C) over [batch, C]
+// vectors: batch_norm<C>{.eps, .momentum}.
+//   training graph (a step's, the gradients'): per channel c, over the batch and the map's L = H·W positions,
+//     μ = Σ x / (N·L), σ² = Σ (x − μ)² / (N·L) (biased), y = (x − μ) / √(σ² + ε) · weight + bias, and the step
+//     updates the running statistics (state, not trained): running_mean ← (1 − m)·running_mean + m·μ,
+//     running_var ← (1 − m)·running_var + m·σ²·N·L / (N·L − 1) (unbiased), num_batches_tracked ← + 1;
+//   forward graph (evaluation, predictions): y = (x − running_mean) / √(running_var + ε) · weight + bias.
+// Names and shapes are PyTorch's (bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var [C],
+// bn1.num_batches_tracked [], held as a float: exact to 2²⁴ steps), so a checkpoint loads into the PyTorch model
+// with strict=True. weight starts at 1, bias at 0, running_var at 1. Like PyTorch, one value per channel in
+// training (a batch of 1 without a map) has no unbiased variance: its running_var becomes inf or NaN.
+// A composition of primitives (row and channel sums, a power), so gradients, fusion and every backend come
+// from theirs.
+#include <kiln/nn/conv.hpp>
+
+namespace kiln {
+
+namespace checks {
+struct batch_norm {};
+}  // namespace checks
+
+template <class Layer, int Channels, int Features>
+struct features_check {
+  static_assert(Channels == Features,
+      "kiln: channel mismatch: the layer's channels (second argument of kiln::features_check above) differ from "
+      "the input's features (third argument)");
+  static constexpr bool ok = true;
+};
+
+namespace detail {
+template <class X, class Vector, class Scalar, feature_map Map>
+struct batch_norm_expr {
+  static constexpr dims shape = X::shape;
+  static constexpr value_kind kind = value_kind::any;
+  static constexpr feature_map map = Map;
+  X x;
+  Vector weight, bias, running_mean, running_var;
+  Scalar tracked;
+  double eps = 1e-5, momentum = 0.1;
+
+  constexpr int emit(builder& b) const {
+    const int xi = x.emit(b), w = weight.emit(b), bi = bias.emit(b);
+    const int rm = running_mean.emit(b), rv = running_var.emit(b);
+    // channel sums and repeats over the map (identities for vectors: one position per channel)
+    window per_channel;
+    per_channel.c = per_channel.o = Vector::shape.cols;
+    per_channel.h = Map.c > 0 ? Map.h : 1;
+    per_channel.w = Map.c > 0 ? Map.w : 1;
+    const int L = per_channel.h * per_channel.w;
+    auto sum = [&](int v) { return b.window_node<ops::channel_sum_op>(b.sum_rows(v), -1, per_channel); };
+    auto repeat = [&](int v) { return b.window_node<ops::channel_repeat_op>(v, -1, per_channel); };
+    if (!b.training) {
+      const int scale = b.mul(w, b.pow(b.add(rv, b.scalar(eps)), -0.5));
+      return b.add(b.mul(b.sub(xi, repeat(rm)), repeat(scale)), repeat(bi));
+    }
+    const int count = b.mul(b.batch_size(), b.scalar(L));
+    const int mean = b.div(sum(xi), count);
+    const int centered = b.sub(xi, repeat(mean));
+    const int var = b.div(sum(b.mul(centered, centered)), count);
+    const int scale = b.mul(w, b.pow(b.add(var, b.scalar(eps)), -0.5));
+    const int y = b.add(b.mul(centered, repeat(scale)), repeat(bi));
+    const int keep = b.scalar(1 - momentum), m = b.scalar(momentum);
+    const int unbiased = b.div(b.mul(var, count), b.sub(count, b.scalar(1)));
+    b.update_state(b.add(b.mul(keep, rm), b.mul(m, b.stop_gradient(mean))), rm);
+    b.update_state(b.add(b.mul(keep, rv), b.mul(m, b.stop_gradient(unbiased))), rv);
+    const int nt = tracked.emit(b);
+    b.update_state(b.add(nt, b.scalar(1)), nt);
+    return y;
+  }
+};
+}  // namespace detail
+
+template <int Channels>
+struct batch_norm {
+  static_assert(Channels > 0, "kiln: batch_norm<C> needs C > 0 channels");
+  static constexpr std::string_view stem = "bn";  // named bn1, bn2, … by nn::sequential
+  double eps = 1e-5;
+  double momentum = 0.1;
+  short_name name{};
+
+  template <expression X>
+  constexpr auto operator()(X x) const { return apply(x, name); }
+
+  template <expression X>
+  constexpr auto apply(X x, short_name prefix) const {
+    constexpr feature_map m = nn::map_of<X>();
+    if constexpr (m.c > 0) static_assert(map_check<checks::batch_norm, m, Channels>::ok);
+    else static_assert(features_check<checks::batch_norm, Channels, X::shape.cols>::ok);
+    auto vector = [&](std::string_view suffix, leaf_kind kind, double init) {
+      auto v = make_leaf<1, Channels, value_kind::any, leaf_kind::param>("v", 1).init_constant(init);
+      v.info.kind = kind;
+      v.info.name = detail::joined(prefix.view(), suffix);
+      return v;
+    };
+    auto tracked = make_leaf<1, 1, value_kind::any, leaf_kind::param>("n", 0);
+    tracked.info.kind = leaf_kind::state;
+    tracked.info.name = detail::joined(prefix.view(), ".num_batches_tracked");
+    using vector_t = decltype(vector("", leaf_kind::param, 0));
+    return detail::batch_norm_expr<X, vector_t, decltype(tracked), m>{
+        x, vector(".weight", leaf_kind::param, 1), vector(".bias", leaf_kind::param, 0), vector(".running_mean", leaf_kind::state, 0),
+        vector(".running_var", leaf_kind::state, 1), tracked, eps, momentum};
+  }
+};
+
+}  // namespace kiln

@@ -1,0 +1,137 @@
+// Batch normalization (nn/batch_norm.hpp): training-mode values and running statistics against their closed
+// forms, evaluation mode from the running statistics, gradients against finite differences in double (maps and
+// vectors, a batch of 1 over maps), and the CPU backend fused and unfused against the reference over several
+// Adam steps, running statistics included. PyTorch's nn.BatchNorm: tests/torch/test_layers_torch.cpp.
+#include "cnn_compare.hpp"
+#include "gradcheck.hpp"
+
+#include <kiln/train/checkpoint.hpp>
+
+#include <cmath>
+
+using namespace kiln;
+
+namespace {
+
+constexpr auto maps = image<2, 1, 3>("x");  // 2 channels of 1×3
+struct weighted { constexpr auto operator()() const { return sum(batch_norm<2>{.eps = 0.01, .name = short_name("bn")}(maps) * input<6>("R")); } };
+struct evaluated { constexpr auto operator()() const { return batch_norm<2>{.eps = 0.01, .name = short_name("bn")}(maps); } };
+
+// conv → batch_norm → relu → max_pool → flatten → dense → batch_norm (1d) → dense
+struct bn_cnn {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<1, 3, 3, 1, 1>{}, batch_norm<3>{}, relu, max_pool2d<2>{}, flatten, dense<5>{},
+                                        batch_norm<5>{.momentum = 0.3}, kiln::tanh, dense<3>{})(image<1, 4, 4>("x")),
+                         labels<3>("y"));
+  }
+};
+
+std::vector<std::vector<double>> leaves_for(const graph& G, std::initializer_list<std::pair<std::string_view, std::vector<double>>> values) {
+  std::vector<std::vector<double>> v(static_cast<std::size_t>(G.num_leaves));
+  for (int l = 0; l < G.num_leaves; ++l)
+    for (const auto& [name, vals] : values)
+      if (G.leaves[l].name.view() == name) v[static_cast<std::size_t>(l)] = vals;
+  return v;
+}
+int leaf_named(const graph& G, std::string_view name) {
+  for (int l = 0; l < G.num_leaves; ++l)
+    if (G.leaves[l].name.view() == name) return l;
+  FAIL("no leaf " << name);
+  return -1;
+}
+
+// two samples of 2 channels × 3 positions
+const std::vector<double> x_values = {1, 2, 6, -1, 0, 4,  3, 5, 7, 2, 2, 2};
+
+}  // namespace
+
+TEST_CASE("batch_norm: training normalizes each channel over the batch and the map, and updates the running statistics", "[batch_norm]") {
+  constexpr const graph& G = step_graph<weighted, sgd>::value;
+  std::vector<double> R(12);
+  for (std::size_t i = 0; i < R.size(); ++i) R[i] = 0.5 + static_cast<double>(i);
+  auto v = leaves_for(G, {{"x", x_values}, {"R", R}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}},
+                          {"bn.running_mean", {1, -1}}, {"bn.running_var", {2, 4}}, {"bn.num_batches_tracked", {7}}});
+  std::vector<double> h(16);
+  sgd{.lr = 0}.hypers(1, h.data());
+  const double loss = reference::step(G, 2, v, h);
+  double want_loss = 0;
+  const double gamma[2] = {2, 3}, beta[2] = {0.5, -1}, rm[2] = {1, -1}, rv[2] = {2, 4};
+  for (int c = 0; c < 2; ++c) {
+    double mean = 0, var = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int l = 0; l < 3; ++l) mean += x_values[static_cast<std::size_t>(n * 6 + c * 3 + l)] / 6;
+    for (int n = 0; n < 2; ++n)
+      for (int l = 0; l < 3; ++l) var += std::pow(x_values[static_cast<std::size_t>(n * 6 + c * 3 + l)] - mean, 2) / 6;
+    for (int n = 0; n < 2; ++n)
+      for (int l = 0; l < 3; ++l) {
+        const std::size_t i = static_cast<std::size_t>(n * 6 + c * 3 + l);
+        want_loss += ((x_values[i] - mean) / std::sqrt(var + 0.01) * gamma[c] + beta[c]) * R[i];
+      }
+    INFO("channel " << c);
+    CHECK(v[static_cast<std::size_t>(leaf_named(G, "bn.running_mean"))][static_cast<std::size_t>(c)] == Approx(0.9 * rm[c] + 0.1 * mean).epsilon(1e-12));
+    CHECK(v[static_cast<std::size_t>(leaf_named(G, "bn.running_var"))][static_cast<std::size_t>(c)] == Approx(0.9 * rv[c] + 0.1 * var * 6 / 5).epsilon(1e-12));
+  }
+  CHECK(loss == Approx(want_loss).epsilon(1e-12));
+  CHECK(v[static_cast<std::size_t>(leaf_named(G, "bn.num_batches_tracked"))] == std::vector<double>{8});
+  CHECK(train::torch_shape(G.leaves[leaf_named(G, "bn.num_batches_tracked")]).empty());
+}
+
+TEST_CASE("batch_norm: evaluation normalizes with the running statistics", "[batch_norm]") {
+  constexpr const graph& G = forward_graph<evaluated>::value;
+  const auto v = leaves_for(G, {{"x", x_values}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}}, {"bn.running_mean", {1, -1}},
+                                {"bn.running_var", {2, 4}}});
+  const auto out = reference::evaluate(G, 2, v)[static_cast<std::size_t>(G.outputs[0].node)].v;
+  const double gamma[2] = {2, 3}, beta[2] = {0.5, -1}, rm[2] = {1, -1}, rv[2] = {2, 4};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int c = static_cast<int>(i % 6 / 3);
+    CHECK(out[i] == Approx((x_values[i] - rm[c]) / std::sqrt(rv[c] + 0.01) * gamma[c] + beta[c]).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("batch_norm: gradients equal finite differences", "[batch_norm][gradients]") {
+  for (std::uint64_t seed : {91u, 92u})
+    for (long batch : {2L, 5L}) {
+      INFO("seed " << seed << ", batch " << batch);
+      constexpr const graph& A = gradient_graph<bn_cnn>::value;
+      kiln_test::check_against_finite_differences(A, batch, kiln_test::random_leaves(A, batch, seed), 1e-6);
+    }
+  // a batch of 1 over maps: the statistics run over the map's positions alone
+  constexpr const graph& B = gradient_graph<weighted>::value;
+  kiln_test::check_against_finite_differences(B, 1, kiln_test::random_leaves(B, 1, 93), 1e-6);
+}
+
+// SGD with momentum: a bias right before a batch norm has a gradient of exactly 0 in exact arithmetic (the norm
+// subtracts every per-channel constant), so float and double disagree on its rounding noise, which Adam would
+// scale up to a full step of ±lr.
+TEST_CASE("batch_norm: fused == unfused == reference on the CPU, running statistics included", "[batch_norm][backend]") {
+  for (long batch : {2L, 9L, 40L}) kiln_test::compare_cnn<bn_cnn, 16, 3>(batch, 95, momentum{.lr = 0.05, .momentum = 0.9});
+}
+
+TEST_CASE("batch_norm: the step's running statistics feed the forward graph", "[batch_norm]") {
+  cpu::train_step<bn_cnn, adam> step(adam{}, 3);
+  std::vector<float> x(16 * 4);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.0f;
+  const std::vector<std::int32_t> y = {0, 1, 2, 1};
+  step.run(4, {{"x", x}, {"y", y}});
+  CHECK(step.param("bn1.num_batches_tracked")[0] == 1.0f);
+  CHECK(step.param("bn1.running_var")[0] != 1.0f);
+  struct logits {
+    constexpr auto operator()() const {
+      return nn::sequential(conv2d<1, 3, 3, 1, 1>{}, batch_norm<3>{}, relu, max_pool2d<2>{}, flatten, dense<5>{},
+                            batch_norm<5>{.momentum = 0.3}, kiln::tanh, dense<3>{})(image<1, 4, 4>("x"));
+    }
+  };
+  cpu::function<logits> f(step);
+  std::vector<float> out(4 * 3);
+  f.run(4, {{"x", x}}, out);
+  // the same through the reference, from the step's parameters and running statistics
+  constexpr const graph& G = forward_graph<logits>::value;
+  std::vector<std::vector<double>> v(static_cast<std::size_t>(G.num_leaves));
+  for (int l = 0; l < G.num_leaves; ++l) {
+    const std::string_view name = G.leaves[l].name.view();
+    if (name == "x") v[static_cast<std::size_t>(l)].assign(x.begin(), x.end());
+    else { const auto p = step.param(name); v[static_cast<std::size_t>(l)].assign(p.begin(), p.end()); }
+  }
+  const auto want = reference::evaluate(G, 4, v)[static_cast<std::size_t>(G.outputs[0].node)].v;
+  for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i] == Approx(want[i]).epsilon(1e-4).margin(1e-5));
+}
