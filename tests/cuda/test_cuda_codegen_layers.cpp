@@ -37,7 +37,32 @@ struct cnn_model {
                                         kiln::tanh, avg_pool2d<2>{}, global_avg_pool, dense<3>{})(image<2, 6, 6>("x")), y);
   }
 };
+// batch norm over maps and over vectors: batch statistics (row sums, then channel sums) and the running
+// statistics assigned after the loss
+struct batch_norm_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 3, 3, 1, 1, 1, 1, false>{}, batch_norm<3>{}, relu, max_pool2d<2>{}, flatten,
+                                        dense<5>{}, batch_norm<5>{}, kiln::tanh, dense<3>{})(image<2, 4, 4>("x")), y);
+  }
+};
 }  // namespace
+
+// SGD with momentum: a bias before a batch norm has a gradient of exactly 0 (float rounding noise), which Adam
+// would scale to a full step
+TEST_CASE("emulated: batch_norm, fused and unfused", "[cuda][emulated][batch_norm]") {
+  check_model<batch_norm_model>(momentum{.lr = 0.05}, 13);
+}
+
+TEST_CASE("NVRTC: every kernel of a batch_norm model's step, fused and unfused", "[cuda][nvrtc][batch_norm]") {
+  compile_step<batch_norm_model, momentum, fusion::fused>("batch_norm_model/momentum");
+  compile_step<batch_norm_model, momentum, fusion::unfused>("batch_norm_model/momentum");
+}
+
+TEST_CASE("device: batch_norm, fused and unfused, every batch size", "[cuda][device][batch_norm]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<batch_norm_model>(dev, momentum{.lr = 0.05}, 14);
+}
 
 TEST_CASE("emulated: conv and pooling kernels, fused and unfused", "[cuda][emulated][conv]") {
   check_model<cnn_model>(adam{.lr = 1e-2}, 11);

@@ -8,8 +8,8 @@
 //   forward graph (evaluation, predictions): y = (x − running_mean) / √(running_var + ε) · weight + bias.
 // Names and shapes are PyTorch's (bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var [C],
 // bn1.num_batches_tracked [], held as a float: exact to 2²⁴ steps), so a checkpoint loads into the PyTorch model
-// with strict=True. weight starts at 1, bias at 0, running_var at 1. Like PyTorch, one value per channel in
-// training (a batch of 1 without a map) has no unbiased variance: its running_var becomes inf or NaN.
+// with strict=True. weight starts at 1, bias at 0, running_var at 1. One value per channel in training (a batch
+// of 1 without a map), which PyTorch refuses, normalizes to 0 (then y = bias) and moves running_var toward 0.
 // A composition of primitives (row and channel sums, a power), so gradients, fusion and every backend come
 // from theirs.
 #include <kiln/nn/conv.hpp>
@@ -61,7 +61,9 @@ struct batch_norm_expr {
     const int scale = b.mul(w, b.pow(b.add(var, b.scalar(eps)), -0.5));
     const int y = b.add(b.mul(centered, repeat(scale)), repeat(bi));
     const int keep = b.scalar(1 - momentum), m = b.scalar(momentum);
-    const int unbiased = b.div(b.mul(var, count), b.sub(count, b.scalar(1)));
+    // σ²·n/(n − 1); with a single value per channel (n = 1, where PyTorch refuses to train) σ² = 0, and the
+    // divisor max(n − 1, 1) keeps it 0 instead of 0/0 poisoning running_var
+    const int unbiased = b.div(b.mul(var, count), b.unary(op::max_c, b.sub(count, b.scalar(1)), 1.0));
     b.update_state(b.add(b.mul(keep, rm), b.mul(m, b.stop_gradient(mean))), rm);
     b.update_state(b.add(b.mul(keep, rv), b.mul(m, b.stop_gradient(unbiased))), rv);
     const int nt = tracked.emit(b);
