@@ -29,6 +29,19 @@ constexpr auto bad = param<3>("encoder.layers.11.self_attention.query_key_value.
 constexpr auto bad = embedding<10, 4>{}(tokens<12, 3>("t"));  // token ids up to 11 would read past the table
 #elif defined(CASE_EMBEDDING_OF_VALUES)
 constexpr auto bad = embedding<10, 4>{}(x);
+#elif defined(CASE_CONV_CHANNELS)
+constexpr auto bad = conv2d<3, 8, 3>{}(image<1, 28, 28>("img"));  // a 3-channel conv on grey images
+#elif defined(CASE_CONV_OF_VECTORS)
+constexpr auto bad = conv2d<1, 8, 3>{}(x);  // 784 features are not a map until viewed as one
+#elif defined(CASE_AS_MAP_WIDTH)
+constexpr auto bad = as_map<1, 28, 27>(x);  // 756 ≠ 784
+#elif defined(CASE_POOL_LARGER_THAN_MAP)
+constexpr auto bad = max_pool2d<3>{}(image<4, 2, 2>("img"));
+#elif defined(CASE_CONV_KERNEL_LARGER_THAN_MAP)
+constexpr auto bad = conv2d<4, 4, 5, 1, 1>{}(image<4, 2, 2>("img"));
+#elif defined(CASE_BATCH_NORM_CHANNELS)
+constexpr auto bad = batch_norm<16>{}(conv2d<1, 8, 3>{}(image<1, 28, 28>("img")));
 #elif defined(CASE_CONTROL)
-constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y);
+constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y) +
+                      sum(batch_norm<8>{}(max_pool2d<2>{}(conv2d<1, 8, 3>{}(as_map<1, 28, 28>(x)))));
 #endif
