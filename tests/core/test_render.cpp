@@ -114,6 +114,14 @@ struct regression {
 
 }  // namespace
 
+// conv (im2col + GEMM products, kiln/cpu/conv.hpp) → batch_norm → pooling: the window kernels
+struct cnn_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 4, 3, 1, 1>{}, batch_norm<4>{}, relu, max_pool2d<2>{}, conv2d<4, 4, 3, 2, 1, 1, 2>{},
+                                        avg_pool2d<2, 1>{}, flatten, dense<3>{})(image<2, 6, 6>("x")), labels<3>("y"));
+  }
+};
+
 TEST_CASE("rendered C++ equals the template backend", "[render]") {
   check_rendered<cpu::train_step<classifier, adam, fusion::fused>>("classifier_fused", 150, 1, adam{});
   check_rendered<cpu::train_step<classifier, adam, fusion::unfused>>("classifier_unfused", 150, 2, adam{});
@@ -121,6 +129,7 @@ TEST_CASE("rendered C++ equals the template backend", "[render]") {
   check_rendered<cpu::train_step<regression, adamw, fusion::fused>>("regression_fused", 7, 4, adamw{});
   check_rendered<cpu::train_step<regularized, sgd, fusion::fused>>("dropout_fused", 37, 5, sgd{.lr = 0.1});
   check_rendered<cpu::train_step<lookup_model, adam, fusion::fused>>("embedding_fused", 21, 6, adam{});
+  check_rendered<cpu::train_step<cnn_model, momentum, fusion::fused>>("cnn_fused", 9, 7, momentum{});
 }
 
 TEST_CASE("the rendered source is deterministic and names its kernels", "[render]") {

@@ -144,8 +144,38 @@ def cnn(case):
     return on_maps(case, c["in"], c["h"], c["w"], model, forward)
 
 
+def batch_norm(case):
+    """nn.BatchNorm2d (maps: h, w > 0) or nn.BatchNorm1d (vectors) with kiln's weight, bias, running_mean,
+    running_var and num_batches_tracked (a long here, a float in kiln): the output in eval(), then in train() the
+    output, the gradients and the module's state after that one forward (its running-statistics update)."""
+    c = case["config"]
+    values = case["values"]
+    maps = c["h"] > 0
+    shape = (c["batch"], c["channels"], c["h"], c["w"]) if maps else (c["batch"], c["channels"])
+    model = Holder()
+    model.bn = (torch.nn.BatchNorm2d if maps else torch.nn.BatchNorm1d)(c["channels"], eps=c["eps"], momentum=c["momentum"])
+    state = {f"bn.{k}": tensor(values[f"bn.{k}"], (c["channels"],)) for k in ("weight", "bias", "running_mean", "running_var")}
+    tracked = values["bn.num_batches_tracked"]
+    if len(tracked) != 1 or tracked[0] != int(tracked[0]):
+        raise ValueError(f"num_batches_tracked {tracked} is not one integer")
+    state["bn.num_batches_tracked"] = torch.tensor(int(tracked[0]), dtype=torch.long)
+    model.load_state_dict(state, strict=True)
+    x = tensor(values["x"], shape)
+    with torch.no_grad():
+        evaluation = model.eval().bn(x).reshape(c["batch"], -1)
+    x.requires_grad_()
+    y = model.train().bn(x).reshape(c["batch"], -1)
+    r = tensor(values["r"], y.shape).requires_grad_()
+    (y * r).sum().backward()
+    grads = {"x": x.grad, "r": r.grad, "bn.weight": model.bn.weight.grad, "bn.bias": model.bn.bias.grad}
+    after = {"bn.running_mean": model.bn.running_mean, "bn.running_var": model.bn.running_var,
+             "bn.num_batches_tracked": model.bn.num_batches_tracked.to(torch.float64)}
+    return evaluation, grads, after
+
+
 CASES = {"layer_norm": layer_norm, "dropout": dropout, "embedding": embedding, "conv2d": conv2d,
-         "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "global_avg_pool": global_avg_pool, "cnn": cnn}
+         "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "global_avg_pool": global_avg_pool, "cnn": cnn,
+         "batch_norm2d": batch_norm, "batch_norm1d": batch_norm}
 
 
 def worst(name, kiln, torch_values):
@@ -162,11 +192,17 @@ def worst(name, kiln, torch_values):
 
 
 def check(case):
-    y, grads = CASES[case["case"]](case)
+    """A case function returns (output, gradients) or, for a layer with state, (output, gradients, the state after
+    one training-mode forward), the last compared with kiln's state after one step (case["state"])."""
+    y, grads, *state = CASES[case["case"]](case)
     results = [worst("output", case["out"], y)]
     if set(case["grads"]) != set(grads):
         return False, f"gradients of {sorted(case['grads'])} in kiln, of {sorted(grads)} in torch"
     results += [worst("d/d" + name, case["grads"][name], grads[name]) for name in sorted(grads)]
+    after = state[0] if state else {}
+    if set(case.get("state", {})) != set(after):
+        return False, f"state {sorted(case.get('state', {}))} in kiln, {sorted(after)} in torch"
+    results += [worst("after a step, " + name, case["state"][name], after[name]) for name in sorted(after)]
     ratio, where = max(results, key=lambda r: r[0])
     return ratio <= 1.0, f"worst {where} ({ratio:.3g} of the tolerance)"
 

@@ -13,6 +13,7 @@
 #include <kiln/reference/evaluate.hpp>
 #include <kiln/train/step_graph.hpp>
 
+#include <cmath>
 #include <map>
 #include <random>
 
@@ -228,6 +229,68 @@ struct global_avg_pool_case {
   static std::string config_json() { return json_fields({{"batch", c.batch}, {"channels", c.channels}, {"h", c.h}, {"w", c.w}}); }
 };
 
+// ---- batch normalization (nn/batch_norm.hpp) over maps (nn.BatchNorm2d: batch 1..4, C 1..4, H and W 1..5 with
+// H·W ≥ 2, so a batch of 1 still has several values per channel) and over vectors (nn.BatchNorm1d: batch 2..9,
+// as PyTorch refuses one value per channel in training; C 1..12). eps is one of 1e-5, 1e-3, 0.1 times a factor
+// in [0.5, 1.5); momentum is 1 (the running statistics become the batch's) one draw in five, else in [0.01, 0.99).
+// Besides the output and gradients, the case records the running statistics after one step (running_stats).
+struct batch_norm_config {
+  int batch, channels, h, w;  // h = w = 0: vectors
+  double eps, momentum;
+};
+constexpr batch_norm_config batch_norm_of(std::uint64_t seed, bool maps) {
+  splitmix64 r{seed};
+  constexpr double eps_choices[] = {1e-5, 1e-3, 0.1};
+  int batch = 0, channels = 0, h = 0, w = 0;
+  if (maps) {
+    batch = r.between(1, 4);
+    channels = r.between(1, 4);
+    do {
+      h = r.between(1, 5);
+      w = r.between(1, 5);
+    } while (h * w < 2);
+  } else {
+    batch = r.between(2, 9);
+    channels = r.between(1, 12);
+  }
+  const double eps = r.pick(eps_choices);
+  const double momentum = r.between(0, 4) == 0 ? 1.0 : r.uniform(0.01, 0.99);
+  return {batch, channels, h, w, eps, momentum};
+}
+std::string batch_norm_json(const batch_norm_config& c) {
+  std::string s = json_fields({{"batch", c.batch}, {"channels", c.channels}, {"h", c.h}, {"w", c.w}});
+  s.pop_back();
+  s += ",\"eps\":";
+  kiln_torch::append(s, c.eps, 17);
+  s += ",\"momentum\":";
+  kiln_torch::append(s, c.momentum, 17);
+  return s + "}";
+}
+template <batch_norm_config C>
+struct batch_norm_layer {
+  constexpr auto operator()() const { return batch_norm<C.channels>{.eps = C.eps, .momentum = C.momentum, .name = short_name("bn")}; }
+};
+template <std::uint64_t S>
+struct batch_norm1d_case {
+  static constexpr batch_norm_config c = batch_norm_of(S, false);
+  static constexpr bool running_stats = true;
+  static constexpr long rowsX = c.batch;  // batch_norm counts the run's batch size, not x's static rows (see the test)
+  static constexpr auto x = param<c.batch, c.channels>("x");
+  struct output { constexpr auto operator()() const { return batch_norm_layer<c>{}()(x); } };
+  struct loss { constexpr auto operator()() const { return sum(batch_norm_layer<c>{}()(x) * param<c.batch, c.channels>("r")); } };
+  static std::string config_json() { return batch_norm_json(c); }
+};
+
+template <std::uint64_t S>
+struct batch_norm2d_case {
+  static constexpr batch_norm_config c = batch_norm_of(S, true);
+  static constexpr bool running_stats = true;
+  static constexpr long rowsX = c.batch;  // batch_norm counts the run's batch size, not x's static rows (see the test)
+  using output = typename on_maps<batch_norm_layer<c>, c.batch, c.channels, c.h, c.w>::output;
+  using loss = typename on_maps<batch_norm_layer<c>, c.batch, c.channels, c.h, c.w>::loss;
+  static std::string config_json() { return batch_norm_json(c); }
+};
+
 // A small CNN, nn::sequential(conv2d<In, Out, K, 1, P>{}, relu, max_pool2d<2>{}, flatten, dense<N>{}): In 1..3,
 // Out 1..4, K 1..3, P 0..K/2, H and W 2..8 with a conv output of at least 2×2, N 1..5; parameters conv1.*, fc1.*.
 // x is uniform in [−1, 1) here (no offset), so the convolution's outputs have both signs and relu cuts some.
@@ -297,6 +360,8 @@ values_by_name random_values(const graph& g, long rows, std::uint64_t seed, doub
       a = info.kind == leaf_kind::labels ? static_cast<double>(rng() % static_cast<std::uint64_t>(info.num_classes))
           : name == "x"                  ? offset + 2 * u(rng)
           : name.ends_with("weight")     ? 1 + 0.5 * u(rng)
+          : name.ends_with("running_var") ? 1 + 0.75 * u(rng)
+          : name.ends_with("num_batches_tracked") ? std::floor(50 * (1 + u(rng)))
                                          : u(rng);
     v[name] = e;
   }
@@ -328,7 +393,24 @@ std::string run_case(const char* kind, std::uint64_t seed) {
     line += std::string(k ? "," : "") + "\"" + std::string(G.leaves[l].name.view()) + "\":";
     kiln_torch::append_array(line, g[static_cast<std::size_t>(G.outputs[++k].node)].v, 17);
   }
-  return line + "}}";
+  line += "}";
+  // Batch norm: the state leaves (running statistics, num_batches_tracked) after one step of SGD with lr 0.
+  if constexpr (requires { Case::running_stats; }) {
+    constexpr const graph& S = step_graph<typename Case::loss, sgd>::value;
+    auto s = bind(S, v);
+    std::vector<double> h(sgd::num_hypers);
+    sgd{.lr = 0}.hypers(1, h.data());
+    reference::step(S, rows, s, h);
+    line += ",\"state\":{";
+    int n = 0;
+    for (int l = 0; l < S.num_leaves; ++l) {
+      if (S.leaves[l].kind != leaf_kind::state) continue;
+      line += std::string(n++ ? "," : "") + "\"" + std::string(S.leaves[l].name.view()) + "\":";
+      kiln_torch::append_array(line, s[static_cast<std::size_t>(l)], 17);
+    }
+    line += "}";
+  }
+  return line + "}";
 }
 
 template <template <std::uint64_t> class Case, std::uint64_t Base, std::size_t... I>
@@ -384,4 +466,23 @@ TEST_CASE("torch: global_avg_pool equals nn.AdaptiveAvgPool2d(1) + flatten (floa
 
 TEST_CASE("torch: a small CNN (conv2d, relu, max_pool2d, flatten, dense) equals its torch.nn twin (float64)", "[torch][conv]") {
   kiln_torch::check_against_torch(cases<cnn_case, 59>("cnn", std::make_index_sequence<2>{}), "cnn", "layers_torch.py");
+}
+
+// nn.BatchNorm2d over maps (a batch of 1 among the draws: the statistics run over the map alone) and nn.BatchNorm1d
+// over vectors, loaded with kiln's weight, bias, running_mean, running_var (positive) and num_batches_tracked
+// (an integer, a long in torch) by name, strict=True: the evaluation-mode output (running statistics), the
+// training-mode output and gradients (batch statistics), and the state after one step (SGD, lr 0) against the
+// module's after one forward in train(): running_mean, running_var (momentum as PyTorch's, m·new + (1 − m)·old,
+// with the unbiased variance) and num_batches_tracked + 1.
+// Base 61 draws batches 1, 1, 3, 4, 2, 3 (TODO); base 62 draws batches 2..9.
+TEST_CASE("torch: batch_norm over maps equals nn.BatchNorm2d, running statistics included (float64, seeded random shapes)",
+          "[torch][batch_norm]") {
+  kiln_torch::check_against_torch(cases<batch_norm2d_case, 61>("batch_norm2d", std::make_index_sequence<6>{}), "batch_norm2d",
+                                  "layers_torch.py");
+}
+
+TEST_CASE("torch: batch_norm over vectors equals nn.BatchNorm1d, running statistics included (float64, seeded random shapes)",
+          "[torch][batch_norm]") {
+  kiln_torch::check_against_torch(cases<batch_norm1d_case, 62>("batch_norm1d", std::make_index_sequence<6>{}), "batch_norm1d",
+                                  "layers_torch.py");
 }

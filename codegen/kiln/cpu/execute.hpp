@@ -5,6 +5,7 @@
 // blocks and run their epilogue on each block while it is in cache. Threads split elementwise work and
 // reductions by rows, and contractions by columns, by rows, or (weight gradients of narrow layers) by the
 // batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
+#include <kiln/cpu/conv.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/simd_math.hpp>
@@ -503,6 +504,7 @@ struct executor {
 
     // Window ops (conv, pooling, channel sums: ops/window_math.hpp): every element of the result is its own
     // fixed-order sum, so the elements split over threads freely and every run gives the same bits.
+    // The convolutions run as matrix products (cpu/conv.hpp) over samples split between threads.
     static void run_window(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
       constexpr window w = P.g.windows[nd.leaf];
@@ -511,6 +513,28 @@ struct executor {
       const float* a = c.buf[nd.in[0]];
       const float* b = nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr;
       float* out = c.buf[KR.anchor];
+      constexpr long macs_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw;
+      if constexpr (code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx) {
+        parallel_range(c, rows, macs_per_sample, 1, [&](long n0, long n1, int) {
+          if constexpr (code == window_math::kiln_conv2d) conv::forward(w, a, b, out, n0, n1);
+          else conv::input_adjoint(w, a, b, out, n0, n1);
+        });
+        return;
+      } else if constexpr (code == window_math::kiln_conv2d_dw) {
+        constexpr long size = nd.shape.rows * nd.shape.cols;
+        const int threads = c.pool->num_threads();
+        const long tasks = rows * macs_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
+        thread_local std::vector<float> partials;
+        if (partials.size() < static_cast<std::size_t>(tasks * size)) partials.resize(static_cast<std::size_t>(tasks * size));
+        float* part = partials.data();
+        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int) {
+          conv::weight_adjoint(w, a, b, part + t * size, rows * t / tasks, rows * (t + 1) / tasks);
+        });
+        std::copy_n(part, size, out);
+        for (long t = 1; t < tasks; ++t)
+          for (long i = 0; i < size; ++i) out[i] += part[t * size + i];
+        return;
+      }
       const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
       const long work = code == window_math::kiln_conv2d_dw ? rows * w.oh() * w.ow() : static_cast<long>(w.c / w.groups + 1) * w.kh * w.kw;
       parallel_range(c, total, work, 1, [&](long e0, long e1, int) {

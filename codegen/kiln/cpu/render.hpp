@@ -135,11 +135,18 @@ inline std::string kernel_source(const plan& p, int ki) {
     const std::string a = "buf[" + std::to_string(nd.in[0]) + "]", b = nd.in[1] >= 0 ? "buf[" + std::to_string(nd.in[1]) + "]" : "nullptr";
     out += "  // " + node_text(p, k.anchor) + "\n";
     out += "  constexpr kiln::window_math::kiln_window w" + window_initializer(p.g.windows[nd.leaf]) + ";\n";
-    out += "  const long total = " + R + " * " + C + ";\n";
-    out += "  for (long e = 0; e < total; ++e)\n";
-    out += "    buf[" + std::to_string(k.anchor) + "][e] = kiln::window_math::kiln_window_at<float>(" +
-           std::to_string(ops::window_code_of(nd.kind)) + ", w, " + a + ", " + b + ", " +
-           rows_expr(p.g.nodes[nd.in[0]].shape.rows) + ", e);\n";
+    const std::string o = "buf[" + std::to_string(k.anchor) + "]", rows = rows_expr(p.g.nodes[nd.in[0]].shape.rows);
+    const char* product = nd.kind == op::conv2d      ? "forward"
+                          : nd.kind == op::conv2d_dx ? "input_adjoint"
+                          : nd.kind == op::conv2d_dw ? "weight_adjoint" : nullptr;
+    if (product) {  // as products of matrices (kiln/cpu/conv.hpp)
+      out += std::string("  kiln::cpu::conv::") + product + "(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
+    } else {
+      out += "  const long total = " + R + " * " + C + ";\n";
+      out += "  for (long e = 0; e < total; ++e)\n";
+      out += "    " + o + "[e] = kiln::window_math::kiln_window_at<float>(" + std::to_string(ops::window_code_of(nd.kind)) +
+             ", w, " + a + ", " + b + ", " + rows + ", e);\n";
+    }
   } else if (k.kind == kernel_kind::indexing) {  // as executor::run_indexing
     const node& nd = p.g.nodes[k.anchor];
     const dims ix = p.g.nodes[nd.in[1]].shape;
@@ -243,6 +250,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
   out += R"(
 #include <kiln/core/philox.hpp>
 #include <kiln/ops/window_math.hpp>
+#include <kiln/cpu/conv.hpp>
 #include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
