@@ -7,6 +7,9 @@
 // differ by 1e-10 of the largest magnitude in its tensor (about 10⁶ ulp, sums of at most a few hundred terms).
 // Convolution and pooling (nn/conv.hpp) take x as a parameter viewed as maps (rows of C·H·W values, NCHW), so
 // torch sees it as [batch, C, H, W] and d/dx is compared; a small CNN checks the layers chained by nn::sequential.
+// Batch norm (nn/batch_norm.hpp, over maps and over vectors) also records its state (running statistics,
+// num_batches_tracked) after one step graph run with SGD at lr 0, compared with the module's after one forward in
+// train(). A whole CNN training step over several Adam steps: test_cnn_step_torch.cpp.
 // The CPU and CUDA backends are checked against the reference evaluator in their own tests.
 #include "random_models_record.hpp"
 
@@ -274,7 +277,7 @@ template <std::uint64_t S>
 struct batch_norm1d_case {
   static constexpr batch_norm_config c = batch_norm_of(S, false);
   static constexpr bool running_stats = true;
-  static constexpr long rowsX = c.batch;  // batch_norm counts the run's batch size, not x's static rows (see the test)
+  static constexpr long rows = c.batch;  // batch_norm counts the run's batch size, not x's rows (see the TEST_CASE)
   static constexpr auto x = param<c.batch, c.channels>("x");
   struct output { constexpr auto operator()() const { return batch_norm_layer<c>{}()(x); } };
   struct loss { constexpr auto operator()() const { return sum(batch_norm_layer<c>{}()(x) * param<c.batch, c.channels>("r")); } };
@@ -285,7 +288,7 @@ template <std::uint64_t S>
 struct batch_norm2d_case {
   static constexpr batch_norm_config c = batch_norm_of(S, true);
   static constexpr bool running_stats = true;
-  static constexpr long rowsX = c.batch;  // batch_norm counts the run's batch size, not x's static rows (see the test)
+  static constexpr long rows = c.batch;  // batch_norm counts the run's batch size, not x's rows (see the TEST_CASE)
   using output = typename on_maps<batch_norm_layer<c>, c.batch, c.channels, c.h, c.w>::output;
   using loss = typename on_maps<batch_norm_layer<c>, c.batch, c.channels, c.h, c.w>::loss;
   static std::string config_json() { return batch_norm_json(c); }
@@ -346,7 +349,8 @@ std::vector<std::vector<double>> bind(const graph& g, const values_by_name& v) {
 }
 
 // Random values for every parameter of the loss graph: x spread around an offset (so centering matters) drawn
-// from ±5, or ±Case::x_offset where a case sets it; the rest uniform; a layer's scale parameters ("weight") around 1.
+// from ±5, or ±Case::x_offset where a case sets it; the rest uniform; a layer's scale parameters ("weight") around 1;
+// batch norm's state: running_var in [0.25, 1.75), num_batches_tracked an integer in [0, 100).
 values_by_name random_values(const graph& g, long rows, std::uint64_t seed, double offset_scale) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1, 1);
@@ -360,9 +364,9 @@ values_by_name random_values(const graph& g, long rows, std::uint64_t seed, doub
       a = info.kind == leaf_kind::labels ? static_cast<double>(rng() % static_cast<std::uint64_t>(info.num_classes))
           : name == "x"                  ? offset + 2 * u(rng)
           : name.ends_with("weight")     ? 1 + 0.5 * u(rng)
-          : name.ends_with("running_var") ? 1 + 0.75 * u(rng)
-          : name.ends_with("num_batches_tracked") ? std::floor(50 * (1 + u(rng)))
-                                         : u(rng);
+          : name.ends_with("running_var") ? 1 + 0.75 * u(rng)                    // positive
+          : name.ends_with("num_batches_tracked") ? std::floor(50 * (1 + u(rng)))  // an integer (a long in torch)
+                                          : u(rng);
     v[name] = e;
   }
   return v;
@@ -474,7 +478,10 @@ TEST_CASE("torch: a small CNN (conv2d, relu, max_pool2d, flatten, dense) equals 
 // training-mode output and gradients (batch statistics), and the state after one step (SGD, lr 0) against the
 // module's after one forward in train(): running_mean, running_var (momentum as PyTorch's, m·new + (1 − m)·old,
 // with the unbiased variance) and num_batches_tracked + 1.
-// Base 61 draws batches 1, 1, 3, 4, 2, 3 (TODO); base 62 draws batches 2..9.
+// Base 61 draws 2 × 3 maps of 5×2, 2 × 3 of 5×5, 1 × 3 of 2×2 (momentum 1), 1 × 2 of 5×2, 2 × 2 of 4×4, 1 × 1 of
+// 4×4; base 62 draws batches of 4, 4, 2 (momentum 1), 5, 5, 9 with 8, 2, 7, 9, 9, 9 channels.
+// x is a parameter [B, C·H·W] (static rows), and batch_norm counts its values per channel as the run's batch size
+// times H·W, not x's rows: the cases run with batch size B (rows), as a model whose x is an input would.
 TEST_CASE("torch: batch_norm over maps equals nn.BatchNorm2d, running statistics included (float64, seeded random shapes)",
           "[torch][batch_norm]") {
   kiln_torch::check_against_torch(cases<batch_norm2d_case, 61>("batch_norm2d", std::make_index_sequence<6>{}), "batch_norm2d",

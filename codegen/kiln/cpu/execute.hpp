@@ -5,12 +5,12 @@
 // blocks and run their epilogue on each block while it is in cache. Threads split elementwise work and
 // reductions by rows, and contractions by columns, by rows, or (weight gradients of narrow layers) by the
 // batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
-#include <kiln/cpu/conv.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/simd_math.hpp>
 #include <kiln/cpu/thread_pool.hpp>
 #include <kiln/cpu/vmath.hpp>
+#include <kiln/cpu/window_kernels.hpp>
 #include <kiln/core/philox.hpp>
 #include <kiln/plan/plan.hpp>
 
@@ -502,9 +502,9 @@ struct executor {
       }
     }
 
-    // Window ops (conv, pooling, channel sums: ops/window_math.hpp): every element of the result is its own
-    // fixed-order sum, so the elements split over threads freely and every run gives the same bits.
-    // The convolutions run as matrix products (cpu/conv.hpp) over samples split between threads.
+    // Window ops (conv, pooling, channel sums; cpu/window_kernels.hpp). Convolutions and pooling run sample by
+    // sample, the samples split between threads; the weight gradient sums per-thread partials in thread order
+    // (the same bits for the same thread count); channel sums and repeats run element by element.
     static void run_window(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
       constexpr window w = P.g.windows[nd.leaf];
@@ -513,17 +513,13 @@ struct executor {
       const float* a = c.buf[nd.in[0]];
       const float* b = nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr;
       float* out = c.buf[KR.anchor];
-      constexpr long macs_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw;
-      if constexpr (code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx) {
-        parallel_range(c, rows, macs_per_sample, 1, [&](long n0, long n1, int) {
-          if constexpr (code == window_math::kiln_conv2d) conv::forward(w, a, b, out, n0, n1);
-          else conv::input_adjoint(w, a, b, out, n0, n1);
-        });
-        return;
+      constexpr long work_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw + w.in_size();
+      if constexpr (window_per_sample(code)) {
+        parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int) { window_rows<code, w>(a, b, out, n0, n1); });
       } else if constexpr (code == window_math::kiln_conv2d_dw) {
         constexpr long size = nd.shape.rows * nd.shape.cols;
         const int threads = c.pool->num_threads();
-        const long tasks = rows * macs_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
+        const long tasks = rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
         thread_local std::vector<float> partials;
         if (partials.size() < static_cast<std::size_t>(tasks * size)) partials.resize(static_cast<std::size_t>(tasks * size));
         float* part = partials.data();
@@ -533,13 +529,10 @@ struct executor {
         std::copy_n(part, size, out);
         for (long t = 1; t < tasks; ++t)
           for (long i = 0; i < size; ++i) out[i] += part[t * size + i];
-        return;
+      } else {
+        const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
+        parallel_range(c, total, w.h * w.w, 1, [&](long e0, long e1, int) { window_elements(code, w, a, b, rows, out, e0, e1); });
       }
-      const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
-      const long work = code == window_math::kiln_conv2d_dw ? rows * w.oh() * w.ow() : static_cast<long>(w.c / w.groups + 1) * w.kh * w.kw;
-      parallel_range(c, total, work, 1, [&](long e0, long e1, int) {
-        for (long e = e0; e < e1; ++e) out[e] = window_math::kiln_window_at<float>(code, w, a, b, rows, e);
-      });
     }
 
     // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).

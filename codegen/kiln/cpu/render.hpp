@@ -7,6 +7,7 @@
 // takes one buffer per node (buf[i] for node i, as kiln::cpu::program lays them out) and the step's random key
 // (dropout's draws), and runs every kernel in order on the calling thread. Tests compile it with the system compiler and check it computes what the
 // template-instantiated backend computes.
+#include <kiln/cpu/window_kernels.hpp>
 #include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
 
@@ -136,16 +137,14 @@ inline std::string kernel_source(const plan& p, int ki) {
     out += "  // " + node_text(p, k.anchor) + "\n";
     out += "  constexpr kiln::window_math::kiln_window w" + window_initializer(p.g.windows[nd.leaf]) + ";\n";
     const std::string o = "buf[" + std::to_string(k.anchor) + "]", rows = rows_expr(p.g.nodes[nd.in[0]].shape.rows);
-    const char* product = nd.kind == op::conv2d      ? "forward"
-                          : nd.kind == op::conv2d_dx ? "input_adjoint"
-                          : nd.kind == op::conv2d_dw ? "weight_adjoint" : nullptr;
-    if (product) {  // as products of matrices (kiln/cpu/conv.hpp)
-      out += std::string("  kiln::cpu::conv::") + product + "(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
+    const int code = ops::window_code_of(nd.kind);
+    const std::string args = std::to_string(code) + ", w, " + a + ", " + b + ", ";
+    if (window_per_sample(code)) {  // as executor::run_window, on one thread
+      out += "  kiln::cpu::window_rows<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
+    } else if (nd.kind == op::conv2d_dw) {
+      out += "  kiln::cpu::conv::weight_adjoint(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
     } else {
-      out += "  const long total = " + R + " * " + C + ";\n";
-      out += "  for (long e = 0; e < total; ++e)\n";
-      out += "    " + o + "[e] = kiln::window_math::kiln_window_at<float>(" + std::to_string(ops::window_code_of(nd.kind)) +
-             ", w, " + a + ", " + b + ", " + rows + ", e);\n";
+      out += "  kiln::cpu::window_elements(" + args + rows + ", " + o + ", 0, " + R + " * " + C + ");\n";
     }
   } else if (k.kind == kernel_kind::indexing) {  // as executor::run_indexing
     const node& nd = p.g.nodes[k.anchor];
@@ -250,7 +249,7 @@ inline std::string render_source(const plan& p, const std::string& function_name
   out += R"(
 #include <kiln/core/philox.hpp>
 #include <kiln/ops/window_math.hpp>
-#include <kiln/cpu/conv.hpp>
+#include <kiln/cpu/window_kernels.hpp>
 #include <kiln/cpu/fp_mode.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/simd.hpp>

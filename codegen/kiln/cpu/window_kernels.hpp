@@ -1,0 +1,34 @@
+#pragma once
+// The CPU's window kernels (conv, pooling), one entry point for the executor and the rendered C++: the ops that
+// work sample by sample run over a range of rows (the executor splits rows between threads); the weight
+// gradient sums over all rows (cpu/conv.hpp); channel sums and repeats run element by element from
+// ops/window_math.hpp.
+#include <kiln/cpu/conv.hpp>
+#include <kiln/cpu/pool.hpp>
+
+namespace kiln::cpu {
+
+// Whether window op `code` computes each sample's row from that sample's rows alone.
+constexpr bool window_per_sample(int code) {
+  return code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx || code == window_math::kiln_max_pool2d ||
+         code == window_math::kiln_max_pool2d_dx || code == window_math::kiln_avg_pool2d || code == window_math::kiln_avg_pool2d_dx;
+}
+
+// Rows [n0, n1) of the result of per-sample window op Code with window W on operands a, b (b unused by unary ops).
+template <int Code, window W>
+inline void window_rows(const float* a, const float* b, float* out, long n0, long n1) {
+  static_assert(window_per_sample(Code), "kiln cpu: this window op does not run per sample");
+  if constexpr (Code == window_math::kiln_conv2d) conv::forward(W, a, b, out, n0, n1);
+  else if constexpr (Code == window_math::kiln_conv2d_dx) conv::input_adjoint(W, a, b, out, n0, n1);
+  else if constexpr (Code == window_math::kiln_max_pool2d) pool::max_forward<W>(a, out, n0, n1);
+  else if constexpr (Code == window_math::kiln_max_pool2d_dx) pool::max_adjoint<W>(a, b, out, n0, n1);
+  else if constexpr (Code == window_math::kiln_avg_pool2d) pool::average_forward<W>(a, out, n0, n1);
+  else pool::average_adjoint<W>(a, out, n0, n1);
+}
+
+// Elements [e0, e1) of window op `code` from its element-wise definition (channel sums and repeats).
+inline void window_elements(int code, const window& w, const float* a, const float* b, long rows, float* out, long e0, long e1) {
+  for (long e = e0; e < e1; ++e) out[e] = window_math::kiln_window_at<float>(code, w, a, b, rows, e);
+}
+
+}  // namespace kiln::cpu
