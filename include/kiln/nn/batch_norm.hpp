@@ -54,7 +54,8 @@ struct batch_norm_expr {
       const int scale = b.mul(w, b.pow(b.add(rv, b.scalar(eps)), -0.5));
       return b.add(b.mul(b.sub(xi, repeat(rm)), repeat(scale)), repeat(bi));
     }
-    const int count = b.mul(b.batch_size(), b.scalar(L));
+    const int rows = b.shape(xi).rows == batch ? b.batch_size() : b.scalar(b.shape(xi).rows);
+    const int count = b.mul(rows, b.scalar(L));
     const int mean = b.div(sum(xi), count);
     const int centered = b.sub(xi, repeat(mean));
     const int var = b.div(sum(b.mul(centered, centered)), count);
