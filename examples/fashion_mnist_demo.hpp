@@ -49,7 +49,7 @@ inline const char* usage =
     "  --lr X       Adam learning rate (default 0.001)\n"
     "  --seed S     initialization and shuffling seed (default 0)\n"
     "  --device D   cpu (default) or cuda\n"
-    "  --out DIR    where the checkpoint, log, curves and kernels go (default ./out)\n"
+    "  --out DIR    where the checkpoint, log, curves and kernels go (default ./out, fashion_mnist_cnn: ./out_cnn)\n"
     "  --data DIR   the IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --limit N    train on the first N training images only (a quick run)\n";
 
@@ -83,8 +83,9 @@ T number(const std::string& flag, const std::string& text) {
   return v;
 }
 
-inline arguments parse(int argc, char** argv) {
+inline arguments parse(int argc, char** argv, const std::string& default_out) {
   arguments a;
+  a.out = default_out;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -137,9 +138,9 @@ double median_step_ms(Step& step, const kiln::train::table& data, long batch, in
 // Trains the model whose loss is Loss and whose predictions are Logits (inputs "x" [batch, 784], labels "y") on
 // Fashion-MNIST as the arguments say, and prints what it reached. `model` describes it in the log and the plot.
 template <class Loss, class Logits>
-int run(int argc, char** argv, const std::string& name, const std::string& model) {
+int run(int argc, char** argv, const std::string& name, const std::string& model, const std::string& default_out = "out") {
   program = name;
-  const arguments args = parse(argc, argv);
+  const arguments args = parse(argc, argv, default_out);
   using trainer_type = kiln::train::trainer<Loss, kiln::adam, Logits>;
   using gpu_step = kiln::cuda::train_step<Loss, kiln::adam>;
   using gpu_unfused_step = kiln::cuda::train_step<Loss, kiln::adam, kiln::fusion::unfused>;
