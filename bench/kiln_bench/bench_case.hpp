@@ -12,6 +12,11 @@ enum class activation { relu, sigmoid };
 enum class loss_kind { cross_entropy, bce };  // cross_entropy: logits + class indices; bce: sigmoid output + 0/1 targets
 enum class optimizer_kind { adam, sgd };
 enum class data_kind { golden, xor_table };
+// mlp: dense layers listed by `layers`; fashion_cnn: the Fashion-MNIST CNN of examples/fashion_mnist_cnn_model.hpp
+// (conv 1→32 3×3 pad 1 no bias, BatchNorm2d, ReLU, max-pool 2; conv 32→64 likewise; flatten, 3136→128 ReLU,
+// dropout 0.3, 128→10), trained in train mode (dropout on, batch statistics); `layers` is then {784, 10}, the
+// flattened 1×28×28 input (NCHW) and the classes, which is all the data formulas below need.
+enum class model_kind { mlp, fashion_cnn };
 
 // One benchmark case. For MLP cases `layers` lists the feature counts from input to output; a step is
 // forward + loss + backward (no input gradient) + optimizer update on one batch.
@@ -25,6 +30,7 @@ struct bench_case {
   long batch = 0;
   data_kind data = data_kind::golden;
   bool is_contraction = false;  // the sgemm sub-benchmark: C[batch, layers[1]] = X[batch, layers[0]] · Wᵀ
+  model_kind model = model_kind::mlp;
 };
 
 // The suite, in the order it runs.
@@ -38,12 +44,40 @@ inline std::vector<bench_case> all_cases() {
        256},
       {"sgemm_256x784x128", {784, 128}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 0, 256,
        data_kind::golden, true},
+      {"cnn_b64", {784, 10}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 1e-3, 64,
+       data_kind::golden, false, model_kind::fashion_cnn},
+      {"cnn_b256", {784, 10}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 1e-3, 256,
+       data_kind::golden, false, model_kind::fashion_cnn},
   };
+}
+
+// The Fashion-MNIST CNN's products as (multiply-adds per sample, whether the input gradient is computed):
+// conv1 28·28 outputs × 32 channels × 1·3·3 taps (no input gradient: the data needs none), conv2 14·14 × 64 ×
+// 32·3·3, fc1 3136·128, fc2 128·10. The first two are the convolutions (conv_flops).
+struct product_macs {
+  double macs;
+  bool input_grad;
+  bool conv;
+};
+inline std::vector<product_macs> fashion_cnn_products() {
+  return {{28.0 * 28 * 32 * 1 * 9, false, true},
+          {14.0 * 14 * 64 * 32 * 9, true, true},
+          {3136.0 * 128, true, false},
+          {128.0 * 10, true, false}};
+}
+// Flops of a CNN step's products: forward, weight gradient, and the input gradient where there is one.
+inline double cnn_flops(long batch, bool convs_only) {
+  double macs = 0;
+  for (const product_macs& p : fashion_cnn_products())
+    if (p.conv || !convs_only) macs += p.macs * (p.input_grad ? 3 : 2);
+  return 2 * static_cast<double>(batch) * macs;
 }
 
 // Multiply-adds count 2 flops. Forward: 2·B·Σ in·out. Backward: every weight gradient (2·B·in·out each) and
 // the input gradient of every layer but the first (the data needs none). Elementwise work is not counted.
+// The CNN counts its convolutions' and dense layers' multiply-adds alike (cnn_flops).
 inline double step_flops(const bench_case& c) {
+  if (c.model == model_kind::fashion_cnn) return cnn_flops(c.batch, false);
   double forward = 0, input_grads = 0;
   for (std::size_t l = 0; l + 1 < c.layers.size(); ++l) {
     const double macs = static_cast<double>(c.layers[l]) * static_cast<double>(c.layers[l + 1]);

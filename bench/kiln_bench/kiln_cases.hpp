@@ -1,5 +1,5 @@
 #pragma once
-// kiln's own CPU training steps (fused and unfused) for the suite's MLP cases, and the sgemm sub-benchmark
+// kiln's own CPU training steps (fused and unfused) for the suite's MLP and CNN cases, and the sgemm sub-benchmark
 // (kiln::cpu::gemm against OpenBLAS's cblas_sgemm at the same shape). Each model lives in its own
 // translation unit to keep compile time and memory per file small.
 #include "bench_case.hpp"
@@ -15,6 +15,7 @@ int kiln_threads();  // threads of kiln's default pool
 std::vector<timed_step> kiln_classifier_steps(const bench_case& c, std::vector<result>& skipped);  // 784-128-64-10
 std::vector<timed_step> kiln_wide_steps(const bench_case& c, std::vector<result>& skipped);        // 1024-1024-1024-10
 std::vector<timed_step> kiln_xor_steps(const bench_case& c, std::vector<result>& skipped);         // 2-2-1
+std::vector<timed_step> kiln_cnn_steps(const bench_case& c, std::vector<result>& skipped);          // Fashion-MNIST CNN
 std::vector<timed_step> contraction_steps(const bench_case& c, std::vector<result>& skipped);      // gemm vs sgemm
 
 // Dispatch on the case's name; a case with no kiln program is reported as skipped.
