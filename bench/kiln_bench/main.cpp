@@ -173,7 +173,7 @@ std::vector<python_peer> python_peers(const options& o) {
 // Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median
 // over the rounds of its mean time per step; the kernels' sum against the step's median shows the time spent
 // outside kernels (binding, dispatch).
-void print_profile(timed_step& s, const timing_options& t) {
+void print_profile(timed_step& s, const timing_options& t, const bench_case& c, double peak) {
   const std::size_t n = s.kernel_names.size();
   std::vector<std::vector<double>> us(n);
   std::vector<double> plain_us;  // the un-profiled step, timed in the same rounds
@@ -201,6 +201,25 @@ void print_profile(timed_step& s, const timing_options& t) {
   std::printf("  %-4s %-48s %10s %7s\n", "k", "kernel", "us", "share");
   for (std::size_t k = 0; k < n; ++k)
     std::printf("  %-4zu %-48s %10.2f %6.1f%%\n", k, s.kernel_names[k].c_str(), med[k], total > 0 ? 100 * med[k] / total : 0.0);
+  // the costliest kernels first, and for the CNN its convolutions' (conv2d, conv2d_dx, conv2d_dw kernels) rate
+  std::vector<std::size_t> order(n);
+  for (std::size_t k = 0; k < n; ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return med[a] > med[b]; });
+  std::printf("  top kernels:");
+  for (std::size_t i = 0; i < std::min<std::size_t>(n, 10); ++i)
+    std::printf("%s %s %.0f us (%.1f%%)", i ? ";" : "", s.kernel_names[order[i]].c_str(), med[order[i]],
+                total > 0 ? 100 * med[order[i]] / total : 0.0);
+  std::printf("\n");
+  if (c.model == model_kind::fashion_cnn) {
+    double conv_us = 0;
+    for (std::size_t k = 0; k < n; ++k)
+      if (s.kernel_names[k].starts_with("conv2d")) conv_us += med[k];
+    const double gflops = conv_us > 0 ? cnn_flops(c.batch, /*convs_only=*/true) / (conv_us * 1e3) : 0;
+    std::printf("  convolution kernels (forward, weight and input gradients): %.2f us, %.1f%% of the kernels' time, "
+                "%.2f GFLOP/s = %.1f%% of the %d-thread FMA peak (%.1f GFLOP/s)\n",
+                conv_us, total > 0 ? 100 * conv_us / total : 0.0, gflops, peak > 0 ? 100 * gflops / peak : 0.0,
+                s.r.threads, peak);
+  }
 }
 
 int run(const options& o) {
@@ -249,7 +268,7 @@ int run(const options& o) {
     measure_interleaved(steps, o.timing);
     if (o.profile)
       for (timed_step& s : steps)
-        if (s.profile) print_profile(s, o.timing);
+        if (s.profile) print_profile(s, o.timing, c, m.peak_gflops.count(s.r.threads) ? m.peak_gflops.at(s.r.threads) : 0);
     std::vector<result> measured;
     for (const timed_step& s : steps) measured.push_back(s.r);
     measured = keep_fastest_setting(keep_fastest_setting(measured, "eigen"), "dlib");

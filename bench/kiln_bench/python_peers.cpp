@@ -125,7 +125,8 @@ std::string cases_json(const std::vector<bench_case>& cases) {
     o << "],\"activation\":\"" << (c.act == activation::relu ? "relu" : "sigmoid") << "\",\"loss\":\""
       << (c.loss == loss_kind::cross_entropy ? "cross_entropy" : "bce") << "\",\"optimizer\":\""
       << (c.opt == optimizer_kind::adam ? "adam" : "sgd") << "\",\"lr\":" << lr << ",\"batch\":" << c.batch
-      << ",\"data\":\"" << (c.data == data_kind::xor_table ? "xor" : "golden") << "\"}";
+      << ",\"data\":\"" << (c.data == data_kind::xor_table ? "xor" : "golden") << "\",\"model\":\""
+      << (c.model == model_kind::fashion_cnn ? "fashion_cnn" : "mlp") << "\"}";
     first = false;
   }
   o << "]";

@@ -46,6 +46,9 @@ std::string describe(const bench_case& c) {
     s += std::to_string(c.layers[0]) + "] * W^T, one contraction";
     return s;
   }
+  if (c.model == model_kind::fashion_cnn)
+    return "Fashion-MNIST CNN 1x28x28: conv3x3 32 bn relu pool2, conv3x3 64 bn relu pool2, 3136-128 relu "
+           "dropout 0.3 -10, cross-entropy adam, train mode, batch " + std::to_string(c.batch);
   for (std::size_t i = 0; i < c.layers.size(); ++i) {
     if (i) s += '-';
     s += std::to_string(c.layers[i]);

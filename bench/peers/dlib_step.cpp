@@ -75,6 +75,10 @@ std::vector<timed_step> both_settings(const bench_case& c, const Solver& solver,
 
 std::vector<timed_step> dlib_steps(const bench_case& c, std::vector<result>& skipped) {
   if (c.is_contraction) return {};
+  if (c.model != model_kind::mlp) {
+    skipped.push_back(skipped_result(c, "dlib", "dlib", "no dlib network type is written for this case (the CNN)"));
+    return {};
+  }
   const dlib::adam adam(/*weight_decay=*/0.0f, /*beta1=*/0.9f, /*beta2=*/0.999f);
   std::vector<unsigned long> classes;
   for (std::int32_t y : make_labels(c)) classes.push_back(static_cast<unsigned long>(y));

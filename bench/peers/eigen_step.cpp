@@ -160,8 +160,12 @@ timed_step eigen_at(const bench_case& c, int threads) {
 
 }  // namespace
 
-std::vector<timed_step> eigen_steps(const bench_case& c, std::vector<result>&) {
+std::vector<timed_step> eigen_steps(const bench_case& c, std::vector<result>& skipped) {
   if (c.is_contraction) return {};
+  if (c.model != model_kind::mlp) {
+    skipped.push_back(skipped_result(c, "eigen", "eigen", "the hand-written Eigen step is an MLP (no convolutions)"));
+    return {};
+  }
   std::vector<timed_step> out;
   out.push_back(eigen_at(c, 1));
   out.push_back(eigen_at(c, 2));

@@ -10,6 +10,9 @@ torch loads so that OpenBLAS's own pool (used by Debian's torch for its products
 process pinned to N CPUs (peer_common.pin_to_cpus).
 Step: zero_grad(set_to_none=True); loss = loss_fn(model(x), y); loss.backward(); optimizer.step(). torch.compile
 mode compiles the forward with the loss, and the optimizer step.
+CNN cases (model "fashion_cnn"): the Fashion-MNIST CNN of examples/fashion_mnist_cnn_model.hpp in train mode
+(dropout on, batch statistics), timed in both memory formats (contiguous NCHW and channels-last); the faster is
+reported, the other in the note.
 """
 import os
 import sys
@@ -17,7 +20,31 @@ import sys
 import peer_common as pc
 
 
-def build(torch, case):
+def build_cnn(torch, case, channels_last):
+    """conv 1→32 3×3 pad 1 no bias, BatchNorm2d(32), ReLU, max-pool 2; conv 32→64 likewise; flatten, 3136→128,
+    ReLU, dropout 0.3, 128→10; cross-entropy; Adam. x: [batch, 1, 28, 28] (the flattened rows reshaped)."""
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
+    model.train()
+    x = torch.from_numpy(pc.make_inputs(case)).reshape(case["batch"], 1, 28, 28)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=case["lr"])
+    return model, nn.CrossEntropyLoss(), opt, x, torch.from_numpy(pc.make_labels(case))
+
+
+def layouts(case):
+    """The memory formats to time: both for a CNN (the faster is reported), none to choose for an MLP."""
+    return (False, True) if case.get("model") == "fashion_cnn" else (False,)
+
+
+def build(torch, case, channels_last=False):
+    if case.get("model") == "fashion_cnn":
+        return build_cnn(torch, case, channels_last)
     nn = torch.nn
     layers = case["layers"]
     act = nn.ReLU if case["activation"] == "relu" else nn.Sigmoid
@@ -68,10 +95,7 @@ def main():
     blas = openblas_core()
     compile_fn = getattr(torch, "compile", None)
     for case in args.cases:
-        torch.manual_seed(1)
-        model, loss_fn, opt, x, target = build(torch, case)
-
-        def make_step(forward):
+        def make_step(forward, opt, loss_fn, x, target):
             def step():
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(forward(x), target)
@@ -80,20 +104,47 @@ def main():
                 return loss
             return step
 
+        def fastest(measure_layout, mode, note):
+            """Times each memory format of the case; emits the fastest (others in the note) or why none ran."""
+            timed, failure = [], None
+            for channels_last in layouts(case):
+                try:
+                    timed.append((measure_layout(channels_last), channels_last))
+                except Exception as e:  # noqa: BLE001 - report why, never drop the row
+                    failure = pc.describe(e)
+            if not timed:
+                pc.emit(case, "pytorch", mode, args.threads, skipped=f"{mode} failed: {failure}")
+                return
+            fields, channels_last = min(timed, key=lambda t: t[0]["median_us"])
+            if len(layouts(case)) > 1:
+                note += ", channels-last" if channels_last else ", contiguous NCHW"
+                others = [f"{'channels-last' if cl else 'NCHW'} {f['median_us']:.1f} us" for f, cl in timed
+                          if cl != channels_last]
+                if failure:
+                    others.append(f"other layout failed: {failure}")
+                if others:
+                    note += " (faster than " + ", ".join(others) + ")"
+            pc.emit(case, "pytorch", mode, args.threads, fields, note=note)
+
         if "pytorch" in modes:
-            fields = pc.measure(make_step(model), lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
-            pc.emit(case, "pytorch", "pytorch", args.threads, fields, note=f"{version} eager{blas}")
+            def eager(channels_last):
+                torch.manual_seed(1)
+                model, loss_fn, opt, x, target = build(torch, case, channels_last)
+                return pc.measure(make_step(model, opt, loss_fn, x, target), lambda loss: float(loss.detach()),
+                                  args.repeats, args.repeat_ms)
+            fastest(eager, "pytorch", f"{version} eager{blas}")
         if "torch_compile" not in modes:
             continue
         if compile_fn is None:
             pc.emit(case, "pytorch", "torch_compile", args.threads,
                     skipped=f"{version} has no torch.compile (it arrived in PyTorch 2.0)")
             continue
-        try:
+
+        def compiled(channels_last):
             # the compiler's best shot: forward and loss as one compiled graph (backward compiled by
             # AOTAutograd with it), and the optimizer's update compiled too, as PyTorch's docs recommend
             torch.manual_seed(1)
-            model, loss_fn, opt, x, target = build(torch, case)
+            model, loss_fn, opt, x, target = build(torch, case, channels_last)
             forward_loss = compile_fn(lambda inputs, targets: loss_fn(model(inputs), targets))
             update = compile_fn(opt.step)
 
@@ -104,12 +155,8 @@ def main():
                 update()
                 return loss
 
-            fields = pc.measure(compiled_step, lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
-            pc.emit(case, "pytorch", "torch_compile", args.threads, fields,
-                    note=f"{version} torch.compile (forward + loss, optimizer step){blas}")
-        except Exception as e:  # noqa: BLE001 - report why, never drop the row
-            pc.emit(case, "pytorch", "torch_compile", args.threads, skipped=f"torch.compile failed: {pc.describe(e)}")
-
+            return pc.measure(compiled_step, lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
+        fastest(compiled, "torch_compile", f"{version} torch.compile (forward + loss, optimizer step){blas}")
 
 if __name__ == "__main__":
     main()

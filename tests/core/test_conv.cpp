@@ -8,6 +8,7 @@
 #include <kiln/cpu/train_step.hpp>
 #include <kiln/train/checkpoint.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <random>
 
@@ -117,4 +118,23 @@ TEST_CASE("conv2d: names and PyTorch shapes of its parameters", "[conv]") {
   }
   CHECK(weight);
   CHECK(bias);
+}
+
+TEST_CASE("nn::torch_sequential names parameters and state as torch.nn.Sequential's state_dict", "[conv][names]") {
+  struct indexed {
+    constexpr auto operator()() const {
+      return cross_entropy(nn::torch_sequential(conv2d<1, 2, 3, 1, 1, 1, 1, false>{}, batch_norm<2>{}, relu, max_pool2d<2>{},
+                                                flatten, dense<4>{}, relu, kiln::dropout{.p = 0.1}, dense<3>("head"))(image<1, 4, 4>("x")),
+                           labels<3>("y"));
+    }
+  };
+  constexpr const graph& G = step_graph<indexed, sgd>::value;
+  std::vector<std::string> names;
+  for (int l = 0; l < G.num_leaves; ++l)
+    if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) names.emplace_back(G.leaves[l].name.view());
+  std::sort(names.begin(), names.end());
+  // Sequential(Conv2d, BatchNorm2d, ReLU, MaxPool2d, Flatten, Linear, ReLU, Dropout, Linear): modules 0 … 8; a
+  // layer given a name keeps it
+  CHECK(names == std::vector<std::string>{"0.weight", "1.bias", "1.num_batches_tracked", "1.running_mean", "1.running_var",
+                                          "1.weight", "5.bias", "5.weight", "head.bias", "head.weight"});
 }

@@ -136,7 +136,12 @@ struct input_of_layer<I, In, L, Rest...> {
 
 // The expression of a sequential applied to x. It holds x and the layers side by side (not nested), and emits
 // them one after another, so building and emitting an L-layer network costs O(L) time and constexpr depth.
-template <class X, class... Layers>
+// How a sequential names the layers that own parameters: per stem (fc1, conv1, bn1, …, as one would name the
+// attributes of a hand-written torch.nn.Module), or by position, as torch.nn.Sequential does (0.weight, 4.bias:
+// every layer counts, activations and pooling included, one torch module per kiln layer).
+enum class naming { by_stem, by_index };
+
+template <naming Naming, class X, class... Layers>
 struct sequential_expr {
   using last_input = typename detail::input_of_layer<sizeof...(Layers) - 1, X, Layers...>::type;
   using result = detail::layer_result<std::tuple_element_t<sizeof...(Layers) - 1, std::tuple<Layers...>>, last_input>;
@@ -172,7 +177,9 @@ struct sequential_expr {
     const auto& layer = std::get<I>(layers);
     using L = std::remove_cvref_t<decltype(layer)>;
     if constexpr (detail::is_named_layer<L>) {
-      const short_name n = layer.name.length ? layer.name : kiln::detail::numbered(L::stem, number_of<I>(), "");
+      const short_name n = layer.name.length            ? layer.name
+                           : Naming == naming::by_index ? kiln::detail::numbered("", static_cast<int>(I), "")
+                                                        : kiln::detail::numbered(L::stem, number_of<I>(), "");
       return layer.apply(x, n).emit(b);
     } else {
       return layer(x).emit(b);
@@ -180,18 +187,23 @@ struct sequential_expr {
   }
 };
 
-template <class... Layers>
+template <naming Naming, class... Layers>
 struct sequential_t {
   static_assert(sizeof...(Layers) > 0, "kiln: nn::sequential needs at least one layer");
   std::tuple<Layers...> layers;
 
   template <expression X>
-  constexpr auto operator()(X x) const { return sequential_expr<X, Layers...>{x, layers}; }
+  constexpr auto operator()(X x) const { return sequential_expr<Naming, X, Layers...>{x, layers}; }
 };
 
-// sequential(dense<128>{}, relu, dense<64>{}, relu, dense<10>{}) — layers and activations applied in order.
+// sequential(dense<128>{}, relu, dense<64>{}, relu, dense<10>{}) — layers and activations applied in order,
+// named per stem: fc1.weight, fc1.bias, fc2.weight, …
 template <class... Layers>
-constexpr auto sequential(Layers... layers) { return sequential_t<Layers...>{std::tuple<Layers...>{layers...}}; }
+constexpr auto sequential(Layers... layers) { return sequential_t<naming::by_stem, Layers...>{std::tuple<Layers...>{layers...}}; }
+// The same named as torch.nn.Sequential(Linear(…), ReLU(), Linear(…), …) names its state_dict: 0.weight,
+// 0.bias, 2.weight, … (a layer given a name keeps it).
+template <class... Layers>
+constexpr auto torch_sequential(Layers... layers) { return sequential_t<naming::by_index, Layers...>{std::tuple<Layers...>{layers...}}; }
 
 }  // namespace nn
 }  // namespace kiln
