@@ -94,15 +94,21 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
 }
 
 // gx rows [n0, n1) = conv2d_dx(gy, wt).
+// The weight is transposed once per call ([K, O/G] per group, row-major), so the products read it in place
+// instead of packing a transposed view for every sample.
 inline void input_adjoint(const window& w, const float* gy, const float* wt, float* gx, long n0, long n1) {
   const sizes s = sizes_of(w);
-  float* dcols = scratch(static_cast<std::size_t>(s.K * s.L) + gemm_workspace_floats(s.K, s.L, s.og));
-  float* ws = dcols + s.K * s.L;
+  float* dcols = scratch(static_cast<std::size_t>(s.K * s.L + w.o * s.K) + gemm_workspace_floats(s.K, s.L, s.og));
+  float* wt_t = dcols + s.K * s.L;
+  float* ws = wt_t + w.o * s.K;
+  for (long g = 0; g < w.groups; ++g)
+    for (long o = 0; o < s.og; ++o)
+      for (long k = 0; k < s.K; ++k) wt_t[(g * s.K + k) * s.og + o] = wt[(g * s.og + o) * s.K + k];
   for (long n = n0; n < n1; ++n) {
     float* out = gx + n * s.in_row;
     std::fill_n(out, s.in_row, 0.0f);
     for (long g = 0; g < w.groups; ++g) {
-      gemm(s.K, s.L, s.og, matrix_view{wt + g * s.og * s.K, 1, s.K}, matrix_view{gy + n * s.out_row + g * s.og * s.L, s.L, 1},
+      gemm(s.K, s.L, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{gy + n * s.out_row + g * s.og * s.L, s.L, 1},
            dcols, s.L, false, ws);
       col2im_add(w, dcols, g, out);
     }
