@@ -8,8 +8,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <initializer_list>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kiln_test {
@@ -21,6 +24,15 @@ inline std::size_t leaf_size(const kiln::leaf_info& l, long batch) {
 }
 
 // Random values for every leaf: params/inputs uniform in [lo, hi], labels uniform classes, targets in (0,1).
+// Leaf values of g by name (leaves not named stay empty).
+inline leaf_values leaves_by_name(const kiln::graph& g, std::initializer_list<std::pair<std::string_view, std::vector<double>>> values) {
+  leaf_values v(static_cast<std::size_t>(g.num_leaves));
+  for (int l = 0; l < g.num_leaves; ++l)
+    for (const auto& [name, vals] : values)
+      if (g.leaves[l].name.view() == name) v[static_cast<std::size_t>(l)] = vals;
+  return v;
+}
+
 inline leaf_values random_leaves(const kiln::graph& g, long batch, std::uint64_t seed, double lo = -1, double hi = 1) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(lo, hi), p(0.05, 0.95);

@@ -26,13 +26,6 @@ struct bn_cnn {
   }
 };
 
-std::vector<std::vector<double>> leaves_for(const graph& G, std::initializer_list<std::pair<std::string_view, std::vector<double>>> values) {
-  std::vector<std::vector<double>> v(static_cast<std::size_t>(G.num_leaves));
-  for (int l = 0; l < G.num_leaves; ++l)
-    for (const auto& [name, vals] : values)
-      if (G.leaves[l].name.view() == name) v[static_cast<std::size_t>(l)] = vals;
-  return v;
-}
 int leaf_named(const graph& G, std::string_view name) {
   for (int l = 0; l < G.num_leaves; ++l)
     if (G.leaves[l].name.view() == name) return l;
@@ -49,7 +42,7 @@ TEST_CASE("batch_norm: training normalizes each channel over the batch and the m
   constexpr const graph& G = step_graph<weighted, sgd>::value;
   std::vector<double> R(12);
   for (std::size_t i = 0; i < R.size(); ++i) R[i] = 0.5 + static_cast<double>(i);
-  auto v = leaves_for(G, {{"x", x_values}, {"R", R}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}},
+  auto v = kiln_test::leaves_by_name(G, {{"x", x_values}, {"R", R}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}},
                           {"bn.running_mean", {1, -1}}, {"bn.running_var", {2, 4}}, {"bn.num_batches_tracked", {7}}});
   std::vector<double> h(16);
   sgd{.lr = 0}.hypers(1, h.data());
@@ -78,7 +71,7 @@ TEST_CASE("batch_norm: training normalizes each channel over the batch and the m
 
 TEST_CASE("batch_norm: evaluation normalizes with the running statistics", "[batch_norm]") {
   constexpr const graph& G = forward_graph<evaluated>::value;
-  const auto v = leaves_for(G, {{"x", x_values}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}}, {"bn.running_mean", {1, -1}},
+  const auto v = kiln_test::leaves_by_name(G, {{"x", x_values}, {"bn.weight", {2, 3}}, {"bn.bias", {0.5, -1}}, {"bn.running_mean", {1, -1}},
                                 {"bn.running_var", {2, 4}}});
   const auto out = reference::evaluate(G, 2, v)[static_cast<std::size_t>(G.outputs[0].node)].v;
   const double gamma[2] = {2, 3}, beta[2] = {0.5, -1}, rm[2] = {1, -1}, rv[2] = {2, 4};

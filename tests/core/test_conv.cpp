@@ -43,20 +43,13 @@ struct geometry_cnn {
 struct conv_only { constexpr auto operator()() const { return conv2d<1, 1, 2, 1, 0, 1, 1, false>("c")(image<1, 3, 3>("x")); } };
 struct pool_only { constexpr auto operator()() const { return max_pool2d<2, 1>{}(image<1, 2, 3>("x")); } };
 
-std::vector<std::vector<double>> leaves_for(const graph& G, std::initializer_list<std::pair<std::string_view, std::vector<double>>> values) {
-  std::vector<std::vector<double>> v(static_cast<std::size_t>(G.num_leaves));
-  for (int l = 0; l < G.num_leaves; ++l)
-    for (const auto& [name, vals] : values)
-      if (G.leaves[l].name.view() == name) v[static_cast<std::size_t>(l)] = vals;
-  return v;
-}
 
 }  // namespace
 
 TEST_CASE("conv2d: each output is the window's dot product with the kernel", "[conv]") {
   constexpr const graph& G = forward_graph<conv_only>::value;
   // x = 1 … 9 in a 3×3 map, kernel [[1, 2], [3, 4]]: y[0, 0] = 1 + 2·2 + 3·4 + 4·5 = 37, …
-  const auto v = leaves_for(G, {{"x", {1, 2, 3, 4, 5, 6, 7, 8, 9}}, {"c.weight", {1, 2, 3, 4}}});
+  const auto v = kiln_test::leaves_by_name(G, {{"x", {1, 2, 3, 4, 5, 6, 7, 8, 9}}, {"c.weight", {1, 2, 3, 4}}});
   const auto out = reference::evaluate(G, 1, v)[static_cast<std::size_t>(G.outputs[0].node)].v;
   CHECK(out == std::vector<double>{37, 47, 67, 77});
   CHECK(G.nodes[G.outputs[0].node].shape == dims{batch, 4});
@@ -67,7 +60,7 @@ TEST_CASE("max_pool2d: the first maximum of a window takes its gradient (PyTorch
   // order is (0, 0) for window 0 and (0, 1) for window 1.
   struct weighted { constexpr auto operator()() const { return sum(max_pool2d<2, 1>{}(image<1, 2, 3>("x")) * input<2>("R")); } };
   constexpr const graph& F = forward_graph<pool_only>::value;
-  const auto fv = leaves_for(F, {{"x", {5, 5, 1, 5, 2, 5}}});
+  const auto fv = kiln_test::leaves_by_name(F, {{"x", {5, 5, 1, 5, 2, 5}}});
   CHECK(reference::evaluate(F, 1, fv)[static_cast<std::size_t>(F.outputs[0].node)].v == std::vector<double>{5, 5});
   // the gradient with respect to x, through a parameter-free graph: d/dx Σ R·pool(x), x a parameter here
   struct as_param {
@@ -77,7 +70,7 @@ TEST_CASE("max_pool2d: the first maximum of a window takes its gradient (PyTorch
     }
   };
   constexpr const graph& G = gradient_graph<as_param>::value;
-  const auto v = leaves_for(G, {{"x", {5, 5, 1, 5, 2, 5}}, {"R", {10, 100}}});
+  const auto v = kiln_test::leaves_by_name(G, {{"x", {5, 5, 1, 5, 2, 5}}, {"R", {10, 100}}});
   const auto val = reference::evaluate(G, 1, v);
   CHECK(val[static_cast<std::size_t>(G.outputs[1].node)].v == std::vector<double>{10, 100, 0, 0, 0, 0});
 }

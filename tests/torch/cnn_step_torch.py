@@ -35,6 +35,8 @@ import sys
 
 import torch
 
+from layers_torch import judge_lines  # (same directory)
+
 torch.set_default_dtype(torch.float64)
 REL_REFERENCE = 1e-9
 CPU_REL = 1e-4
@@ -162,20 +164,7 @@ def check(run):
 
 
 def main():
-    path = sys.argv[1]
-    failed = 0
-    with open(path) as f, open(path + ".verdicts", "w") as out:
-        for line in f:
-            run = json.loads(line)
-            try:
-                ok, detail = check(run)
-            except Exception as e:  # a run the script cannot build is a failure, with the reason
-                ok, detail = False, f"{type(e).__name__}: {e}"
-            verdict = f"{'PASS' if ok else 'FAIL'} cnn_step seed {run['seed']} {run['backend']}: {detail}"
-            print(verdict)
-            out.write(verdict + "\n")
-            failed += not ok
-    sys.exit(1 if failed else 0)
+    judge_lines(sys.argv[1], check, lambda run: f"cnn_step seed {run['seed']} {run['backend']}")
 
 
 if __name__ == "__main__":

@@ -207,21 +207,26 @@ def check(case):
     return ratio <= 1.0, f"worst {where} ({ratio:.3g} of the tolerance)"
 
 
-def main():
-    path = sys.argv[1]
+def judge_lines(path, check, describe):
+    """Runs check(record) on each JSON line of path, writes one verdict per line to path.verdicts (describe(record)
+    names it), and exits 1 when any record fails (an exception while checking is a failure, with the reason)."""
     failed = 0
     with open(path) as f, open(path + ".verdicts", "w") as out:
         for line in f:
-            case = json.loads(line)
+            record = json.loads(line)
             try:
-                ok, detail = check(case)
-            except Exception as e:  # a case the script cannot build is a failure, with the reason
+                ok, detail = check(record)
+            except Exception as e:
                 ok, detail = False, f"{type(e).__name__}: {e}"
-            verdict = f"{'PASS' if ok else 'FAIL'} {case['case']} seed {case['seed']} {json.dumps(case['config'])}: {detail}"
+            verdict = f"{'PASS' if ok else 'FAIL'} {describe(record)}: {detail}"
             print(verdict)
             out.write(verdict + "\n")
             failed += not ok
     sys.exit(1 if failed else 0)
+
+
+def main():
+    judge_lines(sys.argv[1], check, lambda case: f"{case['case']} seed {case['seed']} {json.dumps(case['config'])}")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,17 @@
 The model is the equivalent torch.nn module of examples/fashion_mnist_cnn_model.hpp: two blocks of 3x3 conv (no
 bias) -> BatchNorm2d -> ReLU -> 2x2 max-pool, then flatten -> Linear 128 -> ReLU -> Dropout 0.3 -> Linear 10, with
 the attribute names conv1, bn1, conv2, bn2, fc1, fc2, so its state_dict names and shapes are those of a kiln
-checkpoint. safetensors files are read and written by hand (torch_interop.py's reader and writer: 8-byte
-little-endian header length, JSON header, raw little-endian data), so the `safetensors` package is not needed.
+checkpoint. MODEL "sequential" selects instead the torch.nn.Sequential of the test's kiln::nn::torch_sequential CNN
+(16x16 images; names by position: 0.weight, 1.running_mean, 4.weight, 8.bias, ...). safetensors files are read and
+written by hand (torch_interop.py's reader and writer: 8-byte little-endian header length, JSON header, raw
+little-endian data), so the `safetensors` package is not needed.
 
-  python3 cnn_interop.py CKPT INPUTS STEPS OUT
+  python3 cnn_interop.py CKPT INPUTS STEPS OUT [MODEL]    (MODEL: fashion, the default, or sequential)
 
 loads the model tensors of the kiln checkpoint CKPT (its optimizer state and metadata left out) with
 load_state_dict(strict=True), checks that the batch-norm running statistics were trained away from their initial
 values (num_batches_tracked == STEPS), and writes to OUT the evaluation-mode logits of INPUTS["x"] ([n, 784], viewed
-as [n, 1, 28, 28]). Any failed check exits non-zero with a message.
+as [n, 1, 28, 28]; sequential: [n, 256] as [n, 1, 16, 16]). Any failed check exits non-zero with a message.
 """
 import sys
 
@@ -41,6 +43,18 @@ class Net(torch.nn.Module):
         return self.fc2(self.dropout(x))
 
 
+def sequential():
+    """The model, its batch norms' prefixes and its image side: the torch.nn.Sequential CNN of the second test."""
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False), nn.ReLU(), nn.AvgPool2d(2),
+                        nn.Flatten(), nn.Linear(6 * 2 * 2, 10), nn.ReLU(), nn.Dropout(0.2), nn.Linear(10, 3))
+    return net, ("1",), 16
+
+
+MODELS = {"fashion": lambda: (Net(), ("bn1", "bn2"), 28), "sequential": sequential}
+
+
 def fail(message):
     sys.exit("cnn_interop.py: " + message)
 
@@ -49,11 +63,11 @@ def main(argv):
     checkpoint, metadata = read_safetensors(argv[1])
     inputs, _ = read_safetensors(argv[2])
     steps, out = int(argv[3]), argv[4]
+    net, norms, side = MODELS[argv[5] if len(argv) > 5 else "fashion"]()
     model_tensors = {k: v for k, v in checkpoint.items() if not k.endswith(OPTIMIZER_SUFFIXES)}
     if len(model_tensors) == len(checkpoint):
         fail("the checkpoint holds no optimizer state (expected Adam's exp_avg / exp_avg_sq): %s" % sorted(checkpoint))
 
-    net = Net()
     initial = {k: v.clone() for k, v in net.state_dict().items()}
     # The tensors as kiln wrote them: num_batches_tracked is an F32 scalar there; load_state_dict copies it
     # (Tensor.copy_) into the module's int64 buffer, as it would for a user loading the file.
@@ -64,18 +78,18 @@ def main(argv):
         fail("names differ: checkpoint %s, torch %s" % (sorted(model_tensors), sorted(initial)))
 
     state = net.state_dict()
-    for name in ("bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"):
+    for name in [n + suffix for n in norms for suffix in (".running_mean", ".running_var")]:
         if torch.equal(state[name], initial[name]):
             fail("%s still holds its initial value: the running statistics were not exercised" % name)
         if not torch.equal(state[name], model_tensors[name]):
             fail("%s was not loaded" % name)
-    for name in ("bn1.num_batches_tracked", "bn2.num_batches_tracked"):
+    for name in [n + ".num_batches_tracked" for n in norms]:
         if state[name].dtype != torch.int64 or state[name].item() != steps:
             fail("%s is %r (%s), expected %d" % (name, state[name].item(), state[name].dtype, steps))
 
     net.eval()  # running statistics, no dropout: kiln's forward graph
     with torch.no_grad():
-        logits = net(inputs["x"].reshape(-1, 1, 28, 28))
+        logits = net(inputs["x"].reshape(-1, 1, side, side))
     write_safetensors(out, {"logits": logits})
 
 

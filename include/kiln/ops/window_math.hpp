@@ -104,16 +104,19 @@
   }                                                                                                          \
   /* The position (within the channel's map) of the maximum of window (i, j) of map m: the first maximum in */ \
   /* scan order, a NaN taking over (PyTorch's rule); −1 for an empty window (impossible when p ≤ k/2). */     \
+  /* Without padding every window lies inside the map (oh, ow are computed so), so the bounds are checked */  \
+  /* only with padding: with a constant window the checks then vanish. */                                     \
   template <class T>                                                                                         \
   FN int kiln_window_argmax(const kiln_window& g, const T* m, int i, int j) {                                \
     int best = -1;                                                                                           \
     T v = 0;                                                                                                 \
+    const bool padded = g.ph != 0 || g.pw != 0;                                                              \
     for (int a = 0; a < g.kh; ++a) {                                                                         \
       const int y = i * g.sh - g.ph + a * g.dh;                                                              \
-      if (y < 0 || y >= g.h) continue;                                                                       \
+      if (padded && (y < 0 || y >= g.h)) continue;                                                           \
       for (int b = 0; b < g.kw; ++b) {                                                                       \
         const int xx = j * g.sw - g.pw + b * g.dw;                                                           \
-        if (xx < 0 || xx >= g.w) continue;                                                                   \
+        if (padded && (xx < 0 || xx >= g.w)) continue;                                                       \
         const T u = m[y * g.w + xx];                                                                         \
         if (best < 0 || u > v || u != u) { best = y * g.w + xx; v = u; }                                     \
       }                                                                                                      \
