@@ -1,6 +1,7 @@
 #pragma once
-// What kiln-bench measures: the cases (one MLP training step each, or one contraction), the deterministic
-// data every backend feeds them, their FLOP counts, and the result row every backend reports.
+// What kiln-bench measures: the cases (one training step each, of an MLP or of the Fashion-MNIST CNN, or one
+// contraction), the deterministic data every backend feeds them, their FLOP counts, and the result row every
+// backend reports.
 #include <cmath>
 #include <cstdint>
 #include <string>
