@@ -37,8 +37,7 @@ inline float* scratch(std::size_t n) {
 }
 
 // cols (K rows, ld floats apart) ← the patches of group g of one sample x [C, H, W], L columns from cols.
-inline void im2col(const window& w, const float* x, long g, float* cols, long ld) {
-  const sizes s = sizes_of(w);
+inline void im2col(const window& w, const sizes& s, const float* x, long g, float* cols, long ld) {
   const int OH = w.oh(), OW = w.ow();
   for (long ci = 0; ci < s.cg; ++ci) {
     const float* m = x + (g * s.cg + ci) * w.h * w.w;
@@ -60,8 +59,7 @@ inline void im2col(const window& w, const float* x, long g, float* cols, long ld
 }
 
 // gx (one sample, [C, H, W]) += the patches of group g in dcols (K rows, ld floats apart), where im2col read them.
-inline void col2im_add(const window& w, const float* dcols, long ld, long g, float* gx) {
-  const sizes s = sizes_of(w);
+inline void col2im_add(const window& w, const sizes& s, const float* dcols, long ld, long g, float* gx) {
   const int OH = w.oh(), OW = w.ow();
   for (long ci = 0; ci < s.cg; ++ci) {
     float* m = gx + (g * s.cg + ci) * w.h * w.w;
@@ -102,7 +100,7 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
-      for (long t = 0; t < m; ++t) im2col(w, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
+      for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
       gemm(s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, side, ld, false, ws);
       scatter_group(s, side, n, m, g, y);
     }
@@ -127,7 +125,7 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
     for (long g = 0; g < w.groups; ++g) {
       gather_group(s, gy, n, m, g, side);
       gemm(s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{side, ld, 1}, dcols, ld, false, ws);
-      for (long t = 0; t < m; ++t) col2im_add(w, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
+      for (long t = 0; t < m; ++t) col2im_add(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
     }
   }
 }
@@ -143,7 +141,7 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
-      for (long t = 0; t < m; ++t) im2col(w, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
+      for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
       gather_group(s, gy, n, m, g, side);
       gemm(s.og, s.K, ld, matrix_view{side, ld, 1}, matrix_view{cols, 1, ld}, partial + g * s.og * s.K, s.K, true, ws);
     }

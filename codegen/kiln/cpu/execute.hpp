@@ -33,7 +33,7 @@ struct context {
   thread_pool* pool = nullptr;
   float* reduce_ws = nullptr;      // threads × reduce_ws_stride: partial sums of row reductions
   long reduce_ws_stride = 0;
-  float* ksplit_ws = nullptr;      // threads × ksplit_ws_stride: partial products of batch-contracting GEMMs
+  float* ksplit_ws = nullptr;      // threads × ksplit_ws_stride: partial products of batch-contracting GEMMs and conv weight gradients
   long ksplit_ws_stride = 0;
   float* gemm_ws = nullptr;        // threads × gemm_ws_stride: GEMM packing buffers
   long gemm_ws_stride = 0;
@@ -520,15 +520,12 @@ struct executor {
         constexpr long size = nd.shape.rows * nd.shape.cols;
         const int threads = c.pool->num_threads();
         const long tasks = rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
-        thread_local std::vector<float> partials;
-        if (partials.size() < static_cast<std::size_t>(tasks * size)) partials.resize(static_cast<std::size_t>(tasks * size));
-        float* part = partials.data();
         c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int) {
-          conv::weight_adjoint(w, a, b, part + t * size, rows * t / tasks, rows * (t + 1) / tasks);
+          conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks);
         });
-        std::copy_n(part, size, out);
+        std::copy_n(c.ksplit_ws, size, out);
         for (long t = 1; t < tasks; ++t)
-          for (long i = 0; i < size; ++i) out[i] += part[t * size + i];
+          for (long i = 0; i < size; ++i) out[i] += c.ksplit_ws[t * c.ksplit_ws_stride + i];
       } else {
         const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
         parallel_range(c, total, w.h * w.w, 1, [&](long e0, long e1, int) { window_elements(code, w, a, b, rows, out, e0, e1); });
@@ -582,7 +579,10 @@ struct executor {
   static long ksplit_ws_floats() {
     long m = 0;
     for (int k = 0; k < P.num_kernels; ++k)
-      if (P.kernels[k].kind == kernel_kind::contraction) {
+      if (P.g.nodes[P.kernels[k].anchor].kind == op::conv2d_dw) {  // its per-thread partial weight gradients
+        const node& dw = P.g.nodes[P.kernels[k].anchor];
+        m = std::max<long>(m, static_cast<long>(dw.shape.rows) * dw.shape.cols);
+      } else if (P.kernels[k].kind == kernel_kind::contraction) {
         const node& mm = P.g.nodes[P.kernels[k].anchor];
         if (P.g.nodes[mm.in[0]].shape.cols == batch) m = std::max<long>(m, static_cast<long>(mm.shape.rows) * mm.shape.cols);
       }

@@ -225,12 +225,14 @@ struct builder {
   constexpr int scatter_add(int g, int idx, int rows) { const int in[3] = {g, idx, -1}; return make(op::scatter_add, in, rows); }
 
   // ---- window ops (ops/window.hpp): a node of window op Op on a (and b, or −1) with geometry w, registered in
-  // the graph's window table (node.leaf). A channel sum or repeat over maps of one position is its operand.
+  // the graph's window table (node.leaf), after the op's own rewrites (Op::simplify(in, w): −1 for none).
   template <class Op>
   constexpr int window_node(int a, int b, const window& w) {
     const dims in_shapes[2] = {shape(a), b >= 0 ? shape(b) : dims{}};
     const dims s = Op::shape_of(in_shapes, w);
-    if ((Op::kind == op::channel_sum || Op::kind == op::channel_repeat) && w.h * w.w == 1) return a;
+    const int in[2] = {a, b};
+    if constexpr (requires { Op::simplify(in, w); })
+      if (const int r = Op::simplify(in, w); r >= 0) return r;
     node n;
     n.kind = Op::kind;
     n.in[0] = a;

@@ -43,11 +43,10 @@ struct batch_norm_expr {
     const int xi = x.emit(b), w = weight.emit(b), bi = bias.emit(b);
     const int rm = running_mean.emit(b), rv = running_var.emit(b);
     // channel sums and repeats over the map (identities for vectors: one position per channel)
-    window per_channel;
-    per_channel.c = per_channel.o = Vector::shape.cols;
-    per_channel.h = Map.c > 0 ? Map.h : 1;
-    per_channel.w = Map.c > 0 ? Map.w : 1;
-    const int L = per_channel.h * per_channel.w;
+    constexpr int C = Vector::shape.cols;
+    constexpr feature_map maps = Map.c > 0 ? Map : feature_map{C, 1, 1};
+    constexpr window per_channel = make_window<maps, C, 1, 1, 0, 1, 1>();
+    const int L = maps.h * maps.w;
     auto sum = [&](int v) { return b.window_node<ops::channel_sum_op>(b.sum_rows(v), -1, per_channel); };
     auto repeat = [&](int v) { return b.window_node<ops::channel_repeat_op>(v, -1, per_channel); };
     if (!b.training) {
@@ -65,8 +64,8 @@ struct batch_norm_expr {
     // σ²·n/(n − 1); with a single value per channel (n = 1, where PyTorch refuses to train) σ² = 0, and the
     // divisor max(n − 1, 1) keeps it 0 instead of 0/0 poisoning running_var
     const int unbiased = b.div(b.mul(var, count), b.unary(op::max_c, b.sub(count, b.scalar(1)), 1.0));
-    b.update_state(b.add(b.mul(keep, rm), b.mul(m, b.stop_gradient(mean))), rm);
-    b.update_state(b.add(b.mul(keep, rv), b.mul(m, b.stop_gradient(unbiased))), rv);
+    b.update_state(b.add(b.mul(keep, rm), b.mul(m, mean)), rm);
+    b.update_state(b.add(b.mul(keep, rv), b.mul(m, unbiased)), rv);
     const int nt = tracked.emit(b);
     b.update_state(b.add(nt, b.scalar(1)), nt);
     return y;

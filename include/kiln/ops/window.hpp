@@ -135,6 +135,8 @@ struct channel_sum_op {
     detail::check_window(in[0].cols == w.in_size(), "kiln: channel_sum: the input is not a C·H·W map");
     return {in[0].rows, w.c};
   }
+  // over maps of one position it is its operand
+  static constexpr int simplify(const int* in, const window& w) { return w.h * w.w == 1 ? in[0] : -1; }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.template window_node<channel_repeat_op>(detail::full_adjoint(b, self, g), -1, b.window_of(self));
   }
@@ -148,6 +150,8 @@ struct channel_repeat_op {
     detail::check_window(in[0].cols == w.c, "kiln: channel_repeat: the input is not one value per channel");
     return {in[0].rows, static_cast<int>(w.in_size())};
   }
+  // over maps of one position it is its operand
+  static constexpr int simplify(const int* in, const window& w) { return w.h * w.w == 1 ? in[0] : -1; }
   template <class B> static constexpr void vjp(B& b, int self, int g, int* d) {
     d[0] = b.template window_node<channel_sum_op>(detail::full_adjoint(b, self, g), -1, b.window_of(self));
   }
