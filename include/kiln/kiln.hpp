@@ -3,6 +3,7 @@
 #include <kiln/core/error.hpp>
 #include <kiln/autodiff/grad.hpp>
 #include <kiln/expr/operators.hpp>
+#include <kiln/expr/tensor.hpp>
 #include <kiln/nn/activations.hpp>
 #include <kiln/nn/layers.hpp>
 #include <kiln/nn/losses.hpp>

@@ -47,6 +47,49 @@ struct same_shape_check {
   static constexpr dims result = Lhs;
 };
 
+// ---- tensor shapes (expr/tensor_shape.hpp): PyTorch's shape of a value, [batch, d1, …] or [d0, …], rank ≤ 8
+inline constexpr int max_rank = 8;
+
+struct tensor_shape {
+  int rank = 0;
+  int d[max_rank] = {};
+  constexpr bool operator==(const tensor_shape&) const = default;
+  constexpr bool batched() const { return rank > 0 && d[0] == batch; }
+  constexpr long long size_from(int k) const {
+    long long n = 1;
+    for (int i = k; i < rank; ++i) n *= d[i];
+    return n;
+  }
+};
+
+// The [rows, cols] a tensor of shape s is stored as.
+constexpr dims storage_of(const tensor_shape& s) {
+  if (s.rank == 0) return {1, 1};
+  if (s.batched()) return {batch, static_cast<int>(s.size_from(1))};
+  if (s.rank == 1) return {1, s.d[0]};
+  return {s.d[0], static_cast<int>(s.size_from(1))};
+}
+
+template <int... D>
+constexpr tensor_shape shape_from() {
+  static_assert(sizeof...(D) <= max_rank, "kiln: tensors have rank at most 8");
+  tensor_shape s;
+  s.rank = static_cast<int>(sizeof...(D));
+  int i = 0;
+  ((s.d[i++] = D), ...);
+  return s;
+}
+
+// An expression of the same storage as its first operand keeps that operand's tensor shape (elementwise math,
+// activations): the member `tshape` is inherited.
+template <dims Shape, class... A>
+struct inherited_tensor_shape {};
+template <dims Shape, class A0, class... A>
+  requires(requires { A0::tshape; } && A0::shape == Shape)
+struct inherited_tensor_shape<Shape, A0, A...> {
+  static constexpr tensor_shape tshape = A0::tshape;
+};
+
 // ---- generic node: Tag::emit(builder&, k, operand nodes...) with a type-level shape and kind.
 // Operands are held by arity (0 to 3) and emitted left to right in one function, so emitting an expression
 // tree costs one constexpr call frame per level: a 32-layer network stays far inside the compiler's default
@@ -63,7 +106,7 @@ template <class A0, class A1, class A2>
 struct operands<A0, A1, A2> { A0 a0; A1 a1; A2 a2; };
 
 template <class Tag, dims Shape, value_kind Kind, class... A>
-struct apply_expr {
+struct apply_expr : inherited_tensor_shape<Shape, A...> {
   static_assert(sizeof...(A) <= 3, "kiln: a primitive takes at most three operands");
   static constexpr dims shape = Shape;
   static constexpr value_kind kind = Kind;
@@ -88,7 +131,7 @@ struct apply_expr {
 };
 
 template <class Tag, dims Shape, value_kind Kind = value_kind::any, class... A>
-constexpr auto make_expr(double k, A... a) { return apply_expr<Tag, Shape, Kind, A...>{operands<A...>{a...}, k}; }
+constexpr auto make_expr(double k, A... a) { return apply_expr<Tag, Shape, Kind, A...>{{}, operands<A...>{a...}, k}; }
 
 // ---- leaves
 // A compile-time constant broadcast to [1, 1].
@@ -167,7 +210,7 @@ constexpr auto labels(std::string_view name) {
 // unless an init_* is applied; values can always be set by name on the step.
 template <int... Dims>
 constexpr auto param(std::string_view name) {
-  static_assert(sizeof...(Dims) <= 2, "kiln: parameters have rank 0, 1 or 2");
+  static_assert(sizeof...(Dims) <= 2, "kiln: param<> takes rank 0, 1 or 2; kiln::tensor_param<D...> (expr/tensor.hpp) takes any rank");
   constexpr int d[4] = {Dims..., 1, 1};
   if constexpr (sizeof...(Dims) == 2) return make_leaf<d[0], d[1], value_kind::any, leaf_kind::param>(name, 2);
   else return make_leaf<1, d[0], value_kind::any, leaf_kind::param>(name, static_cast<int>(sizeof...(Dims)));

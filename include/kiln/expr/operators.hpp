@@ -2,6 +2,7 @@
 // Primitive operations on expressions: arithmetic with broadcasting, elementwise math, comparisons and where,
 // reductions, contraction, softmax family, one-hot. Numbers mix freely with expressions (2.0 * b).
 #include <kiln/expr/expression.hpp>
+#include <kiln/expr/tensor_shape.hpp>
 
 #include <type_traits>
 
@@ -64,7 +65,10 @@ struct one_hot { static constexpr int emit(builder& b, double classes, int y) { 
   constexpr auto operator sym(A a, B b) {                                                                 \
     using X = as_expr_t<A>;                                                                               \
     using Y = as_expr_t<B>;                                                                               \
-    return make_expr<tags::binary<op::op_kind>, broadcast_check<ops::of<op::op_kind>, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
+    if constexpr (has_tensor_shape<X> || has_tensor_shape<Y>) /* numpy broadcasting of tensor shapes */  \
+      return tensor_binary<op::op_kind>(as_expr(a), as_expr(b));                                          \
+    else                                                                                                  \
+      return make_expr<tags::binary<op::op_kind>, broadcast_check<ops::of<op::op_kind>, X::shape, Y::shape>::result>(0, as_expr(a), as_expr(b)); \
   }
 KILN_BINARY_OPERATOR(+, add, add)
 KILN_BINARY_OPERATOR(-, sub, sub)

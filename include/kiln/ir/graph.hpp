@@ -58,8 +58,8 @@ struct leaf_info {
   double init_value = 0;  // constant: the value; normal: the standard deviation
   int owner = -1;       // for optimizer state: the parameter leaf it belongs to
   int num_classes = 0;  // for labels
-  int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix, 3 or 4), for checkpoints
-  int torch_dims[4] = {0, 0, 0, 0};  // rank 3 or 4: PyTorch's shape (a conv weight [O, C/groups, kh, kw] held as [O, C/groups·kh·kw])
+  int rank = 2;         // declared rank (0 scalar, 1 vector, 2 matrix, up to 8), for checkpoints
+  int torch_dims[8] = {};  // rank > 2: PyTorch's shape (a conv weight [O, C/groups, kh, kw] held as [O, C/groups·kh·kw])
 };
 
 // An output of the graph: either a value the caller reads (the loss) or a new value assigned to a leaf

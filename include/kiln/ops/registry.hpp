@@ -1,5 +1,6 @@
 #pragma once
 // The op table: maps an op id to its struct. Passes dispatch through visit_op and read traits.
+#include <kiln/ops/axes.hpp>
 #include <kiln/ops/binary.hpp>
 #include <kiln/ops/indexing.hpp>
 #include <kiln/ops/leaves.hpp>

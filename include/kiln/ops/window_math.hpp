@@ -14,6 +14,8 @@
 // The math, for output position (i, j) of an OH×OW map, kernel offset (a, b), stride s, padding p, dilation d:
 // the input position read is (i·sh − ph + a·dh, j·sw − pw + b·dw); a position outside the map is a zero
 // (conv, average) or absent (max).
+// The same table holds the axis ops (permute, crop, pad, broadcast, sums and maxima over axes: ops/axes_math.hpp),
+// whose geometry is the member `ax`; kiln_window_at dispatches to them by code.
 //   conv2d      y[n, o, i, j]  = Σ_{ci < C/G, a, b} x[n, g·C/G + ci, ·, ·] · w[o, ci, a, b]   (g = o / (O/G))
 //   conv2d_dx   gx[n, c, y, x] = Σ_{o in c's group, a, b : y + ph − a·dh = i·sh, 0 ≤ i < OH, …} gy[n, o, i, j] · w[o, ci, a, b]
 //   conv2d_dw   gw[o, ci, a, b] = Σ_n Σ_{i, j} gy[n, o, i, j] · x[n, g·C/G + ci, ·, ·]
@@ -22,11 +24,15 @@
 //   avg_pool2d  y = Σ window / (kh·kw) (PyTorch's count_include_pad: padding counts as zeros)
 //   channel_sum y[n, c] = Σ_l x[n, c·L + l], L = H·W;  channel_repeat y[n, c·L + l] = x[n, c]
 
+#include <kiln/ops/axes_math.hpp>
+
 #define KILN_WINDOW_SOURCE(FN)                                                                                  \
+  KILN_AXES_SOURCE(FN)                                                                                       \
   /* The geometry of a window op: input map C×H×W, output channels O, kernel, stride, padding, dilation,   */  \
   /* groups. One aggregate, so a renderer writes it as a literal: kiln_window{C, H, W, O, kh, kw, …}.       */  \
   struct kiln_window {                                                                                       \
     int c = 1, h = 1, w = 1, o = 1, kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1; \
+    kiln_axes ax{}; /* the axis ops' geometry (ops/axes_math.hpp); default for the window ops */             \
     FN int oh() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }                                  \
     FN int ow() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }                                  \
     FN long long in_size() const { return (long long)c * h * w; }                                           \
@@ -184,6 +190,7 @@
   /* Element e of the result of window op `op` on operand buffers a, b of `rows` rows. */                    \
   template <class T>                                                                                         \
   FN T kiln_window_at(int op, const kiln_window& g, const T* a, const T* b, long long rows, long long e) {   \
+    if (op >= kiln_permute) return kiln_axes_at(op, g.ax, a, b, e);                                          \
     const long long L = (long long)g.h * g.w;                                                                \
     switch (op) {                                                                                            \
       case kiln_conv2d: return kiln_conv2d_at(g, a + e / g.out_size() * g.in_size(), b, e % g.out_size());   \
@@ -213,12 +220,20 @@ KILN_WINDOW_SOURCE(constexpr inline)
 }  // namespace kiln::window_math
 
 namespace kiln::window_math {
+constexpr bool operator==(const kiln_axes& a, const kiln_axes& b) {
+  if (a.rank != b.rank) return false;
+  for (int k = 0; k < 8; ++k)
+    if (a.in[k] != b.in[k] || a.out[k] != b.out[k] || a.perm[k] != b.perm[k] || a.begin[k] != b.begin[k]) return false;
+  return true;
+}
 constexpr bool operator==(const kiln_window& a, const kiln_window& b) {
   return a.c == b.c && a.h == b.h && a.w == b.w && a.o == b.o && a.kh == b.kh && a.kw == b.kw && a.sh == b.sh &&
-         a.sw == b.sw && a.ph == b.ph && a.pw == b.pw && a.dh == b.dh && a.dw == b.dw && a.groups == b.groups;
+         a.sw == b.sw && a.ph == b.ph && a.pw == b.pw && a.dh == b.dh && a.dw == b.dw && a.groups == b.groups &&
+         a.ax == b.ax;
 }
 }  // namespace kiln::window_math
 
 namespace kiln {
 using window = window_math::kiln_window;
+using axes_geometry = window_math::kiln_axes;
 }  // namespace kiln

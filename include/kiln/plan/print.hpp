@@ -39,16 +39,39 @@ inline std::string kernel_name(const plan& p, int k) {
 }
 
 // A window's fields in declaration order, the initializer of a kiln_window (ops/window_math.hpp):
-// "{C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, groups}".
+// "{C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, groups, {rank, {in}, {out}, {perm}, {begin}}}".
 inline std::string window_initializer(const window& w) {
+  auto list = [](const int* v, int n) {
+    std::string s = "{";
+    for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "}";
+  };
   const int f[] = {w.c, w.h, w.w, w.o, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, w.groups};
-  std::string s = "{";
-  for (int v : f) s += (s.size() > 1 ? ", " : "") + std::to_string(v);
-  return s + "}";
+  const axes_geometry& a = w.ax;
+  std::string s = list(f, 13);
+  s.pop_back();
+  return s + ", {" + std::to_string(a.rank) + ", " + list(a.in, 8) + ", " + list(a.out, 8) + ", " + list(a.perm, 8) + ", " +
+         list(a.begin, 8) + "}}";
 }
-// The window as a reader wants it: "2x5x5→3 k3x3 s1x1 p1x1 d1x1 g1".
+// The window as a reader wants it: "2x5x5->3 k3x3 s1x1 p1x1 d1x1 g1"; an axis op's: "[2x3x4]->[4x2x3] perm 2,0,1".
 inline std::string window_label(const window& w) {
   auto pair = [](int a, int b) { return std::to_string(a) + "x" + std::to_string(b); };
+  if (w.ax.rank > 0) {
+    const axes_geometry& a = w.ax;
+    auto shape = [&](const int* d) {
+      std::string s = "[";
+      for (int k = 0; k < a.rank; ++k) s += (k ? "x" : "") + std::to_string(d[k]);
+      return s + "]";
+    };
+    auto list = [&](const char* what, const int* v) {
+      std::string s = std::string(" ") + what + " ";
+      for (int k = 0; k < a.rank; ++k) s += (k ? "," : "") + std::to_string(v[k]);
+      return s;
+    };
+    bool permuted = false, offset = false;
+    for (int k = 0; k < a.rank; ++k) permuted |= a.perm[k] != k, offset |= a.begin[k] != 0;
+    return shape(a.in) + "->" + shape(a.out) + (permuted ? list("perm", a.perm) : "") + (offset ? list("at", a.begin) : "");
+  }
   return std::to_string(w.c) + "x" + pair(w.h, w.w) + "->" + std::to_string(w.o) + " k" + pair(w.kh, w.kw) + " s" +
          pair(w.sh, w.sw) + " p" + pair(w.ph, w.pw) + " d" + pair(w.dh, w.dw) + " g" + std::to_string(w.groups);
 }
