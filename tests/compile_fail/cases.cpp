@@ -41,7 +41,18 @@ constexpr auto bad = max_pool2d<3>{}(image<4, 2, 2>("img"));
 constexpr auto bad = conv2d<4, 4, 5, 1, 1>{}(image<4, 2, 2>("img"));
 #elif defined(CASE_BATCH_NORM_CHANNELS)
 constexpr auto bad = batch_norm<16>{}(conv2d<1, 8, 3>{}(image<1, 28, 28>("img")));
+#elif defined(CASE_TENSOR_BROADCAST)
+constexpr auto bad = input<2, 3, 4>("t") + tensor_param<3, 5>("u");
+#elif defined(CASE_RESHAPE_SIZE)
+constexpr auto bad = reshape<-1, 5, 5>(input<2, 3, 4>("t"));
+#elif defined(CASE_CONCAT_SHAPES)
+constexpr auto bad = concat<1>(input<2, 3>("a"), input<2, 4>("b"));
+#elif defined(CASE_SLICE_BATCH)
+constexpr auto bad = slice<0, 0, 1>(input<2, 3>("a"));
+#elif defined(CASE_PERMUTE_AXES)
+constexpr auto bad = permute<0, 1, 1>(input<2, 3>("a"));
 #elif defined(CASE_CONTROL)
 constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y) +
-                      sum(batch_norm<8>{}(max_pool2d<2>{}(conv2d<1, 8, 3>{}(as_map<1, 28, 28>(x)))));
+                      sum(batch_norm<8>{}(max_pool2d<2>{}(conv2d<1, 8, 3>{}(as_map<1, 28, 28>(x))))) +
+                      sum(concat<2>(permute<0, 2, 1>(reshape<-1, 28, 28>(x)), input<28, 3>("t")) * tensor_param<1, 31>("u"));
 #endif

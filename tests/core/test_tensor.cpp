@@ -4,6 +4,9 @@
 // Against PyTorch: tests/torch/test_tensor_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
 #include "cnn_compare.hpp"
 #include "gradcheck.hpp"
+#include "tensor_model.hpp"
+
+#include <kiln/train/checkpoint.hpp>
 
 using namespace kiln;
 
@@ -106,26 +109,9 @@ TEST_CASE("sum, mean and max over any axes", "[tensor]") {
   CHECK(val[static_cast<std::size_t>(G.outputs[1].node)].v == std::vector<double>{0, 100, 10, 0, 0, 0});
 }
 
-namespace {
-// Every axis op and numpy broadcast, on batched tensors and on parameters, into one cross-entropy loss.
-struct axes_model {
-  constexpr auto operator()() const {
-    auto x = input<2, 3, 4>("x");                                              // [B, 2, 3, 4]
-    auto a = tensor_param<3, 1>("a", 2);                                       // broadcast over 2 and 4
-    auto w = tensor_param<4, 2, 3>("w", 3);                                    // permuted to [2, 3, 4]
-    auto b = tensor_param<2, 3, 4>("b", 4);                                    // reduced over 0, max over 2
-    auto h = kiln::tanh(x * a + permute<1, 2, 0>(w) + sum<0>(b) + max_keepdim<2>(b));   // [B, 2, 3, 4]
-    auto t = permute<0, 3, 1, 2>(h);                                           // [B, 4, 2, 3]
-    auto c = concat<2>(slice<2, 0, 1>(t), max_keepdim<2>(t), sum_keepdim<2>(t) * 0.5);   // [B, 4, 3, 3]
-    auto m3 = mean<3>(c);                                                      // [B, 4, 3]
-    auto m = m3 - mean_keepdim<1, 2>(m3);                                      // centred per sample
-    return cross_entropy(dense<3>("fc")(reshape<-1, 12>(m)), labels<3>("y"));
-  }
-};
-}  // namespace
 
 TEST_CASE("tensor ops: gradients equal finite differences", "[tensor][gradients]") {
-  constexpr const graph& G = gradient_graph<axes_model>::value;
+  constexpr const graph& G = gradient_graph<kiln_test::axes_model>::value;
   for (std::uint64_t seed : {11u, 12u})
     for (long batch : {1L, 3L}) {
       INFO("seed " << seed << ", batch " << batch);
@@ -134,5 +120,33 @@ TEST_CASE("tensor ops: gradients equal finite differences", "[tensor][gradients]
 }
 
 TEST_CASE("tensor ops: fused == unfused == reference on the CPU", "[tensor][backend]") {
-  for (long batch : {1L, 4L, 37L}) kiln_test::compare_cnn<axes_model, 24, 3>(batch, 91);
+  for (long batch : {1L, 4L, 37L}) kiln_test::compare_cnn<kiln_test::axes_model, 24, 3>(batch, 91);
+}
+
+namespace {
+// A 1-D CNN over sequences [batch, 2, 9]: conv1d (padding), max_pool1d, a grouped dilated conv1d without bias,
+// a padded avg_pool1d, then a dense head: every 1-D layer forward and backward.
+struct sequence_cnn {
+  constexpr auto operator()() const {
+    auto h = nn::sequential(conv1d<2, 3, 3, 1, 1>{}, relu, max_pool1d<2>{},          // 9 → 9 → 4
+                            conv1d<3, 3, 2, 1, 1, 2, 3, false>{}, kiln::tanh,          // 4 → 4
+                            avg_pool1d<2, 1, 1>{})(input<2, 9>("x"));                   // 4 → 5
+    static_assert(decltype(h)::shape.cols == 15);
+    return cross_entropy(dense<3>("fc")(reshape<-1, 15>(h)), labels<3>("y"));
+  }
+};
+}  // namespace
+
+TEST_CASE("conv1d and 1-D pooling: gradients equal finite differences, the CPU equals the reference", "[tensor][conv]") {
+  constexpr const graph& G = gradient_graph<sequence_cnn>::value;
+  for (long batch : {1L, 3L}) kiln_test::check_against_finite_differences(G, batch, kiln_test::random_leaves(G, batch, 21), 1e-6);
+  for (long batch : {1L, 6L}) kiln_test::compare_cnn<sequence_cnn, 18, 3>(batch, 22);
+  constexpr const graph& S = step_graph<sequence_cnn, adam>::value;
+  bool weight = false;
+  for (int l = 0; l < S.num_leaves; ++l)
+    if (S.leaves[l].name.view() == "conv1.weight") {
+      weight = true;
+      CHECK(train::torch_shape(S.leaves[l]) == std::vector<std::int64_t>{3, 2, 3});
+    }
+  CHECK(weight);
 }

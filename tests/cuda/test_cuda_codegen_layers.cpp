@@ -1,7 +1,8 @@
-// Layers through the CUDA backend (layer_norm, dropout, embedding, conv and pooling): the generated kernels on the host emulator
+// Layers through the CUDA backend (layer_norm, dropout, embedding, conv and pooling, tensor ops of any rank): the generated kernels on the host emulator
 // against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
 // sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
 #include "emulated_model_check.hpp"
+#include "../core/tensor_model.hpp"
 
 using namespace kiln;
 using namespace kiln_cuda_test;
@@ -122,4 +123,21 @@ TEST_CASE("device: layer_norm, fused and unfused, every batch size", "[cuda][dev
   auto dev = gpu_or_skip();
   if (!dev) return;
   check_everywhere<layer_norm_model>(dev, adam{.lr = 1e-2}, 6);
+}
+
+// permute, slice, concat (pads), reshape, broadcast_axes, sum_to, max_to and its adjoint, on batched tensors and
+// parameters: a thread per output element (kiln_axes_at in the prelude)
+TEST_CASE("emulated: tensor ops of any rank, fused and unfused", "[cuda][emulated][tensor]") {
+  check_model<kiln_test::axes_model>(adam{.lr = 1e-2}, 15);
+}
+
+TEST_CASE("NVRTC: every kernel of a tensor-op model's step, fused and unfused", "[cuda][nvrtc][tensor]") {
+  compile_step<kiln_test::axes_model, adam, fusion::fused>("axes_model/adam");
+  compile_step<kiln_test::axes_model, adam, fusion::unfused>("axes_model/adam");
+}
+
+TEST_CASE("device: tensor ops of any rank, fused and unfused, every batch size", "[cuda][device][tensor]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  check_everywhere<kiln_test::axes_model>(dev, adam{.lr = 1e-2}, 16);
 }

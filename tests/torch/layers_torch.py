@@ -88,11 +88,20 @@ def embedding(case):
 def on_maps(case, channels, h, w, model, forward):
     """x as maps [batch, C, H, W] (kiln's rows are NCHW flattened), y = forward(x) flattened to kiln's rows, the
     gradients of sum(y * r) with respect to x, r and every parameter of model (by its state_dict name)."""
+    return on_tensor(case, (case["config"]["batch"], channels, h, w), model, forward)
+
+
+def on_sequences(case, channels, model, forward):
+    """x as sequences [batch, C, L] (L: the config's w), as on_maps."""
+    return on_tensor(case, (case["config"]["batch"], channels, case["config"]["w"]), model, forward)
+
+
+def on_tensor(case, shape, model, forward):
     c = case["config"]
     values = case["values"]
     model.load_state_dict({k: tensor(v, model.state_dict()[k].shape) for k, v in values.items() if k not in ("x", "r")},
                           strict=True)
-    x = tensor(values["x"], (c["batch"], channels, h, w)).requires_grad_()
+    x = tensor(values["x"], shape).requires_grad_()
     y = forward(x).reshape(c["batch"], -1)
     r = tensor(values["r"], y.shape).requires_grad_()
     (y * r).sum().backward()
@@ -122,6 +131,27 @@ def avg_pool2d(case):
         raise ValueError("nn.AvgPool2d has no dilation")
     pool = torch.nn.AvgPool2d(c["kernel"], stride=c["stride"], padding=c["padding"], count_include_pad=True)
     return on_maps(case, c["channels"], c["h"], c["w"], Holder(), pool)
+
+
+def conv1d(case):
+    """nn.Conv1d with kiln's conv.weight ([Out, In/Groups·K] row-major) viewed as [Out, In/Groups, K]."""
+    c = case["config"]
+    model = Holder()
+    model.conv = torch.nn.Conv1d(c["channels"], c["out"], c["kernel"], stride=c["stride"], padding=c["padding"],
+                                 dilation=c["dilation"], groups=c["groups"], bias=bool(c["bias"]))
+    return on_sequences(case, c["channels"], model, model.conv)
+
+
+def max_pool1d(case):
+    c = case["config"]
+    pool = torch.nn.MaxPool1d(c["kernel"], stride=c["stride"], padding=c["padding"], dilation=c["dilation"])
+    return on_sequences(case, c["channels"], Holder(), pool)
+
+
+def avg_pool1d(case):
+    c = case["config"]
+    pool = torch.nn.AvgPool1d(c["kernel"], stride=c["stride"], padding=c["padding"], count_include_pad=True)
+    return on_sequences(case, c["channels"], Holder(), pool)
 
 
 def global_avg_pool(case):
@@ -175,7 +205,8 @@ def batch_norm(case):
 
 CASES = {"layer_norm": layer_norm, "dropout": dropout, "embedding": embedding, "conv2d": conv2d,
          "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "global_avg_pool": global_avg_pool, "cnn": cnn,
-         "batch_norm2d": batch_norm, "batch_norm1d": batch_norm}
+         "batch_norm2d": batch_norm, "batch_norm1d": batch_norm, "conv1d": conv1d, "max_pool1d": max_pool1d,
+         "avg_pool1d": avg_pool1d}
 
 
 def worst(name, kiln, torch_values):

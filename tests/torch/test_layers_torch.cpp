@@ -109,7 +109,10 @@ struct on_maps {
   struct loss {
     constexpr auto operator()() const {
       const auto y = Layer{}()(x());
-      return sum(y * param<B, decltype(y)::shape.cols>("r"));
+      using Y = decltype(y);
+      const auto r = param<B, Y::shape.cols>("r");
+      if constexpr (has_tensor_shape<Y>) return sum(y * with_shape<Y::tshape>(r));  // the 1-D layers' [B, O, L]
+      else return sum(y * r);
     }
   };
 };
@@ -209,6 +212,42 @@ struct avg_pool2d_case {
   struct layer { constexpr auto operator()() const { return avg_pool2d<w.kernel, w.stride, w.padding>{}; } };
   using output = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::output;
   using loss = typename on_maps<layer, c.batch, c.channels, w.h, w.w>::loss;
+  static std::string config_json() { return window_json(c.batch, c.channels, w); }
+};
+
+// The 1-D layers (nn/conv.hpp: conv1d, max_pool1d, avg_pool1d) on sequences [batch, C, L]: the 2-D draws with
+// the map's H set to 1 (L: the draw's W, at least one window long).
+template <std::uint64_t S>
+struct conv1d_case {
+  static constexpr conv2d_config c = conv2d_of(S);
+  static constexpr window_config w = c.win;
+  struct layer {
+    constexpr auto operator()() const {
+      return conv1d<c.in, c.out, w.kernel, w.stride, w.padding, w.dilation, c.groups, c.bias>("conv");
+    }
+  };
+  using output = typename on_maps<layer, c.batch, c.in, 1, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.in, 1, w.w>::loss;
+  static std::string config_json() {
+    return window_json(c.batch, c.in, w, {{"out", c.out}, {"groups", c.groups}, {"bias", c.bias}});
+  }
+};
+template <std::uint64_t S>
+struct max_pool1d_case {
+  static constexpr pool_config c = pool_of(S, true);
+  static constexpr window_config w = c.win;
+  struct layer { constexpr auto operator()() const { return max_pool1d<w.kernel, w.stride, w.padding, w.dilation>{}; } };
+  using output = typename on_maps<layer, c.batch, c.channels, 1, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.channels, 1, w.w>::loss;
+  static std::string config_json() { return window_json(c.batch, c.channels, w); }
+};
+template <std::uint64_t S>
+struct avg_pool1d_case {
+  static constexpr pool_config c = pool_of(S, false);
+  static constexpr window_config w = c.win;
+  struct layer { constexpr auto operator()() const { return avg_pool1d<w.kernel, w.stride, w.padding>{}; } };
+  using output = typename on_maps<layer, c.batch, c.channels, 1, w.w>::output;
+  using loss = typename on_maps<layer, c.batch, c.channels, 1, w.w>::loss;
   static std::string config_json() { return window_json(c.batch, c.channels, w); }
 };
 
@@ -492,4 +531,14 @@ TEST_CASE("torch: batch_norm over vectors equals nn.BatchNorm1d, running statist
           "[torch][batch_norm]") {
   kiln_torch::check_against_torch(cases<batch_norm1d_case, 62>("batch_norm1d", std::make_index_sequence<6>{}), "batch_norm1d",
                                   "layers_torch.py");
+}
+
+// nn.Conv1d, nn.MaxPool1d and nn.AvgPool1d on sequences [batch, C, L]; conv1d.weight is saved as [Out, In/Groups, K].
+TEST_CASE("torch: conv1d, max_pool1d and avg_pool1d equal nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d (float64, seeded random shapes)",
+          "[torch][conv]") {
+  std::vector<std::string> lines = cases<conv1d_case, 55>("conv1d", std::make_index_sequence<4>{});
+  for (auto part : {cases<max_pool1d_case, 56>("max_pool1d", std::make_index_sequence<4>{}),
+                    cases<avg_pool1d_case, 57>("avg_pool1d", std::make_index_sequence<4>{})})
+    lines.insert(lines.end(), part.begin(), part.end());
+  kiln_torch::check_against_torch(lines, "conv1d", "layers_torch.py");
 }

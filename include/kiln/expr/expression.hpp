@@ -177,7 +177,11 @@ struct mapped_expr : E {
   static constexpr feature_map map = M;
 };
 template <feature_map M, class E>
-constexpr mapped_expr<E, M> with_map(E e) { return mapped_expr<E, M>{e}; }
+constexpr auto with_map(E e) {
+  if constexpr (requires { typename E::unshaped_type; })  // a tensor shape (expr/tensor_shape.hpp) gives way to the map
+    return with_map<M>(static_cast<const typename E::unshaped_type&>(e));
+  else return mapped_expr<E, M>{e};
+}
 
 // image<1, 28, 28>("x"): a batch of C×H×W images, [batch, C·H·W] (PyTorch's [batch, C, H, W] flattened).
 template <int C, int H, int W>

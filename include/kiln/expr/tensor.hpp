@@ -256,11 +256,13 @@ template <int... Axes, expression X> requires(sizeof...(Axes) > 0)
 constexpr auto max_keepdim(X x) { return detail::reduce_axes<detail::reduce_kind::max, true, Axes...>(x); }
 
 // ---- leaves of any rank
-// tensor_input<3, 32, 32>("x"): a batch of tensors [batch, 3, 32, 32] (input<784> is its rank-2 case).
+// tensor_input<3, 32, 32>("x"): a batch of tensors [batch, 3, 32, 32] (input<784> is its rank-2 case, tensor_input<>
+// one value per sample, [batch]).
 template <int... D>
 constexpr auto tensor_input(std::string_view name) {
-  static_assert(sizeof...(D) >= 1 && sizeof...(D) < max_rank && ((D > 0) && ...),
-                "kiln: tensor_input<D...> takes 1 to 7 positive sizes (the batch comes first on its own)");
+  static_assert(sizeof...(D) < max_rank && ((D > 0) && ...),
+                "kiln: tensor_input<D...> takes up to 7 positive sizes (the batch comes first on its own; none: one "
+                "value per sample)");
   constexpr tensor_shape s = shape_from<batch, D...>();
   return with_shape<s>(make_leaf<batch, storage_of(s).cols, value_kind::any, leaf_kind::input>(name, 2));
 }

@@ -7,8 +7,8 @@
 // (ops/axes.hpp) act on a row's tensor: a batched tensor's [d1, …, dk], a parameter's whole shape (held as one
 // row [1, size] for the op, a reshape node either side when its storage has several rows).
 //
-// An expression's tensor shape is tensor_shape_of<E>(): its static member `tshape` if it has one (shaped_expr),
-// else the feature map it holds ([rows, C, H, W]), else its storage read as rank ≤ 2 ([batch, n], [n] for a
+// An expression's tensor shape is tensor_shape_of<E>(): its static member `tshape` if it has one (shaped_expr,
+// or an elementwise function of one), else the feature map it holds ([rows, C, H, W]), else its storage read as rank ≤ 2 ([batch, n], [n] for a
 // [1, n] value, [] for [1, 1], [r, c]). Arithmetic between expressions of which one has a tshape broadcasts by
 // numpy's rules (tensor_binary): an operand whose row differs from the result's is stretched by broadcast_axes.
 #include <kiln/expr/expression.hpp>
@@ -17,11 +17,14 @@
 namespace kiln {
 
 namespace detail {
-// A batched tensor of rank 4 holds feature maps: it gets the member `map` the conv and pooling layers read.
-template <tensor_shape S, bool Map = S.rank == 4 && S.batched()>
+// A batched tensor of rank 4 holds feature maps [C, H, W], one of rank 3 sequences [C, L] (maps of one row): it
+// gets the member `map` the conv and pooling layers read.
+template <tensor_shape S, bool Map = (S.rank == 3 || S.rank == 4) && S.batched()>
 struct map_member {};
 template <tensor_shape S>
-struct map_member<S, true> { static constexpr feature_map map{S.d[1], S.d[2], S.d[3]}; };
+struct map_member<S, true> {
+  static constexpr feature_map map = S.rank == 4 ? feature_map{S.d[1], S.d[2], S.d[3]} : feature_map{S.d[1], 1, S.d[2]};
+};
 struct identity_tag { static constexpr int emit(builder&, double, int x) { return x; } };
 }  // namespace detail
 
@@ -30,22 +33,25 @@ template <class E, tensor_shape S>
 struct shaped_expr : E, detail::map_member<S> {
   static_assert(storage_of(S) == E::shape, "kiln: a tensor shape must match the value's [rows, cols]");
   static constexpr tensor_shape tshape = S;
+  using unshaped_type = E;
 };
 template <tensor_shape S, class E>
 constexpr auto with_shape(E e) {
-  if constexpr (requires { E::map; }) return with_shape<S>(make_expr<detail::identity_tag, E::shape, E::kind>(0, e));
+  if constexpr (requires { typename E::unshaped_type; })  // a new shape replaces the old
+    return with_shape<S>(static_cast<const typename E::unshaped_type&>(e));
+  else if constexpr (requires { E::map; }) return with_shape<S>(make_expr<detail::identity_tag, E::shape, E::kind>(0, e));
   else return shaped_expr<E, S>{e, {}};
 }
 
 template <class E>
 constexpr tensor_shape tensor_shape_of() {
   constexpr dims s = E::shape;
-  if constexpr (requires { E::map; }) {
+  if constexpr (requires { E::tshape; }) {
+    return E::tshape;
+  } else if constexpr (requires { E::map; }) {
     if constexpr (E::map.c > 0) return shape_from<s.rows, E::map.c, E::map.h, E::map.w>();
     else if constexpr (s.rows == batch) return shape_from<batch, s.cols>();
     else return shape_from<s.rows, s.cols>();
-  } else if constexpr (requires { E::tshape; }) {
-    return E::tshape;
   } else if constexpr (s.rows == batch) {
     return shape_from<batch, s.cols>();
   } else if constexpr (s.rows == 1 && s.cols == 1) {

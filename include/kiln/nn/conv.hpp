@@ -1,6 +1,7 @@
 #pragma once
 // Convolution and pooling layers over feature maps (kiln::image<C, H, W>, or the output of one of these layers),
-// PyTorch's nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d(1) + flatten, and nn.Flatten.
+// PyTorch's nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d(1) + flatten, and nn.Flatten; and over
+// sequences [batch, C, L] (kiln::input<C, L>), nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d.
 // Maps are rows of C·H·W values in PyTorch's order (NCHW flattened), so a dense layer after flatten and a
 // checkpoint (conv1.weight [O, C/groups, kh, kw], conv1.bias [O]) mean what they mean in PyTorch.
 // The ops are window ops (ops/window.hpp). Shapes are checked at compile time: a conv whose declared input
@@ -8,12 +9,17 @@
 // width each fail with a static_assert inside a check named after the layer, whose arguments are the shapes.
 #include <kiln/nn/layers.hpp>
 
+#include <array>
+
 namespace kiln {
 
 namespace checks {
 struct conv2d {};
 struct max_pool2d {};
 struct avg_pool2d {};
+struct conv1d {};
+struct max_pool1d {};
+struct avg_pool1d {};
 struct as_map {};
 }  // namespace checks
 
@@ -39,6 +45,22 @@ struct window_check {
   static constexpr bool ok = true;
 };
 
+// A 1-D layer's input must be a sequence [batch, C, L] (a tensor of rank 3, or a map of one row) of Channels
+// channels (0: any), holding at least one window along L: Map {c, 1, L}, Window {kernel, stride, padding, dilation}.
+template <class Layer, feature_map Map, int Channels, int Kernel, int Stride, int Padding, int Dilation>
+struct sequence_check {
+  static_assert(Map.c > 0 && Map.h == 1,
+      "kiln: this layer takes sequences [batch, C, L]: start from kiln::input<C, L>, or reshape<-1, C, L>; the "
+      "layer and the value's map {c, h, w} are the first arguments of kiln::sequence_check above");
+  static_assert(Channels == 0 || Map.c == Channels,
+      "kiln: channel mismatch: the layer's input channels (third argument of kiln::sequence_check above) differ "
+      "from the sequence's {c, 1, length} (second argument)");
+  static_assert(Kernel > 0 && Stride > 0 && Padding >= 0 && Dilation > 0 && Map.w + 2 * Padding >= Dilation * (Kernel - 1) + 1,
+      "kiln: the window is larger than the padded sequence: the layer, the sequence {c, 1, length}, kernel, "
+      "stride, padding and dilation are the arguments of kiln::sequence_check above");
+  static constexpr bool ok = true;
+};
+
 namespace detail {
 template <feature_map M, int Out, int Kernel, int Stride, int Padding, int Dilation, int Groups>
 constexpr window make_window() {
@@ -47,6 +69,16 @@ constexpr window make_window() {
   w.kh = w.kw = Kernel; w.sh = w.sw = Stride; w.ph = w.pw = Padding; w.dh = w.dw = Dilation; w.groups = Groups;
   return w;
 }
+// The window of a 1-D op over sequences [C, L] (maps of one row): the kernel runs along L only.
+template <feature_map M, int Out, int Kernel, int Stride, int Padding, int Dilation, int Groups>
+constexpr window make_window_1d() {
+  window w = make_window<M, Out, 1, 1, 0, 1, Groups>();
+  w.kw = Kernel; w.sw = Stride; w.pw = Padding; w.dw = Dilation;
+  return w;
+}
+// The result of a 1-D op with window W on rows of sequences: [rows, O, L'] (rows: the batch, or static).
+template <window W, int Rows>
+constexpr tensor_shape sequence_result() { return shape_from<Rows, W.o, W.ow()>(); }
 template <window W>
 constexpr feature_map output_map() { return feature_map{W.o, W.oh(), W.ow()}; }
 
@@ -55,6 +87,28 @@ struct window_tag {
   static constexpr int emit(builder& b, double, int x) { return b.window_node<Op>(x, -1, W); }
   static constexpr int emit(builder& b, double, int x, int y) { return b.window_node<Op>(x, y, W); }
 };
+}  // namespace detail
+
+namespace detail {
+// y = conv2d(x, weight) (+ bias per channel) for window W: the weight [O, C/G·kh·kw] with PyTorch's shape
+// torch_dims (rank 4 for conv2d, 3 for conv1d) and default init, named prefix.weight and prefix.bias.
+template <window W, bool Bias, class X>
+constexpr auto convolution(X x, short_name prefix, std::array<int, 4> torch_dims, int rank) {
+  constexpr int fan_in = W.c / W.groups * W.kh * W.kw;
+  constexpr feature_map out = output_map<W>();
+  auto weight = make_leaf<W.o, fan_in, value_kind::any, leaf_kind::param>("w", rank).init_uniform_fan_in(fan_in);
+  weight.info.name = joined(prefix.view(), ".weight");
+  for (int k = 0; k < rank; ++k) weight.info.torch_dims[k] = torch_dims[static_cast<std::size_t>(k)];
+  auto y = make_expr<window_tag<ops::conv2d_op, W>, dims{X::shape.rows, out.size()}>(0, x, weight);
+  if constexpr (Bias) {
+    auto bias = make_leaf<1, W.o, value_kind::any, leaf_kind::param>("b", 1).init_uniform_fan_in(fan_in);
+    bias.info.name = joined(prefix.view(), ".bias");
+    constexpr window per_channel = make_window<out, W.o, 1, 1, 0, 1, 1>();
+    return y + make_expr<window_tag<ops::channel_repeat_op, per_channel>, dims{1, out.size()}>(0, bias);
+  } else {
+    return y;
+  }
+}
 }  // namespace detail
 
 // conv2d<In, Out, Kernel, Stride, Padding, Dilation, Groups, Bias>: PyTorch's nn.Conv2d(In, Out, Kernel, …) with
@@ -78,21 +132,7 @@ struct conv2d {
     static_assert(map_check<checks::conv2d, m, In>::ok);
     static_assert(window_check<checks::conv2d, m, Kernel, Stride, Padding, Dilation>::ok);
     constexpr window w = detail::make_window<m, Out, Kernel, Stride, Padding, Dilation, Groups>();
-    constexpr feature_map out = detail::output_map<w>();
-    constexpr int fan_in = In / Groups * Kernel * Kernel;
-    auto weight = make_leaf<Out, fan_in, value_kind::any, leaf_kind::param>("w", 4).init_uniform_fan_in(fan_in);
-    weight.info.name = detail::joined(prefix.view(), ".weight");
-    weight.info.torch_dims[0] = Out; weight.info.torch_dims[1] = In / Groups;
-    weight.info.torch_dims[2] = Kernel; weight.info.torch_dims[3] = Kernel;
-    auto y = make_expr<detail::window_tag<ops::conv2d_op, w>, dims{X::shape.rows, out.size()}>(0, x, weight);
-    if constexpr (Bias) {
-      auto bias = make_leaf<1, Out, value_kind::any, leaf_kind::param>("b", 1).init_uniform_fan_in(fan_in);
-      bias.info.name = detail::joined(prefix.view(), ".bias");
-      constexpr window per_channel = detail::make_window<out, Out, 1, 1, 0, 1, 1>();
-      return with_map<out>(y + make_expr<detail::window_tag<ops::channel_repeat_op, per_channel>, dims{1, out.size()}>(0, bias));
-    } else {
-      return with_map<out>(y);
-    }
+    return with_map<detail::output_map<w>()>(detail::convolution<w, Bias>(x, prefix, {Out, In / Groups, Kernel, Kernel}, 4));
   }
 };
 
@@ -124,6 +164,60 @@ struct avg_pool2d {
     constexpr window w = detail::make_window<m, m.c, Kernel, Stride, Padding, 1, m.c>();
     constexpr feature_map out = detail::output_map<w>();
     return with_map<out>(make_expr<detail::window_tag<ops::avg_pool2d_op, w>, dims{X::shape.rows, out.size()}>(0, x));
+  }
+};
+
+// ---- 1-D layers over sequences [batch, C, L] (PyTorch's nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d): the 2-D window
+// ops with a kernel of one row, so every backend runs them as it runs conv2d and pooling.
+
+// conv1d<In, Out, Kernel, Stride, Padding, Dilation, Groups, Bias>: weight [Out, In/Groups, Kernel], bias [Out].
+template <int In, int Out, int Kernel, int Stride = 1, int Padding = 0, int Dilation = 1, int Groups = 1, bool Bias = true>
+struct conv1d {
+  static_assert(In > 0 && Out > 0 && Groups > 0 && In % Groups == 0 && Out % Groups == 0,
+                "kiln: conv1d<In, Out, …, Groups>: In and Out must be positive multiples of Groups");
+  static constexpr std::string_view stem = "conv";
+  short_name name{};
+  constexpr conv1d() = default;
+  constexpr explicit conv1d(std::string_view n) : name(n) {}
+
+  template <expression X>
+  constexpr auto operator()(X x) const { return apply(x, name); }
+
+  template <expression X>
+  constexpr auto apply(X x, short_name prefix) const {
+    constexpr feature_map m = nn::map_of<X>();
+    static_assert(sequence_check<checks::conv1d, m, In, Kernel, Stride, Padding, Dilation>::ok);
+    constexpr window w = detail::make_window_1d<m, Out, Kernel, Stride, Padding, Dilation, Groups>();
+    return with_shape<detail::sequence_result<w, X::shape.rows>()>(
+        detail::convolution<w, Bias>(x, prefix, {Out, In / Groups, Kernel, 0}, 3));
+  }
+};
+
+// max_pool1d<Kernel, Stride, Padding, Dilation>: PyTorch's nn.MaxPool1d (the first maximum takes the gradient).
+template <int Kernel, int Stride = Kernel, int Padding = 0, int Dilation = 1>
+struct max_pool1d {
+  static_assert(2 * Padding <= Kernel, "kiln: max_pool1d: padding must be at most half the kernel (PyTorch's rule)");
+  template <expression X>
+  constexpr auto operator()(X x) const {
+    constexpr feature_map m = nn::map_of<X>();
+    static_assert(sequence_check<checks::max_pool1d, m, 0, Kernel, Stride, Padding, Dilation>::ok);
+    constexpr window w = detail::make_window_1d<m, m.c, Kernel, Stride, Padding, Dilation, m.c>();
+    constexpr tensor_shape out = detail::sequence_result<w, X::shape.rows>();
+    return with_shape<out>(make_expr<detail::window_tag<ops::max_pool2d_op, w>, storage_of(out)>(0, x));
+  }
+};
+
+// avg_pool1d<Kernel, Stride, Padding>: PyTorch's nn.AvgPool1d (count_include_pad).
+template <int Kernel, int Stride = Kernel, int Padding = 0>
+struct avg_pool1d {
+  static_assert(2 * Padding <= Kernel, "kiln: avg_pool1d: padding must be at most half the kernel (PyTorch's rule)");
+  template <expression X>
+  constexpr auto operator()(X x) const {
+    constexpr feature_map m = nn::map_of<X>();
+    static_assert(sequence_check<checks::avg_pool1d, m, 0, Kernel, Stride, Padding, 1>::ok);
+    constexpr window w = detail::make_window_1d<m, m.c, Kernel, Stride, Padding, 1, m.c>();
+    constexpr tensor_shape out = detail::sequence_result<w, X::shape.rows>();
+    return with_shape<out>(make_expr<detail::window_tag<ops::avg_pool2d_op, w>, storage_of(out)>(0, x));
   }
 };
 

@@ -85,7 +85,12 @@ constexpr int classes_of() {
 template <class E>
 constexpr feature_map map_of() {
   if constexpr (requires { E::map; }) return E::map;
-  else return feature_map{};
+  else if constexpr (requires { E::tshape; }) {  // a tensor [batch, C, H, W] or a sequence [batch, C, L]
+    constexpr tensor_shape s = E::tshape;
+    if constexpr (s.batched() && s.rank == 4) return feature_map{s.d[1], s.d[2], s.d[3]};
+    else if constexpr (s.batched() && s.rank == 3) return feature_map{s.d[1], 1, s.d[2]};
+    else return feature_map{};
+  } else return feature_map{};
 }
 
 // A node already in the graph being built, as an expression of static shape and kind (and class count, for the
@@ -117,7 +122,7 @@ using layer_result = decltype(std::declval<const L&>()(std::declval<In>()));
 // keeps the width (an activation, dropout, a normalization), else none.
 template <class R, class In>
 constexpr feature_map map_after() {
-  if constexpr (requires { R::map; }) return R::map;
+  if constexpr (requires { R::map; } || requires { R::tshape; }) return map_of<R>();
   else if constexpr (R::shape.cols == In::shape.cols) return map_of<In>();
   else return feature_map{};
 }
