@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <memory>
 #include <random>
 
@@ -15,8 +16,9 @@ using namespace kiln;
 
 // Trains Model for a few steps of opt fused, unfused and on the reference; compares losses, parameters and
 // optimizer state after each step.
+// ties = true rounds the inputs to integers, so windows hold equal values (the max-pool tie rule is exercised).
 template <class Model, int Pixels, int Classes, class Opt = adam>
-void compare_cnn(long batch, std::uint64_t seed, Opt opt = adam{.lr = 0.01}) {
+void compare_cnn(long batch, std::uint64_t seed, Opt opt = adam{.lr = 0.01}, bool ties = false) {
   INFO("batch " << batch << ", seed " << seed);
   auto fused = std::make_unique<cpu::train_step<Model, Opt, fusion::fused>>(opt, seed);
   auto unfused = std::make_unique<cpu::train_step<Model, Opt, fusion::unfused>>(opt, seed);
@@ -25,7 +27,7 @@ void compare_cnn(long batch, std::uint64_t seed, Opt opt = adam{.lr = 0.01}) {
   std::normal_distribution<float> normal;
   std::vector<float> x(static_cast<std::size_t>(batch * Pixels));
   std::vector<std::int32_t> y(static_cast<std::size_t>(batch));
-  for (auto& e : x) e = normal(rng);
+  for (auto& e : x) e = ties ? std::round(normal(rng)) : normal(rng);
   for (auto& e : y) e = static_cast<std::int32_t>(rng() % Classes);
   std::vector<std::vector<double>> leaves(static_cast<std::size_t>(G.num_leaves));
   for (int l = 0; l < G.num_leaves; ++l) {

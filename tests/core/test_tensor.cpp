@@ -150,3 +150,25 @@ TEST_CASE("conv1d and 1-D pooling: gradients equal finite differences, the CPU e
     }
   CHECK(weight);
 }
+
+namespace {
+// 2×2 pooling at stride 2 (the CPU's vectorized pair-window loops) over x + p, p a zero-initialised parameter:
+// with x rounded to integers the windows hold ties, and p's gradient shows where each window's adjoint went. An
+// odd map (5×5) leaves a last row and column outside every window.
+// (Once p moves, x + p rounds differently in float and in double, and near-ties may go different ways.)
+template <int H, int W>
+struct tied_pool {
+  constexpr auto operator()() const {
+    auto h = max_pool2d<2>{}(input<2, H, W>("x") + tensor_param<2, H, W>("p"));
+    return cross_entropy(dense<3>("fc")(flatten(h)), labels<3>("y"));
+  }
+};
+}  // namespace
+
+TEST_CASE("max_pool2d 2x2: ties go to the first maximum on the CPU as on the reference", "[tensor][conv]") {
+  for (long batch : {1L, 5L}) {
+    // lr 0 keeps p at 0 (so the ties stay, in float as in double); the momentum buffers hold the gradients
+    kiln_test::compare_cnn<tied_pool<6, 6>, 72, 3>(batch, 31, momentum{.lr = 0}, true);
+    kiln_test::compare_cnn<tied_pool<5, 5>, 50, 3>(batch, 32, momentum{.lr = 0}, true);
+  }
+}

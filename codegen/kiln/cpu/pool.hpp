@@ -12,6 +12,15 @@
 
 namespace kiln::cpu::pool {
 
+// 2×2 windows at stride 2 without padding or dilation (the usual CNN pooling): each input element lies in at most
+// one window, so the loops read the two rows of a window pair as plain arrays, and the rule "first maximum in scan
+// order, a later NaN taking over" (kiln_window_argmax) becomes a select chain the compiler vectorizes.
+template <window W>
+inline constexpr bool pair_window = W.kh == 2 && W.kw == 2 && W.sh == 2 && W.sw == 2 && W.ph == 0 && W.pw == 0 &&
+                                    W.dh == 1 && W.dw == 1;
+// v, then u in scan order: u takes over when larger or NaN (kiln_window_argmax's comparison)
+inline float later_max(float v, float u) { return u > v || u != u ? u : v; }
+
 // y rows [n0, n1) = max_pool2d(x)
 template <window W>
 inline void max_forward(const float* x, float* y, long n0, long n1) {
@@ -21,6 +30,15 @@ inline void max_forward(const float* x, float* y, long n0, long n1) {
     for (int c = 0; c < W.c; ++c) {
       const float* m = x + (n * W.c + c) * plane;
       float* out = y + (n * W.c + c) * OH * OW;
+      if constexpr (pair_window<W>) {
+        for (int i = 0; i < OH; ++i) {
+          const float* r0 = m + 2 * i * W.w;
+          const float* r1 = r0 + W.w;
+          float* o = out + i * OW;
+          for (int j = 0; j < OW; ++j) o[j] = later_max(later_max(later_max(r0[2 * j], r0[2 * j + 1]), r1[2 * j]), r1[2 * j + 1]);
+        }
+        continue;
+      }
       for (int i = 0; i < OH; ++i)
         for (int j = 0; j < OW; ++j) {
           const int at = window_math::kiln_window_argmax(W, m, i, j);
@@ -34,12 +52,39 @@ template <window W>
 inline void max_adjoint(const float* x, const float* gy, float* gx, long n0, long n1) {
   const int OH = W.oh(), OW = W.ow();
   const long plane = static_cast<long>(W.h) * W.w;
-  std::fill(gx + n0 * W.c * plane, gx + n1 * W.c * plane, 0.0f);
+  // a pair window writes every element it covers; only an odd last row or column needs the zeros
+  if (!pair_window<W> || W.h % 2 != 0 || W.w % 2 != 0) std::fill(gx + n0 * W.c * plane, gx + n1 * W.c * plane, 0.0f);
   for (long n = n0; n < n1; ++n)
     for (int c = 0; c < W.c; ++c) {
       const float* m = x + (n * W.c + c) * plane;
       const float* g = gy + (n * W.c + c) * OH * OW;
       float* out = gx + (n * W.c + c) * plane;
+      if constexpr (pair_window<W>) {
+        for (int i = 0; i < OH; ++i) {
+          // restrict: gx is a buffer of its own, so the compiler need not check the five arrays for overlap
+          const float* __restrict r0 = m + 2 * i * W.w;
+          const float* __restrict r1 = r0 + W.w;
+          const float* __restrict gr = g + i * OW;
+          float* __restrict o0 = out + 2 * i * W.w;
+          float* __restrict o1 = o0 + W.w;
+          for (int j = 0; j < OW; ++j) {
+            const float a = r0[2 * j], b = r0[2 * j + 1], cc = r1[2 * j], d = r1[2 * j + 1];
+            // bitwise & and |, not && and ||: no branches, so the loop vectorizes
+            const bool take_b = (b > a) | (b != b);
+            const float ab = take_b ? b : a;
+            const bool take_c = (cc > ab) | (cc != cc);
+            const float abc = take_c ? cc : ab;
+            const bool take_d = (d > abc) | (d != d);
+            const float v = gr[j];
+            // the last element to take over is the maximum's place (masks, not an index)
+            o1[2 * j + 1] = take_d ? v : 0.0f;
+            o1[2 * j] = take_c & !take_d ? v : 0.0f;
+            o0[2 * j + 1] = take_b & !take_c & !take_d ? v : 0.0f;
+            o0[2 * j] = !take_b & !take_c & !take_d ? v : 0.0f;
+          }
+        }
+        continue;
+      }
       for (int i = 0; i < OH; ++i)
         for (int j = 0; j < OW; ++j) {
           const int at = window_math::kiln_window_argmax(W, m, i, j);
