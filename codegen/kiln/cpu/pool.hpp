@@ -78,9 +78,9 @@ inline void max_adjoint(const float* x, const float* gy, float* gx, long n0, lon
             const float v = gr[j];
             // the last element to take over is the maximum's place (masks, not an index)
             o1[2 * j + 1] = take_d ? v : 0.0f;
-            o1[2 * j] = take_c & !take_d ? v : 0.0f;
-            o0[2 * j + 1] = take_b & !take_c & !take_d ? v : 0.0f;
-            o0[2 * j] = !take_b & !take_c & !take_d ? v : 0.0f;
+            o1[2 * j] = (take_c & !take_d) ? v : 0.0f;
+            o0[2 * j + 1] = (take_b & !take_c & !take_d) ? v : 0.0f;
+            o0[2 * j] = (!take_b & !take_c & !take_d) ? v : 0.0f;
           }
         }
         continue;
