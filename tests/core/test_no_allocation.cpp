@@ -57,3 +57,32 @@ TEST_CASE("repeated training steps allocate nothing", "[allocation]") {
   step.run(100, {{"x", std::span<const float>(x).first(100 * 50)}, {"y", std::span<const std::int32_t>(y).first(100)}});
   CHECK(allocations.load() - before == 0);
 }
+
+namespace {
+struct classifier_logits {
+  constexpr auto operator()() const {
+    auto net = kiln::nn::sequential(kiln::dense<32>{}, kiln::relu, kiln::dense<16>{}, kiln::relu, kiln::dense<10>{});
+    return net(kiln::input<50>("x"));
+  }
+};
+}  // namespace
+
+TEST_CASE("repeated inference calls allocate nothing, at batch 1 and on a caller's workspace", "[allocation]") {
+#ifdef KILN_UNDER_ASAN
+  WARN("skipped: allocations cannot be counted under AddressSanitizer (it replaces operator new)");
+  return;
+#endif
+  kiln::cpu::train_step<classifier, kiln::adam> step;
+  kiln::cpu::function<classifier_logits> f(step);
+  auto ws = f.make_workspace();
+  std::vector<float> x(64 * 50, 0.25f), out(64 * 10);
+  f.run(64, {{"x", x}}, out);      // the first call at a batch size lays out memory
+  f.run(ws, 64, {{"x", x}}, out);
+  const long before = allocations.load();
+  for (int i = 0; i < 20; ++i) {
+    f.run(1, {{"x", std::span<const float>(x).first(50)}}, std::span<float>(out).first(10));
+    f.run(ws, 1, {{"x", std::span<const float>(x).first(50)}}, std::span<float>(out).first(10));
+    f.run(ws, 64, {{"x", x}}, out);
+  }
+  CHECK(allocations.load() - before == 0);
+}

@@ -9,6 +9,7 @@ written by hand (torch_interop.py's reader and writer: 8-byte little-endian head
 little-endian data), so the `safetensors` package is not needed.
 
   python3 cnn_interop.py CKPT INPUTS STEPS OUT [MODEL]    (MODEL: fashion, the default, or sequential)
+  python3 cnn_interop.py --train-in-torch TRAIN INPUTS STEPS STATE OUT
 
 loads the model tensors of the kiln checkpoint CKPT (its optimizer state and metadata left out) with
 load_state_dict(strict=True), checks that the batch-norm running statistics were trained away from their initial
@@ -93,5 +94,34 @@ def main(argv):
     write_safetensors(out, {"logits": logits})
 
 
+def train_in_torch(argv):
+    """The other direction: trains the Fashion-MNIST model in PyTorch (Adam, STEPS steps on TRAIN's x and y), writes
+    its state_dict as safetensors to STATE (num_batches_tracked as int64, as torch keeps it) and the evaluation-mode
+    logits of INPUTS["x"] to OUT, for kiln::cpu::function::load to reproduce."""
+    train, _ = read_safetensors(argv[2])
+    inputs, _ = read_safetensors(argv[3])
+    steps, state_path, out = int(argv[4]), argv[5], argv[6]
+    torch.manual_seed(5)
+    net, _, side = MODELS["fashion"]()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(train["x"].reshape(-1, 1, side, side)), train["y"].long())
+        loss.backward()
+        opt.step()
+    state = net.state_dict()
+    if state["bn1.num_batches_tracked"].dtype != torch.int64:
+        fail("expected torch to keep num_batches_tracked as int64")
+    write_safetensors(state_path, state)
+    net.eval()
+    with torch.no_grad():
+        logits = net(inputs["x"].reshape(-1, 1, side, side))
+    write_safetensors(out, {"logits": logits})
+
+
 if __name__ == "__main__":
-    main(sys.argv)
+    if sys.argv[1] == "--train-in-torch":
+        train_in_torch(sys.argv)
+    else:
+        main(sys.argv)

@@ -161,3 +161,24 @@ TEST_CASE("torch: a torch_sequential CNN's checkpoint loads into the equivalent 
                          predicted + " sequential"));
   check_logits(logits, predicted, k);
 }
+
+TEST_CASE("torch: a model trained in PyTorch runs in kiln::cpu::function, loaded from its state_dict by name") {
+  if (!have_torch()) return;
+  const std::string dir = kiln_test::temp_dir();
+  const batch_data train = make_batch(train_batch, 51);
+  const std::string train_file = dir + "/torch_train.safetensors";
+  kiln::io::write_safetensors(train_file, {{"x", kiln::io::make_f32({train_batch, pixels}, train.x)},
+                                           {"y", kiln::io::make_i32({train_batch}, train.y)}});
+  const batch_data held_out = make_batch(eval_batch, 52);
+  const std::string inputs = dir + "/torch_inputs.safetensors";
+  kiln::io::write_safetensors(inputs, {{"x", kiln::io::make_f32({eval_batch, pixels}, held_out.x)}});
+  const std::string state = dir + "/torch_state.safetensors", predicted = dir + "/torch_predicted.safetensors";
+  REQUIRE(kiln_test::run(python() + " " + script() + " --train-in-torch " + train_file + " " + inputs + " " +
+                         std::to_string(steps) + " " + state + " " + predicted));
+  // the state_dict as torch wrote it: num_batches_tracked int64 (skipped), every other tensor checked by name
+  const auto f = kiln::cpu::function<fashion_cnn::logits>::load(state);
+  auto ws = f.make_workspace();
+  std::vector<float> logits(eval_batch * classes);
+  f.run(ws, eval_batch, {{"x", held_out.x}}, logits);
+  check_logits(logits, predicted, classes);
+}

@@ -7,6 +7,7 @@
 //                                     kiln::target<1>("t")); };
 //   kiln::cpu::train_step<decltype(loss), kiln::adam> step({.lr = 1e-3});
 //   float l = step.run(batch, {{"x", xs}, {"t", ts}});
+#include <kiln/cpu/function.hpp>
 #include <kiln/cpu/program.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/feed.hpp>
@@ -20,25 +21,6 @@
 #include <vector>
 
 namespace kiln::cpu {
-
-namespace detail {
-
-// Binds feeds to input leaves (checked by bind_checked_feeds); labels go to per-leaf float buffers that grow to
-// the largest batch seen, so a step allocates nothing once that batch has run.
-template <class Program>
-void bind_feeds(Program& prog, const graph& g, long batch_size, std::initializer_list<feed> feeds,
-                std::vector<float>* label_buffers) {
-  bind_checked_feeds(
-      g, batch_size, feeds,
-      [&](int leaf, std::size_t count) {
-        auto& buf = label_buffers[leaf];
-        if (buf.size() < count) buf.resize(count);
-        return buf.data();
-      },
-      [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); });  // only read
-}
-
-}  // namespace detail
 
 template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
@@ -123,40 +105,6 @@ class train_step {
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};
   std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
-  std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
-  program<plan_holder> prog_;
-};
-
-// Forward evaluation of an expression (e.g. predictions) with parameters (and state such as batch norm's running
-// statistics) taken by name from a train_step.
-template <class Model, fusion Mode = fusion::fused>
-class function {
- public:
-  using graph_holder = forward_graph<Model>;
-  using plan_holder = frozen_plan<graph_holder, Mode>;
-  static constexpr const graph& G = graph_holder::value;
-  static constexpr dims out_shape = G.nodes[G.outputs[0].node].shape;
-
-  template <class Step>
-  explicit function(Step& step) {
-    for (int l = 0; l < G.num_leaves; ++l)
-      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)  // state: batch norm's running statistics
-        prog_.bind_leaf(l, step.param(G.leaves[l].name.view()).data());
-  }
-  // Evaluates and copies the result (row-major, [batch or 1, cols]) into out.
-  void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {
-    detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
-    const long n = resolve(out_shape.rows, batch_size) * out_shape.cols;
-    if (static_cast<long>(out.size()) != n)
-      throw shape_error("kiln: output buffer has " + std::to_string(out.size()) + " values, the result has " + std::to_string(n));
-    prog_.run(batch_size, hypers_);
-    const float* r = prog_.output(0);
-    for (long i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = r[i];
-  }
-  static std::string plan_text() { return to_string(plan_holder::value); }
-
- private:
-  float hypers_[1] = {};
   std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };

@@ -100,7 +100,86 @@ inline std::size_t count_non_finite(const io::tensor& t) {
   return n;
 }
 
+// Checks tensor `name` of a file against what `who` (the step, the function) expects: dtype F32, the expected
+// shape, finite values (unless allowed: then a warning is added).
+inline void check_tensor(const std::string& where, std::string_view who, const std::string& name,
+                         const std::vector<std::int64_t>& expected, const io::tensor& t, const load_options& options,
+                         std::vector<std::string>& warnings) {
+  using io::safetensors_detail::shape_text;
+  if (t.dtype != "F32")
+    throw format_error(where + ": tensor '" + name + "' has dtype " + t.dtype + ", " + std::string(who) + " expects F32");
+  if (t.shape != expected)
+    throw format_error(where + ": tensor '" + name + "' has shape " + shape_text(t.shape) + ", " + std::string(who) +
+                       " expects " + shape_text(expected));
+  if (const std::size_t bad = count_non_finite(t); bad != 0) {
+    const std::string msg = where + ": tensor '" + name + "' holds " + std::to_string(bad) + " non-finite value" +
+                            (bad == 1 ? "" : "s") + " (NaN or inf) of " + std::to_string(t.element_count());
+    if (!options.allow_non_finite) throw format_error(msg + "; load_options{.allow_non_finite = true} loads it anyway");
+    warnings.push_back(msg);
+  }
+}
+
+inline bool stores_name(const graph& g, std::string_view name) {
+  for (int l = 0; l < g.num_leaves; ++l)
+    if (is_stored(g.leaves[l]) && g.leaves[l].name.view() == name) return true;
+  return false;
+}
+
+// Whether tensor `name` of a file is something a forward graph g does not read and may be left out: a training
+// checkpoint's optimizer state of one of g's parameters (fc1.weight.exp_avg: the parameter's name, a dot, a
+// suffix), or a batch-norm step counter (bn1.num_batches_tracked, PyTorch's and kiln's, next to a
+// bn1.running_mean that g reads; evaluation uses only the running statistics).
+inline bool unused_by_forward(const graph& g, std::string_view name) {
+  const std::size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  const std::string_view stem = name.substr(0, dot), last = name.substr(dot + 1);
+  if (last == "num_batches_tracked") return stores_name(g, std::string(stem) + ".running_mean");
+  for (std::size_t d = name.find('.'); d != std::string_view::npos; d = name.find('.', d + 1))
+    if (stores_name(g, name.substr(0, d))) return true;
+  return false;
+}
+
 }  // namespace checkpoint_detail
+
+// Loads the parameters and state (batch norm's running statistics) that forward graph g reads from parsed
+// safetensors content: into(leaf) is the leaf's storage (a span of its element count). The file may be a kiln
+// checkpoint of the training step (its optimizer state is skipped) or a PyTorch state_dict saved as
+// safetensors (num_batches_tracked skipped); any other tensor, a missing one, a wrong shape or dtype, or a
+// non-finite value (unless allowed) is a format_error naming the file and the tensor, thrown before anything
+// is copied. `name` (the file) is used in messages.
+template <class Into>
+load_result load_forward_parameters(const graph& g, const io::safetensors_content& content, const std::string& name,
+                                    Into&& into, const load_options& options = {}) {
+  using io::safetensors_detail::shape_text;
+  const std::string where = "parameters " + io::quote_text(name);
+  for (const auto& entry : content.tensors) {
+    const std::string& tname = entry.first;
+    if (!checkpoint_detail::stores_name(g, tname) && !checkpoint_detail::unused_by_forward(g, tname))
+      throw format_error(where + ": tensor " + io::quote_text(tname) + " is not a parameter of this model (parameters: " +
+                         checkpoint_detail::names_of(g, leaf_kind::param) + ")");
+  }
+  load_result result;
+  for (int l = 0; l < g.num_leaves; ++l) {
+    const leaf_info& info = g.leaves[l];
+    if (!is_stored(info)) continue;
+    const std::string lname(info.name.view());
+    const auto it = content.tensors.find(lname);
+    if (it == content.tensors.end())
+      throw format_error(where + ": " + (info.kind == leaf_kind::state ? "state" : "parameter") + " '" + lname + "' " +
+                         shape_text(torch_shape(info)) + " is missing");
+    checkpoint_detail::check_tensor(where, "the model", lname, torch_shape(info), it->second, options, result.warnings);
+  }
+  for (int l = 0; l < g.num_leaves; ++l) {  // everything checked: now copy
+    const leaf_info& info = g.leaves[l];
+    if (!is_stored(info)) continue;
+    const std::string lname(info.name.view());
+    const std::vector<float> v = io::values_f32(content.tensors.at(lname), where + ": tensor '" + lname + "'");
+    std::span<float> dst = into(l);
+    std::copy(v.begin(), v.end(), dst.begin());
+  }
+  for (const auto& w : result.warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+  return result;
+}
 
 // Loads parsed safetensors content into the step; `name` (the file) is used in messages.
 template <class Step>
@@ -136,19 +215,7 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     } else if (it == content.tensors.end()) {
       throw format_error(where + ": parameter '" + lname + "' " + shape_text(expected) + " is missing");
     }
-    const io::tensor& t = it->second;
-    if (t.dtype != "F32")
-      throw format_error(where + ": tensor '" + lname + "' has dtype " + t.dtype + ", the step expects F32");
-    if (t.shape != expected)
-      throw format_error(where + ": tensor '" + lname + "' has shape " + shape_text(t.shape) + ", the step expects " +
-                         shape_text(expected));
-    if (const std::size_t bad = checkpoint_detail::count_non_finite(t); bad != 0) {
-      const std::string msg = where + ": tensor '" + lname + "' holds " + std::to_string(bad) + " non-finite value" +
-                              (bad == 1 ? "" : "s") + " (NaN or inf) of " + std::to_string(t.element_count());
-      if (!options.allow_non_finite)
-        throw format_error(msg + "; load_options{.allow_non_finite = true} loads it anyway");
-      result.warnings.push_back(msg);
-    }
+    checkpoint_detail::check_tensor(where, "the step", lname, expected, it->second, options, result.warnings);
   }
   if (state_present != 0 && state_present != state_total)
     throw format_error(where + ": holds " + std::to_string(state_present) + " of the optimizer's " +

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,12 +23,12 @@ struct feed {
   feed(std::string_view n, std::span<const std::int32_t> l) : name(n), labels(l) {}
 };
 
-// The feed named `name` (the last one given, if several are), or null. Feed is kiln::feed or a backend's own
-// kind (the CUDA step's device_feed).
-template <class Feed>
-const Feed* find_feed(std::initializer_list<Feed> feeds, std::string_view name) {
-  const Feed* f = nullptr;
-  for (const Feed& x : feeds)
+// The feed named `name` (the last one given, if several are), or null. Feeds is a range (an initializer list, a
+// span) of kiln::feed or of a backend's own kind (the CUDA step's device_feed).
+template <class Feeds>
+auto find_feed(const Feeds& feeds, std::string_view name) -> decltype(&*std::begin(feeds)) {
+  decltype(&*std::begin(feeds)) f = nullptr;
+  for (const auto& x : feeds)
     if (x.name == name) f = &x;
   return f;
 }
@@ -36,8 +37,8 @@ const Feed* find_feed(std::initializer_list<Feed> feeds, std::string_view name) 
 // calls bind(leaf, data, count) with `count` floats. Labels are range-checked against the leaf's class count
 // and converted to float class indices, written to label_buffer(leaf, count), which returns room for `count`
 // floats. Runs every step, so it builds no string unless it throws.
-template <class LabelBuffer, class Bind>
-void bind_checked_feeds(const graph& g, long batch_size, std::initializer_list<feed> feeds, LabelBuffer&& label_buffer,
+template <class Feeds, class LabelBuffer, class Bind>
+void bind_checked_feeds(const graph& g, long batch_size, const Feeds& feeds, LabelBuffer&& label_buffer,
                         Bind&& bind) {
   for (int l = 0; l < g.num_leaves; ++l) {
     const leaf_info& info = g.leaves[l];

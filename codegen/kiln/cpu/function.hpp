@@ -1,0 +1,180 @@
+#pragma once
+// kiln::cpu::function<Model>: the inference API. Model is a callable returning an expression (the logits of a
+// classifier, say); the function is its forward pass in evaluation mode (dropout is the identity, batch norm uses
+// its running statistics), compiled like a training step.
+//
+//   kiln::cpu::function<logits> f(step);                         // views a step's parameters (live)
+//   auto g = kiln::cpu::function<logits>::load("model.safetensors"); // owns them, from a file
+//   g.run(batch, {{"x", xs}}, out);                                // out: [batch, classes], row-major
+//
+// Parameters come from a step (viewed, so a trainer's evaluation sees the latest weights; or copied with
+// copy_of) or from a safetensors file: a kiln checkpoint or a PyTorch state_dict with the same names, checked
+// tensor by tensor (train/checkpoint.hpp, load_forward_parameters).
+//
+// Concurrency: run(batch, feeds, out) uses the function's own workspace and default thread pool, one caller at a
+// time. Concurrent callers each make a workspace (make_workspace) and call run(workspace, …), which only reads
+// the parameters; a workspace runs its kernels on its caller's thread (or on a pool given to make_workspace).
+// A workspace's memory grows to the largest batch it has seen, so calls after the first at that size allocate
+// nothing. A workspace must not outlive its function.
+#include <kiln/cpu/program.hpp>
+#include <kiln/cpu/thread_pool.hpp>
+#include <kiln/plan/print.hpp>
+#include <kiln/train/checkpoint.hpp>
+#include <kiln/train/feed.hpp>
+#include <kiln/train/step_graph.hpp>
+
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::cpu {
+
+namespace detail {
+
+// Binds feeds to input leaves (checked by bind_checked_feeds); labels go to per-leaf float buffers that grow to
+// the largest batch seen, so a step allocates nothing once that batch has run.
+template <class Program, class Feeds = std::initializer_list<feed>>
+void bind_feeds(Program& prog, const graph& g, long batch_size, const Feeds& feeds,
+                std::vector<float>* label_buffers) {
+  bind_checked_feeds(
+      g, batch_size, feeds,
+      [&](int leaf, std::size_t count) {
+        auto& buf = label_buffers[leaf];
+        if (buf.size() < count) buf.resize(count);
+        return buf.data();
+      },
+      [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); });  // only read
+}
+
+}  // namespace detail
+
+template <class Model, fusion Mode = fusion::fused>
+class function {
+ public:
+  using graph_holder = forward_graph<Model>;
+  using plan_holder = frozen_plan<graph_holder, Mode>;
+  static constexpr const graph& G = graph_holder::value;
+  static constexpr dims out_shape = G.nodes[G.outputs[0].node].shape;
+
+  // The memory one caller runs the function in: scratch buffers, bound feeds, its thread pool.
+  class workspace {
+   public:
+    workspace(workspace&&) noexcept = default;
+    workspace& operator=(workspace&&) noexcept = default;
+    // The program it runs (its buffers after a run, for inspection).
+    const program<plan_holder>& compiled_program() const { return *prog_; }
+
+   private:
+    friend class function;
+    workspace(const function& f, thread_pool* pool)
+        : own_pool_(pool ? nullptr : std::make_unique<thread_pool>(1)), prog_(std::make_unique<program<plan_holder>>()),
+          label_buffers_(static_cast<std::size_t>(G.num_leaves)) {
+      prog_->set_thread_pool(pool ? *pool : *own_pool_);
+      f.bind_parameters(*prog_);
+    }
+    std::unique_ptr<thread_pool> own_pool_;  // a pool of one thread (the caller's) unless one was given
+    std::unique_ptr<program<plan_holder>> prog_;
+    std::vector<std::vector<float>> label_buffers_;
+  };
+
+  // Views the step's parameters and state by name: later steps' updates show in the next run.
+  template <class Step>
+    requires requires(Step& s, std::string_view n) { { s.param(n) } -> std::convertible_to<std::span<float>>; }
+  explicit function(Step& step) : data_(static_cast<std::size_t>(G.num_leaves), nullptr) {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (train::is_stored(G.leaves[l])) data_[static_cast<std::size_t>(l)] = step.param(G.leaves[l].name.view()).data();
+    own_ = std::make_unique<workspace>(workspace(*this, &default_pool()));
+  }
+  // Owns a copy of the step's parameters and state as they are now.
+  template <class Step>
+  static function copy_of(const Step& step) {
+    function f;
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (train::is_stored(G.leaves[l])) {
+        const auto src = step.param(G.leaves[l].name.view());
+        std::copy(src.begin(), src.end(), f.storage_[static_cast<std::size_t>(l)].begin());
+      }
+    return f;
+  }
+  // Owns the parameters and state read from a safetensors file (see load_forward_parameters for what is checked).
+  static function load(const std::string& path, const train::load_options& options = {}) {
+    function f;
+    train::load_forward_parameters(G, io::read_safetensors_content(path), path,
+                                   [&](int l) { return std::span<float>(f.storage_[static_cast<std::size_t>(l)]); }, options);
+    return f;
+  }
+
+  function(function&&) noexcept = default;
+  function& operator=(function&&) noexcept = default;
+
+  // A parameter or state by name (PyTorch's names), row-major: the step's memory for a viewing function.
+  std::span<float> param(std::string_view name) { return {data_[index(name)], size_of(index(name))}; }
+  std::span<const float> param(std::string_view name) const { return {data_[index(name)], size_of(index(name))}; }
+
+  // A workspace for one more concurrent caller; it runs on the caller's thread alone, or on `pool`.
+  workspace make_workspace() const { return workspace(*this, nullptr); }
+  workspace make_workspace(thread_pool& pool) const { return workspace(*this, &pool); }
+
+  // Evaluates on `feeds` (one per input, [batch, width] row-major) and copies the result (row-major, [batch or
+  // 1, cols]) into out. Only reads the parameters: callers with their own workspaces may run at the same time.
+  void run(workspace& ws, long batch_size, std::initializer_list<feed> feeds, std::span<float> out) const {
+    run_feeds(ws, batch_size, feeds, out);
+  }
+  // The same with feeds in any contiguous range (built at run time).
+  void run(workspace& ws, long batch_size, std::span<const feed> feeds, std::span<float> out) const {
+    run_feeds(ws, batch_size, feeds, out);
+  }
+  // The same on the function's own workspace (the default thread pool): one caller at a time.
+  void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) { run(*own_, batch_size, feeds, out); }
+
+  static const graph& function_graph() { return G; }
+  static const kiln::plan& compiled_plan() { return plan_holder::value; }
+  static std::string plan_text() { return to_string(plan_holder::value); }
+
+ private:
+  template <class Feeds>
+  void run_feeds(workspace& ws, long batch_size, const Feeds& feeds, std::span<float> out) const {
+    const long n = resolve(out_shape.rows, batch_size) * out_shape.cols;
+    if (static_cast<long>(out.size()) != n)
+      throw shape_error("kiln: output buffer has " + std::to_string(out.size()) + " values, the result [" +
+                        std::to_string(resolve(out_shape.rows, batch_size)) + ", " + std::to_string(out_shape.cols) +
+                        "] has " + std::to_string(n));
+    detail::bind_feeds(*ws.prog_, G, batch_size, feeds, ws.label_buffers_.data());
+    ws.prog_->run(batch_size, hypers_);
+    const float* r = ws.prog_->output(0);
+    std::copy(r, r + n, out.begin());
+  }
+  // An owning function: zeroed storage for every parameter and state leaf.
+  function() : data_(static_cast<std::size_t>(G.num_leaves), nullptr), storage_(static_cast<std::size_t>(G.num_leaves)) {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (train::is_stored(G.leaves[l])) {
+        storage_[static_cast<std::size_t>(l)].assign(size_of(static_cast<std::size_t>(l)), 0.0f);
+        data_[static_cast<std::size_t>(l)] = storage_[static_cast<std::size_t>(l)].data();
+      }
+    own_ = std::make_unique<workspace>(workspace(*this, &default_pool()));
+  }
+  static std::size_t size_of(std::size_t l) {
+    const dims s = G.leaves[l].shape;
+    return static_cast<std::size_t>(s.rows) * static_cast<std::size_t>(s.cols);
+  }
+  static std::size_t index(std::string_view name) {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (train::is_stored(G.leaves[l]) && G.leaves[l].name.view() == name) return static_cast<std::size_t>(l);
+    throw error("kiln: the model has no parameter named '" + std::string(name) + "' (parameters: " +
+                train::checkpoint_detail::names_of(G, leaf_kind::param) + ")");
+  }
+  void bind_parameters(program<plan_holder>& prog) const {
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (data_[static_cast<std::size_t>(l)]) prog.bind_leaf(l, data_[static_cast<std::size_t>(l)]);
+  }
+
+  float hypers_[1] = {};
+  std::vector<float*> data_;                 // by leaf: the values of parameters and state (null for others)
+  std::vector<std::vector<float>> storage_;  // by leaf, when owned (moving the function keeps data_ valid)
+  std::unique_ptr<workspace> own_;           // run()'s workspace, on the default pool
+};
+
+}  // namespace kiln::cpu

@@ -1,0 +1,183 @@
+// kiln::cpu::export_cpp: the exported header compiles with kiln NOT on the include path, as C++17 under g++ and
+// clang with warnings as errors, and its predict() computes what the kiln::cpu::function computes, for an MLP
+// (GELU, PReLU, tanh, softmax), a CNN (conv, batch norm in evaluation mode, pooling, dropout off) and an embedding
+// model (class-index input). The same parameters give byte-identical headers.
+#include "train_test_util.hpp"
+
+#include <kiln/kiln.hpp>
+#include <kiln/cpu/export_cpp.hpp>
+#include <kiln/cpu/train_step.hpp>
+#include <kiln/train/checkpoint.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+inline constexpr auto mlp = kiln::nn::sequential(kiln::dense<16>{}, kiln::gelu, kiln::dense<12>{}, kiln::prelu_l, kiln::dense<8>{},
+                                                 kiln::tanh, kiln::dense<5>{});
+struct mlp_loss {
+  constexpr auto operator()() const { return kiln::cross_entropy(mlp(kiln::input<7>("x")), kiln::labels<5>("y")); }
+};
+struct mlp_probabilities {
+  constexpr auto operator()() const { return kiln::softmax(mlp(kiln::input<7>("x"))); }
+};
+
+inline constexpr auto cnn = kiln::nn::torch_sequential(
+    kiln::conv2d<2, 4, 3, 1, 1>{}, kiln::batch_norm<4>{}, kiln::relu, kiln::max_pool2d<2>{}, kiln::conv2d<4, 6, 3, 2, 1, 1, 2, false>{},
+    kiln::elu, kiln::avg_pool2d<2>{}, kiln::flatten, kiln::dense<10>{}, kiln::relu, kiln::dropout{.p = 0.3}, kiln::dense<3>{});
+struct cnn_loss {
+  constexpr auto operator()() const { return kiln::cross_entropy(cnn(kiln::image<2, 12, 12>("x")), kiln::labels<3>("y")); }
+};
+struct cnn_logits {
+  constexpr auto operator()() const { return cnn(kiln::image<2, 12, 12>("x")); }
+};
+
+inline constexpr auto lm = kiln::nn::sequential(kiln::embedding<9, 4>{}, kiln::dense<10>{}, kiln::swish, kiln::dense<9>{});
+struct lm_loss {
+  constexpr auto operator()() const { return kiln::cross_entropy(lm(kiln::tokens<9, 3>("context")), kiln::labels<9>("y")); }
+};
+struct lm_logits {
+  constexpr auto operator()() const { return lm(kiln::tokens<9, 3>("context")); }
+};
+
+std::vector<float> normal(long n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0, 1);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+std::vector<std::int32_t> classes(long n, int k, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::int32_t> v(static_cast<std::size_t>(n));
+  for (auto& y : v) y = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(k));
+  return v;
+}
+
+template <class T>
+void write_raw(const std::string& path, const std::vector<T>& v) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(T)));
+}
+std::vector<float> read_raw(const std::string& path, std::size_t n) {
+  std::vector<float> v(n);
+  std::ifstream f(path, std::ios::binary);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(n * sizeof(float)));
+  REQUIRE(f.gcount() == static_cast<std::streamsize>(n * sizeof(float)));
+  return v;
+}
+
+// A driver that reads the input (raw floats, or raw int32 when `indices`), calls ns::predict and writes raw floats.
+std::string driver(const std::string& ns, bool indices) {
+  const std::string type = indices ? "std::int32_t" : "float";
+  return "#include \"model.hpp\"\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n"
+         "int main(int argc, char** argv) {\n"
+         "  if (argc != 4) return 2;\n"
+         "  const int batch = std::atoi(argv[2]);\n"
+         "  std::vector<" + type + "> in(static_cast<std::size_t>(batch) * 4096);\n"
+         "  std::FILE* f = std::fopen(argv[1], \"rb\");\n"
+         "  if (!f) return 3;\n"
+         "  const std::size_t got = std::fread(in.data(), sizeof(" + type + "), in.size(), f);\n"
+         "  std::fclose(f);\n"
+         "  if (got == 0) return 4;\n"
+         "  std::vector<float> out(static_cast<std::size_t>(batch) * " + ns + "::output_width);\n"
+         "  " + ns + "::predict(in.data(), out.data(), batch);\n"
+         "  std::FILE* o = std::fopen(argv[3], \"wb\");\n"
+         "  if (!o) return 5;\n"
+         "  std::fwrite(out.data(), sizeof(float), out.size(), o);\n"
+         "  std::fclose(o);\n"
+         "  return 0;\n}\n";
+}
+
+// The compilers to try: the build's, and g++ and clang++ when installed.
+std::vector<std::string> compilers() {
+  std::vector<std::string> c{KILN_CXX_COMPILER};
+  for (const char* other : {"g++", "clang++"})
+    if (kiln_test::have(other)) c.push_back(other);
+  return c;
+}
+
+// Exports f, compiles the header with each compiler (no kiln include path), runs it on `input` and checks its
+// output against kiln's `expected` ([batch, width]) to float rounding of the largest magnitude.
+template <class F, class T>
+void check_export(const F& f, const std::string& ns, const std::vector<T>& input, long batch, const std::vector<float>& expected) {
+  const std::string dir = kiln_test::temp_dir();
+  kiln::cpu::export_cpp(f, dir + "/model.hpp", ns);
+  kiln::io::write_file_atomic(dir + "/driver.cpp", driver(ns, std::is_same_v<T, std::int32_t>));
+  write_raw(dir + "/in.bin", input);
+  float scale = 0;
+  for (float v : expected) scale = std::max(scale, std::abs(v));
+  REQUIRE(scale > 0);
+  for (const std::string& cxx : compilers()) {
+    INFO("compiler: " << cxx);
+    const std::string exe = dir + "/driver";
+    std::filesystem::remove(exe);
+    // the header's directory only: nothing of kiln is reachable
+    REQUIRE(kiln_test::run(cxx + " -std=c++17 -pedantic -O2 -Wall -Wextra -Werror -I" + dir + " " + dir + "/driver.cpp -o " + exe));
+    REQUIRE(kiln_test::run(exe + " " + dir + "/in.bin " + std::to_string(batch) + " " + dir + "/out.bin"));
+    const std::vector<float> got = read_raw(dir + "/out.bin", expected.size());
+    double worst = 0;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+      if (std::abs(got[i] - expected[i]) > worst) worst = std::abs(got[i] - expected[i]), at = i;
+    INFO("output " << at << ": header " << got[at] << ", kiln " << expected[at] << "; max |output| " << scale);
+    // kiln's SIMD exp/erf/tanh and blocked GEMM against <cmath> and plain loops: a few float ulps apart
+    CHECK(worst <= 2e-5 * scale);
+  }
+}
+
+template <class F, class T>
+std::vector<float> run_function(F& f, const std::string& feed, const std::vector<T>& input, long batch, long width) {
+  std::vector<float> out(static_cast<std::size_t>(batch * width));
+  f.run(batch, {{feed, std::span<const T>(input)}}, out);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("export_cpp: an MLP's header computes the function's softmax, under g++ and clang, without kiln") {
+  kiln::cpu::train_step<mlp_loss, kiln::adam> step(kiln::adam{.lr = 1e-2}, 3);
+  const std::vector<float> x = normal(6 * 7, 1);
+  for (int i = 0; i < 5; ++i) step.run(6, {{"x", x}, {"y", classes(6, 5, 2)}});
+  const auto f = kiln::cpu::function<mlp_probabilities>::copy_of(step);
+  auto g = kiln::cpu::function<mlp_probabilities>::copy_of(step);
+  const long batch = 4;
+  const std::vector<float> in = normal(batch * 7, 3);
+  check_export(f, "mlp_model", in, batch, run_function(g, "x", in, batch, 5));
+
+  // deterministic: the same parameters, the same bytes (here through a checkpoint file)
+  const std::string ckpt = kiln_test::temp_dir() + "/mlp.safetensors";
+  kiln::train::save_checkpoint(step, ckpt);
+  const auto loaded = kiln::cpu::function<mlp_probabilities>::load(ckpt);
+  const std::string text = kiln::cpu::export_cpp_source(f, "mlp_model");
+  CHECK(kiln::cpu::export_cpp_source(loaded, "mlp_model") == text);
+  CHECK(text.find("#include <kiln") == std::string::npos);
+  CHECK(text.find("w_fc1_weight") != std::string::npos);
+}
+
+TEST_CASE("export_cpp: a CNN's header (conv, batch norm, pooling, dropout off) computes the function's logits") {
+  kiln::cpu::train_step<cnn_loss, kiln::adam> step(kiln::adam{.lr = 1e-2}, 5);
+  const std::vector<float> x = normal(8 * 288, 4);
+  for (int i = 0; i < 4; ++i) step.run(8, {{"x", x}, {"y", classes(8, 3, 5)}});
+  auto f = kiln::cpu::function<cnn_logits>::copy_of(step);
+  const long batch = 3;
+  const std::vector<float> in = normal(batch * 288, 6);
+  check_export(f, "cnn_model", in, batch, run_function(f, "x", in, batch, 3));
+  kiln::cpu::export_cpp(f, kiln_test::artifact_dir() + "/exported_cnn.hpp", "cnn_model");  // for a person to read
+}
+
+TEST_CASE("export_cpp: an embedding model's header takes class indices") {
+  kiln::cpu::train_step<lm_loss, kiln::adam> step(kiln::adam{.lr = 1e-2}, 7);
+  const std::vector<std::int32_t> context = classes(10 * 3, 9, 8);
+  for (int i = 0; i < 4; ++i) step.run(10, {{"context", context}, {"y", classes(10, 9, 9)}});
+  auto f = kiln::cpu::function<lm_logits>::copy_of(step);
+  const long batch = 5;
+  const std::vector<std::int32_t> in = classes(batch * 3, 9, 10);
+  check_export(f, "lm_model", in, batch, run_function(f, "context", in, batch, 9));
+  const std::string text = kiln::cpu::export_cpp_source(f, "lm_model");
+  CHECK(text.find("predict(const std::int32_t* context, float* out, int batch_size)") != std::string::npos);
+}
