@@ -2,6 +2,7 @@
 // clang with warnings as errors, and its predict() computes what the kiln::cpu::function computes, for an MLP
 // (GELU, PReLU, tanh, softmax), a CNN (conv, batch norm in evaluation mode, pooling, dropout off) and an embedding
 // model (class-index input). The same parameters give byte-identical headers.
+#include "export_models.hpp"
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
@@ -19,46 +20,7 @@
 #include <vector>
 
 namespace {
-inline constexpr auto mlp = kiln::nn::sequential(kiln::dense<16>{}, kiln::gelu, kiln::dense<12>{}, kiln::prelu_l, kiln::dense<8>{},
-                                                 kiln::tanh, kiln::dense<5>{});
-struct mlp_loss {
-  constexpr auto operator()() const { return kiln::cross_entropy(mlp(kiln::input<7>("x")), kiln::labels<5>("y")); }
-};
-struct mlp_probabilities {
-  constexpr auto operator()() const { return kiln::softmax(mlp(kiln::input<7>("x"))); }
-};
-
-inline constexpr auto cnn = kiln::nn::torch_sequential(
-    kiln::conv2d<2, 4, 3, 1, 1>{}, kiln::batch_norm<4>{}, kiln::relu, kiln::max_pool2d<2>{}, kiln::conv2d<4, 6, 3, 2, 1, 1, 2, false>{},
-    kiln::elu, kiln::avg_pool2d<2>{}, kiln::flatten, kiln::dense<10>{}, kiln::relu, kiln::dropout{.p = 0.3}, kiln::dense<3>{});
-struct cnn_loss {
-  constexpr auto operator()() const { return kiln::cross_entropy(cnn(kiln::image<2, 12, 12>("x")), kiln::labels<3>("y")); }
-};
-struct cnn_logits {
-  constexpr auto operator()() const { return cnn(kiln::image<2, 12, 12>("x")); }
-};
-
-inline constexpr auto lm = kiln::nn::sequential(kiln::embedding<9, 4>{}, kiln::dense<10>{}, kiln::swish, kiln::dense<9>{});
-struct lm_loss {
-  constexpr auto operator()() const { return kiln::cross_entropy(lm(kiln::tokens<9, 3>("context")), kiln::labels<9>("y")); }
-};
-struct lm_logits {
-  constexpr auto operator()() const { return lm(kiln::tokens<9, 3>("context")); }
-};
-
-std::vector<float> normal(long n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0, 1);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
-std::vector<std::int32_t> classes(long n, int k, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::int32_t> v(static_cast<std::size_t>(n));
-  for (auto& y : v) y = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(k));
-  return v;
-}
+using namespace kiln_test::export_models;
 
 template <class T>
 void write_raw(const std::string& path, const std::vector<T>& v) {

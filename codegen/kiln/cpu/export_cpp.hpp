@@ -56,6 +56,38 @@ inline float select(float c, float a, float b) { return c != 0.0f ? a : b; }
 }  // namespace kx
 )";
 
+// A convolution of one sample as loops a compiler vectorizes: for each output channel and kernel tap, a weight
+// times a row of the input added to a row of the output (along the row, the input is read at the stride). The
+// rows' ranges are clipped to the map, so no test sits in the inner loop.
+inline const char* conv_prelude = R"(// y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d; w [O, C/groups, kh, kw])
+inline void conv2d_sample(const float* x, const float* w, float* y, const kiln_window& g) {
+  const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups, og = g.o / g.groups;
+  std::fill(y, y + static_cast<long>(g.o) * oh * ow, 0.0f);
+  for (int o = 0; o < g.o; ++o) {
+    float* yo = y + static_cast<long>(o) * oh * ow;
+    const float* xg = x + static_cast<long>(o / og) * cg * g.h * g.w;
+    for (int ci = 0; ci < cg; ++ci)
+      for (int a = 0; a < g.kh; ++a)
+        for (int b = 0; b < g.kw; ++b) {
+          const float wv = w[((static_cast<long>(o) * cg + ci) * g.kh + a) * g.kw + b];
+          const int off = b * g.dw - g.pw;  // input column of output column j: j·sw + off
+          const int j0 = off < 0 ? (-off + g.sw - 1) / g.sw : 0;
+          const int j1 = g.w - 1 - off < 0 ? 0 : std::min(ow, (g.w - 1 - off) / g.sw + 1);
+          for (int i = 0; i < oh; ++i) {
+            const int yy = i * g.sh - g.ph + a * g.dh;
+            if (yy < 0 || yy >= g.h) continue;
+            const float* xr = xg + (static_cast<long>(ci) * g.h + yy) * g.w;
+            float* yr = yo + static_cast<long>(i) * ow;
+            if (g.sw == 1)
+              for (int j = j0; j < j1; ++j) yr[j] += wv * xr[j + off];
+            else
+              for (int j = j0; j < j1; ++j) yr[j] += wv * xr[j * g.sw + off];
+          }
+        }
+  }
+}
+)";
+
 inline std::string var(int id) { return "v" + std::to_string(id); }
 inline std::string buf(int id) { return "b[" + std::to_string(id) + "]"; }
 inline std::string extent(int n) { return n == batch ? std::string("batch") : std::to_string(n) + "L"; }
@@ -175,6 +207,8 @@ class writer {
     out += "namespace detail {\n\n";
     out += math_prelude;
     out += "\n// the window and axis ops' arithmetic (kiln/ops/window_math.hpp)\n" + window_math_text() + "\n";
+    out += conv_prelude;
+    out += "\n";
     out += parameters(values_of_leaf);
     out += folded(value_of_node);
     for (int k = 0; k < p_.num_kernels; ++k)
@@ -334,6 +368,13 @@ class writer {
       }
     } else if (k.kind == kernel_kind::contraction) {
       out += contraction(k, v);
+    } else if (a.kind == op::conv2d) {
+      const window& w = p_.g.windows[a.leaf];
+      out += "  // " + node_text(p_, k.anchor) + "\n";
+      out += "  const kiln_window w" + window_initializer(w) + ";\n";
+      out += "  for (long n = 0; n < " + extent(p_.g.nodes[a.in[0]].shape.rows) + "; ++n)\n";
+      out += "    conv2d_sample(" + buf(a.in[0]) + " + n * " + std::to_string(w.in_size()) + "L, " + buf(a.in[1]) + ", " + buf(k.anchor) +
+             " + n * " + std::to_string(w.out_size()) + "L, w);\n";
     } else if (ops::is_window_op(a.kind)) {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  const kiln_window w" + window_initializer(p_.g.windows[a.leaf]) + ";\n";
