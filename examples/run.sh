@@ -9,8 +9,9 @@ source tests/deps.sh
 # In the order they are run: the course notes' graph, its worked training step, XOR, the notes' text classifier
 # on Debian's package descriptions (from the package lists, `apt-cache dumpavail`), next-character prediction on
 # the wamerican word list, then the Fashion-MNIST demos, the notes' MLP and a CNN (10 epochs each on the CPU;
-# data from dataset-fashion-mnist; they write ./out and ./out_cnn: checkpoint, log, curves, kernels).
-examples=(graph_basics worked_step xor text_classifier next_char fashion_mnist fashion_mnist_cnn)
+# data from dataset-fashion-mnist; they write ./out and ./out_cnn: checkpoint, log, curves, kernels), and between
+# them the inference demo (the MLP trained briefly, reloaded, exported as a standalone header and served; ./out_inference).
+examples=(graph_basics worked_step xor text_classifier next_char fashion_mnist inference fashion_mnist_cnn)
 
 kiln_install_missing cmake ninja-build g++ libboost1.81-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist wamerican
 

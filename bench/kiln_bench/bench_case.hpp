@@ -32,6 +32,9 @@ struct bench_case {
   data_kind data = data_kind::golden;
   bool is_contraction = false;  // the sgemm sub-benchmark: C[batch, layers[1]] = X[batch, layers[0]] · Wᵀ
   model_kind model = model_kind::mlp;
+  // an inference case (named infer_*): the trained model's forward in evaluation mode (dropout off, batch norm on
+  // running statistics), no loss, no update; the "loss" a backend returns is its first output
+  bool inference = false;
 };
 
 // The suite, in the order it runs.
@@ -49,6 +52,14 @@ inline std::vector<bench_case> all_cases() {
        data_kind::golden, false, model_kind::fashion_cnn},
       {"cnn_b256", {784, 10}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 1e-3, 256,
        data_kind::golden, false, model_kind::fashion_cnn},
+      {"infer_classifier_b1", notes, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 0, 1,
+       data_kind::golden, false, model_kind::mlp, true},
+      {"infer_classifier_b16", notes, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 0, 16,
+       data_kind::golden, false, model_kind::mlp, true},
+      {"infer_cnn_b1", {784, 10}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 0, 1,
+       data_kind::golden, false, model_kind::fashion_cnn, true},
+      {"infer_cnn_b16", {784, 10}, activation::relu, loss_kind::cross_entropy, optimizer_kind::adam, 0, 16,
+       data_kind::golden, false, model_kind::fashion_cnn, true},
   };
 }
 
@@ -66,11 +77,12 @@ inline std::vector<product_macs> fashion_cnn_products() {
           {3136.0 * 128, true, false},
           {128.0 * 10, true, false}};
 }
-// Flops of a CNN step's products: forward, weight gradient, and the input gradient where there is one.
-inline double cnn_flops(long batch, bool convs_only) {
+// Flops of a CNN step's products: forward, weight gradient, and the input gradient where there is one (a
+// forward alone: the forward products only).
+inline double cnn_flops(long batch, bool convs_only, bool forward_only = false) {
   double macs = 0;
   for (const product_macs& p : fashion_cnn_products())
-    if (p.conv || !convs_only) macs += p.macs * (p.input_grad ? 3 : 2);
+    if (p.conv || !convs_only) macs += p.macs * (forward_only ? 1 : p.input_grad ? 3 : 2);
   return 2 * static_cast<double>(batch) * macs;
 }
 
@@ -78,7 +90,7 @@ inline double cnn_flops(long batch, bool convs_only) {
 // the input gradient of every layer but the first (the data needs none). Elementwise work is not counted.
 // The CNN counts its convolutions' and dense layers' multiply-adds alike (cnn_flops).
 inline double step_flops(const bench_case& c) {
-  if (c.model == model_kind::fashion_cnn) return cnn_flops(c.batch, false);
+  if (c.model == model_kind::fashion_cnn) return cnn_flops(c.batch, false, c.inference);
   double forward = 0, input_grads = 0;
   for (std::size_t l = 0; l + 1 < c.layers.size(); ++l) {
     const double macs = static_cast<double>(c.layers[l]) * static_cast<double>(c.layers[l + 1]);
@@ -86,7 +98,7 @@ inline double step_flops(const bench_case& c) {
     if (l > 0) input_grads += macs;
   }
   const double b = static_cast<double>(c.batch);
-  if (c.is_contraction) return 2 * b * forward;
+  if (c.is_contraction || c.inference) return 2 * b * forward;
   return 2 * b * (2 * forward + input_grads);
 }
 

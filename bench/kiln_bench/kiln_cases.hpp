@@ -17,6 +17,7 @@ std::vector<timed_step> kiln_wide_steps(const bench_case& c, std::vector<result>
 std::vector<timed_step> kiln_xor_steps(const bench_case& c, std::vector<result>& skipped);         // 2-2-1
 std::vector<timed_step> kiln_cnn_steps(const bench_case& c, std::vector<result>& skipped);          // Fashion-MNIST CNN
 std::vector<timed_step> contraction_steps(const bench_case& c, std::vector<result>& skipped);      // gemm vs sgemm
+std::vector<timed_step> kiln_infer_steps(const bench_case& c, std::vector<result>& skipped);       // infer_* cases
 
 // Dispatch on the case's name; a case with no kiln program is reported as skipped.
 std::vector<timed_step> kiln_steps(const bench_case& c, std::vector<result>& skipped);

@@ -47,6 +47,7 @@ struct options {
   std::string python_exe = "/usr/bin/python3";
   std::string jax_venv;
   std::string torch_venv;  // PyTorch 2 from PyPI, for torch.compile (Debian's torch 1.13 predates it)
+  std::string onnx_venv;   // onnxruntime from PyPI, for the inference cases' ONNX Runtime rows
   std::string peers_dir = KILN_BENCH_PEERS_DIR;
 };
 
@@ -65,6 +66,9 @@ const char* usage =
     "                           $KILN_BENCH_TORCH_VENV or ~/.cache/kiln-bench-torch-venv; create it with\n"
     "                           bench/peers/setup_torch_venv.sh); without it, torch.compile is tried with the\n"
     "                           --python interpreter's torch\n"
+    "  --onnx-venv DIR          virtual environment holding onnx and onnxruntime for the inference cases' ONNX\n"
+    "                           Runtime rows (default $KILN_ONNX_VENV or ~/.cache/kiln-onnx-venv; create it with\n"
+    "                           tests/setup_onnx_venv.sh)\n"
     "  --peers-dir DIR          where the peer scripts are (default the source tree's bench/peers)\n"
     "  --profile                also print where kiln's step time goes, kernel by kernel (median over the\n"
     "                           repeats of each kernel's mean time per step)\n"
@@ -98,6 +102,8 @@ options parse(int argc, char** argv) {
   else if (home) o.jax_venv = std::string(home) + "/.cache/kiln-bench-venv";
   if (const char* venv = std::getenv("KILN_BENCH_TORCH_VENV")) o.torch_venv = venv;
   else if (home) o.torch_venv = std::string(home) + "/.cache/kiln-bench-torch-venv";
+  if (const char* venv = std::getenv("KILN_ONNX_VENV")) o.onnx_venv = venv;
+  else if (home) o.onnx_venv = std::string(home) + "/.cache/kiln-onnx-venv";
   o.command = "kiln-bench";
   for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
   if (const char* via = std::getenv("KILN_BENCH_COMMAND")) o.command = via;  // set by bench/run.sh
@@ -129,6 +135,8 @@ options parse(int argc, char** argv) {
       o.jax_venv = value();
     } else if (a == "--torch-venv") {
       o.torch_venv = value();
+    } else if (a == "--onnx-venv") {
+      o.onnx_venv = value();
     } else if (a == "--peers-dir") {
       o.peers_dir = value();
     } else if (a == "--profile") {
@@ -158,7 +166,10 @@ std::vector<python_peer> python_peers(const options& o) {
   python_peer torch{"pytorch", {"pytorch"}, o.python_exe, torch_script, ""};
   python_peer torch_compile{"pytorch", {"torch_compile"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
   python_peer jax{"jax", {"jax_jit"}, o.jax_venv + "/bin/python", o.peers_dir + "/jax_cpu.py", ""};
-  for (python_peer* p : {&torch, &torch_compile, &jax}) {
+  python_peer ort{"onnxruntime", {"onnxruntime"}, o.onnx_venv + "/bin/python", o.peers_dir + "/onnxruntime_cpu.py", ""};
+  ort.environment = std::string("KILN_BENCH_ONNX_DIR='") + KILN_BENCH_EXPORTED_DIR + "'";
+  ort.inference_only = true;
+  for (python_peer* p : {&torch, &torch_compile, &jax, &ort}) {
     if (!o.python) p->absent = "disabled by --no-python";
     else if (!readable(p->script)) p->absent = "peer script " + p->script + " not found (see --peers-dir)";
   }
@@ -167,7 +178,9 @@ std::vector<python_peer> python_peers(const options& o) {
       p->absent = "no Python interpreter at " + p->python + " (apt-get install python3-torch)";
   if (jax.absent.empty() && !executable(jax.python))
     jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
-  return {torch, torch_compile, jax};
+  if (ort.absent.empty() && !executable(ort.python))
+    ort.absent = "no ONNX virtual environment at " + o.onnx_venv + " (create it: bash tests/setup_onnx_venv.sh)";
+  return {torch, torch_compile, jax, ort};
 }
 
 // Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median

@@ -60,7 +60,7 @@ run_output run_once(const python_peer& peer, const std::string& cases, int threa
   const int fd = mkstemp(err_path);
   if (fd >= 0) close(fd);
   // PYTHONDONTWRITEBYTECODE: keep __pycache__ out of the source tree
-  const std::string cmd = "PYTHONDONTWRITEBYTECODE=1 " + shell_quote(peer.python) + " " + shell_quote(peer.script) + " --threads " +
+  const std::string cmd = "PYTHONDONTWRITEBYTECODE=1 " + peer.environment + (peer.environment.empty() ? "" : " ") + shell_quote(peer.python) + " " + shell_quote(peer.script) + " --threads " +
                           std::to_string(threads) + " --repeats " + std::to_string(t.repeats) + " --repeat-ms " +
                           std::to_string(t.repeat_ms) + " --cases " + shell_quote(cases) + " --modes " +
                           shell_quote(modes) + " 2>" + shell_quote(err_path);
@@ -126,7 +126,7 @@ std::string cases_json(const std::vector<bench_case>& cases) {
       << (c.loss == loss_kind::cross_entropy ? "cross_entropy" : "bce") << "\",\"optimizer\":\""
       << (c.opt == optimizer_kind::adam ? "adam" : "sgd") << "\",\"lr\":" << lr << ",\"batch\":" << c.batch
       << ",\"data\":\"" << (c.data == data_kind::xor_table ? "xor" : "golden") << "\",\"model\":\""
-      << (c.model == model_kind::fashion_cnn ? "fashion_cnn" : "mlp") << "\"}";
+      << (c.model == model_kind::fashion_cnn ? "fashion_cnn" : "mlp") << "\",\"inference\":" << (c.inference ? "true" : "false") << "}";
     first = false;
   }
   o << "]";
@@ -137,7 +137,7 @@ std::vector<result> run_python_peer(const python_peer& peer, const std::vector<b
                                     const std::vector<int>& thread_settings, const timing_options& t) {
   std::vector<const bench_case*> steps;
   for (const bench_case& c : cases)
-    if (!c.is_contraction) steps.push_back(&c);
+    if (!c.is_contraction && (c.inference || !peer.inference_only)) steps.push_back(&c);
   std::vector<result> out;
   auto skip_all = [&](const std::string& why) {
     for (const bench_case* c : steps)

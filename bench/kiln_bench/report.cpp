@@ -14,7 +14,7 @@ namespace {
 // The kiln row the others are compared with: the fused step, or kiln's gemm in the contraction case.
 const result* kiln_reference(const std::vector<result>& rows, const std::string& case_name) {
   for (const result& r : rows)
-    if (r.case_name == case_name && r.backend == "cpu" && (r.mode == "fused" || r.mode == "gemm") && r.measured())
+    if (r.case_name == case_name && r.backend == "cpu" && (r.mode == "fused" || r.mode == "gemm" || r.mode == "function") && r.measured())
       return &r;
   return nullptr;
 }
@@ -46,6 +46,9 @@ std::string describe(const bench_case& c) {
     s += std::to_string(c.layers[0]) + "] * W^T, one contraction";
     return s;
   }
+  if (c.inference)
+    return std::string(c.model == model_kind::fashion_cnn ? "the Fashion-MNIST CNN's" : "784-128-64-10 relu's") +
+           " forward, evaluation mode, batch " + std::to_string(c.batch);
   if (c.model == model_kind::fashion_cnn)
     return "Fashion-MNIST CNN 1x28x28: conv3x3 32 bn relu pool2, conv3x3 64 bn relu pool2, 3136-128 relu "
            "dropout 0.3 -10, cross-entropy adam, train mode, batch " + std::to_string(c.batch);

@@ -75,6 +75,10 @@ std::vector<timed_step> both_settings(const bench_case& c, const Solver& solver,
 
 std::vector<timed_step> dlib_steps(const bench_case& c, std::vector<result>& skipped) {
   if (c.is_contraction) return {};
+  if (c.inference) {
+    skipped.push_back(skipped_result(c, "dlib", "dlib", "no dlib forward is written for the inference cases (Eigen is the hand-written peer)"));
+    return {};
+  }
   if (c.model != model_kind::mlp) {
     skipped.push_back(skipped_result(c, "dlib", "dlib", "no dlib network type is written for this case (the CNN)"));
     return {};

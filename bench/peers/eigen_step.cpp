@@ -137,6 +137,58 @@ class eigen_mlp {
   long t_ = 0;
 };
 
+// The inference cases: the forward alone, z_l = a_{l-1}·W_lᵀ + b_l with ReLU between, into preallocated
+// matrices (at batch 1 each product is Eigen's matrix-vector kernel).
+class eigen_mlp_forward {
+ public:
+  explicit eigen_mlp_forward(const bench_case& c) : c_(c) {
+    std::mt19937 rng(1);
+    for (std::size_t l = 0; l + 1 < c.layers.size(); ++l) {
+      const long in = c.layers[l], out = c.layers[l + 1];
+      std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(in)),
+                                              1.0f / std::sqrt(static_cast<float>(in)));
+      w_.push_back(matrix::NullaryExpr(out, in, [&] { return u(rng); }));
+      b_.push_back(row_vector::NullaryExpr(out, [&] { return u(rng); }));
+      z_.push_back(matrix::Zero(c.batch, out));
+    }
+  }
+  float run(const float* x_data) {
+    const Eigen::Map<const matrix> x(x_data, c_.batch, c_.layers.front());
+    for (std::size_t l = 0; l < w_.size(); ++l) {
+      if (l == 0) z_[l].noalias() = x * w_[l].transpose();
+      else z_[l].noalias() = z_[l - 1] * w_[l].transpose();
+      z_[l].rowwise() += b_[l];
+      if (l + 1 < w_.size()) z_[l] = z_[l].cwiseMax(0.0f);
+    }
+    return z_.back()(0, 0);
+  }
+
+ private:
+  bench_case c_;
+  std::vector<matrix> w_, z_;
+  std::vector<row_vector> b_;
+};
+
+timed_step eigen_forward_at(const bench_case& c, int threads) {
+  struct state {
+    explicit state(const bench_case& k) : net(k), x(make_inputs(k)) {}
+    eigen_mlp_forward net;
+    std::vector<float> x;
+  };
+  auto s = std::make_shared<state>(c);
+  timed_step t;
+  t.r.case_name = c.name;
+  t.r.backend = "eigen";
+  t.r.mode = "eigen";
+  t.r.batch = c.batch;
+  t.r.threads = threads;
+  t.r.note = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+             std::to_string(EIGEN_MINOR_VERSION) + " forward by hand";
+  t.activate = [threads] { Eigen::setNbThreads(threads); };
+  t.step = [s] { return static_cast<double>(s->net.run(s->x.data())); };
+  return t;
+}
+
 timed_step eigen_at(const bench_case& c, int threads) {
   struct state {
     explicit state(const bench_case& k) : net(k), x(make_inputs(k)), targets(make_targets(k)), labels(make_labels(k)) {}
@@ -167,8 +219,7 @@ std::vector<timed_step> eigen_steps(const bench_case& c, std::vector<result>& sk
     return {};
   }
   std::vector<timed_step> out;
-  out.push_back(eigen_at(c, 1));
-  out.push_back(eigen_at(c, 2));
+  for (int threads : {1, 2}) out.push_back(c.inference ? eigen_forward_at(c, threads) : eigen_at(c, threads));
   return out;
 }
 

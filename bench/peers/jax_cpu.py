@@ -82,6 +82,26 @@ def run_cnn(jax, jnp, case, args, note):
         ps = jax.tree_util.tree_map(lambda p, mi, vi: p - lr * (mi * c1) / (jnp.sqrt(vi * c2) + eps), ps, m, v)
         return ps, (step, m, v, run, k), loss
 
+    if case.get("inference"):  # evaluation mode: running statistics, no dropout
+        def eval_block(a, w, g, b, mean, var):
+            a = lax.conv_general_dilated(a, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            a = jax.nn.relu((a - mean) * lax.rsqrt(var + 1e-5) * g + b)
+            return lax.reduce_window(a, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+        def logits(ps, run, x):
+            a = x.reshape(batch, 28, 28, 1)
+            a = eval_block(a, ps["conv1"], ps["bn1_g"], ps["bn1_b"], run["m1"], run["v1"])
+            a = eval_block(a, ps["conv2"], ps["bn2_g"], ps["bn2_b"], run["m2"], run["v2"])
+            a = jax.nn.relu(a.reshape(batch, -1) @ ps["fc1_w"].T + ps["fc1_b"])
+            return a @ ps["fc2_w"].T + ps["fc2_b"]
+
+        forward = jax.jit(logits)
+        x = jnp.asarray(pc.make_inputs(case))
+        fields = pc.measure(lambda: forward(params, running, x), lambda out: float(out.block_until_ready()[0, 0]),
+                            args.repeats, args.repeat_ms)
+        pc.emit(case, "jax", "jax_jit", args.threads, fields, note=note + ", NHWC, forward")
+        return
+
     jitted = jax.jit(train_step, donate_argnums=(0, 1))
     x = jnp.asarray(pc.make_inputs(case))
     y = jnp.asarray(pc.make_labels(case).astype("int32"))
@@ -133,6 +153,17 @@ def main():
                 if i + 1 < len(ps):
                     a = jax.nn.relu(a) if relu_between else jax.nn.sigmoid(a)
             return a
+
+        if case.get("inference"):
+            jitted_forward = jax.jit(forward)
+            x = jnp.asarray(pc.make_inputs(case))
+            try:
+                fields = pc.measure(lambda: jitted_forward(params, x), lambda out: float(out.block_until_ready()[0, 0]),
+                                    args.repeats, args.repeat_ms)
+                pc.emit(case, "jax", "jax_jit", args.threads, fields, note=note + ", forward")
+            except Exception as e:  # noqa: BLE001 - report why, never drop the row
+                pc.emit(case, "jax", "jax_jit", args.threads, skipped=f"jax forward failed: {pc.describe(e)}")
+            continue
 
         if case["loss"] == "bce":
             target = jnp.asarray(pc.make_targets(case))

@@ -5,7 +5,8 @@ lines the peers print on stdout, one per (case, mode), for kiln-bench to read.
 Command line:  <peer>.py --threads N --repeats R --repeat-ms MS --cases JSON
 where JSON is a list of {"name", "layers", "activation", "loss", "optimizer", "lr", "batch", "data", "model"};
 "model" is "mlp" (dense layers as listed by "layers") or "fashion_cnn" (the Fashion-MNIST CNN of
-examples/fashion_mnist_cnn_model.hpp, "layers" being [784, 10]: its flattened 1×28×28 input and classes).
+examples/fashion_mnist_cnn_model.hpp, "layers" being [784, 10]: its flattened 1×28×28 input and classes);
+"inference" true makes the case the model's forward in evaluation mode (no loss, no update), timed per call.
 """
 import os
 import argparse

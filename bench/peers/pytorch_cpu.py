@@ -10,6 +10,8 @@ torch loads so that OpenBLAS's own pool (used by Debian's torch for its products
 process pinned to N CPUs (peer_common.pin_to_cpus).
 Step: zero_grad(set_to_none=True); loss = loss_fn(model(x), y); loss.backward(); optimizer.step(). torch.compile
 mode compiles the forward with the loss, and the optimizer step.
+Inference cases ("inference": true): model.eval() under torch.inference_mode(), the forward alone; torch.compile
+mode compiles that forward.
 CNN cases (model "fashion_cnn"): the Fashion-MNIST CNN of examples/fashion_mnist_cnn_model.hpp in train mode
 (dropout on, batch statistics), timed in both memory formats (contiguous NCHW and channels-last); the faster is
 reported, the other in the note.
@@ -94,8 +96,20 @@ def main():
     version = f"torch {torch.__version__}"
     blas = openblas_core()
     compile_fn = getattr(torch, "compile", None)
+
+    def first_value(out):
+        """Waits for a step's result: the loss, or an inference case's first output."""
+        return float(out.detach().reshape(-1)[0])
     for case in args.cases:
+        inference = case.get("inference", False)
+
         def make_step(forward, opt, loss_fn, x, target):
+            if inference:
+                def forward_only():
+                    with torch.inference_mode():
+                        return forward(x)
+                return forward_only
+
             def step():
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(forward(x), target)
@@ -130,8 +144,9 @@ def main():
             def eager(channels_last):
                 torch.manual_seed(1)
                 model, loss_fn, opt, x, target = build(torch, case, channels_last)
-                return pc.measure(make_step(model, opt, loss_fn, x, target), lambda loss: float(loss.detach()),
-                                  args.repeats, args.repeat_ms)
+                if inference:
+                    model.eval()
+                return pc.measure(make_step(model, opt, loss_fn, x, target), first_value, args.repeats, args.repeat_ms)
             fastest(eager, "pytorch", f"{version} eager{blas}")
         if "torch_compile" not in modes:
             continue
@@ -145,6 +160,10 @@ def main():
             # AOTAutograd with it), and the optimizer's update compiled too, as PyTorch's docs recommend
             torch.manual_seed(1)
             model, loss_fn, opt, x, target = build(torch, case, channels_last)
+            if inference:
+                model.eval()
+                return pc.measure(make_step(compile_fn(model), opt, loss_fn, x, target), first_value, args.repeats,
+                                  args.repeat_ms)
             forward_loss = compile_fn(lambda inputs, targets: loss_fn(model(inputs), targets))
             update = compile_fn(opt.step)
 
@@ -155,8 +174,9 @@ def main():
                 update()
                 return loss
 
-            return pc.measure(compiled_step, lambda loss: float(loss.detach()), args.repeats, args.repeat_ms)
-        fastest(compiled, "torch_compile", f"{version} torch.compile (forward + loss, optimizer step){blas}")
+            return pc.measure(compiled_step, first_value, args.repeats, args.repeat_ms)
+        what = "forward" if inference else "forward + loss, optimizer step"
+        fastest(compiled, "torch_compile", f"{version} torch.compile ({what}){blas}")
 
 if __name__ == "__main__":
     main()

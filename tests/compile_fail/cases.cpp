@@ -51,6 +51,35 @@ constexpr auto bad = concat<1>(input<2, 3>("a"), input<2, 4>("b"));
 constexpr auto bad = slice<0, 0, 1>(input<2, 3>("a"));
 #elif defined(CASE_PERMUTE_AXES)
 constexpr auto bad = permute<0, 1, 1>(input<2, 3>("a"));
+#elif defined(CASE_FEED_MISSPELLED) || defined(CASE_FEED_MISSING) || defined(CASE_FEED_TWICE) || defined(CASE_FEED_TYPE) || \
+    defined(CASE_FEED_WIDTH) || defined(CASE_PARAM_UNKNOWN)
+#include <kiln/cpu/train_step.hpp>
+#include <array>
+#include <cstdint>
+#include <vector>
+struct tiny {
+  constexpr auto operator()() const { return cross_entropy(dense<3>("fc")(input<4>("x")), labels<3>("y")); }
+};
+void bad() {
+  using namespace kiln::literals;
+  cpu::train_step<tiny, adam> step;
+  std::vector<float> a(8);
+  std::vector<std::int32_t> b(2);
+#if defined(CASE_FEED_MISSPELLED)
+  step.run(2, "xs"_in = a, "y"_in = b);
+#elif defined(CASE_FEED_MISSING)
+  step.run(2, "x"_in = a);
+#elif defined(CASE_FEED_TWICE)
+  step.run(2, "x"_in = a, "y"_in = b, "x"_in = a);
+#elif defined(CASE_FEED_TYPE)
+  step.run(2, "x"_in = a, "y"_in = a);
+#elif defined(CASE_FEED_WIDTH)
+  std::array<float, 10> c{};
+  step.run(2, "x"_in = c, "y"_in = b);
+#else
+  (void)step.param<"fc.weigth">();
+#endif
+}
 #elif defined(CASE_CONTROL)
 constexpr auto good = kl_div(log_softmax(net(x)), probability_target<10>("p")) + cross_entropy(net(x), y) +
                       sum(batch_norm<8>{}(max_pool2d<2>{}(conv2d<1, 8, 3>{}(as_map<1, 28, 28>(x))))) +

@@ -225,11 +225,13 @@ struct executor {
         }
     }
 
-    // Splits [0, total) into per-thread ranges (aligned to `align`) and runs f(begin, end, thread).
+    // Splits [0, total) into per-thread ranges (aligned to `align`) and runs f(begin, end, thread). No more tasks
+    // than aligned ranges: a batch of 1 through a per-sample kernel stays on the calling thread.
     template <class F>
     static void parallel_range(const context& c, long total, long work_per_item, long align, F&& f) {
       const int threads = c.pool->num_threads();
-      const long tasks = (total * work_per_item < parallel_threshold || threads == 1) ? 1 : threads;
+      const long ranges = (total + align - 1) / align;
+      const long tasks = (total * work_per_item < parallel_threshold || threads == 1) ? 1 : std::min<long>(threads, ranges);
       if (tasks == 1) { f(0L, total, 0); return; }
       const long chunk = ((total + tasks - 1) / tasks + align - 1) / align * align;
       c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {

@@ -23,6 +23,7 @@
 #include <kiln/plan/print.hpp>
 
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,10 +57,86 @@ inline float select(float c, float a, float b) { return c != 0.0f ? a : b; }
 }  // namespace kx
 )";
 
+// y[0, n) = Σ_k a[k·a_stride]·w[k·ldw + (0, n)]: one row of A times a row-major panel of B, in blocks of 64 columns
+// whose sums stay in four 16-float vector registers for the whole k loop (GCC/clang vector types, which compile to
+// the target's widest vectors; plain loops for another compiler and for the last columns).
+inline const char* row_panel_prelude = R"(#if defined(__GNUC__)
+typedef float kx_v16 __attribute__((vector_size(64)));
+#endif
+inline void row_times_panel(const float* a, long a_stride, const float* w, long ldw, long K, long n, float* y) {
+  long j0 = 0;
+#if defined(__GNUC__)
+  for (; j0 + 64 <= n; j0 += 64) {
+    kx_v16 s0 = {}, s1 = {}, s2 = {}, s3 = {}, w0, w1, w2, w3;
+    for (long k = 0; k < K; ++k) {
+      const float av = a[k * a_stride];
+      const float* wk = w + k * ldw + j0;
+      std::memcpy(&w0, wk, 64);
+      std::memcpy(&w1, wk + 16, 64);
+      std::memcpy(&w2, wk + 32, 64);
+      std::memcpy(&w3, wk + 48, 64);
+      s0 += av * w0;
+      s1 += av * w1;
+      s2 += av * w2;
+      s3 += av * w3;
+    }
+    std::memcpy(y + j0, &s0, 64);
+    std::memcpy(y + j0 + 16, &s1, 64);
+    std::memcpy(y + j0 + 32, &s2, 64);
+    std::memcpy(y + j0 + 48, &s3, 64);
+  }
+  for (; j0 + 16 <= n; j0 += 16) {
+    kx_v16 s0 = {}, w0;
+    for (long k = 0; k < K; ++k) {
+      std::memcpy(&w0, w + k * ldw + j0, 64);
+      s0 += a[k * a_stride] * w0;
+    }
+    std::memcpy(y + j0, &s0, 64);
+  }
+#endif
+  for (; j0 < n; ++j0) {
+    float s = 0.0f;
+    for (long k = 0; k < K; ++k) s += a[k * a_stride] * w[k * ldw + j0];
+    y[j0] = s;
+  }
+}
+)";
+
 // A convolution of one sample as loops a compiler vectorizes: for each output channel and kernel tap, a weight
 // times a row of the input added to a row of the output (along the row, the input is read at the stride). The
 // rows' ranges are clipped to the map, so no test sits in the inner loop.
-inline const char* conv_prelude = R"(// y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d; w [O, C/groups, kh, kw])
+inline const char* conv_prelude = R"(// y = conv2d(x, w) of one sample, from the weight stored tap-major, wt [groups, C/groups, kh, kw, OG] (OG = O/groups
+// output channels innermost): one output pixel's OG channels accumulate in a local array as its taps go by, each
+// tap one input value times a contiguous row of OG weights (a loop a compiler vectorizes).
+template <int OG>
+inline void conv2d_sample_taps(const float* x, const float* wt, float* y, const kiln_window& g) {
+  const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups;
+  const long plane = static_cast<long>(oh) * ow;
+  for (int grp = 0; grp < g.groups; ++grp)
+    for (int i = 0; i < oh; ++i)
+      for (int j = 0; j < ow; ++j) {
+        float acc[OG] = {};
+        for (int ci = 0; ci < cg; ++ci) {
+          const float* xc = x + static_cast<long>(grp * cg + ci) * g.h * g.w;
+          for (int a = 0; a < g.kh; ++a) {
+            const int yy = i * g.sh - g.ph + a * g.dh;
+            if (yy < 0 || yy >= g.h) continue;
+            for (int t = 0; t < g.kw; ++t) {
+              const int xx = j * g.sw - g.pw + t * g.dw;
+              if (xx < 0 || xx >= g.w) continue;
+              const float v = xc[static_cast<long>(yy) * g.w + xx];
+              const float* wr = wt + ((static_cast<long>(grp * cg + ci) * g.kh + a) * g.kw + t) * OG;
+              for (int o = 0; o < OG; ++o) acc[o] += v * wr[o];
+            }
+          }
+        }
+        float* yo = y + static_cast<long>(grp) * OG * plane + static_cast<long>(i) * ow + j;
+        for (int o = 0; o < OG; ++o) yo[o * plane] = acc[o];
+      }
+}
+
+// y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d; w [O, C/groups, kh, kw]), for a weight that is
+// not a constant of the header
 inline void conv2d_sample(const float* x, const float* w, float* y, const kiln_window& g) {
   const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups, og = g.o / g.groups;
   std::fill(y, y + static_cast<long>(g.o) * oh * ow, 0.0f);
@@ -185,6 +262,12 @@ class writer {
         const node& b = p.g.nodes[mm.in[1]];
         if (b.kind == op::transpose && is_constant_leaf(b.in[0])) transposed_.insert(b.in[0]);
       }
+    // convolutions' constant weights get a tap-major copy (see conv2d_sample_taps)
+    for (int k = 0; k < p.num_kernels; ++k) {
+      const node& a = p.g.nodes[p.kernels[k].anchor];
+      if (a.kind == op::conv2d && !hoisted_[static_cast<std::size_t>(k)] && is_constant_leaf(a.in[1]))
+        conv_weights_.emplace(a.in[1], p.g.windows[a.leaf]);
+    }
   }
 
   // values_of_leaf(leaf): a parameter's values; value_of_node(id): a materialized node's value after a run.
@@ -201,12 +284,14 @@ class writer {
       b = e + 1;
     }
     out += "#pragma once\n#include <algorithm>\n#include <cmath>\n#include <cstddef>\n#include <cstdint>\n#include <stdexcept>\n"
-           "#include <string>\n#include <vector>\n\n";
+           "#include <cstring>\n#include <string>\n#include <vector>\n\n";
     out += "namespace " + ns_ + " {\n\n";
     out += signature_comment();
     out += "namespace detail {\n\n";
     out += math_prelude;
     out += "\n// the window and axis ops' arithmetic (kiln/ops/window_math.hpp)\n" + window_math_text() + "\n";
+    out += row_panel_prelude;
+    out += "\n";
     out += conv_prelude;
     out += "\n";
     out += parameters(values_of_leaf);
@@ -277,9 +362,25 @@ class writer {
       }
       out += "// " + std::string(l.name.view()) + " " + layout + "\nalignas(64) inline constexpr float " + constant_name(i) + "[" +
              std::to_string(v.size()) + "] = {" + array_text(data, static_cast<long>(v.size())) + "};\n";
+      if (const auto c = conv_weights_.find(i); c != conv_weights_.end()) out += tap_major(i, c->second, v);
     }
     return out + "\n";
   }
+  // A convolution's constant weight [O, C/g, kh, kw] again, tap-major [g, C/g, kh, kw, O/g], for conv2d_sample_taps.
+  std::string tap_major(int id, const window& w, std::span<const float> v) const {
+    const long og = w.o / w.groups, cg = w.c / w.groups, taps = static_cast<long>(w.kh) * w.kw;
+    std::vector<float> t(v.size());
+    for (long grp = 0; grp < w.groups; ++grp)
+      for (long oo = 0; oo < og; ++oo)
+        for (long ci = 0; ci < cg; ++ci)
+          for (long tap = 0; tap < taps; ++tap)
+            t[static_cast<std::size_t>(((grp * cg + ci) * taps + tap) * og + oo)] =
+                v[static_cast<std::size_t>(((grp * og + oo) * cg + ci) * taps + tap)];
+    return "// " + std::string(leaf_of(id).name.view()) + " tap-major: [" + std::to_string(w.groups) + ", " + std::to_string(cg) + ", " +
+           std::to_string(w.kh) + ", " + std::to_string(w.kw) + ", " + std::to_string(og) + "]\nalignas(64) inline constexpr float " +
+           taps_name(id) + "[" + std::to_string(v.size()) + "] = {" + array_text(t.data(), static_cast<long>(t.size())) + "};\n";
+  }
+  std::string taps_name(int id) const { return constant_name(id) + "_taps"; }
   std::string constant_name(int id) const {
     return is_constant_leaf(id) ? "w_" + sanitized(leaf_of(id).name.view()) : "c" + std::to_string(id);
   }
@@ -373,8 +474,15 @@ class writer {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  const kiln_window w" + window_initializer(w) + ";\n";
       out += "  for (long n = 0; n < " + extent(p_.g.nodes[a.in[0]].shape.rows) + "; ++n)\n";
-      out += "    conv2d_sample(" + buf(a.in[0]) + " + n * " + std::to_string(w.in_size()) + "L, " + buf(a.in[1]) + ", " + buf(k.anchor) +
-             " + n * " + std::to_string(w.out_size()) + "L, w);\n";
+      const std::string args = buf(a.in[0]) + " + n * " + std::to_string(w.in_size()) + "L, ";
+      const std::string rest = buf(k.anchor) + " + n * " + std::to_string(w.out_size()) + "L, w);\n";
+      const auto taps = conv_weights_.find(a.in[1]);
+      const bool same_layout = taps != conv_weights_.end() && taps->second.o == w.o && taps->second.c == w.c &&
+                               taps->second.groups == w.groups && taps->second.kh == w.kh && taps->second.kw == w.kw;
+      if (same_layout)
+        out += "    conv2d_sample_taps<" + std::to_string(w.o / w.groups) + ">(" + args + taps_name(a.in[1]) + ", " + rest;
+      else
+        out += "    conv2d_sample(" + args + buf(a.in[1]) + ", " + rest;
     } else if (ops::is_window_op(a.kind)) {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  const kiln_window w" + window_initializer(p_.g.windows[a.leaf]) + ";\n";
@@ -413,18 +521,16 @@ class writer {
     const std::string M = extent(mm.shape.rows), N = std::to_string(mm.shape.cols), K = extent(p_.g.nodes[mm.in[0]].shape.cols);
     const std::string o = buf(k.anchor);
     std::string out = "  // " + node_text(p_, k.anchor) + "\n";
-    out += "  for (long i = 0; i < " + M + "; ++i) {\n";
-    out += "    float* ci = " + o + " + i * " + N + ";\n";
-    out += "    std::fill(ci, ci + " + N + ", 0.0f);\n";
-    out += "    for (long k = 0; k < " + K + "; ++k) {\n";
-    out += "      const float a = " + A.base + "[i * " + A.row_stride + " + k * " + A.col_stride + "];\n";
-    if (B.col_stride == "1") {
-      out += "      const float* bk = " + B.base + " + k * " + B.row_stride + ";\n";
-      out += "      for (long j = 0; j < " + N + "; ++j) ci[j] += a * bk[j];\n";
+    out += "  for (long i = 0; i < " + M + "; ++i)\n";
+    if (B.col_stride == "1") {  // a row-major B (a weight stored transposed, or an activation)
+      out += "    row_times_panel(" + A.base + " + i * " + A.row_stride + ", " + A.col_stride + ", " + B.base + ", " + B.row_stride + ", " + K +
+             ", " + N + ", " + o + " + i * " + N + ");\n";
     } else {
-      out += "      for (long j = 0; j < " + N + "; ++j) ci[j] += a * " + B.base + "[k * " + B.row_stride + " + j * " + B.col_stride + "];\n";
+      out += "    for (long j = 0; j < " + N + "; ++j) {\n      float s = 0.0f;\n";
+      out += "      for (long k = 0; k < " + K + "; ++k) s += " + A.base + "[i * " + A.row_stride + " + k * " + A.col_stride + "] * " + B.base +
+             "[k * " + B.row_stride + " + j * " + B.col_stride + "];\n";
+      out += "      " + o + "[i * " + N + " + j] = s;\n    }\n";
     }
-    out += "    }\n  }\n";
     if (k.store_end > k.store_begin) out += rows_loop(k, v, "0", M);
     return out;
   }
@@ -497,6 +603,7 @@ class writer {
   const plan& p_;
   std::string ns_;
   std::set<int> transposed_;   // constant leaves stored transposed
+  std::map<int, window> conv_weights_;  // constant leaves that are convolution weights: their windows
   std::vector<char> varying_;  // by node: depends on an input or the batch size
   std::vector<char> hoisted_;  // by kernel: computes only values that do not vary (folded into constants)
 };

@@ -16,11 +16,13 @@
 // the parameters; a workspace runs its kernels on its caller's thread (or on a pool given to make_workspace).
 // A workspace's memory grows to the largest batch it has seen, so calls after the first at that size allocate
 // nothing. A workspace must not outlive its function.
+#include <kiln/core/aligned_vector.hpp>
 #include <kiln/cpu/program.hpp>
 #include <kiln/cpu/thread_pool.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/checkpoint.hpp>
 #include <kiln/train/feed.hpp>
+#include <kiln/train/named.hpp>
 #include <kiln/train/step_graph.hpp>
 
 #include <initializer_list>
@@ -129,6 +131,27 @@ class function {
   }
   // The same on the function's own workspace (the default thread pool): one caller at a time.
   void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) { run(*own_, batch_size, feeds, out); }
+  // With the feeds named at compile time (kiln/train/named.hpp), checked by the compiler:
+  // f.run(ws, 1, out, "x"_in = image).
+  template <class... Named>
+    requires(sizeof...(Named) > 0 && (is_named_feed<Named> && ...))
+  void run(workspace& ws, long batch_size, std::span<float> out, const Named&... feeds) const {
+    check_named_feeds<graph_holder, Named...>();
+    const feed list[] = {feeds.to_feed()...};
+    run_feeds(ws, batch_size, std::span<const feed>(list), out);
+  }
+
+  // A parameter or state named at compile time, with its static shape (see train_step::param<Name>).
+  template <fixed_string Name>
+  auto param() {
+    constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    return static_matrix_view<float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{data_[l]};
+  }
+  template <fixed_string Name>
+  auto param() const {
+    constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    return static_matrix_view<const float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{data_[l]};
+  }
 
   static const graph& function_graph() { return G; }
   static const kiln::plan& compiled_plan() { return plan_holder::value; }
@@ -173,7 +196,7 @@ class function {
 
   float hypers_[1] = {};
   std::vector<float*> data_;                 // by leaf: the values of parameters and state (null for others)
-  std::vector<std::vector<float>> storage_;  // by leaf, when owned (moving the function keeps data_ valid)
+  std::vector<aligned_floats> storage_;  // by leaf, when owned, 64-byte aligned (moving the function keeps data_ valid)
   std::unique_ptr<workspace> own_;           // run()'s workspace, on the default pool
 };
 

@@ -7,11 +7,13 @@
 //                                     kiln::target<1>("t")); };
 //   kiln::cpu::train_step<decltype(loss), kiln::adam> step({.lr = 1e-3});
 //   float l = step.run(batch, {{"x", xs}, {"t", ts}});
+#include <kiln/core/aligned_vector.hpp>
 #include <kiln/cpu/function.hpp>
 #include <kiln/cpu/program.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/feed.hpp>
 #include <kiln/train/init.hpp>
+#include <kiln/train/named.hpp>
 #include <kiln/train/step_graph.hpp>
 
 #include <initializer_list>
@@ -59,6 +61,32 @@ class train_step {
     return prog_.output(0)[0];
   }
 
+  // The same step with its feeds named at compile time (kiln/train/named.hpp): step.run(32, "x"_in = x, "y"_in = y).
+  // A misspelled, repeated or missing feed, a wrong element type or a static size that is not whole samples is a
+  // compile error naming the feed.
+  template <class... Named>
+    requires(sizeof...(Named) > 0 && (is_named_feed<Named> && ...))
+  float run(long batch_size, const Named&... feeds) {
+    check_named_feeds<graph_holder, Named...>();
+    const feed list[] = {feeds.to_feed()...};
+    prepare_step(batch_size, std::span<const feed>(list));
+    prog_.run(batch_size, hypers_, random_key());
+    return prog_.output(0)[0];
+  }
+
+  // A parameter or optimizer state named at compile time, with its static shape: param<"fc1.weight">() is a
+  // static_matrix_view<float, 128, 784> (a compile error naming it when the model has no such parameter).
+  template <fixed_string Name>
+  auto param() {
+    constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    return static_matrix_view<float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{storage_[l].data()};
+  }
+  template <fixed_string Name>
+  auto param() const {
+    constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    return static_matrix_view<const float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{storage_[l].data()};
+  }
+
   // Parameters and optimizer state by name (PyTorch names: fc1.weight, fc1.weight.exp_avg, …), row-major.
   std::span<float> param(std::string_view name) { return storage_[leaf_index(name)]; }
   std::span<const float> param(std::string_view name) const { return storage_[leaf_index(name)]; }
@@ -92,7 +120,8 @@ class train_step {
 
  private:
   // Binds the batch and advances the optimizer's step count and hyperparameters (bias corrections).
-  void prepare_step(long batch_size, std::initializer_list<feed> feeds) {
+  template <class Feeds>
+  void prepare_step(long batch_size, const Feeds& feeds) {
     detail::bind_feeds(prog_, G, batch_size, feeds, label_buffers_.data());
     ++t_;
     double h[Optimizer::num_hypers];
@@ -104,7 +133,7 @@ class train_step {
   std::uint64_t seed_ = 0;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};
-  std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
+  std::vector<aligned_floats> storage_ = std::vector<aligned_floats>(G.num_leaves);  // by leaf, 64-byte aligned
   std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };
@@ -159,7 +188,7 @@ class gradient {
   }
   random::key rng_key_;
   float hypers_[1] = {};
-  std::vector<std::vector<float>> storage_ = std::vector<std::vector<float>>(G.num_leaves);  // by leaf
+  std::vector<aligned_floats> storage_ = std::vector<aligned_floats>(G.num_leaves);  // by leaf, 64-byte aligned
   std::vector<std::vector<float>> label_buffers_ = std::vector<std::vector<float>>(G.num_leaves);
   program<plan_holder> prog_;
 };
