@@ -1,7 +1,8 @@
 // The inference cases (infer_*): the classifier's and the Fashion-MNIST CNN's forward in evaluation mode, by
 //   function   kiln::cpu::function on a caller's workspace: the calling thread alone, as a latency-critical
 //              caller runs it (no hand-off to a pool);
-//   function_pool  the same function on kiln's default pool (all cores);
+//   function_own   the same function's own run(batch, feeds, out): a single sample on the calling thread, a batch on
+//                  kiln's default pool (all cores);
 //   exported   the standalone header kiln::cpu::export_cpp wrote at build time (bench/export), its predict();
 // and, for the classifier at batch 1, the bound a batch-1 forward approaches: reading its weights once from L2
 // (backend "bound", mode "l2_read": a vector loop summing the 109,386 weight floats, 427 KB, kept warm).
@@ -57,7 +58,8 @@ std::vector<timed_step> function_rows(const bench_case& c) {
     s->f.run(s->ws, s->batch, {{"x", s->x}}, s->out);
     return static_cast<double>(s->out[0]);
   };
-  rows.push_back(row(c, "cpu", "function_pool", kiln_threads(), kernels + ", default pool"));
+  rows.push_back(row(c, "cpu", "function_own", c.batch == 1 ? 1 : kiln_threads(),
+                     kernels + (c.batch == 1 ? ", its own workspace (calling thread)" : ", its own workspace (default pool)")));
   rows.back().step = [s] {
     s->f.run(s->batch, {{"x", s->x}}, s->out);
     return static_cast<double>(s->out[0]);

@@ -76,7 +76,8 @@ TEST_CASE("repeated inference calls allocate nothing, at batch 1 and on a caller
   kiln::cpu::function<classifier_logits> f(step);
   auto ws = f.make_workspace();
   std::vector<float> x(64 * 50, 0.25f), out(64 * 10);
-  f.run(64, {{"x", x}}, out);      // the first call at a batch size lays out memory
+  f.run(64, {{"x", x}}, out);      // the first call at a batch size lays out memory (a batch: the pooled workspace)
+  f.run(1, {{"x", std::span<const float>(x).first(50)}}, std::span<float>(out).first(10));  // one sample: the serial one
   f.run(ws, 64, {{"x", x}}, out);
   const long before = allocations.load();
   for (int i = 0; i < 20; ++i) {

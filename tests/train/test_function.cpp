@@ -93,6 +93,14 @@ TEST_CASE("function: evaluation mode, from a step, a copy or a file, all the sam
   function_type copied = function_type::copy_of(step);
   CHECK(predict(copied, n, x) == expected);
 
+  // one sample at a time (run() takes a single sample on the calling thread, a batch on the pool): the same rows
+  for (long i = 0; i < n; ++i) {
+    const std::vector<float> xi(x.begin() + i * pixels, x.begin() + (i + 1) * pixels);
+    const std::vector<float> row = predict(copied, 1, xi);
+    for (long c = 0; c < classes; ++c)
+      CHECK(row[static_cast<std::size_t>(c)] == Approx(expected[static_cast<std::size_t>(i * classes + c)]).margin(1e-5));
+  }
+
   const std::string ckpt = kiln_test::temp_dir() + "/step.safetensors";
   kiln::train::save_checkpoint(step, ckpt);  // optimizer state and num_batches_tracked included: skipped
   function_type loaded = function_type::load(ckpt);
