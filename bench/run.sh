@@ -2,7 +2,8 @@
 # Builds and runs kiln's benchmark suite (never part of ctest: timings do not belong in tests).
 #   bash bench/run.sh [kiln-bench options…]      e.g. bash bench/run.sh --filter classifier --repeats 31
 # 1. installs what is missing with apt-get (the build's packages, then OpenBLAS, Eigen, dlib, Debian's PyTorch),
-# 2. creates the JAX virtual environment outside the repository unless KILN_BENCH_NO_JAX=1, and PyTorch 2's
+# 2. creates the JAX virtual environment outside the repository unless KILN_BENCH_NO_JAX=1, ONNX Runtime's (for the
+#    infer_* cases) unless KILN_BENCH_NO_ONNX=1, and PyTorch 2's
 #    (for torch.compile; PyPI's wheel with its CUDA libraries, about 4 GB) unless KILN_BENCH_NO_TORCH_COMPILE=1,
 # 3. configures a Release build in build-bench/ and builds kiln-bench,
 # 4. runs it, writing one JSON line per result to bench/out.json (not committed); add
@@ -19,6 +20,9 @@ kiln_install_missing libopenblas-dev libopenblas0-pthread libeigen3-dev libdlib-
 
 if [[ "${KILN_BENCH_NO_JAX:-0}" != 1 ]]; then
   bash bench/peers/setup_jax_venv.sh || echo "bench/run.sh: JAX could not be installed; kiln-bench reports it as skipped" >&2
+fi
+if [[ "${KILN_BENCH_NO_ONNX:-0}" != 1 ]]; then
+  bash tests/setup_onnx_venv.sh || echo "bench/run.sh: onnxruntime could not be installed; kiln-bench reports it as skipped" >&2
 fi
 if [[ "${KILN_BENCH_NO_TORCH_COMPILE:-0}" != 1 ]]; then
   bash bench/peers/setup_torch_venv.sh ||
