@@ -24,6 +24,13 @@ namespace {
 using matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using row_vector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 
+// A layer's weight [out, in] and bias [out] as PyTorch's Linear initializes them: uniform in ±1/√fan_in.
+void init_linear(long in, long out, std::mt19937& rng, matrix& w, row_vector& b) {
+  std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(in)), 1.0f / std::sqrt(static_cast<float>(in)));
+  w = matrix::NullaryExpr(out, in, [&] { return u(rng); });
+  b = row_vector::NullaryExpr(out, [&] { return u(rng); });
+}
+
 struct dense_layer {
   matrix w, dw, w_m, w_v;          // [out, in], PyTorch's layout; gradient; Adam moments
   row_vector b, db, b_m, b_v;      // [out]
@@ -36,12 +43,8 @@ class eigen_mlp {
     std::mt19937 rng(1);
     for (std::size_t l = 0; l + 1 < c.layers.size(); ++l) {
       const long in = c.layers[l], out = c.layers[l + 1];
-      // PyTorch's Linear default: weights and bias uniform in ±1/√fan_in
-      std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(in)),
-                                              1.0f / std::sqrt(static_cast<float>(in)));
       dense_layer d;
-      d.w = matrix::NullaryExpr(out, in, [&] { return u(rng); });
-      d.b = row_vector::NullaryExpr(out, [&] { return u(rng); });
+      init_linear(in, out, rng, d.w, d.b);
       d.dw = d.w_m = d.w_v = matrix::Zero(out, in);
       d.db = d.b_m = d.b_v = row_vector::Zero(out);
       d.z = d.a = d.dz = matrix::Zero(c.batch, out);
@@ -145,10 +148,7 @@ class eigen_mlp_forward {
     std::mt19937 rng(1);
     for (std::size_t l = 0; l + 1 < c.layers.size(); ++l) {
       const long in = c.layers[l], out = c.layers[l + 1];
-      std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(in)),
-                                              1.0f / std::sqrt(static_cast<float>(in)));
-      w_.push_back(matrix::NullaryExpr(out, in, [&] { return u(rng); }));
-      b_.push_back(row_vector::NullaryExpr(out, [&] { return u(rng); }));
+      init_linear(in, out, rng, w_.emplace_back(), b_.emplace_back());
       z_.push_back(matrix::Zero(c.batch, out));
     }
   }

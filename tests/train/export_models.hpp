@@ -4,8 +4,13 @@
 // embedding model (class-index input, Swish), with seeded random data.
 #include <kiln/kiln.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace kiln_test::export_models {
@@ -70,6 +75,30 @@ inline std::vector<std::int32_t> classes(long n, int k, std::uint64_t seed) {
   std::vector<std::int32_t> v(static_cast<std::size_t>(n));
   for (auto& y : v) y = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(k));
   return v;
+}
+
+// How far an exported model's output is from kiln's: the largest absolute difference, where it is, and the largest
+// |expected| it is judged against. Within rounding: kiln's SIMD exp/erf/tanh and blocked GEMM against another
+// runtime's math and summation order are a few float ulps of the largest output apart.
+struct deviation {
+  double worst = 0, scale = 0;
+  std::size_t at = 0;
+  bool within_rounding() const { return worst <= 2e-5 * scale; }
+};
+inline deviation deviation_of(const std::vector<float>& got, const std::vector<float>& expected) {
+  deviation d;
+  for (float v : expected) d.scale = std::max(d.scale, static_cast<double>(std::abs(v)));
+  for (std::size_t i = 0; i < got.size() && i < expected.size(); ++i)
+    if (std::abs(static_cast<double>(got[i]) - expected[i]) > d.worst) d.worst = std::abs(static_cast<double>(got[i]) - expected[i]), d.at = i;
+  return d;
+}
+
+// f's output on one feed of batch × width values, through its own run().
+template <class F, class T>
+std::vector<float> run_function(F& f, const std::string& feed, const std::vector<T>& input, long batch, long width) {
+  std::vector<float> out(static_cast<std::size_t>(batch * width));
+  f.run(batch, {{feed, std::span<const T>(input)}}, out);
+  return out;
 }
 
 }  // namespace kiln_test::export_models

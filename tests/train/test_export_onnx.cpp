@@ -62,21 +62,10 @@ void check_onnx(const F& f, const std::string& name, const std::vector<T>& input
   std::ifstream in(out, std::ios::binary);
   in.read(reinterpret_cast<char*>(got.data()), static_cast<std::streamsize>(got.size() * sizeof(float)));
   REQUIRE(in.gcount() == static_cast<std::streamsize>(got.size() * sizeof(float)));
-  float scale = 0, worst = 0;
-  std::size_t at = 0;
-  for (float v : expected) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < got.size(); ++i)
-    if (std::abs(got[i] - expected[i]) > worst) worst = std::abs(got[i] - expected[i]), at = i;
-  INFO("output " << at << ": ONNX Runtime " << got[at] << ", kiln " << expected[at] << "; max |output| " << scale);
-  REQUIRE(scale > 0);
-  CHECK(worst <= 2e-5f * scale);
-}
-
-template <class F, class T>
-std::vector<float> run_function(F& f, const std::string& feed, const std::vector<T>& input, long batch, long width) {
-  std::vector<float> out(static_cast<std::size_t>(batch * width));
-  f.run(batch, {{feed, std::span<const T>(input)}}, out);
-  return out;
+  const deviation d = deviation_of(got, expected);
+  INFO("output " << d.at << ": ONNX Runtime " << got[d.at] << ", kiln " << expected[d.at] << "; max |output| " << d.scale);
+  REQUIRE(d.scale > 0);
+  CHECK(d.within_rounding());
 }
 }  // namespace
 
