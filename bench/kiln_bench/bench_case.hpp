@@ -144,12 +144,18 @@ struct result {
   bool measured() const { return skipped.empty(); }
 };
 
-inline result skipped_result(const bench_case& c, std::string backend, std::string mode, std::string why) {
+// A row of case c for backend and mode, before it is measured.
+inline result result_for(const bench_case& c, std::string backend, std::string mode, int threads = 0) {
   result r;
   r.case_name = c.name;
   r.backend = std::move(backend);
   r.mode = std::move(mode);
   r.batch = c.batch;
+  r.threads = threads;
+  return r;
+}
+inline result skipped_result(const bench_case& c, std::string backend, std::string mode, std::string why) {
+  result r = result_for(c, std::move(backend), std::move(mode));
   r.skipped = std::move(why);
   return r;
 }

@@ -41,11 +41,7 @@ std::vector<timed_step> contraction_steps(const bench_case& c, std::vector<resul
 
   auto row = [&](const char* backend, const char* mode, int threads) {
     timed_step t;
-    t.r.case_name = c.name;
-    t.r.backend = backend;
-    t.r.mode = mode;
-    t.r.batch = c.batch;
-    t.r.threads = threads;
+    t.r = result_for(c, backend, mode, threads);
     return t;
   };
   std::vector<timed_step> out;

@@ -28,11 +28,7 @@ namespace {
 
 timed_step row(const bench_case& c, const std::string& backend, const std::string& mode, int threads, std::string note) {
   timed_step t;
-  t.r.case_name = c.name;
-  t.r.backend = backend;
-  t.r.mode = mode;
-  t.r.batch = c.batch;
-  t.r.threads = threads;
+  t.r = result_for(c, backend, mode, threads);
   t.r.note = std::move(note);
   return t;
 }

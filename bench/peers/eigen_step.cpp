@@ -169,6 +169,16 @@ class eigen_mlp_forward {
   std::vector<row_vector> b_;
 };
 
+// A row of the Eigen peer on `threads` threads, its note naming Eigen's version.
+timed_step eigen_row(const bench_case& c, int threads, const std::string& what) {
+  timed_step t;
+  t.r = result_for(c, "eigen", "eigen", threads);
+  t.r.note = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+             std::to_string(EIGEN_MINOR_VERSION) + what;
+  t.activate = [threads] { Eigen::setNbThreads(threads); };
+  return t;
+}
+
 timed_step eigen_forward_at(const bench_case& c, int threads) {
   struct state {
     explicit state(const bench_case& k) : net(k), x(make_inputs(k)) {}
@@ -176,15 +186,7 @@ timed_step eigen_forward_at(const bench_case& c, int threads) {
     std::vector<float> x;
   };
   auto s = std::make_shared<state>(c);
-  timed_step t;
-  t.r.case_name = c.name;
-  t.r.backend = "eigen";
-  t.r.mode = "eigen";
-  t.r.batch = c.batch;
-  t.r.threads = threads;
-  t.r.note = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-             std::to_string(EIGEN_MINOR_VERSION) + " forward by hand";
-  t.activate = [threads] { Eigen::setNbThreads(threads); };
+  timed_step t = eigen_row(c, threads, " forward by hand");
   t.step = [s] { return static_cast<double>(s->net.run(s->x.data())); };
   return t;
 }
@@ -197,15 +199,7 @@ timed_step eigen_at(const bench_case& c, int threads) {
     std::vector<std::int32_t> labels;
   };
   auto s = std::make_shared<state>(c);
-  timed_step t;
-  t.r.case_name = c.name;
-  t.r.backend = "eigen";
-  t.r.mode = "eigen";
-  t.r.batch = c.batch;
-  t.r.threads = threads;
-  t.r.note = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-             std::to_string(EIGEN_MINOR_VERSION);
-  t.activate = [threads] { Eigen::setNbThreads(threads); };
+  timed_step t = eigen_row(c, threads, "");
   t.step = [s] { return static_cast<double>(s->net.step(s->x.data(), s->labels.data(), s->targets.data())); };
   return t;
 }
