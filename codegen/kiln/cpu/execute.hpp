@@ -25,8 +25,21 @@ namespace kiln::cpu {
 
 // Everything a running plan needs: one pointer per node (leaf buffers bound by the caller, scratch for
 // materialized nodes, the leaf's buffer for values assigned in place), run-time scalars and workspaces.
+// Where a plan's collectives (all_reduce) go: ready(k) when collective kernel k has copied its operand into its
+// own buffer (the sum over ranks of that buffer may start), wait() before a kernel that reads a collective's
+// value (every sum started so far is then complete). Without one (a single process) a collective is a copy.
+class collective_sink {
+ public:
+  virtual void ready(int kernel) = 0;
+  virtual void wait() = 0;
+
+ protected:
+  ~collective_sink() = default;
+};
+
 struct context {
   float** buf = nullptr;  // P.g.size entries, owned by the program
+  collective_sink* collectives = nullptr;
   const float* hyper = nullptr;
   random::key rng{};  // the step's random key (dropout's draws)
   long batch = 0;
@@ -478,7 +491,15 @@ struct executor {
     // order, so its sums come out the same on every run and every machine.
     static void run_indexing(const context& c) {
       if constexpr (ops::is_window_op(P.g.nodes[KR.anchor].kind)) run_window(c);
+      else if constexpr (P.g.nodes[KR.anchor].kind == op::all_reduce) run_collective(c);
       else run_gather_scatter(c);
+    }
+    // all_reduce: the operand copied into the collective's own buffer, which the sink then sums over ranks in
+    // place (in buckets, while the kernels that follow run).
+    static void run_collective(const context& c) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      std::copy_n(c.buf[nd.in[0]], resolve(nd.shape.rows, c.batch) * nd.shape.cols, c.buf[KR.anchor]);
+      if (c.collectives) c.collectives->ready(K);
     }
     static void run_gather_scatter(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
@@ -536,6 +557,8 @@ struct executor {
 
     // Never inlined: run() and run_profiled() must execute one and the same copy (see kernel_table).
     [[gnu::noinline]] static void run(const context& c) {
+      if constexpr (kernel_reads_collective(P, K))
+        if (c.collectives) c.collectives->wait();  // a barrier: every sum over ranks started so far is complete
       if constexpr (KR.kind == kernel_kind::elementwise) run_elementwise(c);
       else if constexpr (KR.kind == kernel_kind::reduction) run_reduction(c);
       else if constexpr (KR.kind == kernel_kind::indexing) run_indexing(c);

@@ -39,6 +39,7 @@ class program {
     const scoped_denormal_mode mode(flush_denormals_);
     const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run(ctx_);
+    if (ctx_.collectives) ctx_.collectives->wait();
   }
   // As run(), adding each kernel's wall time in nanoseconds to ns_per_kernel[k] (num_kernels entries).
   void run_profiled(long batch_size, const float* hypers, double* ns_per_kernel, const random::key& rng = {}) {
@@ -46,7 +47,11 @@ class program {
     const scoped_denormal_mode mode(flush_denormals_);
     const thread_pool::keep_awake awake(*ctx_.pool);  // no worker sleeps between this step's kernels
     exec::run_profiled(ctx_, ns_per_kernel);
+    if (ctx_.collectives) ctx_.collectives->wait();
   }
+  // Sends the plan's collectives to `sink` (a data-parallel step's communicator schedule), or nullptr: each is
+  // then a copy (a single process).
+  void set_collectives(collective_sink* sink) { ctx_.collectives = sink; }
   // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept
   // (IEEE gradual underflow, at a large cost in speed wherever they occur).
   void set_flush_denormals(bool flush) { flush_denormals_ = flush; }

@@ -9,6 +9,7 @@
 //   float l = step.run(batch, {{"x", xs}, {"t", ts}});
 #include <kiln/core/aligned_vector.hpp>
 #include <kiln/cpu/function.hpp>
+#include <kiln/cpu/gradient_buckets.hpp>
 #include <kiln/cpu/program.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/feed.hpp>
@@ -17,6 +18,7 @@
 #include <kiln/train/step_graph.hpp>
 
 #include <initializer_list>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -114,6 +116,26 @@ class train_step {
   void set_thread_pool(thread_pool& pool) { prog_.set_thread_pool(pool); }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
+
+  // Data-parallel training (Optimizer = kiln::data_parallel<…>): from now on each step's gradients are summed
+  // over comm's ranks in buckets of at most bucket_floats values, overlapping the backward pass, and averaged
+  // before the update. Every rank must call this with the same model and optimizer (checked: the ranks compare a
+  // hash of their compiled plans and parameter names and shapes, and a mismatch throws on every rank, naming the
+  // ranks); rank 0's parameters and optimizer state are then broadcast to all. comm must outlive the step.
+  void set_communicator(dist::communicator& comm, long bucket_floats = gradient_buckets::default_bucket_floats)
+    requires requires { Optimizer::is_data_parallel; }
+  {
+    check_same_model(comm);
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)
+        comm.broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
+    opt_.ranks = comm.size();
+    buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, bucket_floats);
+    prog_.set_collectives(buckets_.get());
+  }
+  // The data-parallel schedule attached by set_communicator (nullptr before): its bucket count and where the
+  // steps' time went (kiln-bench's all-reduce rows).
+  const gradient_buckets* collectives() const { return buckets_.get(); }
   // The key of the last step's random draws (dropout): {seed, step count}. The next step draws with step + 1.
   random::key random_key() const { return {seed_, static_cast<std::uint64_t>(t_)}; }
   std::uint64_t seed() const { return seed_; }
@@ -129,7 +151,25 @@ class train_step {
     for (int i = 0; i < Optimizer::num_hypers; ++i) hypers_[i] = static_cast<float>(h[i]);
   }
 
+  // Every rank's hash of what it compiled (the plan's text, every leaf's name and shape); all must be rank 0's.
+  static void check_same_model(dist::communicator& comm) {
+    std::string text = plan_text();
+    for (int l = 0; l < G.num_leaves; ++l)
+      text += std::string(G.leaves[l].name.view()) + ":" + std::to_string(G.leaves[l].shape.rows) + "x" +
+              std::to_string(G.leaves[l].shape.cols) + ";";
+    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    const std::vector<std::uint64_t> all = comm.all_gather(h);
+    std::string differ;
+    for (std::size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+    if (!differ.empty())
+      throw error("kiln: data-parallel ranks compiled different models: rank(s) " + differ +
+                  " differ from rank 0 in their plan or parameters (every rank must build the same Model and Optimizer)");
+  }
+
   Optimizer opt_;
+  std::unique_ptr<gradient_buckets> buckets_;
   std::uint64_t seed_ = 0;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};

@@ -151,6 +151,7 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
         });
         break;
       }
+      case op::all_reduce: t.v = a.v; break;  // the reference is a single process: the sum over one rank
       default: throw error("reference: unhandled op " + std::string(ops::name_of(n.kind)));
     }
   }

@@ -18,4 +18,6 @@
   X(gather) X(scatter_add) X(conv2d) X(conv2d_dx) X(conv2d_dw) X(max_pool2d) X(max_pool2d_dx) X(avg_pool2d)     \
   X(avg_pool2d_dx) X(channel_sum) X(channel_repeat)                                                    \
   /* indexing: the axis ops of tensors of any rank (ops/axes.hpp) */                                   \
-  X(permute) X(crop) X(pad) X(broadcast_axes) X(sum_to) X(max_to) X(max_to_dx) X(reshape)
+  X(permute) X(crop) X(pad) X(broadcast_axes) X(sum_to) X(max_to) X(max_to_dx) X(reshape)  \
+  /* collectives: a value summed over the ranks of a data-parallel run (ops/collective.hpp) */         \
+  X(all_reduce)

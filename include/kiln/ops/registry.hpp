@@ -2,6 +2,7 @@
 // The op table: maps an op id to its struct. Passes dispatch through visit_op and read traits.
 #include <kiln/ops/axes.hpp>
 #include <kiln/ops/binary.hpp>
+#include <kiln/ops/collective.hpp>
 #include <kiln/ops/indexing.hpp>
 #include <kiln/ops/leaves.hpp>
 #include <kiln/ops/reduce.hpp>

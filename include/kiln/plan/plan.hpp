@@ -284,14 +284,34 @@ constexpr plan_data lower(const graph& g, fusion mode) {
     }
   }
 
-  // ---- kernels, in node order (a kernel runs at the position of its anchor)
+  // ---- kernels, in node order (a kernel runs at the position of its anchor), except collectives: each one
+  // runs right after the kernel that computes its operand, so that its communication starts as early as it can
+  // and overlaps the kernels that follow (a data-parallel step's gradient sums overlap the rest of the backward
+  // pass); what reads a collective's value waits for it (kernel_reads_collective).
+  ct_vector<int> collectives;
+  for (int i = 0; i < n; ++i)
+    if (g.nodes[i].kind == op::all_reduce) collectives.push_back(i);
+  auto emit_ready_collectives = [&] {
+    for (bool emitted = true; emitted;) {
+      emitted = false;
+      for (const int c : collectives) {
+        const int a = g.nodes[c].in[0];
+        if (p.kernel_of[c] >= 0) continue;  // emitted
+        if (ops::class_of(g.nodes[a].kind) != op_class::leaf && p.kernel_of[a] < 0) continue;  // not computed yet
+        detail::add_kernel(p, scratch, kernel_kind::indexing, c, g.nodes[c].shape, {});
+        emitted = true;
+      }
+    }
+  };
   ct_vector<int> pending;
   dims pending_shape{};
   auto flush = [&] {
     if (pending.empty()) return;
     detail::add_kernel(p, scratch, kernel_kind::elementwise, pending[0], pending_shape, pending);
     pending.clear();
+    emit_ready_collectives();
   };
+  emit_ready_collectives();  // the sums of leaves
   for (int i = 0; i < n; ++i) {
     const node& nd = g.nodes[i];
     const op_class c = ops::class_of(nd.kind);
@@ -305,6 +325,10 @@ constexpr plan_data lower(const graph& g, fusion mode) {
       continue;
     }
     flush();
+    if (nd.kind == op::all_reduce) {
+      if (p.kernel_of[i] < 0) throw "kiln: a collective's operand was not computed before it (lower)";
+      continue;  // emitted after its operand's kernel
+    }
     if (c == op_class::contraction) {
       detail::add_kernel(p, scratch, kernel_kind::contraction, i, nd.shape, attached[i]);
     } else if (c == op_class::indexing) {
@@ -312,10 +336,30 @@ constexpr plan_data lower(const graph& g, fusion mode) {
     } else {  // reduction
       detail::add_kernel(p, scratch, kernel_kind::reduction, i, g.nodes[nd.in[0]].shape, {}, i);
     }
+    emit_ready_collectives();
   }
   flush();
   return p;
 }
+
+// Whether kernel k reads the value of a collective (directly, or through a transpose): it must wait until the
+// sum over ranks is complete. These waits are the plan's barriers.
+constexpr bool kernel_reads_collective(const plan& p, int k) {
+  const kernel& kr = p.kernels[k];
+  auto collective = [&](int a) {
+    if (a < 0) return false;
+    if (p.g.nodes[a].kind == op::transpose) a = p.g.nodes[a].in[0];
+    return p.g.nodes[a].kind == op::all_reduce;
+  };
+  for (int b = kr.body_begin; b < kr.body_end; ++b)
+    for (const int a : p.g.nodes[p.body[b]].in)
+      if (collective(a)) return true;
+  if (kr.anchor >= 0 && kr.kind != kernel_kind::elementwise)
+    for (const int a : p.g.nodes[kr.anchor].in)
+      if (collective(a)) return true;
+  return false;
+}
+constexpr bool is_collective_kernel(const plan& p, int k) { return p.g.nodes[p.kernels[k].anchor].kind == op::all_reduce; }
 
 // Number of kernels that run per step (what a backend launches).
 constexpr int kernel_count(const plan& p) { return p.num_kernels; }

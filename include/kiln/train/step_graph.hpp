@@ -5,6 +5,7 @@
 #include <kiln/core/ct_vector.hpp>
 #include <kiln/autodiff/grad.hpp>
 #include <kiln/ir/frozen.hpp>
+#include <kiln/train/gradient_barriers.hpp>
 #include <kiln/train/optimizers.hpp>
 
 namespace kiln {
@@ -29,7 +30,7 @@ constexpr graph_data make_step_graph() {
   differentiate(b, loss, params.data(), params.size(), grads.data());
   b.add_output(loss);
   for (const output& u : b.state_updates) b.add_output(u.node, u.assign_to);  // batch norm's running statistics
-  for (int i = 0; i < params.size(); ++i) Optimizer::emit_update(b, params[i], grads[i], leaves[i]);
+  detail::emit_updates<Optimizer>(b, params, grads, leaves);
   return compact(b.g);
 }
 

@@ -245,6 +245,9 @@ inline launch_spec render_indexing(const plan& p, int k, const std::string& name
          rows_text(p.at(nd.in[0]).shape.rows) + ", e);\n";
     return plan_launch(p, k, name, threads, launch_kind::elementwise, kr.domain, used, b);
   }
+  if (nd.kind == op::all_reduce)
+    throw error("kiln cuda: all_reduce (a data-parallel step's gradient sum over ranks) has no CUDA kernel yet; "
+                "train data-parallel on the CPU backend");
   std::set<int> used;
   const int in_buffer = buffer_of(p, nd.in[0]), idx_buffer = buffer_of(p, nd.in[1]), out_buffer = buffer_of(p, kr.anchor);
   used.insert({in_buffer, idx_buffer, out_buffer});

@@ -1,0 +1,86 @@
+#pragma once
+// Optimizer wrappers whose updates need every gradient first: clipping by the global gradient norm and
+// data-parallel gradient sums. Each wraps another optimizer (`inner`, whose update it then emits on the
+// transformed gradients) and adds its hyperparameters after the inner optimizer's slots.
+//
+// Neither is a special case of the plan. An update that reads a value depending on every gradient (the global
+// norm; a sum over ranks) cannot run before all gradients exist, so lowering puts it after them, and the
+// fusion pass leaves it out of the weight gradients' epilogues, where it would otherwise run (plan.hpp: an
+// epilogue may only read what exists before its contraction). A collective (ops/collective.hpp) is the
+// barrier a data-parallel step waits at; a step without either wrapper keeps its updates fused.
+#include <kiln/core/ct_vector.hpp>
+#include <kiln/ir/builder.hpp>
+
+namespace kiln {
+
+namespace detail {
+// Emits Optimizer's updates of every parameter from the gradients grads[i] (−1: the loss does not depend on it).
+template <class Optimizer>
+constexpr void emit_updates(builder& b, const ct_vector<int>& params, const ct_vector<int>& grads, const ct_vector<int>& leaves) {
+  if constexpr (requires { Optimizer::emit_updates(b, params, grads, leaves); }) {
+    Optimizer::emit_updates(b, params, grads, leaves);
+  } else {
+    for (int i = 0; i < params.size(); ++i) Optimizer::emit_update(b, params[i], grads[i], leaves[i]);
+  }
+}
+}  // namespace detail
+
+// torch.nn.utils.clip_grad_norm_(parameters, max_norm) before Inner's update:
+//   ‖g‖ = √(Σ over every parameter's gradient of Σ g²),  g ← g · min(1, max_norm / (‖g‖ + 10⁻⁶)).
+template <class Inner>
+struct clip_grad_norm {
+  Inner inner{};
+  double max_norm = 1.0;
+  static constexpr int num_hypers = Inner::num_hypers + 1;
+  static constexpr const char* name = Inner::name;
+  void hypers(long t, double* h) const {
+    inner.hypers(t, h);
+    h[Inner::num_hypers] = max_norm;
+  }
+  static constexpr void emit_updates(builder& b, const ct_vector<int>& params, const ct_vector<int>& grads,
+                                     const ct_vector<int>& leaves) {
+    int squares = -1;
+    for (const int g : grads) {
+      if (g < 0) continue;
+      const int s = b.sum_all(b.mul(g, g));
+      squares = squares < 0 ? s : b.add(squares, s);
+    }
+    if (squares < 0) return detail::emit_updates<Inner>(b, params, grads, leaves);
+    const int norm = b.unary(op::sqrt, squares);
+    const int coefficient = b.unary(op::min_c, b.div(b.hyper(Inner::num_hypers), b.add(norm, b.scalar(1e-6))), 1.0);
+    ct_vector<int> clipped = grads;
+    for (int& g : clipped)
+      if (g >= 0) g = b.mul(g, coefficient);
+    detail::emit_updates<Inner>(b, params, clipped, leaves);
+  }
+};
+
+// Data-parallel training (PyTorch's DistributedDataParallel): each rank computes the gradients of its share of
+// the batch, and every rank updates with their mean over ranks, g ← (Σ over ranks of g) / ranks, so the ranks'
+// parameters stay identical. The sums are the plan's collectives; `ranks` is set by the step when a
+// communicator is attached (kiln::cpu::train_step::set_communicator), and is 1 in a single process.
+// The collectives are emitted in reverse parameter order, the order in which the backward pass finishes
+// gradients, so that a bucket of neighbouring gradients is complete early.
+template <class Inner>
+struct data_parallel {
+  Inner inner{};
+  int ranks = 1;
+  static constexpr int num_hypers = Inner::num_hypers + 1;
+  static constexpr const char* name = Inner::name;
+  static constexpr bool is_data_parallel = true;
+  void hypers(long t, double* h) const {
+    inner.hypers(t, h);
+    h[Inner::num_hypers] = 1.0 / ranks;
+  }
+  static constexpr void emit_updates(builder& b, const ct_vector<int>& params, const ct_vector<int>& grads,
+                                     const ct_vector<int>& leaves) {
+    ct_vector<int> summed = grads;
+    for (int i = grads.size() - 1; i >= 0; --i)
+      if (grads[i] >= 0) summed[i] = b.all_reduce(grads[i]);
+    for (int& g : summed)
+      if (g >= 0) g = b.mul(g, b.hyper(Inner::num_hypers));
+    detail::emit_updates<Inner>(b, params, summed, leaves);
+  }
+};
+
+}  // namespace kiln

@@ -1,0 +1,138 @@
+// Run under mpirun with N ranks (ctest: test names containing "distributed"). For each optimizer, with clipping
+// by the global gradient norm on and off, N ranks each train a data-parallel step on their share (B/N rows) of
+// the same batches, and rank 0 also trains one process on the whole batches (B rows); after every step:
+//   - the ranks' parameters and optimizer state are bit-identical (every rank applies the same update to the
+//     same sums: MPI's sum gives every rank the same result);
+//   - the mean of the ranks' losses equals the one process's loss, and every parameter and moment equals its
+//     value in the one process, within the float32 tolerance derived below.
+// Prints one PASS/FAIL line per configuration on rank 0 and exits 1 on any failure.
+//
+// Tolerance. The two runs differ only in how the batch mean of the gradients is summed: one process adds B
+// per-sample terms in its kernels' order, the ranks add B/N each and then sum N partial means. Each order gives
+// the exact mean to within about B·u relative to Σ|terms| (u = 2⁻²⁴ ≈ 6e-8), so B = 24 gives about 1.5e-6 of a
+// gradient's scale. SGD and momentum move a parameter by lr times the gradient, so their difference is
+// ~1e-6·lr·|g| per step; Adam divides by √v̂, which keeps a relative error relative unless a gradient is near
+// zero against its own rounding (its step could then be any value up to lr; these models have no parameter
+// with an exactly-zero gradient). Clipping multiplies every gradient by one factor computed from the same sums.
+// Over 6 steps these stay below 1e-5 of each tensor's largest magnitude (measured: see the printed worst
+// ratios), so the check uses REL = 1e-4 of each tensor's largest magnitude, and 1e-5 for the losses.
+#include <kiln/cpu/train_step.hpp>
+#include <kiln/dist/mpi.hpp>
+#include <kiln/kiln.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace kiln;
+
+namespace {
+
+constexpr long global_batch = 24;  // divisible by 1, 2, 3 and 4 ranks
+constexpr int steps = 6;
+constexpr double rel = 1e-4, loss_rel = 1e-5;
+
+struct model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<16>{}, relu, dense<12>{}, kiln::tanh, dense<5>{})(input<10>("x")), labels<5>("y"));
+  }
+};
+
+struct batch_data {
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+};
+std::vector<batch_data> make_batches(std::uint64_t seed) {
+  std::mt19937_64 r(seed);
+  std::uniform_real_distribution<float> u(-2, 2);
+  std::vector<batch_data> out(steps);
+  for (batch_data& b : out) {
+    for (long i = 0; i < global_batch * 10; ++i) b.x.push_back(u(r));
+    for (long i = 0; i < global_batch; ++i) b.y.push_back(static_cast<std::int32_t>(r() % 5));
+  }
+  return out;
+}
+
+std::uint64_t hash_of(std::span<const float> v, std::uint64_t h) {
+  for (const float f : v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    h = (h ^ bits) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+template <class Inner>
+bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64_t seed) {
+  using parallel_step = cpu::train_step<model, data_parallel<Inner>>;
+  const graph& G = parallel_step::G;
+  parallel_step parallel({.inner = inner}, comm.rank() == 0 ? seed : seed + 17);  // rank 0's values are broadcast
+  parallel.set_communicator(comm, 200);  // several buckets
+  cpu::train_step<model, Inner> single(inner, seed);
+  const long share = global_batch / comm.size();
+  const std::vector<batch_data> batches = make_batches(seed);
+  double worst = 0;  // of the difference to the tolerance
+  std::string where;
+  bool identical = true;
+  for (int t = 0; t < steps; ++t) {
+    const batch_data& b = batches[static_cast<std::size_t>(t)];
+    const std::span<const float> x(b.x.data() + comm.rank() * share * 10, static_cast<std::size_t>(share * 10));
+    const std::span<const std::int32_t> y(b.y.data() + comm.rank() * share, static_cast<std::size_t>(share));
+    double loss = parallel.run(share, {{"x", x}, {"y", y}});
+    comm.all_reduce_sum(std::span<double>(&loss, 1));
+    loss /= comm.size();
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) h = hash_of(parallel.param(G.leaves[l].name.view()), h);
+    const std::vector<std::uint64_t> hashes = comm.all_gather(h);
+    for (const std::uint64_t other : hashes) identical = identical && other == hashes[0];
+    if (comm.rank() != 0) continue;
+    const double one = single.run(global_batch, {{"x", b.x}, {"y", b.y}});
+    const double loss_ratio = std::abs(loss - one) / (loss_rel * std::abs(one));
+    if (loss_ratio > worst) { worst = loss_ratio; where = "loss at step " + std::to_string(t + 1); }
+    for (int l = 0; l < G.num_leaves; ++l) {
+      if (G.leaves[l].kind != leaf_kind::param && G.leaves[l].kind != leaf_kind::state) continue;
+      const std::string name(G.leaves[l].name.view());
+      const auto a = parallel.param(name), e = single.param(name);
+      double scale = 0;
+      for (const float v : e) scale = std::max(scale, static_cast<double>(std::abs(v)));
+      for (std::size_t j = 0; j < a.size(); ++j) {
+        const double ratio = std::abs(static_cast<double>(a[j]) - e[j]) / (rel * scale);
+        if (ratio > worst) {
+          worst = ratio;
+          where = "step " + std::to_string(t + 1) + " " + name + "[" + std::to_string(j) + "]: ranks " + std::to_string(a[j]) +
+                  ", one process " + std::to_string(e[j]);
+        }
+      }
+    }
+  }
+  if (comm.rank() != 0) return true;
+  const bool ok = worst <= 1 && identical;
+  std::printf("%s distributed %d ranks, %s: worst %s (%.3g of the tolerance)%s\n", ok ? "PASS" : "FAIL", comm.size(), label,
+              where.c_str(), worst, identical ? "" : "; the ranks' parameters differ");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::mpi_communicator comm(&argc, &argv, {.timeout = std::chrono::seconds(60)});
+  if (global_batch % comm.size() != 0) comm.abort("the test's batch of 24 does not split over " + std::to_string(comm.size()) + " ranks");
+  bool ok = true;
+  try {
+    ok &= check(comm, "sgd", sgd{.lr = 0.1, .weight_decay = 1e-3}, 1);
+    ok &= check(comm, "momentum", momentum{.lr = 0.05, .momentum = 0.9}, 2);
+    ok &= check(comm, "nesterov", nesterov{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3}, 3);
+    ok &= check(comm, "adam", adam{.lr = 1e-2}, 4);
+    ok &= check(comm, "adamw", adamw{.lr = 1e-2, .weight_decay = 0.05}, 5);
+    ok &= check(comm, "sgd clipped", clip_grad_norm<sgd>{.inner = {.lr = 0.1}, .max_norm = 0.1}, 6);
+    ok &= check(comm, "adam clipped", clip_grad_norm<adam>{.inner = {.lr = 1e-2}, .max_norm = 0.1}, 7);
+    ok &= check(comm, "adamw clipped (inactive)", clip_grad_norm<adamw>{.inner = {.lr = 1e-2}, .max_norm = 1e3}, 8);
+  } catch (const std::exception& e) {
+    comm.abort(e.what());
+  }
+  return comm.rank() == 0 && !ok ? 1 : 0;
+}
