@@ -5,6 +5,7 @@
 // model both as a C++ type (widths, activations, loss and optimizer kind are static) and as the run-time values
 // that go with it (batch, steps, hyperparameters, data). random_model<Seed> is the Model of a train_step.
 #include <kiln/kiln.hpp>
+#include <kiln/train/gradient_barriers.hpp>
 #include <kiln/train/optimizers.hpp>
 
 #include <cstdint>
@@ -59,6 +60,7 @@ struct config {
   double lr = 0.01, momentum = 0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   int batch = 1, steps = 3;
   bool unfused = false;           // the plan: kiln::fusion::unfused (a third of the time) or fused
+  double max_norm = 0;            // clipping by the global gradient norm before the update (0: none)
 };
 
 // The configuration of `seed`: widths 1–40, 0–3 hidden layers, batch 1–64, 3–5 steps, every activation, loss,
@@ -100,6 +102,11 @@ constexpr config make_config(std::uint64_t seed) {
   constexpr double eps[] = {1e-8, 1e-7, 1e-6};
   c.eps = r.pick(eps);
   c.unfused = r.between(0, 2) == 0;
+  // Clipping (a third of the time) is drawn from a stream of its own, so that the draws above, and with them
+  // every configuration of a seed, stay what they were before clipping existed.
+  splitmix64 clip{seed ^ 0xc11b0000c11bULL};
+  constexpr double max_norms[] = {0.01, 0.1, 1.0, 10.0};  // from clipping every step to clipping none
+  c.max_norm = clip.between(0, 2) == 0 ? clip.pick(max_norms) : 0.0;
   return c;
 }
 
@@ -168,7 +175,7 @@ struct random_model {
 };
 
 template <std::uint64_t S>
-auto make_optimizer() {
+auto make_unclipped_optimizer() {
   constexpr config c = cfg<S>;
   if constexpr (c.opt == opt_kind::sgd) return kiln::sgd{.lr = c.lr, .weight_decay = c.weight_decay};
   else if constexpr (c.opt == opt_kind::momentum) return kiln::momentum{.lr = c.lr, .momentum = c.momentum, .weight_decay = c.weight_decay};
@@ -176,6 +183,12 @@ auto make_optimizer() {
   else if constexpr (c.opt == opt_kind::adam)
     return kiln::adam{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay};
   else return kiln::adamw{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.weight_decay};
+}
+template <std::uint64_t S>
+auto make_optimizer() {
+  using inner = decltype(make_unclipped_optimizer<S>());
+  if constexpr (cfg<S>.max_norm > 0) return kiln::clip_grad_norm<inner>{.inner = make_unclipped_optimizer<S>(), .max_norm = cfg<S>.max_norm};
+  else return make_unclipped_optimizer<S>();
 }
 
 // The i-th seed of a run with base seed `base`: successive bases give unrelated configurations.

@@ -75,7 +75,7 @@ inline std::string config_json(const config& c) {
   const std::pair<const char*, double> numbers[] = {{"leaky_slope", c.leaky_slope}, {"elu_alpha", c.elu_alpha},
                                                     {"lr", c.lr}, {"momentum", c.momentum},
                                                     {"weight_decay", c.weight_decay}, {"beta1", c.beta1},
-                                                    {"beta2", c.beta2}, {"eps", c.eps}};
+                                                    {"beta2", c.beta2}, {"eps", c.eps}, {"max_norm", c.max_norm}};
   for (const auto& [name, v] : numbers) {
     s += std::string(",\"") + name + "\":";
     append(s, v, 17);

@@ -133,6 +133,8 @@ def train(rec):
         opt.zero_grad()
         loss, scale = loss_and_scale(cfg, forward(x), t, y)
         loss.backward()
+        if cfg.get("max_norm", 0) > 0:
+            torch.nn.utils.clip_grad_norm_(list(named.values()), cfg["max_norm"])
         grads = {}
         for k, p in named.items():
             g = p.grad.detach().clone()

@@ -8,8 +8,9 @@
 // channel), a loss (mse, mae, bce on sigmoid, bce_with_logits, cross_entropy, nll on log_softmax, categorical
 // cross-entropy on softmax vs one-hot, kl_div on log_softmax, mean of the output; sum of the output behind
 // KILN_TORCH_RANDOM_SUM) with reduction mean or sum, an optimizer (sgd, momentum, nesterov, adam, adamw, each
-// with or without weight decay) and its hyperparameters, batch 1–64, 3–5 steps, and the fused or the unfused
-// plan. random_model<Seed> is that model as a type. kiln trains it with cpu::train_step and with the double
+// with or without weight decay) and its hyperparameters, with or without clipping by the global gradient norm
+// (kiln::clip_grad_norm against torch.nn.utils.clip_grad_norm_; a third of the configurations, max_norm from
+// 0.01 to 10), batch 1–64, 3–5 steps, and the fused or the unfused plan. random_model<Seed> is that model as a type. kiln trains it with cpu::train_step and with the double
 // reference evaluator (reference::step); the script loads kiln's initial parameters into torch.nn modules with
 // load_state_dict(strict=True) (so kiln's names and layouts must be PyTorch's) and trains them with torch.optim.
 //

@@ -158,7 +158,7 @@ TEST_CASE("data_parallel: sums over ranks complete, in place, before the updates
     cpu::train_step<residual_model, adam> reference({.lr = 1e-2}, 5);
     two_identical_ranks comm;
     parallel.set_communicator(comm, bucket);
-    CHECK(parallel.optimizer().ranks == 2);
+    CHECK(parallel.optimizer().share == 0.5);
     CHECK(comm.broadcasts == 8 + 16);  // every parameter and both Adam moments of each
     const int buckets = parallel.collectives()->num_buckets();
     if (bucket == 1) CHECK(buckets == 8);  // each gradient alone
@@ -194,7 +194,7 @@ TEST_CASE("data_parallel: ranks that compiled different models are refused, nami
   REQUIRE_THROWS_WITH(step.set_communicator(comm), Catch::Matchers::Contains("rank(s) 2 differ from rank 0"));
   dist::single_process one;
   step.set_communicator(one);  // a group of one is data parallelism over one rank
-  CHECK(step.optimizer().ranks == 1);
+  CHECK(step.optimizer().share == 1);
 }
 
 }  // namespace

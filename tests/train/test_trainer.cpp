@@ -215,7 +215,7 @@ TEST_CASE("trainer: writes log.csv, curves.svg and a checkpoint; prints one line
   CHECK(printed.find('\r') == std::string::npos);  // no bar redraws
 
   const std::string csv = kiln::io::read_file(dir + "/log.csv");
-  CHECK(csv.rfind("epoch,train_loss,val_loss,val_accuracy,seconds\n", 0) == 0);
+  CHECK(csv.rfind("epoch,train_loss,val_loss,val_accuracy,seconds,lr\n", 0) == 0);
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 4);
   CHECK(csv.find("\n3,") != std::string::npos);
   const std::string svg = kiln::io::read_file(dir + "/curves.svg");
@@ -316,4 +316,50 @@ TEST_CASE("trainer: the summary says how each CSV file's first line was taken (a
   CHECK(printed.find("validation data: '" + dir + "/val.csv': line 1 read as a header (automatic: cell 1 'a' is not a number)") !=
         std::string::npos);
   CHECK(printed.find("training data:") < printed.find("epoch 1/1"));
+}
+
+TEST_CASE("trainer: a learning-rate schedule sets each epoch's (or iteration's) rate, as stepping it by hand does") {
+  const auto train = make_data(48, 3);
+  SECTION("step_lr per epoch") {
+    auto opt = quiet(5, 16);
+    opt.schedule = kiln::step_lr{.step_size = 2, .gamma = 0.5};
+    trainer_type t(kiln::adam{.lr = 0.02}, opt);
+    t.fit(train);
+    const double expected[] = {0.02, 0.02, 0.01, 0.01, 0.005};
+    for (int e = 0; e < 5; ++e) CHECK(t.history()[static_cast<std::size_t>(e)].lr == Approx(expected[e]).epsilon(1e-15));
+    CHECK(t.step().optimizer().lr == Approx(0.005).epsilon(1e-15));  // epoch 6 would start at period 5: 0.02·0.5²
+    // a second fit continues the schedule where the first ended
+    t.fit(train);
+    CHECK(t.history()[5].lr == Approx(0.0025).epsilon(1e-15));
+  }
+  SECTION("warm-up per iteration equals the same steps by hand") {
+    auto opt = quiet(2, 16);
+    opt.shuffle = false;
+    opt.schedule = kiln::warmup_cosine{.warmup = 2, .total = 6, .start = 0.1};
+    opt.schedule_per_iteration = true;
+    trainer_type t(kiln::sgd{.lr = 0.5}, opt);
+    t.fit(train);
+    kiln::cpu::train_step<loss_model, kiln::sgd> step(kiln::sgd{.lr = 0.5}, opt.seed);
+    kiln::lr_scheduler s(*opt.schedule, 0.5);
+    const auto& x = train["x"].values;
+    const auto& y = train["y"].labels;
+    for (int i = 0; i < 6; ++i) {
+      const std::size_t first = static_cast<std::size_t>(i % 3) * 16;
+      step.optimizer().lr = s.lr();
+      step.run(16, {{"x", std::span<const float>(x).subspan(first * 4, 64)}, {"y", std::span<const std::int32_t>(y).subspan(first, 16)}});
+      s.step();
+    }
+    CHECK(all_parameters(step) == all_parameters(t.step()));
+    CHECK(t.history()[0].lr == Approx(0.5).epsilon(1e-15));  // iteration 3: the warm-up's end
+    CHECK(t.history()[1].lr == Approx(0.5 * (1 + std::cos(M_PI * 3 / 4)) / 2).epsilon(1e-12));  // iteration 6
+  }
+  SECTION("reduce_on_plateau on the validation loss") {
+    auto opt = quiet(6, 16);
+    opt.schedule = kiln::reduce_on_plateau{.factor = 0.5, .patience = 0};
+    trainer_type t(kiln::adam{.lr = 0.05}, opt);
+    t.fit(train, make_data(30, 4, true));  // a validation set that disagrees: its loss rises, the rate halves
+    int reductions = 0;
+    for (std::size_t e = 1; e < t.history().size(); ++e) reductions += t.history()[e].lr < t.history()[e - 1].lr;
+    CHECK(reductions >= 2);
+  }
 }

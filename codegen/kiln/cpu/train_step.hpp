@@ -118,8 +118,8 @@ class train_step {
   void set_step_count(long t) { t_ = t; }
 
   // Data-parallel training (Optimizer = kiln::data_parallel<…>): from now on each step's gradients are summed
-  // over comm's ranks in buckets of at most bucket_floats values, overlapping the backward pass, and averaged
-  // before the update. Every rank must call this with the same model and optimizer (checked: the ranks compare a
+  // over comm's ranks in buckets of at most bucket_floats values, overlapping the backward pass, weighted by each
+  // rank's share of the batch (optimizer().share, 1/ranks until set otherwise). Every rank must call this with the same model and optimizer (checked: the ranks compare a
   // hash of their compiled plans and parameter names and shapes, and a mismatch throws on every rank, naming the
   // ranks); rank 0's parameters and optimizer state are then broadcast to all. comm must outlive the step.
   void set_communicator(dist::communicator& comm, long bucket_floats = gradient_buckets::default_bucket_floats)
@@ -129,7 +129,7 @@ class train_step {
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)
         comm.broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
-    opt_.ranks = comm.size();
+    opt_.share = 1.0 / comm.size();
     buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, bucket_floats);
     prog_.set_collectives(buckets_.get());
   }

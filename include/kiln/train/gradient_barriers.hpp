@@ -55,30 +55,33 @@ struct clip_grad_norm {
   }
 };
 
-// Data-parallel training (PyTorch's DistributedDataParallel): each rank computes the gradients of its share of
-// the batch, and every rank updates with their mean over ranks, g ← (Σ over ranks of g) / ranks, so the ranks'
-// parameters stay identical. The sums are the plan's collectives; `ranks` is set by the step when a
-// communicator is attached (kiln::cpu::train_step::set_communicator), and is 1 in a single process.
-// The collectives are emitted in reverse parameter order, the order in which the backward pass finishes
-// gradients, so that a bucket of neighbouring gradients is complete early.
+// Data-parallel training (PyTorch's DistributedDataParallel): each rank computes the gradient of its share of
+// the batch (the mean over its n_r samples), and every rank updates with the mean over the whole batch of m
+// samples, G = Σ over ranks of (n_r / m)·g_r, so the ranks' parameters stay identical. `share` is this rank's
+// n_r / m: 1 / ranks when the batch splits evenly (set by the step when a communicator is attached,
+// kiln::cpu::train_step::set_communicator; 1 in a single process), set per step by the trainer when a last
+// partial batch does not. The sums are the plan's collectives; the weighting runs before them, in the
+// gradients' epilogues. They are emitted in reverse parameter order, the order in which the backward pass
+// finishes gradients, so that a bucket of neighbouring gradients is complete early.
 template <class Inner>
 struct data_parallel {
   Inner inner{};
-  int ranks = 1;
+  double share = 1;
   static constexpr int num_hypers = Inner::num_hypers + 1;
   static constexpr const char* name = Inner::name;
   static constexpr bool is_data_parallel = true;
   void hypers(long t, double* h) const {
     inner.hypers(t, h);
-    h[Inner::num_hypers] = 1.0 / ranks;
+    h[Inner::num_hypers] = share;
   }
   static constexpr void emit_updates(builder& b, const ct_vector<int>& params, const ct_vector<int>& grads,
                                      const ct_vector<int>& leaves) {
-    ct_vector<int> summed = grads;
-    for (int i = grads.size() - 1; i >= 0; --i)
-      if (grads[i] >= 0) summed[i] = b.all_reduce(grads[i]);
-    for (int& g : summed)
+    ct_vector<int> weighted = grads;
+    for (int& g : weighted)
       if (g >= 0) g = b.mul(g, b.hyper(Inner::num_hypers));
+    ct_vector<int> summed = weighted;
+    for (int i = grads.size() - 1; i >= 0; --i)
+      if (grads[i] >= 0) summed[i] = b.all_reduce(weighted[i]);
     detail::emit_updates<Inner>(b, params, summed, leaves);
   }
 };

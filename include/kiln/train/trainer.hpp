@@ -36,6 +36,7 @@
 #include <kiln/train/checkpoint.hpp>
 #include <kiln/train/nan_guard.hpp>
 #include <kiln/train/progress.hpp>
+#include <kiln/train/schedules.hpp>
 #include <kiln/train/step_concept.hpp>
 #include <kiln/train/table.hpp>
 
@@ -43,6 +44,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <variant>
@@ -66,12 +68,18 @@ struct options {
   std::FILE* out = stdout;
   bool debug_nonfinite = false;  // re-run a failing step unfused to find the first non-finite node
   long eval_batch = 1000;        // batch size of the forward evaluations
+  // A learning-rate schedule (kiln/train/schedules.hpp) from the optimizer's lr as its base: stepped after every
+  // epoch (PyTorch's usual scheduler.step()) or, with schedule_per_iteration, after every iteration (warm-ups).
+  // reduce_on_plateau is stepped with the epoch's validation loss (the training loss without a validation set).
+  std::optional<lr_schedule> schedule;
+  bool schedule_per_iteration = false;
 };
 
 struct epoch_record {
   int epoch = 0;
   double train_loss = 0, val_loss = NAN, val_accuracy = NAN, seconds = 0;
   long iterations = 0;
+  double lr = NAN;  // the learning rate of the epoch's last iteration
 };
 
 enum class stop_reason { completed, early_stopping };
@@ -104,7 +112,7 @@ struct no_prediction {};
 
 // The log as CSV: epoch,train_loss,val_loss,val_accuracy,seconds (an empty cell where not measured).
 inline std::string log_csv(const std::vector<epoch_record>& history) {
-  std::string s = "epoch,train_loss,val_loss,val_accuracy,seconds\n";
+  std::string s = "epoch,train_loss,val_loss,val_accuracy,seconds,lr\n";
   auto cell = [](double v) {
     if (!std::isfinite(v)) return std::string();
     char buf[32];
@@ -113,7 +121,7 @@ inline std::string log_csv(const std::vector<epoch_record>& history) {
   };
   for (const epoch_record& r : history)
     s += std::to_string(r.epoch) + "," + cell(r.train_loss) + "," + cell(r.val_loss) + "," + cell(r.val_accuracy) +
-         "," + cell(r.seconds) + "\n";
+         "," + cell(r.seconds) + "," + cell(r.lr) + "\n";
   return s;
 }
 
@@ -174,6 +182,7 @@ struct host_runner {
   float run(long batch_size, std::initializer_list<feed> feeds) { return step.run(batch_size, feeds); }
   void to_host() {}
   void to_device() {}
+  void set_lr(double lr) { learning_rate(step.optimizer()) = lr; }
 };
 
 // Another backend's step runs them; `host` mirrors its parameters, optimizer state and step count.
@@ -182,6 +191,11 @@ struct device_runner {
   Host& host;
   Device& device;
   float run(long batch_size, std::initializer_list<feed> feeds) { return device.run(batch_size, feeds); }
+  void set_lr(double lr) {
+    learning_rate(host.optimizer()) = lr;
+    if constexpr (requires { device.optimizer(); }) learning_rate(device.optimizer()) = lr;
+    else throw error("trainer: a learning-rate schedule needs the device step's optimizer() to set its lr");
+  }
   void to_host() {
     const graph& g = Host::step_graph();
     for (int l = 0; l < g.num_leaves; ++l)
@@ -227,6 +241,8 @@ class basic_trainer {
       : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_), shuffle_rng_(shuffle_seed()) {}
 
   step_type& step() { return step_; }
+  // The learning-rate schedule's state (options.schedule), once fit has started.
+  const std::optional<lr_scheduler>& scheduler() const { return scheduler_; }
   const options& settings() const { return options_; }
   const std::vector<epoch_record>& history() const { return history_; }
 
@@ -272,11 +288,17 @@ class basic_trainer {
     batch_buffer buffer(train);
     const data::batches batches(order, static_cast<std::size_t>(options_.batch_size));
     const int first_epoch = last_good_epoch_ + 1;
+    if (options_.schedule && !scheduler_) {
+      scheduler_.emplace(*options_.schedule, learning_rate(step_.optimizer()));
+      if (!scheduler_->needs_metric())  // resuming: the period reached so far
+        scheduler_->set_period(options_.schedule_per_iteration ? iteration_ : last_good_epoch_);
+    }
     for (int epoch = first_epoch; epoch < first_epoch + options_.epochs; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
+      if (scheduler_) runner.set_lr(scheduler_->lr());
       if (options_.shuffle) data::shuffle(std::span<std::size_t>(order), shuffle_rng_);
       bar.begin_epoch(epoch, first_epoch + options_.epochs - 1, static_cast<long>(batches.size()));
-      double loss_sum = 0;
+      double loss_sum = 0, r_lr = NAN;
       for (std::size_t k = 0; k < batches.size(); ++k) {
         buffer.gather(batches[k]);
         if (options_.debug_nonfinite) {
@@ -288,6 +310,11 @@ class basic_trainer {
         });
         ++iteration_;
         if (!std::isfinite(loss)) stop_nonfinite(runner, bar, train, buffer, epoch, static_cast<long>(k) + 1, loss);
+        r_lr = learning_rate(step_.optimizer());
+        if (scheduler_ && options_.schedule_per_iteration && !scheduler_->needs_metric()) {
+          scheduler_->step();
+          runner.set_lr(scheduler_->lr());
+        }
         loss_sum += static_cast<double>(loss) * static_cast<double>(buffer.size());
         bar.update(static_cast<long>(k) + 1, loss_sum / static_cast<double>((k * batches[0].size()) + batches[k].size()));
       }
@@ -302,6 +329,9 @@ class basic_trainer {
         r.val_accuracy = e.accuracy;
       }
       check_parameters_finite(runner, bar, epoch);
+      r.lr = r_lr;
+      if (scheduler_ && scheduler_->needs_metric()) scheduler_->step(std::isfinite(r.val_loss) ? r.val_loss : r.train_loss);
+      else if (scheduler_ && !options_.schedule_per_iteration) scheduler_->step();
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       history_.push_back(r);
       result.epochs_run = epoch - first_epoch + 1;
@@ -506,6 +536,7 @@ class basic_trainer {
   snapshot last_good_, before_step_;
   int last_good_epoch_ = 0;
   long iteration_ = 0;
+  std::optional<lr_scheduler> scheduler_;
 };
 
 }  // namespace kiln::train
