@@ -6,6 +6,11 @@
 // copied back after every epoch), and what they print and write:
 //
 //   PROGRAM [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu|cuda] [--out DIR] [--data DIR] [--limit N]
+//           [--distributed]
+//
+// --distributed trains data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed; a build
+// with MPI): each rank takes its share of every batch of B rows, the gradients are summed over ranks during the
+// backward pass, and rank 0 prints and writes; it reaches what one process reaches (the same batches).
 //
 // DIR/model.safetensors (PyTorch names), DIR/log.csv, DIR/curves.svg and DIR/kernels/ (the fused and unfused plans
 // as text, the step's graph as Graphviz DOT, the step rendered as C++ source, and as CUDA C++ with --device cuda).
@@ -16,6 +21,9 @@
 #include <kiln/cpu/render.hpp>
 #include <kiln/cuda/step.hpp>
 #include <kiln/cpu/trainer.hpp>
+#if KILN_HAVE_MPI
+#include <kiln/dist/mpi.hpp>
+#endif
 
 #include <algorithm>
 #include <charconv>
@@ -38,6 +46,7 @@ struct arguments {
   std::string out = "out";
   std::string data = "/usr/share/datasets/fashion-mnist";
   long limit = 0;  // use only the first N training images (0: all)
+  bool distributed = false;
 };
 
 inline std::string program = "fashion_mnist";
@@ -51,7 +60,8 @@ inline const char* usage =
     "  --device D   cpu (default) or cuda\n"
     "  --out DIR    where the checkpoint, log, curves and kernels go (default ./out, fashion_mnist_cnn: ./out_cnn)\n"
     "  --data DIR   the IDX files (default /usr/share/datasets/fashion-mnist)\n"
-    "  --limit N    train on the first N training images only (a quick run)\n";
+    "  --limit N    train on the first N training images only (a quick run)\n"
+    "  --distributed  data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed)\n";
 
 // The usage text with this program's name.
 inline std::string usage_text() {
@@ -92,6 +102,10 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
       std::fputs(usage_text().c_str(), stdout);
       std::exit(0);
     }
+    if (flag == "--distributed") {
+      a.distributed = true;
+      continue;
+    }
     if (i + 1 >= argc) bad_usage("missing value after " + flag);
     const std::string v = argv[++i];
     if (flag == "--epochs") a.epochs = number<int>(flag, v);
@@ -108,6 +122,7 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
   if (a.batch < 1) bad_usage("--batch must be at least 1");
   if (!(a.lr > 0)) bad_usage("--lr must be positive");
   if (a.device != "cpu" && a.device != "cuda") bad_usage("--device must be cpu or cuda, got '" + a.device + "'");
+  if (a.distributed && a.device != "cpu") bad_usage("--distributed trains on the CPU (--device cpu)");
   return a;
 }
 
@@ -135,12 +150,85 @@ double median_step_ms(Step& step, const kiln::train::table& data, long batch, in
   return ms[static_cast<std::size_t>(reps / 2)];
 }
 
+struct splits {
+  kiln::train::table train, validation, test;
+};
+// The training images (the first args.limit), 10% of them held out for validation, and the test set.
+inline splits load_splits(const arguments& args) {
+  const kiln::data::labelled_images train_images =
+      kiln::data::load_idx_pair(args.data + "/train-images-idx3-ubyte.gz", args.data + "/train-labels-idx1-ubyte.gz", 10);
+  const kiln::data::labelled_images test_images =
+      kiln::data::load_idx_pair(args.data + "/t10k-images-idx3-ubyte.gz", args.data + "/t10k-labels-idx1-ubyte.gz", 10);
+  kiln::train::table all = to_table(train_images);
+  if (args.limit > 0) all = all.head(static_cast<std::size_t>(args.limit));
+  const auto split = kiln::data::train_validation_split(all.rows(), 0.1, args.seed);
+  return {all.select(split.train), all.select(split.validation), to_table(test_images)};
+}
+
+#if KILN_HAVE_MPI
+// --distributed: the same training, data-parallel over the MPI job's ranks; rank 0 prints and writes.
+template <class Loss, class Logits>
+int run_distributed(int argc, char** argv, const arguments& args, const std::string& model) {
+  kiln::dist::mpi_communicator comm(&argc, &argv);
+  try {
+    const splits data = load_splits(args);
+    kiln::train::options opt;
+    opt.epochs = args.epochs;
+    opt.batch_size = args.batch;
+    opt.seed = args.seed;
+    opt.out_dir = args.out;
+    opt.keep_best = true;
+    opt.title = "Fashion-MNIST, " + model + ", data-parallel over " + std::to_string(comm.size()) + " ranks";
+    using optimizer = kiln::data_parallel<kiln::adam>;
+    kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
+    trainer.set_communicator(comm);
+    if (comm.is_root())
+      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank; %d gradient buckets
+",
+                  comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
+                  args.batch, args.batch / comm.size(), trainer.step().collectives()->num_buckets());
+    const auto t0 = std::chrono::steady_clock::now();
+    trainer.fit(data.train, data.validation);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const kiln::train::evaluation test = trainer.evaluate(data.test);
+    const kiln::cpu::collective_stats& st = trainer.step().collectives()->stats();
+    if (comm.is_root()) {
+      const double steps = static_cast<double>(std::max(1L, st.steps));
+      std::printf("trained in %.1f s; per step: %.0f gradient values summed in %.1f buckets, %.1f us spent in sums on the "
+                  "communication thread, %.1f us of it not hidden behind the backward pass
+",
+                  seconds, st.floats / steps, static_cast<double>(st.buckets) / steps, comm.communication_seconds() / steps * 1e6,
+                  st.wait_seconds / steps * 1e6);
+      std::printf("wrote %s (checkpoint), %s/log.csv and %s/curves.svg
+", trainer.checkpoint_path().c_str(), args.out.c_str(),
+                  args.out.c_str());
+      std::printf("test loss: %.4f
+", test.loss);
+      std::printf("test accuracy: %.4f
+", test.accuracy);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    comm.abort(e.what());
+  }
+}
+#endif
+
 // Trains the model whose loss is Loss and whose predictions are Logits (inputs "x" [batch, 784], labels "y") on
 // Fashion-MNIST as the arguments say, and prints what it reached. `model` describes it in the log and the plot.
 template <class Loss, class Logits>
 int run(int argc, char** argv, const std::string& name, const std::string& model, const std::string& default_out = "out") {
   program = name;
   const arguments args = parse(argc, argv, default_out);
+  if (args.distributed) {
+#if KILN_HAVE_MPI
+    return run_distributed<Loss, Logits>(argc, argv, args, model);
+#else
+    std::fprintf(stderr, "%s: --distributed: this build has no MPI (apt-get install libopenmpi-dev openmpi-bin, then configure again)\n",
+                 program.c_str());
+    return 2;
+#endif
+  }
   using trainer_type = kiln::train::trainer<Loss, kiln::adam, Logits>;
   using gpu_step = kiln::cuda::train_step<Loss, kiln::adam>;
   using gpu_unfused_step = kiln::cuda::train_step<Loss, kiln::adam, kiln::fusion::unfused>;
@@ -157,19 +245,14 @@ int run(int argc, char** argv, const std::string& name, const std::string& model
   try {
     const auto start = std::chrono::steady_clock::now();
     std::printf("loading Fashion-MNIST from %s\n", args.data.c_str());
-    kiln::data::labelled_images train_images, test_images;
+    splits data;
     try {
-      train_images = kiln::data::load_idx_pair(args.data + "/train-images-idx3-ubyte.gz", args.data + "/train-labels-idx1-ubyte.gz", 10);
-      test_images = kiln::data::load_idx_pair(args.data + "/t10k-images-idx3-ubyte.gz", args.data + "/t10k-labels-idx1-ubyte.gz", 10);
+      data = load_splits(args);
     } catch (const kiln::io_error& e) {
       std::fprintf(stderr, "%s: %s\n  (install the data with: apt-get install dataset-fashion-mnist, or pass --data DIR)\n", program.c_str(), e.what());
       return 1;
     }
-    kiln::train::table all = to_table(train_images);
-    if (args.limit > 0) all = all.head(static_cast<std::size_t>(args.limit));
-    const kiln::train::table test = to_table(test_images);
-    const auto split = kiln::data::train_validation_split(all.rows(), 0.1, args.seed);
-    const kiln::train::table train = all.select(split.train), validation = all.select(split.validation);
+    const kiln::train::table &train = data.train, &validation = data.validation, &test = data.test;
 
     kiln::train::options opt;
     opt.epochs = args.epochs;

@@ -46,10 +46,10 @@ begin_phase deps
 # libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes; llvm-14 holds llvm-symbolizer, without
 # which sanitizer stack traces are bare addresses.
 # dataset-fashion-mnist and wamerican feed the demos' short ctest runs; the extras (PyTorch, Graphviz, rsvg) let the
-# interoperability and rendering tests run instead of skipping.
+# interoperability and rendering tests run instead of skipping; Open MPI runs the data-parallel tests (tests/dist/).
 kiln_install_missing cmake ninja-build g++ clang libclang-rt-14-dev llvm-14 \
                      libboost1.81-dev catch2 zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist wamerican \
-                     "${kiln_test_extras[@]}"
+                     libopenmpi-dev openmpi-bin "${kiln_test_extras[@]}"
 g++ --version | head -n1; clang++ --version | head -n1; cmake --version | head -n1
 # onnx and onnxruntime (PyPI, in a venv outside the repository) let the ONNX export tests run; without PyPI they say
 # skipped, so a failure here does not fail CI.

@@ -363,3 +363,29 @@ TEST_CASE("trainer: a learning-rate schedule sets each epoch's (or iteration's) 
     CHECK(reductions >= 2);
   }
 }
+
+TEST_CASE("trainer: resuming from the last checkpoint after a stop gives the uninterrupted run's losses and weights") {
+  const auto train = make_data(40, 6), validation = make_data(20, 7);
+  auto opt = quiet(3, 8);
+  opt.schedule = kiln::warmup_cosine{.warmup = 4, .total = 15, .start = 0.2};
+  opt.schedule_per_iteration = true;
+  opt.out_dir = kiln_test::temp_dir() + "/resume_whole";
+  trainer_type whole(kiln::adam{.lr = 0.02}, opt);
+  whole.fit(train, validation);
+
+  opt.epochs = 2;  // the run that "is killed" after epoch 2 (its checkpoint is the end of epoch 2)
+  opt.out_dir = kiln_test::temp_dir() + "/resume_first";
+  trainer_type first(kiln::adam{.lr = 0.02}, opt);
+  first.fit(train, validation);
+
+  opt.epochs = 1;
+  trainer_type resumed(kiln::adam{.lr = 0.02}, opt);
+  CHECK(resumed.resume(first.checkpoint_path()) == 2);
+  resumed.fit(train, validation);
+  REQUIRE(resumed.history().size() == 1);
+  CHECK(resumed.history()[0].epoch == 3);
+  CHECK(resumed.history()[0].train_loss == whole.history()[2].train_loss);
+  CHECK(resumed.history()[0].val_loss == whole.history()[2].val_loss);
+  CHECK(resumed.history()[0].lr == whole.history()[2].lr);
+  CHECK(all_parameters(resumed.step()) == all_parameters(whole.step()));
+}

@@ -494,11 +494,19 @@ struct executor {
       else if constexpr (P.g.nodes[KR.anchor].kind == op::all_reduce) run_collective(c);
       else run_gather_scatter(c);
     }
-    // all_reduce: the operand copied into the collective's own buffer, which the sink then sums over ranks in
-    // place (in buckets, while the kernels that follow run).
+    // all_reduce: the operand, times this rank's weight, copied into the collective's own buffer, which the
+    // sink then sums over ranks in place (in buckets, while the kernels that follow run).
     static void run_collective(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
-      std::copy_n(c.buf[nd.in[0]], resolve(nd.shape.rows, c.batch) * nd.shape.cols, c.buf[KR.anchor]);
+      const float* x = c.buf[nd.in[0]];
+      float* y = c.buf[KR.anchor];
+      const long n = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
+      if constexpr (nd.k >= 0) {
+        const float w = c.hyper[static_cast<int>(nd.k)];
+        for (long i = 0; i < n; ++i) y[i] = w * x[i];
+      } else {
+        std::copy_n(x, n, y);
+      }
       if (c.collectives) c.collectives->ready(K);
     }
     static void run_gather_scatter(const context& c) {

@@ -149,7 +149,9 @@ inline std::string kernel_source(const plan& p, int ki) {
   } else if (k.kind == kernel_kind::indexing && p.g.nodes[k.anchor].kind == op::all_reduce) {  // as executor::run_collective
     const node& nd = p.g.nodes[k.anchor];
     out += "  // " + node_text(p, k.anchor) + ": the sum over one rank (the program's communicator sums over ranks)\n";
-    out += "  std::copy_n(buf[" + std::to_string(nd.in[0]) + "], " + R + " * " + C + ", buf[" + std::to_string(k.anchor) + "]);\n";
+    const std::string w = nd.k >= 0 ? "hyper[" + std::to_string(static_cast<int>(nd.k)) + "]" : std::string("1.0f");
+    out += "  for (long i = 0; i < " + R + " * " + C + "; ++i) buf[" + std::to_string(k.anchor) + "][i] = " + w + " * buf[" +
+           std::to_string(nd.in[0]) + "][i];\n";
   } else if (k.kind == kernel_kind::indexing) {  // as executor::run_indexing
     const node& nd = p.g.nodes[k.anchor];
     const dims ix = p.g.nodes[nd.in[1]].shape;

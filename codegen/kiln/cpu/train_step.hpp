@@ -50,6 +50,7 @@ class train_step {
   float run(long batch_size, std::initializer_list<feed> feeds) {
     prepare_step(batch_size, feeds);
     prog_.run(batch_size, hypers_, random_key());
+    after_step();
     return prog_.output(0)[0];
   }
   // The same training step, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
@@ -60,6 +61,7 @@ class train_step {
                         "), given " + std::to_string(ns_per_kernel.size()));
     prepare_step(batch_size, feeds);
     prog_.run_profiled(batch_size, hypers_, ns_per_kernel.data(), random_key());
+    after_step();
     return prog_.output(0)[0];
   }
 
@@ -73,6 +75,7 @@ class train_step {
     const feed list[] = {feeds.to_feed()...};
     prepare_step(batch_size, std::span<const feed>(list));
     prog_.run(batch_size, hypers_, random_key());
+    after_step();
     return prog_.output(0)[0];
   }
 
@@ -132,6 +135,7 @@ class train_step {
     opt_.share = 1.0 / comm.size();
     buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, bucket_floats);
     prog_.set_collectives(buckets_.get());
+    comm_ = &comm;
   }
   // The data-parallel schedule attached by set_communicator (nullptr before): its bucket count and where the
   // steps' time went (kiln-bench's all-reduce rows).
@@ -149,6 +153,16 @@ class train_step {
     double h[Optimizer::num_hypers];
     opt_.hypers(t_, h);
     for (int i = 0; i < Optimizer::num_hypers; ++i) hypers_[i] = static_cast<float>(h[i]);
+  }
+
+  // After a data-parallel step: the model's own state that is not a parameter (batch norm's running statistics,
+  // computed from each rank's share of the batch) is made rank 0's on every rank, as DistributedDataParallel's
+  // broadcast_buffers does, so that the ranks stay identical.
+  void after_step() {
+    if (!comm_) return;
+    for (int l = 0; l < G.num_leaves; ++l)
+      if (G.leaves[l].kind == leaf_kind::state && G.leaves[l].owner < 0)
+        comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
   }
 
   // Every rank's hash of what it compiled (the plan's text, every leaf's name and shape); all must be rank 0's.
@@ -170,6 +184,7 @@ class train_step {
 
   Optimizer opt_;
   std::unique_ptr<gradient_buckets> buckets_;
+  dist::communicator* comm_ = nullptr;
   std::uint64_t seed_ = 0;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};

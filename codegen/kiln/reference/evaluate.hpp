@@ -151,7 +151,11 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
         });
         break;
       }
-      case op::all_reduce: t.v = a.v; break;  // the reference is a single process: the sum over one rank
+      case op::all_reduce: {  // the reference is a single process: the sum over one rank, weighted
+        const double w = n.k >= 0 ? hypers.at(static_cast<size_t>(n.k)) : 1.0;
+        for (size_t i = 0; i < t.v.size(); ++i) t.v[i] = w * a.v[i];
+        break;
+      }
       default: throw error("reference: unhandled op " + std::string(ops::name_of(n.kind)));
     }
   }

@@ -111,7 +111,8 @@ class mpi_communicator final : public communicator {
     wait_for(lock, submitted_, "the step's gradient sums");
   }
   [[noreturn]] void abort(const std::string& why) override {
-    std::fprintf(stderr, "kiln: rank %d: %s\n", rank_, why.c_str());
+    const std::string text = why.rfind("kiln: ", 0) == 0 ? why.substr(6) : why;  // (kiln's errors say "kiln: ")
+    std::fprintf(stderr, "kiln: rank %d: %s\n", rank_, text.c_str());
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::abort();  // (MPI_Abort does not return)

@@ -11,6 +11,8 @@
 #include <kiln/core/ct_vector.hpp>
 #include <kiln/ir/builder.hpp>
 
+#include <algorithm>
+
 namespace kiln {
 
 namespace detail {
@@ -60,9 +62,8 @@ struct clip_grad_norm {
 // samples, G = Σ over ranks of (n_r / m)·g_r, so the ranks' parameters stay identical. `share` is this rank's
 // n_r / m: 1 / ranks when the batch splits evenly (set by the step when a communicator is attached,
 // kiln::cpu::train_step::set_communicator; 1 in a single process), set per step by the trainer when a last
-// partial batch does not. The sums are the plan's collectives; the weighting runs before them, in the
-// gradients' epilogues. They are emitted in reverse parameter order, the order in which the backward pass
-// finishes gradients, so that a bucket of neighbouring gradients is complete early.
+// partial batch does not. The sums are the plan's collectives, each weighting its gradient by `share` as it
+// copies it out.
 template <class Inner>
 struct data_parallel {
   Inner inner{};
@@ -76,12 +77,14 @@ struct data_parallel {
   }
   static constexpr void emit_updates(builder& b, const ct_vector<int>& params, const ct_vector<int>& grads,
                                      const ct_vector<int>& leaves) {
-    ct_vector<int> weighted = grads;
-    for (int& g : weighted)
-      if (g >= 0) g = b.mul(g, b.hyper(Inner::num_hypers));
-    ct_vector<int> summed = weighted;
-    for (int i = grads.size() - 1; i >= 0; --i)
-      if (grads[i] >= 0) summed[i] = b.all_reduce(weighted[i]);
+    // the sums in the order their gradients are computed (a node's id orders it), so that consecutive sums, which
+    // the step buckets together, are complete early
+    ct_vector<int> order;
+    for (int i = 0; i < grads.size(); ++i)
+      if (grads[i] >= 0) order.push_back(i);
+    std::sort(order.begin(), order.end(), [&](int x, int y) { return grads[x] < grads[y]; });
+    ct_vector<int> summed = grads;
+    for (const int i : order) summed[i] = b.all_reduce(grads[i], Inner::num_hypers);
     detail::emit_updates<Inner>(b, params, summed, leaves);
   }
 };

@@ -31,6 +31,7 @@
 //   kiln::train::trainer<loss, kiln::adam, logits> t(kiln::adam{.lr = 1e-3}, {.epochs = 10, .batch_size = 64});
 //   t.fit(train, validation);
 #include <kiln/data/dataset.hpp>
+#include <kiln/dist/communicator.hpp>
 #include <kiln/io/atomic_file.hpp>
 #include <kiln/plot/training_curves.hpp>
 #include <kiln/train/checkpoint.hpp>
@@ -40,6 +41,7 @@
 #include <kiln/train/step_concept.hpp>
 #include <kiln/train/table.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -238,9 +240,50 @@ class basic_trainer {
                 "kiln: Backend::function is not a kiln::forward_function");
 
   explicit basic_trainer(Optimizer opt = {}, options o = {})
-      : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_), shuffle_rng_(shuffle_seed()) {}
+      : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_) {}
 
   step_type& step() { return step_; }
+
+  // Data-parallel training (Optimizer = kiln::data_parallel<…>) over comm's ranks, each running this trainer
+  // with the same model, options and data. Every rank shuffles alike (same seed) and takes its share of each
+  // batch, the rows at positions rank, rank + ranks, … (DistributedSampler's split), so options.batch_size is the
+  // global batch B and each rank computes about B/ranks rows; the step sums the gradients, weighted by each
+  // rank's share. Losses and metrics are reduced over ranks; validation and evaluate() split the rows between
+  // ranks. Only rank 0 prints and writes the log, plot and checkpoints (a checkpoint holds no rank count, so it
+  // resumes on any number of ranks). A batch with fewer rows than ranks is skipped on every rank. comm must
+  // outlive the trainer; every rank must call fit and evaluate alike.
+  void set_communicator(dist::communicator& comm)
+    requires requires { Optimizer::is_data_parallel; }
+  {
+    step_.set_communicator(comm);
+    comm_ = &comm;
+    if (!comm.is_root()) {
+      options_.out = nullptr;
+      options_.progress = progress_style::quiet;
+    }
+  }
+  const dist::communicator* communicator() const { return comm_; }
+
+  // Continues a run from a checkpoint this trainer wrote (options.out_dir): its parameters, optimizer state and
+  // step count, and the epoch it ended ("kiln.epoch"), so that fit goes on with the next epoch, the same
+  // shuffles, dropout draws and schedule as the uninterrupted run: the same losses. Returns that epoch. With
+  // several ranks every rank reads the file (any rank count resumes any checkpoint).
+  int resume(const std::string& checkpoint) {
+    const io::safetensors_content content = io::read_safetensors_content(checkpoint);
+    load_checkpoint_content(step_, content, checkpoint);
+    int epoch = 0;
+    if (const auto it = content.metadata.find("kiln.epoch"); it != content.metadata.end()) {
+      const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), epoch);
+      if (ec != std::errc{} || end != it->second.data() + it->second.size() || epoch < 0)
+        throw format_error("checkpoint " + io::quote_text(checkpoint) + ": __metadata__ kiln.epoch is '" + it->second +
+                           "', expected a non-negative integer");
+    }
+    history_.clear();
+    resumed_epoch_ = epoch;
+    iteration_ = step_.step_count();
+    scheduler_.reset();
+    return epoch;
+  }
   // The learning-rate schedule's state (options.schedule), once fit has started.
   const std::optional<lr_scheduler>& scheduler() const { return scheduler_; }
   const options& settings() const { return options_; }
@@ -278,7 +321,7 @@ class basic_trainer {
     fit_result result;
     last_good_ = snapshot::capture(step_);
     if (options_.debug_nonfinite) before_step_ = last_good_;  // sized once; refreshed before every step
-    last_good_epoch_ = history_.empty() ? 0 : history_.back().epoch;
+    last_good_epoch_ = history_.empty() ? resumed_epoch_ : history_.back().epoch;
     save_checkpoint_file();
     snapshot best = last_good_;
     int epochs_without_improvement = 0;
@@ -296,33 +339,54 @@ class basic_trainer {
     for (int epoch = first_epoch; epoch < first_epoch + options_.epochs; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
       if (scheduler_) runner.set_lr(scheduler_->lr());
-      if (options_.shuffle) data::shuffle(std::span<std::size_t>(order), shuffle_rng_);
+      if (options_.shuffle) {  // epoch e's order depends on the seed and e alone, so a resumed run shuffles alike
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::mt19937_64 rng(shuffle_seed() + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(epoch));
+        data::shuffle(std::span<std::size_t>(order), rng);
+      }
       bar.begin_epoch(epoch, first_epoch + options_.epochs - 1, static_cast<long>(batches.size()));
-      double loss_sum = 0, r_lr = NAN;
+      double loss_sum = 0, rows_trained = 0, r_lr = NAN;
       for (std::size_t k = 0; k < batches.size(); ++k) {
-        buffer.gather(batches[k]);
+        const std::span<const std::size_t> rows = batches[k];
+        if (comm_) {  // this rank's share of the batch
+          if (rows.size() < static_cast<std::size_t>(comm_->size())) continue;
+          share_.clear();
+          for (std::size_t j = static_cast<std::size_t>(comm_->rank()); j < rows.size(); j += static_cast<std::size_t>(comm_->size()))
+            share_.push_back(rows[j]);
+          if constexpr (requires { step_.optimizer().share; })
+            step_.optimizer().share = static_cast<double>(share_.size()) / static_cast<double>(rows.size());
+          buffer.gather(share_);
+        } else {
+          buffer.gather(rows);
+        }
         if (options_.debug_nonfinite) {
           runner.to_host();
           before_step_.update_from(step_);
         }
-        const float loss = trainer_detail::with_feeds(train, buffer, [&](std::initializer_list<feed> feeds) {
+        float loss = trainer_detail::with_feeds(train, buffer, [&](std::initializer_list<feed> feeds) {
           return runner.run(buffer.size(), feeds);
         });
+        if (comm_) {  // the batch's loss: the ranks' losses weighted by their rows (every rank sees the same)
+          double sums[2] = {static_cast<double>(loss) * static_cast<double>(buffer.size()), static_cast<double>(buffer.size())};
+          comm_->all_reduce_sum(std::span<double>(sums, 2));
+          loss = static_cast<float>(sums[0] / sums[1]);
+        }
         ++iteration_;
+        rows_trained += static_cast<double>(rows.size());
         if (!std::isfinite(loss)) stop_nonfinite(runner, bar, train, buffer, epoch, static_cast<long>(k) + 1, loss);
         r_lr = learning_rate(step_.optimizer());
         if (scheduler_ && options_.schedule_per_iteration && !scheduler_->needs_metric()) {
           scheduler_->step();
           runner.set_lr(scheduler_->lr());
         }
-        loss_sum += static_cast<double>(loss) * static_cast<double>(buffer.size());
-        bar.update(static_cast<long>(k) + 1, loss_sum / static_cast<double>((k * batches[0].size()) + batches[k].size()));
+        loss_sum += static_cast<double>(loss) * static_cast<double>(rows.size());
+        bar.update(static_cast<long>(k) + 1, loss_sum / rows_trained);
       }
       runner.to_host();
       epoch_record r;
       r.epoch = epoch;
       r.iterations = static_cast<long>(batches.size());
-      r.train_loss = loss_sum / static_cast<double>(train.rows());
+      r.train_loss = loss_sum / rows_trained;
       if (validation.rows() > 0) {
         const evaluation e = evaluate(validation);
         r.val_loss = e.loss;
@@ -391,8 +455,11 @@ class basic_trainer {
     long correct = 0;
     std::vector<float> out;
     const std::size_t chunk = static_cast<std::size_t>(std::max(1L, options_.eval_batch));
-    for (std::size_t first = 0; first < data.rows(); first += chunk) {
-      const std::size_t n = std::min(chunk, data.rows() - first);
+    // with several ranks, each evaluates its contiguous part of the rows and the sums are reduced
+    const std::size_t ranks = comm_ ? static_cast<std::size_t>(comm_->size()) : 1, rank = comm_ ? static_cast<std::size_t>(comm_->rank()) : 0;
+    const std::size_t begin = data.rows() * rank / ranks, end = data.rows() * (rank + 1) / ranks;
+    for (std::size_t first = begin; first < end; first += chunk) {
+      const std::size_t n = std::min(chunk, end - first);
       buffer.view(first, n);
       float l = 0;
       trainer_detail::with_feeds(data, buffer, [&](std::initializer_list<feed> feeds) {
@@ -406,6 +473,12 @@ class basic_trainer {
       loss_sum += static_cast<double>(l) * static_cast<double>(n);
       if constexpr (has_prediction) correct += count_correct(data, first, n, out);
     }
+    if (comm_) {
+      double sums[2] = {loss_sum, static_cast<double>(correct)};
+      comm_->all_reduce_sum(std::span<double>(sums, 2));
+      loss_sum = sums[0];
+      correct = static_cast<long>(sums[1]);
+    }
     e.loss = loss_sum / static_cast<double>(data.rows());
     if constexpr (has_prediction) e.accuracy = static_cast<double>(correct) / static_cast<double>(data.rows());
     return e;
@@ -413,7 +486,7 @@ class basic_trainer {
 
   // Writes log.csv and curves.svg into options.out_dir (done after every epoch by fit).
   void write_outputs() const {
-    if (options_.out_dir.empty()) return;
+    if (options_.out_dir.empty() || (comm_ && !comm_->is_root())) return;
     io::write_file_atomic(options_.out_dir + "/log.csv", log_csv(history_));
     plot::render_training_curves(curves_of(history_), options_.title).save(options_.out_dir + "/curves.svg");
   }
@@ -470,7 +543,7 @@ class basic_trainer {
   }
 
   void save_checkpoint_file() {
-    if (options_.out_dir.empty()) return;
+    if (options_.out_dir.empty() || (comm_ && !comm_->is_root())) return;
     save_checkpoint(step_, checkpoint_path(), {{"kiln.epoch", std::to_string(last_good_epoch_)}});
   }
 
@@ -531,12 +604,14 @@ class basic_trainer {
   step_type step_;
   typename Backend::template function<Model> loss_;
   predict_function predict_;
-  std::mt19937_64 shuffle_rng_;
   std::vector<epoch_record> history_;
   snapshot last_good_, before_step_;
   int last_good_epoch_ = 0;
   long iteration_ = 0;
+  int resumed_epoch_ = 0;
   std::optional<lr_scheduler> scheduler_;
+  dist::communicator* comm_ = nullptr;
+  std::vector<std::size_t> share_;  // this rank's rows of the current batch
 };
 
 }  // namespace kiln::train
