@@ -183,8 +183,7 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
     kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
     trainer.set_communicator(comm);
     if (comm.is_root())
-      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank; %d gradient buckets
-",
+      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank; %d gradient buckets\n",
                   comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
                   args.batch, args.batch / comm.size(), trainer.step().collectives()->num_buckets());
     const auto t0 = std::chrono::steady_clock::now();
@@ -195,17 +194,13 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
     if (comm.is_root()) {
       const double steps = static_cast<double>(std::max(1L, st.steps));
       std::printf("trained in %.1f s; per step: %.0f gradient values summed in %.1f buckets, %.1f us spent in sums on the "
-                  "communication thread, %.1f us of it not hidden behind the backward pass
-",
+                  "communication thread, %.1f us of it not hidden behind the backward pass\n",
                   seconds, st.floats / steps, static_cast<double>(st.buckets) / steps, comm.communication_seconds() / steps * 1e6,
                   st.wait_seconds / steps * 1e6);
-      std::printf("wrote %s (checkpoint), %s/log.csv and %s/curves.svg
-", trainer.checkpoint_path().c_str(), args.out.c_str(),
+      std::printf("wrote %s (checkpoint), %s/log.csv and %s/curves.svg\n", trainer.checkpoint_path().c_str(), args.out.c_str(),
                   args.out.c_str());
-      std::printf("test loss: %.4f
-", test.loss);
-      std::printf("test accuracy: %.4f
-", test.accuracy);
+      std::printf("test loss: %.4f\n", test.loss);
+      std::printf("test accuracy: %.4f\n", test.accuracy);
     }
     return 0;
   } catch (const std::exception& e) {

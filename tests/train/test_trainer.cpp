@@ -330,14 +330,15 @@ TEST_CASE("trainer: a learning-rate schedule sets each epoch's (or iteration's) 
     CHECK(t.step().optimizer().lr == Approx(0.005).epsilon(1e-15));  // epoch 6 would start at period 5: 0.02·0.5²
     // a second fit continues the schedule where the first ended
     t.fit(train);
-    CHECK(t.history()[5].lr == Approx(0.0025).epsilon(1e-15));
+    CHECK(t.history()[5].lr == Approx(0.005).epsilon(1e-15));   // period 5
+    CHECK(t.history()[6].lr == Approx(0.0025).epsilon(1e-15));  // period 6
   }
   SECTION("warm-up per iteration equals the same steps by hand") {
     auto opt = quiet(2, 16);
     opt.shuffle = false;
     opt.schedule = kiln::warmup_cosine{.warmup = 2, .total = 6, .start = 0.1};
     opt.schedule_per_iteration = true;
-    trainer_type t(kiln::sgd{.lr = 0.5}, opt);
+    kiln::train::trainer<loss_model, kiln::sgd, logits_model> t(kiln::sgd{.lr = 0.5}, opt);
     t.fit(train);
     kiln::cpu::train_step<loss_model, kiln::sgd> step(kiln::sgd{.lr = 0.5}, opt.seed);
     kiln::lr_scheduler s(*opt.schedule, 0.5);
