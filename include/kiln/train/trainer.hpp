@@ -240,7 +240,7 @@ class basic_trainer {
                 "kiln: Backend::function is not a kiln::forward_function");
 
   explicit basic_trainer(Optimizer opt = {}, options o = {})
-      : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_) {}
+      : options_(std::move(o)), step_(opt, options_.seed), loss_(step_), predict_(step_), base_lr_(learning_rate(opt)) {}
 
   step_type& step() { return step_; }
 
@@ -332,7 +332,7 @@ class basic_trainer {
     const data::batches batches(order, static_cast<std::size_t>(options_.batch_size));
     const int first_epoch = last_good_epoch_ + 1;
     if (options_.schedule && !scheduler_) {
-      scheduler_.emplace(*options_.schedule, learning_rate(step_.optimizer()));
+      scheduler_.emplace(*options_.schedule, base_lr_);
       if (!scheduler_->needs_metric())  // resuming: the period reached so far
         scheduler_->set_period(options_.schedule_per_iteration ? iteration_ : last_good_epoch_);
     }
@@ -609,6 +609,7 @@ class basic_trainer {
   int last_good_epoch_ = 0;
   long iteration_ = 0;
   int resumed_epoch_ = 0;
+  double base_lr_ = 0;  // the optimizer's lr as constructed: a schedule's base
   std::optional<lr_scheduler> scheduler_;
   dist::communicator* comm_ = nullptr;
   std::vector<std::size_t> share_;  // this rank's rows of the current batch
