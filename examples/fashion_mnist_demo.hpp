@@ -180,12 +180,15 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
     opt.keep_best = true;
     opt.title = "Fashion-MNIST, " + model + ", data-parallel over " + std::to_string(comm.size()) + " ranks";
     using optimizer = kiln::data_parallel<kiln::adam>;
+    kiln::cpu::thread_pool pool(comm.threads_per_rank());  // the machine's cores shared between its ranks
     kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
     trainer.set_communicator(comm);
+    trainer.step().set_thread_pool(pool);
     if (comm.is_root())
-      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank; %d gradient buckets\n",
+      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank, %d threads per rank; "
+                  "%d gradient buckets\n",
                   comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
-                  args.batch, args.batch / comm.size(), trainer.step().collectives()->num_buckets());
+                  args.batch, args.batch / comm.size(), comm.threads_per_rank(), trainer.step().collectives()->num_buckets());
     const auto t0 = std::chrono::steady_clock::now();
     trainer.fit(data.train, data.validation);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -15,6 +15,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -46,6 +47,10 @@ class mpi_communicator final : public communicator {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    MPI_Comm local = MPI_COMM_NULL;  // the ranks that share this machine's cores
+    MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
     if (provided_ >= MPI_THREAD_SERIALIZED) thread_ = std::thread([this] { serve(); });
   }
   mpi_communicator(const mpi_communicator&) = delete;
@@ -66,6 +71,14 @@ class mpi_communicator final : public communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  // How many ranks run on this machine, and so how many threads each should compute with: the machine's
+  // hardware threads shared between them (at least 1). Ranks that each start a pool of every core, next to
+  // their communication threads, oversubscribe the cores, and a rank descheduled in a sum stalls them all.
+  int local_size() const { return local_size_; }
+  int threads_per_rank() const {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    return std::max(1, cores / std::max(1, local_size_));
+  }
   bool overlaps() const { return thread_.joinable(); }
   // Seconds the communication thread spent in sums that a step started (their total cost, hidden or not).
   double communication_seconds() const {
@@ -191,7 +204,7 @@ class mpi_communicator final : public communicator {
 
   mpi_options options_;
   MPI_Comm comm_ = MPI_COMM_NULL;
-  int rank_ = 0, size_ = 1, provided_ = MPI_THREAD_SINGLE;
+  int rank_ = 0, size_ = 1, local_size_ = 1, provided_ = MPI_THREAD_SINGLE;
   bool owns_mpi_ = false;
   std::thread thread_;
   mutable std::mutex m_;
