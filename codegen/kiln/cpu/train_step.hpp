@@ -8,6 +8,7 @@
 //   kiln::cpu::train_step<decltype(loss), kiln::adam> step({.lr = 1e-3});
 //   float l = step.run(batch, {{"x", xs}, {"t", ts}});
 #include <kiln/core/aligned_vector.hpp>
+#include <kiln/core/hash.hpp>
 #include <kiln/cpu/function.hpp>
 #include <kiln/cpu/gradient_buckets.hpp>
 #include <kiln/cpu/program.hpp>
@@ -171,9 +172,7 @@ class train_step {
     for (int l = 0; l < G.num_leaves; ++l)
       text += std::string(G.leaves[l].name.view()) + ":" + std::to_string(G.leaves[l].shape.rows) + "x" +
               std::to_string(G.leaves[l].shape.cols) + ";";
-    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-    const std::vector<std::uint64_t> all = comm.all_gather(h);
+    const std::vector<std::uint64_t> all = comm.all_gather(fnv1a64(text));
     std::string differ;
     for (std::size_t r = 1; r < all.size(); ++r)
       if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
