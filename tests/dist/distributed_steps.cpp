@@ -5,6 +5,10 @@
 //     same sums: MPI's sum gives every rank the same result);
 //   - the mean of the ranks' losses equals the one process's loss, and every parameter and moment equals its
 //     value in the one process, within the float32 tolerance derived below.
+// Every configuration runs twice: without and with ZeRO-1 (the optimizer state sharded over the ranks). Sharded,
+// the state is gathered from the rank that holds it for the comparison, each rank must hold less than the whole
+// state (their shares adding up to the whole), and the gradient sums must be reduces to their owners exactly
+// when no clipping reads every gradient.
 // Prints one PASS/FAIL line per configuration on rank 0 and exits 1 on any failure.
 //
 // Tolerance. The two runs differ only in how the batch mean of the gradients is summed: one process adds B
@@ -57,17 +61,38 @@ std::vector<batch_data> make_batches(std::uint64_t seed) {
   return out;
 }
 
+template <class Inner>
+constexpr bool clipped = false;
+template <class Inner>
+constexpr bool clipped<clip_grad_norm<Inner>> = true;
+
 // FNV-1a over a tensor's bytes (kiln::fnv1a64), continuing from h.
 std::uint64_t hash_of(std::span<const float> v, std::uint64_t h) {
   return fnv1a64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)), h);
 }
 
 template <class Inner>
-bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64_t seed) {
+bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64_t seed, bool zero) {
   using parallel_step = cpu::train_step<model, data_parallel<Inner>>;
   const graph& G = parallel_step::G;
   parallel_step parallel({.inner = inner}, comm.rank() == 0 ? seed : seed + 17);  // rank 0's values are broadcast
-  parallel.set_communicator(comm, 200);  // several buckets
+  parallel.set_communicator(comm, {.bucket_floats = 200, .shard_optimizer_state = zero});  // several buckets
+  std::string sharding;  // what ZeRO-1 saved on this rank
+  bool sharding_ok = true;
+  if (zero) {
+    const cpu::optimizer_shards& s = *parallel.shards();
+    int reduces = 0, sums = 0;
+    for (int i = 0; i < G.size; ++i)
+      if (G.nodes[i].kind == op::all_reduce) sums += 1, reduces += s.reduce_root[static_cast<std::size_t>(i)] >= 0;
+    sharding = "; ZeRO-1: rank 0 holds " + std::to_string(s.state_floats_held) + " of " + std::to_string(s.state_floats) +
+               " state values, " + std::to_string(reduces) + " of " + std::to_string(sums) + " sums go to one rank";
+    // the ranks' shares of the state add up to the whole (no rank holds another's), each less than the whole where
+    // there is state; sums are reduces unless clipping reads them all
+    long held_by_all = 0;
+    for (const std::uint64_t held : comm.all_gather(static_cast<std::uint64_t>(s.state_floats_held))) held_by_all += static_cast<long>(held);
+    sharding_ok = held_by_all == s.state_floats && (s.state_floats == 0 || s.state_floats_held < s.state_floats) &&
+                  (reduces == sums) != clipped<Inner>;
+  }
   cpu::train_step<model, Inner> single(inner, seed);
   const long share = global_batch / comm.size();
   const std::vector<batch_data> batches = make_batches(seed);
@@ -81,9 +106,14 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     double loss = parallel.run(share, {{"x", x}, {"y", y}});
     comm.all_reduce_sum(std::span<double>(&loss, 1));
     loss /= comm.size();
+    // every parameter and state, from the rank that holds it (a collective when sharded)
+    std::vector<std::vector<float>> values(static_cast<std::size_t>(G.num_leaves));
     std::uint64_t h = 0xcbf29ce484222325ull;
     for (int l = 0; l < G.num_leaves; ++l)
-      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) h = hash_of(parallel.param(G.leaves[l].name.view()), h);
+      if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state) {
+        values[static_cast<std::size_t>(l)] = parallel.gather(G.leaves[l].name.view());
+        h = hash_of(values[static_cast<std::size_t>(l)], h);
+      }
     const std::vector<std::uint64_t> hashes = comm.all_gather(h);
     for (const std::uint64_t other : hashes) identical = identical && other == hashes[0];
     if (comm.rank() != 0) continue;
@@ -93,7 +123,8 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     for (int l = 0; l < G.num_leaves; ++l) {
       if (G.leaves[l].kind != leaf_kind::param && G.leaves[l].kind != leaf_kind::state) continue;
       const std::string name(G.leaves[l].name.view());
-      const auto a = parallel.param(name), e = single.param(name);
+      const std::vector<float>& a = values[static_cast<std::size_t>(l)];
+      const auto e = single.param(name);
       double scale = 0;
       for (const float v : e) scale = std::max(scale, static_cast<double>(std::abs(v)));
       for (std::size_t j = 0; j < a.size(); ++j) {
@@ -107,9 +138,10 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     }
   }
   if (comm.rank() != 0) return true;
-  const bool ok = worst <= 1 && identical;
-  std::printf("%s distributed %d ranks, %s: worst %s (%.3g of the tolerance)%s\n", ok ? "PASS" : "FAIL", comm.size(), label,
-              where.c_str(), worst, identical ? "" : "; the ranks' parameters differ");
+  const bool ok = worst <= 1 && identical && sharding_ok;
+  std::printf("%s distributed %d ranks, %s%s: worst %s (%.3g of the tolerance)%s%s%s\n", ok ? "PASS" : "FAIL", comm.size(), label,
+              zero ? ", ZeRO-1" : "", where.c_str(), worst, identical ? "" : "; the ranks' parameters differ", sharding.c_str(),
+              sharding_ok ? "" : " (expected less than the whole state on each rank, and reduces exactly when unclipped)");
   return ok;
 }
 
@@ -120,14 +152,16 @@ int main(int argc, char** argv) {
   if (global_batch % comm.size() != 0) comm.abort("the test's batch of 24 does not split over " + std::to_string(comm.size()) + " ranks");
   bool ok = true;
   try {
-    ok &= check(comm, "sgd", sgd{.lr = 0.1, .weight_decay = 1e-3}, 1);
-    ok &= check(comm, "momentum", momentum{.lr = 0.05, .momentum = 0.9}, 2);
-    ok &= check(comm, "nesterov", nesterov{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3}, 3);
-    ok &= check(comm, "adam", adam{.lr = 1e-2}, 4);
-    ok &= check(comm, "adamw", adamw{.lr = 1e-2, .weight_decay = 0.05}, 5);
-    ok &= check(comm, "sgd clipped", clip_grad_norm<sgd>{.inner = {.lr = 0.1}, .max_norm = 0.1}, 6);
-    ok &= check(comm, "adam clipped", clip_grad_norm<adam>{.inner = {.lr = 1e-2}, .max_norm = 0.1}, 7);
-    ok &= check(comm, "adamw clipped (inactive)", clip_grad_norm<adamw>{.inner = {.lr = 1e-2}, .max_norm = 1e3}, 8);
+    for (const bool zero : {false, true}) {  // ZeRO-1 off and on
+      ok &= check(comm, "sgd", sgd{.lr = 0.1, .weight_decay = 1e-3}, 1, zero);
+      ok &= check(comm, "momentum", momentum{.lr = 0.05, .momentum = 0.9}, 2, zero);
+      ok &= check(comm, "nesterov", nesterov{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3}, 3, zero);
+      ok &= check(comm, "adam", adam{.lr = 1e-2}, 4, zero);
+      ok &= check(comm, "adamw", adamw{.lr = 1e-2, .weight_decay = 0.05}, 5, zero);
+      ok &= check(comm, "sgd clipped", clip_grad_norm<sgd>{.inner = {.lr = 0.1}, .max_norm = 0.1}, 6, zero);
+      ok &= check(comm, "adam clipped", clip_grad_norm<adam>{.inner = {.lr = 1e-2}, .max_norm = 0.1}, 7, zero);
+      ok &= check(comm, "adamw clipped (inactive)", clip_grad_norm<adamw>{.inner = {.lr = 1e-2}, .max_norm = 1e3}, 8, zero);
+    }
   } catch (const std::exception& e) {
     comm.abort(e.what());
   }

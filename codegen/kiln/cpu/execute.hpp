@@ -40,6 +40,7 @@ class collective_sink {
 struct context {
   float** buf = nullptr;  // P.g.size entries, owned by the program
   collective_sink* collectives = nullptr;
+  const char* run_kernel = nullptr;  // run_kernel[k] == 0: kernel k is another rank's (a sharded optimizer); nullptr: all run
   const float* hyper = nullptr;
   random::key rng{};  // the step's random key (dropout's draws)
   long batch = 0;
@@ -587,7 +588,12 @@ struct executor {
 
   // Runs the kernels in order.
   static void run(const context& c) {
-    for (const kernel_fn k : kernels) k(c);
+    if (!c.run_kernel) {
+      for (const kernel_fn k : kernels) k(c);
+      return;
+    }
+    for (int k = 0; k < P.num_kernels; ++k)
+      if (c.run_kernel[k]) kernels[static_cast<std::size_t>(k)](c);
   }
 
   // As run(), adding each kernel's wall time in nanoseconds to ns[k]: the per-kernel profile.
@@ -595,7 +601,7 @@ struct executor {
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     for (int k = 0; k < P.num_kernels; ++k) {
-      kernels[static_cast<std::size_t>(k)](c);
+      if (!c.run_kernel || c.run_kernel[k]) kernels[static_cast<std::size_t>(k)](c);
       const auto t1 = clock::now();
       ns[k] += std::chrono::duration<double, std::nano>(t1 - t0).count();
       t0 = t1;

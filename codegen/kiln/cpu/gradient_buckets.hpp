@@ -33,7 +33,10 @@ class gradient_buckets final : public collective_sink {
   // per-call latency of a sum (microseconds) stays small against its bytes.
   static constexpr long default_bucket_floats = 1L << 16;
 
-  gradient_buckets(const plan& p, float* const* buffers, dist::communicator& comm, long bucket_floats)
+  // reduce_root (by node, or empty): a collective whose entry is r ≥ 0 is summed to rank r alone (a sharded
+  // optimizer's reduce, kiln/cpu/optimizer_shards.hpp); a bucket then holds sums to one rank only.
+  gradient_buckets(const plan& p, float* const* buffers, dist::communicator& comm, long bucket_floats,
+                   std::vector<int> reduce_root = {})
       : p_(p), buf_(buffers), comm_(comm), bucket_of_kernel_(static_cast<std::size_t>(p.num_kernels), -1) {
     if (bucket_floats < 1) throw error("kiln: a gradient bucket must hold at least 1 value, given " + std::to_string(bucket_floats));
     std::vector<int> collectives;  // in node order
@@ -45,8 +48,10 @@ class gradient_buckets final : public collective_sink {
     long filled = 0;
     for (const int c : collectives) {
       const long n = size_of(c);
-      if (buckets_.empty() || filled + n > bucket_floats || c != buckets_.back().members.back() + 1) {
+      const int root = reduce_root.empty() ? -1 : reduce_root[static_cast<std::size_t>(c)];
+      if (buckets_.empty() || filled + n > bucket_floats || c != buckets_.back().members.back() + 1 || root != buckets_.back().root) {
         buckets_.push_back({});
+        buckets_.back().root = root;
         filled = 0;
       }
       buckets_.back().members.push_back(c);
@@ -78,6 +83,7 @@ class gradient_buckets final : public collective_sink {
  private:
   struct bucket {
     std::vector<int> members;  // consecutive collective nodes
+    int root = -1;             // the rank a reduce sums to, or −1: every rank (an all-reduce)
     int ready = 0;             // members copied out this step
   };
   long size_of(int node) const { return static_cast<long>(p_.g.nodes[node].shape.rows) * p_.g.nodes[node].shape.cols; }
@@ -91,17 +97,21 @@ class gradient_buckets final : public collective_sink {
       adjacent = adjacent && buf_[k.members[j]] == buf_[k.members[j - 1]] + padded(size_of(k.members[j - 1]));
     if (adjacent) {
       const long n = static_cast<long>(buf_[k.members.back()] - first) + size_of(k.members.back());
-      comm_.start_all_reduce_sum({first, static_cast<std::size_t>(n)});
+      start_sum({first, static_cast<std::size_t>(n)}, k.root);
       stats_.floats += static_cast<double>(n);
       ++stats_.buckets;
     } else {
       for (const int m : k.members) {
-        comm_.start_all_reduce_sum({buf_[m], static_cast<std::size_t>(size_of(m))});
+        start_sum({buf_[m], static_cast<std::size_t>(size_of(m))}, k.root);
         stats_.floats += static_cast<double>(size_of(m));
         ++stats_.buckets;
       }
     }
     pending_ = true;
+  }
+  void start_sum(std::span<float> data, int root) {
+    if (root < 0) comm_.start_all_reduce_sum(data);
+    else comm_.start_reduce_sum(data, root);
   }
 
   const plan& p_;

@@ -52,6 +52,13 @@ class program {
   // Sends the plan's collectives to `sink` (a data-parallel step's communicator schedule), or nullptr: each is
   // then a copy (a single process).
   void set_collectives(collective_sink* sink) { ctx_.collectives = sink; }
+  // Runs only the kernels k with run_kernel[k] != 0 (num_kernels entries, kept by the caller; nullptr: all), and
+  // lets the leaves with unbound_allowed[leaf] != 0 stay unbound: no running kernel reads or writes them (a
+  // sharded optimizer's state that another rank holds, kiln/cpu/optimizer_shards.hpp).
+  void set_kernel_mask(const char* run_kernel, const char* unbound_allowed) {
+    ctx_.run_kernel = run_kernel;
+    unbound_allowed_ = unbound_allowed;
+  }
   // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept
   // (IEEE gradual underflow, at a large cost in speed wherever they occur).
   void set_flush_denormals(bool flush) { flush_denormals_ = flush; }
@@ -71,7 +78,7 @@ class program {
     for (int b = 0; b < leaf_nodes.count; ++b) {
       const auto [node, leaf] = leaf_nodes.at[b];
       float* p = leaf_ptr_[leaf];
-      if (!p) throw error("kiln: leaf '" + std::string(P.g.leaves[leaf].name.view()) + "' is not bound");
+      if (!p && !(unbound_allowed_ && unbound_allowed_[leaf])) throw error("kiln: leaf '" + std::string(P.g.leaves[leaf].name.view()) + "' is not bound");
       ctx_.buf[node] = p;
     }
     ctx_.hyper = hypers;
@@ -137,6 +144,7 @@ class program {
   std::vector<float> arena_;
   long prepared_batch_ = 0;
   bool flush_denormals_ = true;
+  const char* unbound_allowed_ = nullptr;
 };
 
 }  // namespace kiln::cpu

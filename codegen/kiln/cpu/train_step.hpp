@@ -11,6 +11,7 @@
 #include <kiln/core/hash.hpp>
 #include <kiln/cpu/function.hpp>
 #include <kiln/cpu/gradient_buckets.hpp>
+#include <kiln/cpu/optimizer_shards.hpp>
 #include <kiln/cpu/program.hpp>
 #include <kiln/plan/print.hpp>
 #include <kiln/train/feed.hpp>
@@ -26,6 +27,15 @@
 #include <vector>
 
 namespace kiln::cpu {
+
+// How a data-parallel step talks to its ranks (train_step::set_communicator).
+struct data_parallel_options {
+  // Neighbouring gradients are summed over ranks together, in buckets of at most this many values.
+  long bucket_floats = gradient_buckets::default_bucket_floats;
+  // ZeRO stage 1 (kiln/cpu/optimizer_shards.hpp): each rank holds and updates the optimizer state of its share
+  // of the parameters only, and broadcasts those parameters after the step.
+  bool shard_optimizer_state = false;
+};
 
 template <class Model, class Optimizer, fusion Mode = fusion::fused>
 class train_step {
@@ -94,8 +104,22 @@ class train_step {
   }
 
   // Parameters and optimizer state by name (PyTorch names: fc1.weight, fc1.weight.exp_avg, …), row-major.
-  std::span<float> param(std::string_view name) { return storage_[leaf_index(name)]; }
-  std::span<const float> param(std::string_view name) const { return storage_[leaf_index(name)]; }
+  // (With a sharded optimizer, the state of another rank's parameter is not here: it throws naming the rank that
+  // holds it; gather(name) fetches it.)
+  std::span<float> param(std::string_view name) { return storage_[held_leaf_index(name)]; }
+  std::span<const float> param(std::string_view name) const { return storage_[held_leaf_index(name)]; }
+  // A parameter's or optimizer state's values from the rank that holds them, on every rank: with a sharded
+  // optimizer a collective (every rank must call it, in the same order), else a copy of param(name).
+  std::vector<float> gather(std::string_view name) {
+    const int l = leaf_index(name);
+    const std::size_t n = static_cast<std::size_t>(G.leaves[l].shape.rows) * static_cast<std::size_t>(G.leaves[l].shape.cols);
+    if (!shards_ || !shards_->sharded(l)) return {storage_[l].begin(), storage_[l].end()};
+    std::vector<float> v(n);
+    const int owner = shards_->owner_of_leaf[static_cast<std::size_t>(l)];
+    if (owner == comm_->rank()) std::copy(storage_[l].begin(), storage_[l].end(), v.begin());
+    comm_->broadcast(v, owner);
+    return v;
+  }
   void set_param(std::string_view name, std::span<const float> values) {
     std::span<float> p = param(name);
     if (values.size() != p.size())
@@ -107,6 +131,13 @@ class train_step {
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].name.view() == name && (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)) return l;
     throw error("kiln: no parameter or optimizer state named '" + std::string(name) + "'");
+  }
+  int held_leaf_index(std::string_view name) const {
+    const int l = leaf_index(name);
+    if (shards_ && !shards_->held[static_cast<std::size_t>(l)])
+      throw error("kiln: '" + std::string(name) + "' is held by rank " + std::to_string(shards_->owner_of_leaf[static_cast<std::size_t>(l)]) +
+                  " (the optimizer state is sharded over the ranks); gather(name) fetches it");
+    return l;
   }
   static const graph& step_graph() { return G; }
   static const kiln::plan& compiled_plan() { return plan_holder::value; }
@@ -126,18 +157,43 @@ class train_step {
   // rank's share of the batch (optimizer().share, 1/ranks until set otherwise). Every rank must call this with the same model and optimizer (checked: the ranks compare a
   // hash of their compiled plans and parameter names and shapes, and a mismatch throws on every rank, naming the
   // ranks); rank 0's parameters and optimizer state are then broadcast to all. comm must outlive the step.
-  void set_communicator(dist::communicator& comm, long bucket_floats = gradient_buckets::default_bucket_floats)
+  //
+  // With options.shard_optimizer_state (ZeRO stage 1), rank r then keeps only the optimizer state of the
+  // parameters it owns (optimizer_shards(): which, and how much it saves), runs only their update kernels, and
+  // broadcasts them after each step; gradients that only their owner reads are summed to it alone.
+  void set_communicator(dist::communicator& comm, data_parallel_options options)
     requires requires { Optimizer::is_data_parallel; }
   {
+    if (comm_) throw error("kiln: set_communicator was called on this step already");
     check_same_model(comm);
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)
         comm.broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
     opt_.share = 1.0 / comm.size();
-    buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, bucket_floats);
+    std::vector<int> reduce_root;
+    if (options.shard_optimizer_state) {
+      shards_ = std::make_unique<optimizer_shards>(shard_optimizer(compiled_plan(), comm.size(), comm.rank()));
+      unbound_allowed_.assign(static_cast<std::size_t>(G.num_leaves), 0);
+      for (int l = 0; l < G.num_leaves; ++l)
+        if (!shards_->held[static_cast<std::size_t>(l)]) {
+          storage_[l] = aligned_floats();  // (releases the memory)
+          prog_.bind_leaf(l, nullptr);
+          unbound_allowed_[static_cast<std::size_t>(l)] = 1;
+        }
+      prog_.set_kernel_mask(shards_->runs.data(), unbound_allowed_.data());
+      reduce_root = shards_->reduce_root;
+    }
+    buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, options.bucket_floats, std::move(reduce_root));
     prog_.set_collectives(buckets_.get());
     comm_ = &comm;
   }
+  void set_communicator(dist::communicator& comm, long bucket_floats = gradient_buckets::default_bucket_floats)
+    requires requires { Optimizer::is_data_parallel; }
+  {
+    set_communicator(comm, data_parallel_options{.bucket_floats = bucket_floats});
+  }
+  // The sharding of the optimizer state (set_communicator with shard_optimizer_state), or nullptr.
+  const optimizer_shards* shards() const { return shards_.get(); }
   // The data-parallel schedule attached by set_communicator (nullptr before): its bucket count and where the
   // steps' time went (kiln-bench's all-reduce rows).
   const gradient_buckets* collectives() const { return buckets_.get(); }
@@ -159,8 +215,13 @@ class train_step {
   // After a data-parallel step: the model's own state that is not a parameter (batch norm's running statistics,
   // computed from each rank's share of the batch) is made rank 0's on every rank, as DistributedDataParallel's
   // broadcast_buffers does, so that the ranks stay identical.
+  // With a sharded optimizer, every parameter then takes its owner's new value (the all-gather).
   void after_step() {
     if (!comm_) return;
+    if (shards_)
+      for (int l = 0; l < G.num_leaves; ++l)
+        if (G.leaves[l].kind == leaf_kind::param && shards_->sharded(l))
+          comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), shards_->owner_of_leaf[static_cast<std::size_t>(l)]);
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::state && G.leaves[l].owner < 0)
         comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
@@ -183,6 +244,8 @@ class train_step {
 
   Optimizer opt_;
   std::unique_ptr<gradient_buckets> buckets_;
+  std::unique_ptr<optimizer_shards> shards_;
+  std::vector<char> unbound_allowed_;  // by leaf: state another rank holds
   dist::communicator* comm_ = nullptr;
   std::uint64_t seed_ = 0;
   long t_ = 0;

@@ -31,6 +31,12 @@ class communicator {
   // Starts data ← Σ over ranks of data; data must stay untouched until wait_all() returns. Sums started by
   // one thread complete in the order they were started.
   virtual void start_all_reduce_sum(std::span<float> data) { all_reduce_sum(data); }
+  // Starts data ← Σ over ranks of data on rank root only (other ranks' data is then unspecified: a sharded
+  // optimizer's reduce); completed, like the sums, by wait_all(). By default an all-reduce, which includes it.
+  virtual void start_reduce_sum(std::span<float> data, int root) {
+    (void)root;
+    start_all_reduce_sum(data);
+  }
   // Completes every sum started so far.
   virtual void wait_all() {}
   // Stops every rank: prints "kiln: rank R: why" and ends the run with an error (never returns).

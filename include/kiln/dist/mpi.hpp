@@ -118,6 +118,18 @@ class mpi_communicator final : public communicator {
       return rc;
     });
   }
+  void start_reduce_sum(std::span<float> data, int root) override {
+    auto reduce = [=, this] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int rc = sum(data.data(), static_cast<long>(data.size()), MPI_FLOAT, root);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard lock(m_);
+      busy_seconds_ += s;
+      return rc;
+    };
+    if (!thread_.joinable()) return check(reduce(), "a sum to one rank");
+    submit(reduce);
+  }
   void wait_all() override {
     if (!thread_.joinable()) return;
     std::unique_lock lock(m_);
@@ -132,14 +144,17 @@ class mpi_communicator final : public communicator {
   }
 
  private:
-  // data ← Σ over ranks, in parts of at most INT_MAX / 2 values (MPI's counts are int).
-  int sum(void* data, long n, MPI_Datatype type) {
+  // data ← Σ over ranks on every rank (root < 0) or on rank root alone, in parts of at most INT_MAX / 2 values
+  // (MPI's counts are int).
+  int sum(void* data, long n, MPI_Datatype type, int root = -1) {
     const long bytes = type == MPI_DOUBLE ? 8 : 4;
     for (long done = 0; done < n;) {
       const int part = static_cast<int>(std::min<long>(n - done, INT_MAX / 2));
-      if (const int rc = MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + done * bytes, part, type, MPI_SUM, comm_);
-          rc != MPI_SUCCESS)
-        return rc;
+      char* at = static_cast<char*>(data) + done * bytes;
+      const int rc = root < 0        ? MPI_Allreduce(MPI_IN_PLACE, at, part, type, MPI_SUM, comm_)
+                     : root == rank_ ? MPI_Reduce(MPI_IN_PLACE, at, part, type, MPI_SUM, root, comm_)
+                                     : MPI_Reduce(at, nullptr, part, type, MPI_SUM, root, comm_);
+      if (rc != MPI_SUCCESS) return rc;
       done += part;
     }
     return MPI_SUCCESS;

@@ -223,8 +223,17 @@ struct builder {
   // Rows of `table` by the indices in idx, side by side; and the adjoint: g added into `rows` rows by idx.
   constexpr int gather(int table, int idx) { const int in[3] = {table, idx, -1}; return make(op::gather, in); }
   constexpr int scatter_add(int g, int idx, int rows) { const int in[3] = {g, idx, -1}; return make(op::scatter_add, in, rows); }
-  // Σ over the ranks of a data-parallel run of h[weight_slot]·x (weight 1 when weight_slot < 0)
-  constexpr int all_reduce(int x, int weight_slot = -1) { return unary(op::all_reduce, x, weight_slot); }
+  // Σ over the ranks of a data-parallel run of h[weight_slot]·x (weight 1 when weight_slot < 0). param_leaf: the
+  // parameter whose gradient x is (node.leaf; a sharded optimizer gives that parameter's update to one rank), or −1.
+  constexpr int all_reduce(int x, int weight_slot = -1, int param_leaf = -1) {
+    node n;
+    n.kind = op::all_reduce;
+    n.in[0] = x;
+    n.shape = shape(x);
+    n.k = weight_slot;
+    n.leaf = param_leaf;
+    return append(n);
+  }
 
   // ---- window ops (ops/window.hpp): a node of window op Op on a (and b, or −1) with geometry w, registered in
   // the graph's window table (node.leaf), after the op's own rewrites (Op::simplify(in, w): −1 for none).

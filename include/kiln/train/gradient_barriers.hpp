@@ -84,7 +84,7 @@ struct data_parallel {
       if (grads[i] >= 0) order.push_back(i);
     std::sort(order.begin(), order.end(), [&](int x, int y) { return grads[x] < grads[y]; });
     ct_vector<int> summed = grads;
-    for (const int i : order) summed[i] = b.all_reduce(grads[i], Inner::num_hypers);
+    for (const int i : order) summed[i] = b.all_reduce(grads[i], Inner::num_hypers, b.node_at(params[i]).leaf);
     detail::emit_updates<Inner>(b, params, summed, leaves);
   }
 };
