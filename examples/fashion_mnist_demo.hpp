@@ -6,11 +6,12 @@
 // copied back after every epoch), and what they print and write:
 //
 //   PROGRAM [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu|cuda] [--out DIR] [--data DIR] [--limit N]
-//           [--distributed]
+//           [--distributed [--zero]]
 //
 // --distributed trains data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed; a build
 // with MPI): each rank takes its share of every batch of B rows, the gradients are summed over ranks during the
-// backward pass, and rank 0 prints and writes; it reaches what one process reaches (the same batches).
+// backward pass, and rank 0 prints and writes; it reaches what one process reaches (the same batches). --zero
+// also shards the Adam state over the ranks (ZeRO-1).
 //
 // DIR/model.safetensors (PyTorch names), DIR/log.csv, DIR/curves.svg and DIR/kernels/ (the fused and unfused plans
 // as text, the step's graph as Graphviz DOT, the step rendered as C++ source, and as CUDA C++ with --device cuda).
@@ -47,6 +48,7 @@ struct arguments {
   std::string data = "/usr/share/datasets/fashion-mnist";
   long limit = 0;  // use only the first N training images (0: all)
   bool distributed = false;
+  bool zero = false;  // with --distributed: the optimizer state sharded over the ranks (ZeRO-1)
 };
 
 inline std::string program = "fashion_mnist";
@@ -61,7 +63,8 @@ inline const char* usage =
     "  --out DIR    where the checkpoint, log, curves and kernels go (default ./out, fashion_mnist_cnn: ./out_cnn)\n"
     "  --data DIR   the IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --limit N    train on the first N training images only (a quick run)\n"
-    "  --distributed  data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed)\n";
+    "  --distributed  data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed)\n"
+    "  --zero         with --distributed: each rank holds and updates the Adam state of its share of the parameters (ZeRO-1)\n";
 
 // The usage text with this program's name.
 inline std::string usage_text() {
@@ -102,8 +105,8 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
       std::fputs(usage_text().c_str(), stdout);
       std::exit(0);
     }
-    if (flag == "--distributed") {
-      a.distributed = true;
+    if (flag == "--distributed" || flag == "--zero") {
+      (flag == "--zero" ? a.zero : a.distributed) = true;
       continue;
     }
     if (i + 1 >= argc) bad_usage("missing value after " + flag);
@@ -123,6 +126,7 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
   if (!(a.lr > 0)) bad_usage("--lr must be positive");
   if (a.device != "cpu" && a.device != "cuda") bad_usage("--device must be cpu or cuda, got '" + a.device + "'");
   if (a.distributed && a.device != "cpu") bad_usage("--distributed trains on the CPU (--device cpu)");
+  if (a.zero && !a.distributed) bad_usage("--zero shards the optimizer state over the ranks of --distributed");
   return a;
 }
 
@@ -182,13 +186,16 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
     using optimizer = kiln::data_parallel<kiln::adam>;
     kiln::cpu::thread_pool pool(comm.threads_per_rank());  // the machine's cores shared between its ranks
     kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
-    trainer.set_communicator(comm);
+    trainer.set_communicator(comm, kiln::cpu::data_parallel_options{.shard_optimizer_state = args.zero});
     trainer.step().set_thread_pool(pool);
     if (comm.is_root())
       std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank, %d threads per rank; "
                   "%d gradient buckets\n",
                   comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
                   args.batch, args.batch / comm.size(), comm.threads_per_rank(), trainer.step().collectives()->num_buckets());
+    if (const kiln::cpu::optimizer_shards* s = trainer.step().shards(); s && comm.is_root())
+      std::printf("ZeRO-1: rank 0 holds %ld of the %ld Adam state values (whole parameters per rank)\n", s->state_floats_held,
+                  s->state_floats);
     const auto t0 = std::chrono::steady_clock::now();
     trainer.fit(data.train, data.validation);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

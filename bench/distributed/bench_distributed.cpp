@@ -6,7 +6,8 @@
 // blocks; examples/fashion_mnist_cnn_model.hpp), on random data. Each prints one line per case with the median
 // step time over R steps (after 5 warm-up steps); with several ranks also, per step, the gradient values summed,
 // the buckets, the time the communication thread spent in sums and the part of it the step waited for (not
-// hidden behind the backward pass). Rank 0 prints.
+// hidden behind the backward pass), without and with ZeRO-1 (the Adam state sharded over the ranks; its
+// parameter broadcasts after the step are part of the step time). Rank 0 prints.
 #include "../../examples/fashion_mnist_cnn_model.hpp"
 
 #include <kiln/cpu/train_step.hpp>
@@ -69,17 +70,24 @@ void run_case(const char* name, const settings& s, kiln::dist::mpi_communicator&
     return;
   }
   using optimizer = kiln::data_parallel<kiln::adam>;
-  kiln::cpu::train_step<Loss, optimizer> step(optimizer{.inner = {.lr = 1e-3}});
-  step.set_thread_pool(pool);
-  step.set_communicator(comm);
-  const double us = median_step_us(step, s.batch / comm.size(), s, &comm);
-  const kiln::cpu::collective_stats& st = step.collectives()->stats();
-  const double steps = static_cast<double>(st.steps);
-  if (comm.is_root())
-    std::printf("%s b%ld: %d ranks x %d threads: %.0f us/step; per step %.0f values summed in %.1f buckets, %.0f us in sums "
-                "(communication thread), %.0f us of it waited for\n",
-                name, s.batch, comm.size(), s.threads, us, st.floats / steps, static_cast<double>(st.buckets) / steps,
-                comm.communication_seconds() / steps * 1e6, st.wait_seconds / steps * 1e6);
+  for (const bool zero : {false, true}) {
+    kiln::cpu::train_step<Loss, optimizer> step(optimizer{.inner = {.lr = 1e-3}});
+    step.set_thread_pool(pool);
+    step.set_communicator(comm, {.shard_optimizer_state = zero});
+    const double busy_before = comm.communication_seconds();
+    const double us = median_step_us(step, s.batch / comm.size(), s, &comm);
+    const kiln::cpu::collective_stats& st = step.collectives()->stats();
+    const double steps = static_cast<double>(st.steps);
+    std::string state;  // ZeRO-1: the optimizer state this rank holds
+    if (const kiln::cpu::optimizer_shards* shards = step.shards())
+      state = ", ZeRO-1: rank 0 holds " + std::to_string(shards->state_floats_held) + " of " +
+              std::to_string(shards->state_floats) + " Adam state values";
+    if (comm.is_root())
+      std::printf("%s b%ld: %d ranks x %d threads%s: %.0f us/step; per step %.0f values summed in %.1f buckets, %.0f us in sums "
+                  "(communication thread), %.0f us of it waited for\n",
+                  name, s.batch, comm.size(), s.threads, state.c_str(), us, st.floats / steps, static_cast<double>(st.buckets) / steps,
+                  (comm.communication_seconds() - busy_before) / steps * 1e6, st.wait_seconds / steps * 1e6);
+  }
 }
 
 }  // namespace

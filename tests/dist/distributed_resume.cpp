@@ -4,6 +4,9 @@
 //                                   end of epoch 2
 //   distributed_resume resume DIR   (3 ranks) resumes that checkpoint and trains epoch 3; rank 0 also trains
 //                                   all 3 epochs in one process, and compares
+//   distributed_resume first|resume DIR zero   the same with ZeRO-1 (the Adam state sharded over the ranks):
+//                                   rank 0 writes the whole state, fetched from the ranks that hold it, and each
+//                                   rank of the resumed run loads its own share
 // The resumed run must see the same batches, the same warm-up-and-cosine learning rates and the same step count
 // (Adam's bias corrections), so its epoch-3 training and validation losses and its parameters equal the
 // uninterrupted run's within the float32 tolerance of distributed_steps.cpp (sums in another order: 1e-5 of a
@@ -62,20 +65,25 @@ constexpr adam inner{.lr = 0.02};
 
 int main(int argc, char** argv) {
   dist::mpi_communicator comm(&argc, &argv, {.timeout = std::chrono::seconds(60)});
-  if (argc != 3) comm.abort("usage: distributed_resume first|resume DIR");
+  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "zero")) comm.abort("usage: distributed_resume first|resume DIR [zero]");
   const std::string mode = argv[1], dir = argv[2];
+  const cpu::data_parallel_options step_options{.shard_optimizer_state = argc == 4};
   const train::table data = make_data(96, 1), validation = make_data(30, 2);
   try {
     if (mode == "first") {
       trainer_of<parallel_optimizer> t({.inner = inner}, settings(2, dir));
-      t.set_communicator(comm);
+      t.set_communicator(comm, step_options);
       t.fit(data, validation);
       return 0;
     }
     trainer_of<parallel_optimizer> resumed({.inner = inner}, settings(1, dir + "/resumed"));
-    resumed.set_communicator(comm);
+    resumed.set_communicator(comm, step_options);
     const int epoch = resumed.resume(dir + "/model.safetensors");
     resumed.fit(data, validation);
+    const graph& g = decltype(resumed)::step_type::step_graph();
+    std::vector<std::vector<float>> values(static_cast<std::size_t>(g.num_leaves));  // from the ranks that hold them
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (train::is_stored(g.leaves[l])) values[static_cast<std::size_t>(l)] = resumed.step().gather(g.leaves[l].name.view());
     if (!comm.is_root()) return 0;
     trainer_of<adam> whole(inner, settings(3, ""));
     whole.fit(data, validation);
@@ -83,11 +91,11 @@ int main(int argc, char** argv) {
     double worst = std::max(std::abs(a.train_loss - b.train_loss) / (1e-5 * b.train_loss),
                             std::abs(a.val_loss - b.val_loss) / (1e-5 * b.val_loss));
     std::string where = "losses";
-    const graph& g = decltype(resumed)::step_type::step_graph();
     for (int l = 0; l < g.num_leaves; ++l) {
       if (!train::is_stored(g.leaves[l])) continue;
       const std::string name(g.leaves[l].name.view());
-      const auto p = resumed.step().param(name), q = whole.step().param(name);
+      const std::vector<float>& p = values[static_cast<std::size_t>(l)];
+      const auto q = whole.step().param(name);
       double scale = 0;
       for (const float v : q) scale = std::max(scale, static_cast<double>(std::abs(v)));
       for (std::size_t j = 0; j < p.size(); ++j)
@@ -97,9 +105,9 @@ int main(int argc, char** argv) {
         }
     }
     const bool ok = epoch == 2 && a.epoch == 3 && a.lr == b.lr && resumed.step().step_count() == whole.step().step_count() && worst <= 1;
-    std::printf("%s resumed on %d ranks from epoch %d: epoch %d train loss %.9g (one process %.9g), val loss %.9g (%.9g), "
+    std::printf("%s resumed on %d ranks%s from epoch %d: epoch %d train loss %.9g (one process %.9g), val loss %.9g (%.9g), "
                 "lr %.9g (%.9g), worst %s at %.3g of the tolerance\n",
-                ok ? "PASS" : "FAIL", comm.size(), epoch, a.epoch, a.train_loss, b.train_loss, a.val_loss, b.val_loss, a.lr, b.lr,
+                ok ? "PASS" : "FAIL", comm.size(), step_options.shard_optimizer_state ? " (ZeRO-1)" : "", epoch, a.epoch, a.train_loss, b.train_loss, a.val_loss, b.val_loss, a.lr, b.lr,
                 where.c_str(), worst);
     return ok ? 0 : 1;
   } catch (const std::exception& e) {

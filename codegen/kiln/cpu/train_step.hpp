@@ -132,6 +132,8 @@ class train_step {
       if (G.leaves[l].name.view() == name && (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)) return l;
     throw error("kiln: no parameter or optimizer state named '" + std::string(name) + "'");
   }
+  // Whether this rank holds `name` (false only for another rank's share of a sharded optimizer state).
+  bool holds(std::string_view name) const { return !shards_ || shards_->held[static_cast<std::size_t>(leaf_index(name))]; }
   int held_leaf_index(std::string_view name) const {
     const int l = leaf_index(name);
     if (shards_ && !shards_->held[static_cast<std::size_t>(l)])

@@ -19,8 +19,10 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kiln::train {
@@ -38,23 +40,41 @@ inline std::vector<std::int64_t> torch_shape(const leaf_info& l) {
   return {l.shape.rows, l.shape.cols};
 }
 
-// The tensors a checkpoint of `step` holds, by name.
+// Whether `step` holds the values of parameter or state `name` itself: a step whose optimizer state is sharded
+// over data-parallel ranks (ZeRO-1) holds only its share of the state.
 template <class Step>
-std::map<std::string, io::tensor> checkpoint_tensors(const Step& step) {
+bool holds(const Step& step, std::string_view name) {
+  if constexpr (requires { step.holds(name); }) return step.holds(name);
+  else return true;
+}
+
+// Values of a step's leaves held elsewhere (another rank's share of a sharded optimizer state), by name.
+using held_elsewhere = std::map<std::string, std::vector<float>, std::less<>>;
+
+// The tensors a checkpoint of `step` holds, by name; what the step does not hold comes from `others`.
+template <class Step>
+std::map<std::string, io::tensor> checkpoint_tensors(const Step& step, const held_elsewhere& others = {}) {
   const graph& g = Step::step_graph();
   std::map<std::string, io::tensor> out;
   for (int l = 0; l < g.num_leaves; ++l)
     if (is_stored(g.leaves[l])) {
       const std::string name(g.leaves[l].name.view());
-      out.emplace(name, io::make_f32(torch_shape(g.leaves[l]), step.param(name)));
+      if (holds(step, name)) {
+        out.emplace(name, io::make_f32(torch_shape(g.leaves[l]), step.param(name)));
+      } else if (const auto it = others.find(name); it != others.end()) {
+        out.emplace(name, io::make_f32(torch_shape(g.leaves[l]), it->second));
+      } else {
+        throw error("kiln: a checkpoint of a sharded step needs '" + name + "', which another rank holds");
+      }
     }
   return out;
 }
 
 template <class Step>
-void save_checkpoint(const Step& step, const std::string& path, std::map<std::string, std::string> metadata = {}) {
+void save_checkpoint(const Step& step, const std::string& path, std::map<std::string, std::string> metadata = {},
+                     const held_elsewhere& others = {}) {
   metadata[step_count_key] = std::to_string(step.step_count());
-  io::write_safetensors(path, checkpoint_tensors(step), metadata);
+  io::write_safetensors(path, checkpoint_tensors(step, others), metadata);
 }
 
 struct load_options {
@@ -228,6 +248,7 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     const leaf_info& info = g.leaves[l];
     if (!is_stored(info)) continue;
     const std::string lname(info.name.view());
+    if (!holds(step, lname)) continue;  // another rank's share of a sharded optimizer state: that rank loads it
     auto dst = step.param(lname);
     const auto it = content.tensors.find(lname);
     if (it == content.tensors.end()) {
@@ -260,7 +281,7 @@ struct snapshot {
     const graph& g = Step::step_graph();
     snapshot s;
     for (int l = 0; l < g.num_leaves; ++l)
-      if (is_stored(g.leaves[l])) {
+      if (is_stored(g.leaves[l]) && holds(step, g.leaves[l].name.view())) {  // (a rank's share of a sharded state)
         const std::string name(g.leaves[l].name.view());
         const auto p = step.param(name);
         s.values[name].assign(p.begin(), p.end());

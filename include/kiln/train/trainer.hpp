@@ -251,11 +251,14 @@ class basic_trainer {
   // rank's share. Losses and metrics are reduced over ranks; validation and evaluate() split the rows between
   // ranks. Only rank 0 prints and writes the log, plot and checkpoints (a checkpoint holds no rank count, so it
   // resumes on any number of ranks). A batch with fewer rows than ranks is skipped on every rank. comm must
-  // outlive the trainer; every rank must call fit and evaluate alike.
-  void set_communicator(dist::communicator& comm)
+  // outlive the trainer; every rank must call fit and evaluate alike. `step_options` go to the step's
+  // set_communicator (the CPU step's data_parallel_options: bucket size, ZeRO-1's sharded optimizer state, whose
+  // checkpoints rank 0 writes whole after fetching the other ranks' shares).
+  template <class... StepOptions>
+  void set_communicator(dist::communicator& comm, const StepOptions&... step_options)
     requires requires { Optimizer::is_data_parallel; }
   {
-    step_.set_communicator(comm);
+    step_.set_communicator(comm, step_options...);
     comm_ = &comm;
     if (!comm.is_root()) {
       options_.out = nullptr;
@@ -543,8 +546,20 @@ class basic_trainer {
   }
 
   void save_checkpoint_file() {
-    if (options_.out_dir.empty() || (comm_ && !comm_->is_root())) return;
-    save_checkpoint(step_, checkpoint_path(), {{"kiln.epoch", std::to_string(last_good_epoch_)}});
+    if (options_.out_dir.empty()) return;
+    held_elsewhere others;  // a sharded optimizer state's shares that rank 0 does not hold: every rank takes part
+    if constexpr (requires { step_.shards(); })
+      if (step_.shards()) {
+        const graph& g = step_type::step_graph();
+        for (int l = 0; l < g.num_leaves; ++l)
+          if (g.leaves[l].kind == leaf_kind::state && step_.shards()->sharded(l)) {
+            const std::string name(g.leaves[l].name.view());
+            std::vector<float> v = step_.gather(name);  // a broadcast from the rank that holds it
+            if (!step_.holds(name)) others.emplace(name, std::move(v));
+          }
+      }
+    if (comm_ && !comm_->is_root()) return;
+    save_checkpoint(step_, checkpoint_path(), {{"kiln.epoch", std::to_string(last_good_epoch_)}}, others);
   }
 
   std::string last_good_text() const {
