@@ -58,7 +58,10 @@ bash tests/setup_onnx_venv.sh || echo "deps: no ONNX venv (PyPI unreachable?); t
 end_phase
 
 begin_phase "gcc build"
-configure_and_build build-ci-gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release
+# The benchmarks are not built: no test runs them (bench/run.sh builds kiln-bench in build-bench/; a developer's
+# build, where KILN_BUILD_BENCH is on by default, has bench_distributed), and they took about 4 of the build's
+# minutes on a 2-core machine.
+configure_and_build build-ci-gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=OFF
 end_phase
 begin_phase "gcc test"
 run_tests build-ci-gcc
@@ -71,7 +74,7 @@ begin_phase "asan build"
 # -O0: clang compiles the template-instantiated kernels about 6 times faster than at -O1 (test_dropout.cpp with
 # ASan and UBSan: 29 s against 179 s), and the tests run at most a few times slower (0.9 s against 0.4 s); the
 # sanitizers check the same loads and stores at every level.
-# Benchmarks never run in tests (the gcc build compiles them). The CPU backend's width sweep and its builds at
+# Benchmarks never run in tests (neither build compiles them). The CPU backend's width sweep and its builds at
 # other SIMD widths and the random models against PyTorch are numerical checks that the gcc build runs; clang
 # with the sanitizers takes 5 minutes for each sweep part. The examples (their library code is the tests') and
 # the GPU launch tests (on a machine without a GPU they only say 'skipped') are built and run by the gcc build, and

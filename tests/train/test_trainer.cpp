@@ -390,3 +390,36 @@ TEST_CASE("trainer: resuming from the last checkpoint after a stop gives the uni
   CHECK(resumed.history()[0].lr == whole.history()[2].lr);
   CHECK(all_parameters(resumed.step()) == all_parameters(whole.step()));
 }
+
+TEST_CASE("trainer: a resumed reduce_on_plateau goes on with its history (best loss, bad epochs, reduced rate)") {
+  const auto train = make_data(40, 6), validation = make_data(30, 4, true);  // its loss rises: the rate halves
+  auto opt = quiet(6, 16);
+  opt.schedule = kiln::reduce_on_plateau{.factor = 0.5, .patience = 1, .cooldown = 1};
+  opt.out_dir = kiln_test::temp_dir() + "/plateau_whole";
+  trainer_type whole(kiln::adam{.lr = 0.05}, opt);
+  whole.fit(train, validation);
+  opt.epochs = 3;
+  opt.out_dir = kiln_test::temp_dir() + "/plateau_first";
+  trainer_type first(kiln::adam{.lr = 0.05}, opt);
+  first.fit(train, validation);
+  opt.epochs = 3;
+  trainer_type resumed(kiln::adam{.lr = 0.05}, opt);
+  CHECK(resumed.resume(first.checkpoint_path()) == 3);
+  resumed.fit(train, validation);
+  REQUIRE(resumed.history().size() == 3);
+  int reductions = 0;
+  for (std::size_t e = 0; e < 3; ++e) {
+    INFO("epoch " << e + 4);
+    CHECK(resumed.history()[e].lr == whole.history()[e + 3].lr);
+    CHECK(resumed.history()[e].train_loss == whole.history()[e + 3].train_loss);
+    reductions += whole.history()[e + 3].lr < whole.history()[e + 2].lr;
+  }
+  CHECK(reductions >= 1);  // the history mattered: the rate fell after the stop
+  CHECK(resumed.scheduler()->state_text() == whole.scheduler()->state_text());
+
+  kiln::lr_scheduler s(kiln::reduce_on_plateau{}, 0.1);
+  REQUIRE_THROWS_WITH(s.restore_state("3 0.5 x 0 0"), Catch::Matchers::Contains("expected 'period best lr bad_periods cooldown_left'"));
+  s.restore_state("4 0.25 0.015625 1 0");
+  CHECK(s.lr() == 0.015625);
+  CHECK(s.state_text() == "4 0.25 0.015625 1 0");
+}

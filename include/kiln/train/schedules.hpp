@@ -20,10 +20,13 @@
 #include <kiln/core/error.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numbers>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace kiln {
@@ -118,6 +121,32 @@ class lr_scheduler {
   }
   // Resumes at period t (a stateless schedule only: a plateau's history is not recoverable from t).
   void set_period(long t) { t_ = t; }
+
+  // The whole state as text, for a checkpoint: "period best lr bad_periods cooldown_left" (doubles to 17
+  // significant digits, so they read back exactly), and its inverse, which resumes a plateau's history too.
+  std::string state_text() const {
+    char text[160];
+    std::snprintf(text, sizeof text, "%ld %.17g %.17g %ld %ld", t_, best_, plateau_lr_, bad_periods_, cooldown_left_);
+    return text;
+  }
+  void restore_state(std::string_view text) {
+    long t = 0, bad = 0, cooldown = 0;
+    double best = 0, lr = 0;
+    const char* at = text.data();
+    const char* const end = text.data() + text.size();
+    bool ok = true;
+    auto field = [&](auto& v) {
+      while (at < end && *at == ' ') ++at;
+      const auto [next, ec] = std::from_chars(at, end, v);
+      ok = ok && ec == std::errc{} && next != at;
+      at = next;
+    };
+    field(t), field(best), field(lr), field(bad), field(cooldown);
+    if (!ok || at != end || t < 0 || bad < 0 || cooldown < 0 || !(lr >= 0) || std::isnan(best))
+      throw format_error("learning-rate scheduler state '" + std::string(text) +
+                         "': expected 'period best lr bad_periods cooldown_left' (as state_text() writes it)");
+    t_ = t, best_ = best, plateau_lr_ = lr, bad_periods_ = bad, cooldown_left_ = cooldown;
+  }
 
  private:
   void validate() const {

@@ -285,6 +285,8 @@ class basic_trainer {
     resumed_epoch_ = epoch;
     iteration_ = step_.step_count();
     scheduler_.reset();
+    resumed_scheduler_.reset();  // the schedule's state (a plateau's history), restored when fit makes the scheduler
+    if (const auto it = content.metadata.find(scheduler_key); it != content.metadata.end()) resumed_scheduler_ = it->second;
     return epoch;
   }
   // The learning-rate schedule's state (options.schedule), once fit has started.
@@ -336,8 +338,15 @@ class basic_trainer {
     const int first_epoch = last_good_epoch_ + 1;
     if (options_.schedule && !scheduler_) {
       scheduler_.emplace(*options_.schedule, base_lr_);
-      if (!scheduler_->needs_metric())  // resuming: the period reached so far
+      if (scheduler_->needs_metric() && resumed_scheduler_) {  // resuming a plateau's history from the checkpoint
+        try {
+          scheduler_->restore_state(*resumed_scheduler_);
+        } catch (const format_error& e) {
+          throw format_error("checkpoint's __metadata__ " + std::string(scheduler_key) + ": " + e.what());
+        }
+      } else if (!scheduler_->needs_metric()) {  // resuming: the period reached so far (from the checkpoint's epoch)
         scheduler_->set_period(options_.schedule_per_iteration ? iteration_ : last_good_epoch_);
+      }
     }
     for (int epoch = first_epoch; epoch < first_epoch + options_.epochs; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
@@ -559,7 +568,10 @@ class basic_trainer {
           }
       }
     if (comm_ && !comm_->is_root()) return;
-    save_checkpoint(step_, checkpoint_path(), {{"kiln.epoch", std::to_string(last_good_epoch_)}}, others);
+    std::map<std::string, std::string> metadata{{"kiln.epoch", std::to_string(last_good_epoch_)}};
+    if (scheduler_) metadata[scheduler_key] = scheduler_->state_text();
+    else if (resumed_scheduler_) metadata[scheduler_key] = *resumed_scheduler_;  // (rewritten before fit makes one)
+    save_checkpoint(step_, checkpoint_path(), metadata, others);
   }
 
   std::string last_good_text() const {
@@ -626,6 +638,8 @@ class basic_trainer {
   int resumed_epoch_ = 0;
   double base_lr_ = 0;  // the optimizer's lr as constructed: a schedule's base
   std::optional<lr_scheduler> scheduler_;
+  std::optional<std::string> resumed_scheduler_;  // the state a resumed checkpoint held (lr_scheduler::state_text)
+  static constexpr const char* scheduler_key = "kiln.lr_scheduler";
   dist::communicator* comm_ = nullptr;
   std::vector<std::size_t> share_;  // this rank's rows of the current batch
 };
