@@ -92,6 +92,16 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     for (const std::uint64_t held : comm.all_gather(static_cast<std::uint64_t>(s.state_floats_held))) held_by_all += static_cast<long>(held);
     sharding_ok = held_by_all == s.state_floats && (s.state_floats == 0 || s.state_floats_held < s.state_floats) &&
                   (reduces == sums) != clipped<Inner>;
+    for (int l = 0; l < G.num_leaves; ++l)  // another rank's state is refused by name, naming the rank that holds it
+      if (!s.held[static_cast<std::size_t>(l)]) {
+        const std::string expected = "is held by rank " + std::to_string(s.owner_of_leaf[static_cast<std::size_t>(l)]);
+        try {
+          (void)parallel.param(G.leaves[l].name.view());
+          sharding_ok = false;
+        } catch (const error& e) {
+          sharding_ok = sharding_ok && std::string(e.what()).find(expected) != std::string::npos;
+        }
+      }
   }
   cpu::train_step<model, Inner> single(inner, seed);
   const long share = global_batch / comm.size();

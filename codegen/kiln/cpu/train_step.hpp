@@ -95,11 +95,13 @@ class train_step {
   template <fixed_string Name>
   auto param() {
     constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    require_held(l);
     return static_matrix_view<float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{storage_[l].data()};
   }
   template <fixed_string Name>
   auto param() const {
     constexpr int l = named_parameter_leaf<graph_holder, Name>();
+    require_held(l);
     return static_matrix_view<const float, G.leaves[l].shape.rows, G.leaves[l].shape.cols>{storage_[l].data()};
   }
 
@@ -136,9 +138,7 @@ class train_step {
   bool holds(std::string_view name) const { return !shards_ || shards_->held[static_cast<std::size_t>(leaf_index(name))]; }
   int held_leaf_index(std::string_view name) const {
     const int l = leaf_index(name);
-    if (shards_ && !shards_->held[static_cast<std::size_t>(l)])
-      throw error("kiln: '" + std::string(name) + "' is held by rank " + std::to_string(shards_->owner_of_leaf[static_cast<std::size_t>(l)]) +
-                  " (the optimizer state is sharded over the ranks); gather(name) fetches it");
+    require_held(l);
     return l;
   }
   static const graph& step_graph() { return G; }
@@ -161,7 +161,7 @@ class train_step {
   // ranks); rank 0's parameters and optimizer state are then broadcast to all. comm must outlive the step.
   //
   // With options.shard_optimizer_state (ZeRO stage 1), rank r then keeps only the optimizer state of the
-  // parameters it owns (optimizer_shards(): which, and how much it saves), runs only their update kernels, and
+  // parameters it owns (shards(): which, and how much it saves), runs only their update kernels, and
   // broadcasts them after each step; gradients that only their owner reads are summed to it alone.
   void set_communicator(dist::communicator& comm, data_parallel_options options)
     requires requires { Optimizer::is_data_parallel; }
@@ -227,6 +227,13 @@ class train_step {
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::state && G.leaves[l].owner < 0)
         comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
+  }
+
+  void require_held(int l) const {
+    if (shards_ && !shards_->held[static_cast<std::size_t>(l)])
+      throw error("kiln: '" + std::string(G.leaves[l].name.view()) + "' is held by rank " +
+                  std::to_string(shards_->owner_of_leaf[static_cast<std::size_t>(l)]) +
+                  " (the optimizer state is sharded over the ranks); gather(name) fetches it");
   }
 
   // Every rank's hash of what it compiled (the plan's text, every leaf's name and shape); all must be rank 0's.
