@@ -194,7 +194,7 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
                   comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
                   args.batch, args.batch / comm.size(), comm.threads_per_rank(), trainer.step().collectives()->num_buckets());
     if (const kiln::cpu::optimizer_shards* s = trainer.step().shards(); s && comm.is_root())
-      std::printf("ZeRO-1: rank 0 holds %ld of the %ld Adam state values (whole parameters per rank)\n", s->state_floats_held,
+      std::printf("ZeRO-1: rank 0 holds %ld of the %ld Adam state values\n", s->state_floats_held,
                   s->state_floats);
     const auto t0 = std::chrono::steady_clock::now();
     trainer.fit(data.train, data.validation);

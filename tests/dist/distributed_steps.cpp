@@ -83,7 +83,7 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     const cpu::optimizer_shards& s = *parallel.shards();
     int reduces = 0, sums = 0;
     for (int i = 0; i < G.size; ++i)
-      if (G.nodes[i].kind == op::all_reduce) sums += 1, reduces += s.reduce_root[static_cast<std::size_t>(i)] >= 0;
+      if (G.nodes[i].kind == op::all_reduce) sums += 1, reduces += s.reduce[static_cast<std::size_t>(i)];
     sharding = "; ZeRO-1: rank 0 holds " + std::to_string(s.state_floats_held) + " of " + std::to_string(s.state_floats) +
                " state values, " + std::to_string(reduces) + " of " + std::to_string(sums) + " sums go to one rank";
     // the ranks' shares of the state add up to the whole (no rank holds another's), each less than the whole where
@@ -92,9 +92,11 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
     for (const std::uint64_t held : comm.all_gather(static_cast<std::uint64_t>(s.state_floats_held))) held_by_all += static_cast<long>(held);
     sharding_ok = held_by_all == s.state_floats && (s.state_floats == 0 || s.state_floats_held < s.state_floats) &&
                   (reduces == sums) != clipped<Inner>;
-    for (int l = 0; l < G.num_leaves; ++l)  // another rank's state is refused by name, naming the rank that holds it
+    for (int l = 0; l < G.num_leaves; ++l)  // state held only in part is refused by name, naming its holders
       if (!s.held[static_cast<std::size_t>(l)]) {
-        const std::string expected = "is held by rank " + std::to_string(s.owner_of_leaf[static_cast<std::size_t>(l)]);
+        const cpu::row_share first = s.shares[static_cast<std::size_t>(l)].front();
+        const std::string expected = "is sharded over the ranks (rows [0, " + std::to_string(first.end) + ") on rank " +
+                                     std::to_string(first.rank);
         try {
           (void)parallel.param(G.leaves[l].name.view());
           sharding_ok = false;

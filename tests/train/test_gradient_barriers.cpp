@@ -182,41 +182,58 @@ TEST_CASE("data_parallel: sums over ranks complete, in place, before the updates
 
 // ZeRO-1's division of the work (kiln/cpu/optimizer_shards.hpp), derived from the plan for every rank of 1 … 5.
 // Its result over MPI (the same parameters as one process, ZeRO-1 on and off): tests/dist/distributed_steps.cpp.
-TEST_CASE("optimizer shards: each update runs on its owner alone, the state is divided, sums go to the owner", "[barrier]") {
+TEST_CASE("optimizer shards: each update row runs on one rank, the state is divided evenly, sums go to the owners", "[barrier]") {
   const plan& p = cpu::train_step<residual_model, data_parallel<adam>>::compiled_plan();
   const plan& clipped = frozen_plan<step_graph<residual_model, data_parallel<clip_grad_norm<adam>>>, fusion::fused>::value;
+  const long total = 2 * (30 + 25 + 25 + 15 + 5 + 5 + 5 + 3);  // Adam's two moments of every parameter
   for (int ranks = 1; ranks <= 5; ++ranks) {
     INFO(ranks << " ranks");
-    std::vector<int> runs_on(static_cast<std::size_t>(p.num_kernels), 0);
-    long held = 0, total = 0;
+    std::vector<long> rows_run(static_cast<std::size_t>(p.num_kernels), 0);  // over all ranks
+    std::vector<int> ranks_run(static_cast<std::size_t>(p.num_kernels), 0);
+    long held = 0;
     for (int r = 0; r < ranks; ++r) {
       const cpu::optimizer_shards s = cpu::shard_optimizer(p, ranks, r);
-      for (int k = 0; k < p.num_kernels; ++k) runs_on[static_cast<std::size_t>(k)] += s.runs[static_cast<std::size_t>(k)];
+      CHECK(s.state_floats == total);
+      // each rank holds its equal part, give or take a row (at most 6 values) of each of the 8 parameters' moments
+      CHECK(std::abs(static_cast<double>(s.state_floats_held) - static_cast<double>(total) / ranks) <= 2 * 8 * 6);
       held += s.state_floats_held;
-      total = s.state_floats;
-      // owners follow the order in which the gradients are summed, each rank a contiguous run
+      for (int k = 0; k < p.num_kernels; ++k) {
+        if (!s.runs[static_cast<std::size_t>(k)]) continue;
+        ++ranks_run[static_cast<std::size_t>(k)];
+        const long b = s.rows[2 * static_cast<std::size_t>(k)], e = s.rows[2 * static_cast<std::size_t>(k) + 1];
+        rows_run[static_cast<std::size_t>(k)] += b < 0 ? p.kernels[k].domain.rows : e - b;
+      }
+      // owners follow the order in which the gradients are summed: each rank's rows are one contiguous run
       int last_owner = 0;
       for (int i = 0; i < p.g.size; ++i)
         if (p.g.nodes[i].kind == op::all_reduce) {
           REQUIRE(p.g.nodes[i].leaf >= 0);
-          const int owner = s.owner_of_leaf[static_cast<std::size_t>(p.g.nodes[i].leaf)];
-          CHECK(owner >= last_owner);
-          CHECK(owner < ranks);
-          last_owner = owner;
-          CHECK(s.reduce_root[static_cast<std::size_t>(i)] == owner);  // only its owner reads the sum
+          const std::vector<cpu::row_share>& shares = s.shares[static_cast<std::size_t>(p.g.nodes[i].leaf)];
+          REQUIRE(!shares.empty());
+          long next_row = 0;
+          for (const cpu::row_share& sh : shares) {
+            CHECK(sh.rank >= last_owner);
+            CHECK(sh.rank < ranks);
+            CHECK(sh.begin == next_row);
+            CHECK(sh.rows() > 0);
+            next_row = sh.end;
+            last_owner = sh.rank;
+          }
+          CHECK(next_row == p.g.leaves[p.g.nodes[i].leaf].shape.rows);
+          CHECK(s.reduce[static_cast<std::size_t>(i)]);  // only their owners read the sum's rows
         }
       const cpu::optimizer_shards c = cpu::shard_optimizer(clipped, ranks, r);
-      for (int i = 0; i < clipped.g.size; ++i)  // the global norm reads every sum on every rank (one rank: its own)
-        if (clipped.g.nodes[i].kind == op::all_reduce) CHECK(c.reduce_root[static_cast<std::size_t>(i)] == (ranks == 1 ? 0 : -1));
+      for (int i = 0; i < clipped.g.size; ++i)  // the global norm reads every sum whole on every rank
+        if (clipped.g.nodes[i].kind == op::all_reduce) CHECK(!c.reduce[static_cast<std::size_t>(i)]);
     }
-    CHECK(total == 2 * (30 + 25 + 25 + 15 + 5 + 5 + 5 + 3));  // Adam's two moments of every parameter
     CHECK(held == total);  // divided, never duplicated
     for (int k = 0; k < p.num_kernels; ++k) {
       bool update = false;
       for (int s = p.kernels[k].store_begin; s < p.kernels[k].store_end; ++s)
         update = update || (p.assign[p.stores[s]] >= 0 && p.g.leaves[p.assign[p.stores[s]]].kind == leaf_kind::param);
       INFO("kernel " << k);
-      CHECK(runs_on[static_cast<std::size_t>(k)] == (update ? 1 : ranks));
+      if (update) CHECK(rows_run[static_cast<std::size_t>(k)] == p.kernels[k].domain.rows);  // every row once
+      else CHECK(ranks_run[static_cast<std::size_t>(k)] == ranks);  // the forward and backward passes everywhere
     }
   }
   REQUIRE_THROWS_WITH(cpu::shard_optimizer(p, 2, 2), Catch::Matchers::Contains("rank 2 of 2 ranks"));

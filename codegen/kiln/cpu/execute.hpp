@@ -41,6 +41,8 @@ struct context {
   float** buf = nullptr;  // P.g.size entries, owned by the program
   collective_sink* collectives = nullptr;
   const char* run_kernel = nullptr;  // run_kernel[k] == 0: kernel k is another rank's (a sharded optimizer); nullptr: all run
+  const long* kernel_rows = nullptr;  // an elementwise kernel k runs rows [kernel_rows[2k], kernel_rows[2k + 1]) only
+                                      // (this rank's share of a parameter's update), or all when they are −1
   const float* hyper = nullptr;
   random::key rng{};  // the step's random key (dropout's draws)
   long batch = 0;
@@ -255,12 +257,13 @@ struct executor {
     }
 
     static void run_elementwise(const context& c) {
-      const long rows = resolve(KR.domain.rows, c.batch);
+      long r0 = 0, r1 = resolve(KR.domain.rows, c.batch);
+      if (c.kernel_rows && c.kernel_rows[2 * K] >= 0) r0 = c.kernel_rows[2 * K], r1 = c.kernel_rows[2 * K + 1];
       constexpr long C = KR.domain.cols;
       if constexpr (flat)
-        parallel_range(c, rows * C, NB, lanes, [&](long b, long e, int) { elementwise_rows(c, b, e); });
+        parallel_range(c, (r1 - r0) * C, NB, lanes, [&](long b, long e, int) { elementwise_rows(c, r0 * C + b, r0 * C + e); });
       else
-        parallel_range(c, rows, C * NB, 1, [&](long b, long e, int) { elementwise_rows(c, b, e); });
+        parallel_range(c, r1 - r0, C * NB, 1, [&](long b, long e, int) { elementwise_rows(c, r0 + b, r0 + e); });
     }
 
     // ---- reductions

@@ -10,6 +10,7 @@
 // the same plan, so buckets start in the same order on every rank (the communicator's rule).
 #include <kiln/core/error.hpp>
 #include <kiln/cpu/execute.hpp>
+#include <kiln/cpu/optimizer_shards.hpp>
 #include <kiln/dist/communicator.hpp>
 
 #include <chrono>
@@ -33,11 +34,13 @@ class gradient_buckets final : public collective_sink {
   // per-call latency of a sum (microseconds) stays small against its bytes.
   static constexpr long default_bucket_floats = 1L << 16;
 
-  // reduce_root (by node, or empty): a collective whose entry is r ≥ 0 is summed to rank r alone (a sharded
-  // optimizer's reduce, kiln/cpu/optimizer_shards.hpp); a bucket then holds sums to one rank only.
+  // reduce_to (by node, or empty): a collective with shares has each share's rows summed to that share's rank
+  // alone (a sharded optimizer's reduce-scatter, kiln/cpu/optimizer_shards.hpp); a bucket holds either such
+  // collectives or all-reduced ones.
   gradient_buckets(const plan& p, float* const* buffers, dist::communicator& comm, long bucket_floats,
-                   std::vector<int> reduce_root = {})
-      : p_(p), buf_(buffers), comm_(comm), bucket_of_kernel_(static_cast<std::size_t>(p.num_kernels), -1) {
+                   std::vector<std::vector<row_share>> reduce_to = {})
+      : p_(p), buf_(buffers), comm_(comm), bucket_of_kernel_(static_cast<std::size_t>(p.num_kernels), -1),
+        reduce_to_(std::move(reduce_to)) {
     if (bucket_floats < 1) throw error("kiln: a gradient bucket must hold at least 1 value, given " + std::to_string(bucket_floats));
     std::vector<int> collectives;  // in node order
     for (int i = 0; i < p.g.size; ++i)
@@ -48,10 +51,10 @@ class gradient_buckets final : public collective_sink {
     long filled = 0;
     for (const int c : collectives) {
       const long n = size_of(c);
-      const int root = reduce_root.empty() ? -1 : reduce_root[static_cast<std::size_t>(c)];
-      if (buckets_.empty() || filled + n > bucket_floats || c != buckets_.back().members.back() + 1 || root != buckets_.back().root) {
+      const bool scatter = reduced(c);
+      if (buckets_.empty() || filled + n > bucket_floats || c != buckets_.back().members.back() + 1 || scatter != buckets_.back().scatter) {
         buckets_.push_back({});
-        buckets_.back().root = root;
+        buckets_.back().scatter = scatter;
         filled = 0;
       }
       buckets_.back().members.push_back(c);
@@ -83,35 +86,61 @@ class gradient_buckets final : public collective_sink {
  private:
   struct bucket {
     std::vector<int> members;  // consecutive collective nodes
-    int root = -1;             // the rank a reduce sums to, or −1: every rank (an all-reduce)
+    bool scatter = false;      // each member's rows are summed to their owners (else to every rank)
     int ready = 0;             // members copied out this step
   };
   long size_of(int node) const { return static_cast<long>(p_.g.nodes[node].shape.rows) * p_.g.nodes[node].shape.cols; }
   static long padded(long n) { return (n + 15) / 16 * 16; }  // program::prepare's layout
 
+  bool reduced(int node) const { return !reduce_to_.empty() && !reduce_to_[static_cast<std::size_t>(node)].empty(); }
+
+  // A scattered bucket: one reduce per run of rows that go to one rank, joined across neighbouring members.
+  void start_scatter(const bucket& k) {
+    float* run = nullptr;
+    long run_floats = 0;
+    int run_rank = -1;
+    for (const int m : k.members) {
+      const long C = p_.g.nodes[m].shape.cols;
+      for (const row_share& sh : reduce_to_[static_cast<std::size_t>(m)]) {
+        float* first = buf_[m] + sh.begin * C;
+        if (run && sh.rank == run_rank && first == run + run_floats) {
+          run_floats += sh.rows() * C;
+          continue;
+        }
+        if (run) start_sum({run, static_cast<std::size_t>(run_floats)}, run_rank);
+        run = first, run_floats = sh.rows() * C, run_rank = sh.rank;
+      }
+    }
+    if (run) start_sum({run, static_cast<std::size_t>(run_floats)}, run_rank);
+  }
+
   // One call for the bucket's span when its buffers are adjacent (the program lays them out so); else one each.
   void start(const bucket& k) {
+    if (k.scatter) {
+      start_scatter(k);
+      pending_ = true;
+      return;
+    }
     float* first = buf_[k.members.front()];
     bool adjacent = true;
     for (std::size_t j = 1; j < k.members.size(); ++j)
       adjacent = adjacent && buf_[k.members[j]] == buf_[k.members[j - 1]] + padded(size_of(k.members[j - 1]));
     if (adjacent) {
       const long n = static_cast<long>(buf_[k.members.back()] - first) + size_of(k.members.back());
-      start_sum({first, static_cast<std::size_t>(n)}, k.root);
-      stats_.floats += static_cast<double>(n);
-      ++stats_.buckets;
+      start_sum({first, static_cast<std::size_t>(n)}, -1);
     } else {
       for (const int m : k.members) {
-        start_sum({buf_[m], static_cast<std::size_t>(size_of(m))}, k.root);
-        stats_.floats += static_cast<double>(size_of(m));
-        ++stats_.buckets;
+        start_sum({buf_[m], static_cast<std::size_t>(size_of(m))}, -1);
       }
     }
     pending_ = true;
   }
+  // data summed over ranks to every rank (root < 0) or to rank root alone
   void start_sum(std::span<float> data, int root) {
     if (root < 0) comm_.start_all_reduce_sum(data);
     else comm_.start_reduce_sum(data, root);
+    stats_.floats += static_cast<double>(data.size());
+    ++stats_.buckets;
   }
 
   const plan& p_;
@@ -119,6 +148,7 @@ class gradient_buckets final : public collective_sink {
   dist::communicator& comm_;
   std::vector<bucket> buckets_;
   std::vector<int> bucket_of_kernel_;
+  std::vector<std::vector<row_share>> reduce_to_;  // by node (empty: no collective is scattered)
   bool pending_ = false;
   collective_stats stats_;
 };

@@ -52,11 +52,13 @@ class program {
   // Sends the plan's collectives to `sink` (a data-parallel step's communicator schedule), or nullptr: each is
   // then a copy (a single process).
   void set_collectives(collective_sink* sink) { ctx_.collectives = sink; }
-  // Runs only the kernels k with run_kernel[k] != 0 (num_kernels entries, kept by the caller; nullptr: all), and
-  // lets the leaves with unbound_allowed[leaf] != 0 stay unbound: no running kernel reads or writes them (a
-  // sharded optimizer's state that another rank holds, kiln/cpu/optimizer_shards.hpp).
-  void set_kernel_mask(const char* run_kernel, const char* unbound_allowed) {
+  // A sharded optimizer's part of the plan (kiln/cpu/optimizer_shards.hpp), in arrays the caller keeps: only the
+  // kernels k with run_kernel[k] != 0 run (nullptr: all), an elementwise kernel k with kernel_rows[2k] >= 0 runs
+  // rows [kernel_rows[2k], kernel_rows[2k + 1]) only (nullptr: all rows), and the leaves with
+  // unbound_allowed[leaf] != 0 may stay unbound: no running kernel reads or writes them (state another rank holds).
+  void set_kernel_mask(const char* run_kernel, const long* kernel_rows, const char* unbound_allowed) {
     ctx_.run_kernel = run_kernel;
+    ctx_.kernel_rows = kernel_rows;
     unbound_allowed_ = unbound_allowed;
   }
   // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept

@@ -106,21 +106,32 @@ class train_step {
   }
 
   // Parameters and optimizer state by name (PyTorch names: fc1.weight, fc1.weight.exp_avg, …), row-major.
-  // (With a sharded optimizer, the state of another rank's parameter is not here: it throws naming the rank that
-  // holds it; gather(name) fetches it.)
+  // (With a sharded optimizer, a state leaf of which this rank holds only its rows is refused, naming the ranks
+  // that hold it: gather(name) fetches it whole, held_part(name) is this rank's part.)
   std::span<float> param(std::string_view name) { return storage_[held_leaf_index(name)]; }
   std::span<const float> param(std::string_view name) const { return storage_[held_leaf_index(name)]; }
   // A parameter's or optimizer state's values from the rank that holds them, on every rank: with a sharded
   // optimizer a collective (every rank must call it, in the same order), else a copy of param(name).
   std::vector<float> gather(std::string_view name) {
     const int l = leaf_index(name);
-    const std::size_t n = static_cast<std::size_t>(G.leaves[l].shape.rows) * static_cast<std::size_t>(G.leaves[l].shape.cols);
-    if (!shards_ || !shards_->sharded(l)) return {storage_[l].begin(), storage_[l].end()};
-    std::vector<float> v(n);
-    const int owner = shards_->owner_of_leaf[static_cast<std::size_t>(l)];
-    if (owner == comm_->rank()) std::copy(storage_[l].begin(), storage_[l].end(), v.begin());
-    comm_->broadcast(v, owner);
+    if (!shards_ || G.leaves[l].kind == leaf_kind::param || !shards_->sharded(l)) return {storage_[l].begin(), storage_[l].end()};
+    const long C = G.leaves[l].shape.cols;
+    std::vector<float> v(static_cast<std::size_t>(G.leaves[l].shape.rows * C));
+    for (const row_share& sh : shards_->shares[static_cast<std::size_t>(l)]) {  // each owner's rows, from it
+      const std::span<float> rows(v.data() + sh.begin * C, static_cast<std::size_t>(sh.rows() * C));
+      if (sh.rank == comm_->rank()) std::copy(storage_[l].begin(), storage_[l].end(), rows.begin());
+      comm_->broadcast(rows, sh.rank);
+    }
     return v;
+  }
+  // The part of `name` this rank holds, and where it starts in the whole (row-major, in values): all of it, or
+  // with a sharded optimizer state this rank's rows.
+  std::span<float> held_part(std::string_view name) { return storage_[leaf_index(name)]; }
+  std::span<const float> held_part(std::string_view name) const { return storage_[leaf_index(name)]; }
+  std::size_t held_offset(std::string_view name) const {
+    const int l = leaf_index(name);
+    if (!shards_ || !shards_->sharded(l) || G.leaves[l].kind == leaf_kind::param) return 0;
+    return static_cast<std::size_t>(shards_->mine(l).begin * G.leaves[l].shape.cols);
   }
   void set_param(std::string_view name, std::span<const float> values) {
     std::span<float> p = param(name);
@@ -134,7 +145,7 @@ class train_step {
       if (G.leaves[l].name.view() == name && (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)) return l;
     throw error("kiln: no parameter or optimizer state named '" + std::string(name) + "'");
   }
-  // Whether this rank holds `name` (false only for another rank's share of a sharded optimizer state).
+  // Whether this rank holds all of `name` (false only for a sharded optimizer state, of which it holds its rows).
   bool holds(std::string_view name) const { return !shards_ || shards_->held[static_cast<std::size_t>(leaf_index(name))]; }
   int held_leaf_index(std::string_view name) const {
     const int l = leaf_index(name);
@@ -172,20 +183,18 @@ class train_step {
       if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)
         comm.broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
     opt_.share = 1.0 / comm.size();
-    std::vector<int> reduce_root;
+    std::vector<std::vector<row_share>> reduce_to;
     if (options.shard_optimizer_state) {
       shards_ = std::make_unique<optimizer_shards>(shard_optimizer(compiled_plan(), comm.size(), comm.rank()));
       unbound_allowed_.assign(static_cast<std::size_t>(G.num_leaves), 0);
       for (int l = 0; l < G.num_leaves; ++l)
-        if (!shards_->held[static_cast<std::size_t>(l)]) {
-          storage_[l] = aligned_floats();  // (releases the memory)
-          prog_.bind_leaf(l, nullptr);
-          unbound_allowed_[static_cast<std::size_t>(l)] = 1;
-        }
-      prog_.set_kernel_mask(shards_->runs.data(), unbound_allowed_.data());
-      reduce_root = shards_->reduce_root;
+        if (!shards_->held[static_cast<std::size_t>(l)]) keep_my_rows(l);
+      prog_.set_kernel_mask(shards_->runs.data(), shards_->rows.data(), unbound_allowed_.data());
+      reduce_to.resize(static_cast<std::size_t>(G.size));
+      for (int i = 0; i < G.size; ++i)
+        if (shards_->reduce[static_cast<std::size_t>(i)]) reduce_to[static_cast<std::size_t>(i)] = shards_->shares[static_cast<std::size_t>(G.nodes[i].leaf)];
     }
-    buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, options.bucket_floats, std::move(reduce_root));
+    buckets_ = std::make_unique<gradient_buckets>(compiled_plan(), prog_.buffers(), comm, options.bucket_floats, std::move(reduce_to));
     prog_.set_collectives(buckets_.get());
     comm_ = &comm;
   }
@@ -222,18 +231,41 @@ class train_step {
     if (!comm_) return;
     if (shards_)
       for (int l = 0; l < G.num_leaves; ++l)
-        if (G.leaves[l].kind == leaf_kind::param && shards_->sharded(l))
-          comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), shards_->owner_of_leaf[static_cast<std::size_t>(l)]);
+        if (G.leaves[l].kind == leaf_kind::param)
+          for (const row_share& sh : shards_->shares[static_cast<std::size_t>(l)]) {
+            const long C = G.leaves[l].shape.cols;
+            comm_->broadcast(std::span<float>(storage_[l].data() + sh.begin * C, static_cast<std::size_t>(sh.rows() * C)), sh.rank);
+          }
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::state && G.leaves[l].owner < 0)
         comm_->broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
   }
 
+  // A sharded state leaf keeps only this rank's rows [b, e), and the plan addresses them where they would be in the
+  // whole: the leaf's pointer is set b rows before the first kept value (integer arithmetic: the pointer itself
+  // points outside the allocation, and only rows b … e − 1 are ever read or written through it, by this rank's
+  // row kernels). A rank with no rows keeps nothing and leaves the leaf unbound: no kernel it runs touches it.
+  void keep_my_rows(int l) {
+    const row_share mine = shards_->mine(l);
+    const long C = G.leaves[l].shape.cols;
+    aligned_floats kept(storage_[l].begin() + mine.begin * C, storage_[l].begin() + mine.end * C);
+    storage_[l] = std::move(kept);  // (releases the rest)
+    if (mine.rows() == 0) {
+      prog_.bind_leaf(l, nullptr);
+      unbound_allowed_[static_cast<std::size_t>(l)] = 1;
+      return;
+    }
+    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(storage_[l].data());
+    prog_.bind_leaf(l, reinterpret_cast<float*>(first - static_cast<std::uintptr_t>(mine.begin * C) * sizeof(float)));
+  }
   void require_held(int l) const {
-    if (shards_ && !shards_->held[static_cast<std::size_t>(l)])
-      throw error("kiln: '" + std::string(G.leaves[l].name.view()) + "' is held by rank " +
-                  std::to_string(shards_->owner_of_leaf[static_cast<std::size_t>(l)]) +
-                  " (the optimizer state is sharded over the ranks); gather(name) fetches it");
+    if (!shards_ || shards_->held[static_cast<std::size_t>(l)]) return;
+    std::string owners;
+    for (const row_share& sh : shards_->shares[static_cast<std::size_t>(l)])
+      owners += (owners.empty() ? "" : ", ") + std::string("rows [") + std::to_string(sh.begin) + ", " + std::to_string(sh.end) +
+                ") on rank " + std::to_string(sh.rank);
+    throw error("kiln: '" + std::string(G.leaves[l].name.view()) + "' is sharded over the ranks (" + owners +
+                "); gather(name) fetches it, held_part(name) is this rank's part");
   }
 
   // Every rank's hash of what it compiled (the plan's text, every leaf's name and shape); all must be rank 0's.
@@ -254,7 +286,7 @@ class train_step {
   Optimizer opt_;
   std::unique_ptr<gradient_buckets> buckets_;
   std::unique_ptr<optimizer_shards> shards_;
-  std::vector<char> unbound_allowed_;  // by leaf: state another rank holds
+  std::vector<char> unbound_allowed_;  // by leaf: state of which other ranks hold every row
   dist::communicator* comm_ = nullptr;
   std::uint64_t seed_ = 0;
   long t_ = 0;

@@ -40,12 +40,24 @@ inline std::vector<std::int64_t> torch_shape(const leaf_info& l) {
   return {l.shape.rows, l.shape.cols};
 }
 
-// Whether `step` holds the values of parameter or state `name` itself: a step whose optimizer state is sharded
-// over data-parallel ranks (ZeRO-1) holds only its share of the state.
+// Whether `step` holds all the values of parameter or state `name`: a step whose optimizer state is sharded over
+// data-parallel ranks (ZeRO-1) holds only its rows of the state.
 template <class Step>
 bool holds(const Step& step, std::string_view name) {
   if constexpr (requires { step.holds(name); }) return step.holds(name);
   else return true;
+}
+// The values of `name` that `step` holds (all of them, or a sharded state's rows), and where they start in the
+// whole (row-major, in values).
+template <class Step>
+auto held_part(Step& step, std::string_view name) {
+  if constexpr (requires { step.held_part(name); }) return step.held_part(name);
+  else return step.param(name);
+}
+template <class Step>
+std::size_t held_offset(const Step& step, std::string_view name) {
+  if constexpr (requires { step.held_offset(name); }) return step.held_offset(name);
+  else return 0;
 }
 
 // Values of a step's leaves held elsewhere (another rank's share of a sharded optimizer state), by name.
@@ -248,15 +260,15 @@ load_result load_checkpoint_content(Step& step, const io::safetensors_content& c
     const leaf_info& info = g.leaves[l];
     if (!is_stored(info)) continue;
     const std::string lname(info.name.view());
-    if (!holds(step, lname)) continue;  // another rank's share of a sharded optimizer state: that rank loads it
-    auto dst = step.param(lname);
+    auto dst = held_part(step, lname);  // (a sharded optimizer state: this rank's rows; the other ranks load theirs)
     const auto it = content.tensors.find(lname);
     if (it == content.tensors.end()) {
       std::fill(dst.begin(), dst.end(), 0.0f);
       continue;
     }
     const std::vector<float> v = io::values_f32(it->second, where + ": tensor '" + lname + "'");
-    std::copy(v.begin(), v.end(), dst.begin());
+    const auto from = v.begin() + static_cast<std::ptrdiff_t>(held_offset(step, lname));
+    std::copy(from, from + static_cast<std::ptrdiff_t>(dst.size()), dst.begin());
   }
   step.set_step_count(t);
   for (const auto& w : result.warnings) std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
@@ -281,9 +293,9 @@ struct snapshot {
     const graph& g = Step::step_graph();
     snapshot s;
     for (int l = 0; l < g.num_leaves; ++l)
-      if (is_stored(g.leaves[l]) && holds(step, g.leaves[l].name.view())) {  // (a rank's share of a sharded state)
+      if (is_stored(g.leaves[l])) {
         const std::string name(g.leaves[l].name.view());
-        const auto p = step.param(name);
+        const auto p = held_part(step, name);  // (a sharded optimizer state: this rank's rows)
         s.values[name].assign(p.begin(), p.end());
       }
     s.step_count = step.step_count();
@@ -293,7 +305,7 @@ struct snapshot {
   template <class Step>
   void update_from(const Step& step) {
     for (auto& [name, v] : values) {
-      const auto p = step.param(name);
+      const auto p = held_part(step, name);
       std::copy(p.begin(), p.end(), v.begin());
     }
     step_count = step.step_count();
@@ -301,7 +313,7 @@ struct snapshot {
   template <class Step>
   void restore(Step& step) const {
     for (const auto& [name, v] : values) {
-      auto p = step.param(name);
+      auto p = held_part(step, name);
       if (p.size() != v.size())
         throw shape_error("snapshot: '" + name + "' holds " + std::to_string(v.size()) + " values, the step has " +
                           std::to_string(p.size()));
