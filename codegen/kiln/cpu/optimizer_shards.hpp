@@ -25,7 +25,7 @@
 //  - which state r holds: the rows it owns of each sharded state leaf, and all of every other state leaf.
 // Every rank computes the same result for every rank, so their collectives match.
 #include <kiln/core/error.hpp>
-#include <kiln/plan/kernel_view.hpp>
+#include <kiln/plan/plan.hpp>
 
 #include <algorithm>
 #include <string>
@@ -51,12 +51,13 @@ struct optimizer_shards {
   long state_floats_held = 0;                  // the part this rank holds
 
   bool sharded(int leaf) const { return !shares[static_cast<std::size_t>(leaf)].empty(); }
-  // This rank's rows of a sharded leaf ({rank, 0, 0} when it owns none).
-  row_share mine(int leaf) const {
+  // Rank r's rows of a sharded leaf ({r, 0, 0} when it owns none), and this rank's.
+  row_share share_of(int leaf, int r) const {
     for (const row_share& s : shares[static_cast<std::size_t>(leaf)])
-      if (s.rank == rank) return s;
-    return {rank, 0, 0};
+      if (s.rank == r) return s;
+    return {r, 0, 0};
   }
+  row_share mine(int leaf) const { return share_of(leaf, rank); }
 };
 
 namespace shard_detail {
@@ -190,11 +191,6 @@ inline optimizer_shards shard_optimizer(const plan& p, int ranks, int rank) {
 
   // What each rank runs: seeds, then every producer of what a running kernel reads (kernels are in dependency
   // order, so one pass from the last suffices). A row kernel runs on the ranks owning rows of its parameter.
-  auto rows_of = [&](int r, int leaf) -> row_share {
-    for (const row_share& x : s.shares[static_cast<std::size_t>(leaf)])
-      if (x.rank == r) return x;
-    return {r, 0, 0};
-  };
   std::vector<char> full_read_elsewhere(static_cast<std::size_t>(g.size), 0);  // by collective
   for (int r = 0; r < ranks; ++r) {
     std::vector<char> runs(static_cast<std::size_t>(p.num_kernels), 0);
@@ -203,7 +199,7 @@ inline optimizer_shards shard_optimizer(const plan& p, int ranks, int rank) {
     for (int o = 0; o < g.num_outputs; ++o) {
       const int leaf = g.outputs[o].assign_to;
       const int k = p.kernel_of[g.outputs[o].node];
-      if (k >= 0 && (leaf < 0 || !s.sharded(leaf) || rows_of(r, leaf).rows() > 0)) runs[static_cast<std::size_t>(k)] = 1;
+      if (k >= 0 && (leaf < 0 || !s.sharded(leaf) || s.share_of(leaf, r).rows() > 0)) runs[static_cast<std::size_t>(k)] = 1;
     }
     for (int k = p.num_kernels - 1; k >= 0; --k) {
       if (!runs[static_cast<std::size_t>(k)]) continue;
@@ -213,7 +209,7 @@ inline optimizer_shards shard_optimizer(const plan& p, int ranks, int rank) {
       for (const int c : o.collectives_read) {
         const int cp = g.nodes[c].leaf;  // a row kernel reads its own rows; a whole owner reads what it owns
         const bool own = cp >= 0 && s.sharded(cp) &&
-                         ((grp == cp && !whole[static_cast<std::size_t>(cp)]) || (whole[static_cast<std::size_t>(cp)] && rows_of(r, cp).rows() > 0));
+                         ((grp == cp && !whole[static_cast<std::size_t>(cp)]) || (whole[static_cast<std::size_t>(cp)] && s.share_of(cp, r).rows() > 0));
         if (!own) full_read_elsewhere[static_cast<std::size_t>(c)] = 1;
       }
     }
@@ -229,7 +225,7 @@ inline optimizer_shards shard_optimizer(const plan& p, int ranks, int rank) {
   for (int k = 0; k < p.num_kernels; ++k) {
     const int grp = row_group[static_cast<std::size_t>(k)];
     if (grp < 0 || whole[static_cast<std::size_t>(grp)] || !s.sharded(grp)) continue;
-    const row_share m = rows_of(rank, grp);
+    const row_share m = s.mine(grp);
     s.rows[2 * static_cast<std::size_t>(k)] = m.begin;
     s.rows[2 * static_cast<std::size_t>(k) + 1] = m.end;
     if (m.rows() == 0) s.runs[static_cast<std::size_t>(k)] = 0;
@@ -240,7 +236,7 @@ inline optimizer_shards shard_optimizer(const plan& p, int ranks, int rank) {
     if (g.leaves[l].kind != leaf_kind::state || g.leaves[l].owner < 0) continue;
     const long n = shard_detail::size_of(g.leaves[l]);
     s.state_floats += n;
-    const long mine = s.sharded(l) ? rows_of(rank, l).rows() * g.leaves[l].shape.cols : n;
+    const long mine = s.sharded(l) ? s.mine(l).rows() * g.leaves[l].shape.cols : n;
     s.held[static_cast<std::size_t>(l)] = mine == n;
     s.state_floats_held += mine;
   }

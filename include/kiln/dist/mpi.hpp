@@ -107,29 +107,8 @@ class mpi_communicator final : public communicator {
     run_now([&, this] { return MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_); }, "a gather");
     return all;
   }
-  void start_all_reduce_sum(std::span<float> data) override {
-    if (!thread_.joinable()) return all_reduce_sum(data);
-    submit([=, this] {
-      const auto t0 = std::chrono::steady_clock::now();
-      const int rc = sum(data.data(), static_cast<long>(data.size()), MPI_FLOAT);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::lock_guard lock(m_);
-      busy_seconds_ += s;
-      return rc;
-    });
-  }
-  void start_reduce_sum(std::span<float> data, int root) override {
-    auto reduce = [=, this] {
-      const auto t0 = std::chrono::steady_clock::now();
-      const int rc = sum(data.data(), static_cast<long>(data.size()), MPI_FLOAT, root);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::lock_guard lock(m_);
-      busy_seconds_ += s;
-      return rc;
-    };
-    if (!thread_.joinable()) return check(reduce(), "a sum to one rank");
-    submit(reduce);
-  }
+  void start_all_reduce_sum(std::span<float> data) override { start_sum(data, -1, "a sum of floats"); }
+  void start_reduce_sum(std::span<float> data, int root) override { start_sum(data, root, "a sum to one rank"); }
   void wait_all() override {
     if (!thread_.joinable()) return;
     std::unique_lock lock(m_);
@@ -158,6 +137,21 @@ class mpi_communicator final : public communicator {
       done += part;
     }
     return MPI_SUCCESS;
+  }
+
+  // A sum (to every rank when root < 0) queued on the communication thread and timed there; run at once where
+  // there is no such thread.
+  void start_sum(std::span<float> data, int root, const char* what) {
+    auto timed = [=, this] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int rc = sum(data.data(), static_cast<long>(data.size()), MPI_FLOAT, root);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard lock(m_);
+      busy_seconds_ += s;
+      return rc;
+    };
+    if (!thread_.joinable()) return check(timed(), what);
+    submit(timed);
   }
 
   // Queues f (returning an MPI error code) behind what was started; returns its ticket.
