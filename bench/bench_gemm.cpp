@@ -5,8 +5,12 @@
 // when one call is under 20 µs): on a shared machine a sample the scheduler cut into is an outlier the
 // median ignores. The peak is the best of 3 measurements (other load only ever lowers a measurement).
 //
+// Then the same shapes as BF16 products with FP32 sums (gemm_bf16) on each BF16 path this CPU has, with
+// their speed-up over the FP32 gemm.
+//
 // usage: bench_gemm [seconds per shape]
 #include <kiln/cpu/gemm.hpp>
+#include <kiln/cpu/gemm_bf16.hpp>
 #include <kiln/cpu/peak.hpp>
 
 #include <algorithm>
@@ -88,6 +92,7 @@ int main(int argc, char** argv) {
   };
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<double> fp32_median_s;
   for (const problem& p : problems) {
     std::vector<float> A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
         C(static_cast<std::size_t>(p.M * p.N)), work(kiln::cpu::gemm_workspace_floats(p.M, p.N, p.K));
@@ -107,6 +112,37 @@ int main(int argc, char** argv) {
     const double median = flop / t.median_s * 1e-9, best = flop / t.best_s * 1e-9;
     std::printf("  %-34s %5ld %5ld %5ld  %9.1f %9.1f  %5.1f%% (%.1f%%)\n", p.what, p.M, p.N, p.K, median, best,
                 100.0 * median / peak1, 100.0 * best / peak1);
+    fp32_median_s.push_back(t.median_s);
+  }
+
+  using kiln::cpu::bf16_path;
+  for (bf16_path path : {bf16_path::avx512_bf16, bf16_path::amx}) {
+    if (!kiln::cpu::available(path)) {
+      std::printf("\n%s: not on this CPU\n", kiln::cpu::describe(path));
+      continue;
+    }
+    std::printf("\n%s, median (best) GFLOP/s and speed-up of the median over FP32 gemm:\n", kiln::cpu::describe(path));
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      const problem& p = problems[i];
+      std::vector<float> A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
+          C(static_cast<std::size_t>(p.M * p.N)), work(kiln::cpu::gemm_bf16_workspace_floats(p.M, p.N, p.K));
+      for (float& x : A) x = dist(rng);
+      for (float& x : B) x = dist(rng);
+      const matrix_view a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
+      const matrix_view b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+      timing t;
+      if (p.prepacked) {
+        std::vector<float> packed(kiln::cpu::gemm_bf16_packed_b_floats(p.N, p.K) + 16);
+        float* pb = kiln::cpu::gemm_detail::align64(packed.data());
+        kiln::cpu::gemm_bf16_pack_b(p.N, p.K, b, pb);
+        t = time_it([&] { kiln::cpu::gemm_bf16_prepacked(path, p.M, p.N, p.K, a, pb, C.data(), p.N, false, kiln::cpu::gemm_detail::align64(work.data())); }, budget_s);
+      } else {
+        t = time_it([&] { kiln::cpu::gemm_bf16(path, p.M, p.N, p.K, a, b, C.data(), p.N, false, work.data()); }, budget_s);
+      }
+      const double flop = 2.0 * static_cast<double>(p.M * p.N * p.K);
+      std::printf("  %-34s %5ld %5ld %5ld  %9.1f %9.1f  %5.2fx\n", p.what, p.M, p.N, p.K, flop / t.median_s * 1e-9,
+                  flop / t.best_s * 1e-9, fp32_median_s[i] / t.median_s);
+    }
   }
   return 0;
 }

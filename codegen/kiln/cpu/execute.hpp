@@ -6,6 +6,7 @@
 // reductions by rows, and contractions by columns, by rows, or (weight gradients of narrow layers) by the
 // batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
 #include <kiln/cpu/gemm.hpp>
+#include <kiln/cpu/gemm_bf16.hpp>
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/simd_math.hpp>
 #include <kiln/cpu/thread_pool.hpp>
@@ -53,6 +54,7 @@ struct context {
   long ksplit_ws_stride = 0;
   float* gemm_ws = nullptr;        // threads × gemm_ws_stride: GEMM packing buffers
   long gemm_ws_stride = 0;
+  bf16_path products = bf16_path::fp32;  // how contractions multiply: FP32, or BF16 operands with FP32 sums
 };
 
 inline constexpr long resolve(int d, long batch_size) { return d == batch ? batch_size : d; }
@@ -378,6 +380,18 @@ struct executor {
       float* packed = gemm_detail::align64(ws);
       const long n = j1 - j0;
       const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
+      if (c.products != bf16_path::fp32) {  // BF16 products: B converted and packed once, A per row block
+        if (!shared_packed_b) gemm_bf16_pack_b(n, Kd, b, packed);
+        const float* packed_b = shared_packed_b ? shared_packed_b : packed;
+        float* a_ws = gemm_detail::align64(packed + gemm_bf16_packed_b_floats(n, Kd));
+        for (long r = r0; r < r1; r += gemm_row_block) {
+          const long e = std::min(r1, r + gemm_row_block);
+          const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
+          gemm_bf16_prepacked(c.products, e - r, n, Kd, a, packed_b, C + r * N + j0, N, false, a_ws);
+          block_rows_cols(c, r, e, j0, j1);
+        }
+        return;
+      }
       // A row-major B is read in place by a task of at most two row blocks (see gemm_b_in_place): the
       // classifier's first weight gradient split over 2 threads is 64 rows a task.
       const bool b_in_place = B.col_stride == 1 && r1 - r0 <= 2 * gemm_row_block;
@@ -448,12 +462,18 @@ struct executor {
         // Every row task would pack all of B (a transposed B, e.g. the forward product's Wᵀ, cannot be read in
         // place): when that pass is long, the tasks pack one shared copy first, each a share of its vectors, in
         // thread 0's workspace. The classifier's 784×128 Wᵀ takes about 9 µs to pack.
-        const bool share_packing = B.col_stride != 1 && Kd * N >= shared_packing_floats &&
-                                   gemm_packs_b(std::min(M, gemm_row_block), N, Kd, A, B);
+        // BF16 products always pack B (converting it), so then the tasks share it whatever its layout.
+        const bool bf16 = c.products != bf16_path::fp32;
+        const bool share_packing = Kd * N >= shared_packing_floats &&
+                                   (bf16 || (B.col_stride != 1 && gemm_packs_b(std::min(M, gemm_row_block), N, Kd, A, B)));
         const float* shared = nullptr;
         if (share_packing) {
           float* packed = gemm_detail::align64(c.gemm_ws);
-          c.pool->parallel_for(tasks, [&](int t, int) { gemm_pack_b_part(N, Kd, B, packed, t, tasks); });
+          const long panels = gemm_bf16_panels(N);
+          c.pool->parallel_for(tasks, [&](int t, int) {
+            if (bf16) gemm_bf16_pack_b(N, Kd, B, packed, panels * t / tasks, panels * (t + 1) / tasks);
+            else gemm_pack_b_part(N, Kd, B, packed, t, tasks);
+          });
           shared = packed;
         }
         c.pool->parallel_for(tasks, [&](int t, int thread) {
@@ -476,7 +496,7 @@ struct executor {
         float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
         const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
         const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
-        gemm(M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
+        gemm_bf16(c.products, M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
       });
       // the partials' sum and the epilogue in one pass over row ranges: each row is summed, then its
       // epilogue runs while it is in cache
@@ -637,7 +657,7 @@ struct executor {
         const node& mm = P.g.nodes[P.kernels[k].anchor];
         const long M = mm.shape.rows == batch ? std::min(batch_size, gemm_row_block) : mm.shape.rows;
         const long K = resolve(P.g.nodes[mm.in[0]].shape.cols, batch_size);
-        m = std::max<long>(m, static_cast<long>(gemm_workspace_floats(M, mm.shape.cols, K)));
+        m = std::max<long>(m, static_cast<long>(gemm_bf16_workspace_floats(M, mm.shape.cols, K)));  // FP32's or BF16's
       }
     return (m + 15) / 16 * 16;
   }

@@ -61,6 +61,10 @@ class program {
     ctx_.kernel_rows = kernel_rows;
     unbound_allowed_ = unbound_allowed;
   }
+  // Contractions multiply in FP32 (bf16_path::fp32, the default) or, on `path`, round their operands to BF16
+  // and sum in FP32 (kiln/cpu/gemm_bf16.hpp; the path must be available()).
+  void set_products(bf16_path path) { ctx_.products = path; }
+  bf16_path products() const { return ctx_.products; }
   // Denormal floats are flushed to zero while the plan runs (the default; see fp_mode.hpp for why), or kept
   // (IEEE gradual underflow, at a large cost in speed wherever they occur).
   void set_flush_denormals(bool flush) { flush_denormals_ = flush; }

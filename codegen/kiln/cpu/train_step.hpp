@@ -162,6 +162,23 @@ class train_step {
   void set_flush_denormals(bool flush) { prog_.set_flush_denormals(flush); }
   // Runs on `pool` (which must outlive the step) instead of the process-wide default_pool().
   void set_thread_pool(thread_pool& pool) { prog_.set_thread_pool(pool); }
+  // Mixed precision with PyTorch autocast's CPU semantics: precision::bf16 rounds the operands of every matrix
+  // product (forward and backward) to BF16 and sums in FP32; activations, reductions, softmax, losses and the
+  // optimizer run in FP32, and the parameters and optimizer state stay FP32 (the master copy). The products run
+  // on this CPU's fastest BF16 path (AMX, else AVX512-BF16, else FP32 where it has neither), or on `path`
+  // (error if this CPU lacks it). Convolutions stay FP32 for now.
+  void set_precision(precision p) { set_precision(p, best_bf16_path()); }
+  void set_precision(precision p, bf16_path path) {
+    if (p == precision::bf16 && !available(path))
+      throw error(std::string("kiln: set_precision: this CPU cannot run ") + describe(path));
+    precision_ = p;
+    prog_.set_products(p == precision::bf16 ? path : bf16_path::fp32);
+  }
+  precision arithmetic() const { return precision_; }
+  // How this step multiplies, in words (for logs and benchmark headers).
+  std::string precision_text() const {
+    return precision_ == precision::fp32 ? "fp32 products" : describe(prog_.products());
+  }
   long step_count() const { return t_; }
   void set_step_count(long t) { t_ = t; }
 
@@ -289,6 +306,7 @@ class train_step {
   std::vector<char> unbound_allowed_;  // by leaf: state of which other ranks hold every row
   dist::communicator* comm_ = nullptr;
   std::uint64_t seed_ = 0;
+  precision precision_ = precision::fp32;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};
   std::vector<aligned_floats> storage_ = std::vector<aligned_floats>(G.num_leaves);  // by leaf, 64-byte aligned
