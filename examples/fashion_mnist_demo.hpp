@@ -6,7 +6,7 @@
 // copied back after every epoch), and what they print and write:
 //
 //   PROGRAM [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu|cuda] [--out DIR] [--data DIR] [--limit N]
-//           [--distributed [--zero]]
+//           [--distributed [--zero]] [--precision fp32|bf16]
 //
 // --distributed trains data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed; a build
 // with MPI): each rank takes its share of every batch of B rows, the gradients are summed over ranks during the
@@ -49,6 +49,7 @@ struct arguments {
   long limit = 0;  // use only the first N training images (0: all)
   bool distributed = false;
   bool zero = false;  // with --distributed: the optimizer state sharded over the ranks (ZeRO-1)
+  std::string precision = "fp32";  // or bf16: BF16 matrix-product operands, FP32 sums, weights and Adam state
 };
 
 inline std::string program = "fashion_mnist";
@@ -64,7 +65,9 @@ inline const char* usage =
     "  --data DIR   the IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --limit N    train on the first N training images only (a quick run)\n"
     "  --distributed  data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed)\n"
-    "  --zero         with --distributed: each rank holds and updates the Adam state of its share of the parameters (ZeRO-1)\n";
+    "  --zero         with --distributed: each rank holds and updates the Adam state of its share of the parameters (ZeRO-1)\n"
+    "  --precision P  fp32 (default) or bf16: the CPU step's matrix products and convolutions take BF16 operands\n"
+    "                 with FP32 sums (AMX or AVX512-BF16 where the CPU has them); weights, Adam and the rest stay FP32\n";
 
 // The usage text with this program's name.
 inline std::string usage_text() {
@@ -119,6 +122,7 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
     else if (flag == "--out") a.out = v;
     else if (flag == "--data") a.data = v;
     else if (flag == "--limit") a.limit = number<long>(flag, v);
+    else if (flag == "--precision") a.precision = v;
     else bad_usage("unknown option " + flag);
   }
   if (a.epochs < 1) bad_usage("--epochs must be at least 1");
@@ -127,6 +131,8 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
   if (a.device != "cpu" && a.device != "cuda") bad_usage("--device must be cpu or cuda, got '" + a.device + "'");
   if (a.distributed && a.device != "cpu") bad_usage("--distributed trains on the CPU (--device cpu)");
   if (a.zero && !a.distributed) bad_usage("--zero shards the optimizer state over the ranks of --distributed");
+  if (a.precision != "fp32" && a.precision != "bf16") bad_usage("--precision must be fp32 or bf16, got '" + a.precision + "'");
+  if (a.precision == "bf16" && a.device != "cpu") bad_usage("--precision bf16 is the CPU step's (--device cpu)");
   return a;
 }
 
@@ -169,6 +175,10 @@ inline splits load_splits(const arguments& args) {
   return {all.select(split.train), all.select(split.validation), to_table(test_images)};
 }
 
+inline kiln::cpu::precision arithmetic(const arguments& args) {
+  return args.precision == "bf16" ? kiln::cpu::precision::bf16 : kiln::cpu::precision::fp32;
+}
+
 #if KILN_HAVE_MPI
 // --distributed: the same training, data-parallel over the MPI job's ranks; rank 0 prints and writes.
 template <class Loss, class Logits>
@@ -188,6 +198,8 @@ int run_distributed(int argc, char** argv, const arguments& args, const std::str
     kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
     trainer.set_communicator(comm, kiln::cpu::data_parallel_options{.shard_optimizer_state = args.zero});
     trainer.step().set_thread_pool(pool);
+    trainer.step().set_precision(arithmetic(args));
+    if (comm.is_root()) std::printf("products: %s\n", trainer.step().precision_text().c_str());
     if (comm.is_root())
       std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank, %d threads per rank; "
                   "%d gradient buckets\n",
@@ -269,6 +281,10 @@ int run(int argc, char** argv, const std::string& name, const std::string& model
     std::snprintf(title, sizeof title, "Fashion-MNIST, %s, Adam lr %g, batch %ld", model.c_str(), args.lr, args.batch);
     opt.title = title;
     trainer_type trainer(kiln::adam{.lr = args.lr}, opt);
+    if (!gpu) {
+      trainer.step().set_precision(arithmetic(args));
+      std::printf("products: %s\n", trainer.step().precision_text().c_str());
+    }
     const long per_epoch = static_cast<long>((train.rows() + static_cast<std::size_t>(args.batch) - 1) / static_cast<std::size_t>(args.batch));
     std::printf("training on %zu images, validating on %zu, testing on %zu\n", train.rows(), validation.rows(), test.rows());
     std::printf("model %s, cross-entropy, Adam lr %g, batch %ld: %ld iterations per epoch, %d epochs, seed %llu\n", model.c_str(),
@@ -294,6 +310,8 @@ int run(int argc, char** argv, const std::string& name, const std::string& model
     } else {
       typename trainer_type::step_type fused(kiln::adam{.lr = args.lr}, args.seed);
       typename trainer_type::unfused_step_type unfused(kiln::adam{.lr = args.lr}, args.seed);
+      fused.set_precision(arithmetic(args));
+      unfused.set_precision(arithmetic(args));
       fused_ms = median_step_ms(fused, train, b, 51);
       unfused_ms = median_step_ms(unfused, train, b, 51);
     }

@@ -167,7 +167,6 @@ TEST_CASE("gemm_bf16 matches the product of the rounded operands: shapes × tran
         }
     }
 }
-}
 
 TEST_CASE("gemm_bf16 with general strides (neither stride 1)") {
   if (skip_without_bf16()) return;

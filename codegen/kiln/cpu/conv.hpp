@@ -11,7 +11,10 @@
 // The products are the ones ops/window_math.hpp defines element by element (which the reference, the CUDA
 // kernels and the rendered C++ evaluate), summed in another order: the tests hold them to float tolerance.
 // Per-thread scratch grows to the largest window seen and is then reused: steady-state steps do not allocate.
+// `products` (bf16_path::fp32 by default) makes the products BF16 operands with FP32 sums (gemm_bf16.hpp), as
+// a step in mixed precision asks.
 #include <kiln/cpu/gemm.hpp>
+#include <kiln/cpu/gemm_bf16.hpp>
 #include <kiln/ops/window_math.hpp>
 
 #include <algorithm>
@@ -91,17 +94,18 @@ inline void scatter_group(const sizes& s, const float* side, long n, long m, lon
 }
 
 // y rows [n0, n1) = conv2d(x, wt).
-inline void forward(const window& w, const float* x, const float* wt, float* y, long n0, long n1) {
+inline void forward(const window& w, const float* x, const float* wt, float* y, long n0, long n1,
+                    bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_workspace_floats(s.og, N, s.K));
+  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_bf16_workspace_floats(s.og, N, s.K));
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
       for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
-      gemm(s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, side, ld, false, ws);
+      gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, side, ld, false, ws);
       scatter_group(s, side, n, m, g, y);
     }
   }
@@ -109,10 +113,11 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
 
 // gx rows [n0, n1) = conv2d_dx(gy, wt). The weight is transposed once per call ([K, O/G] per group, row-major),
 // so the products read it in place instead of packing a transposed view for every block.
-inline void input_adjoint(const window& w, const float* gy, const float* wt, float* gx, long n0, long n1) {
+inline void input_adjoint(const window& w, const float* gy, const float* wt, float* gx, long n0, long n1,
+                          bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* dcols = scratch(static_cast<std::size_t>((s.K + s.og) * N + w.o * s.K) + gemm_workspace_floats(s.K, N, s.og));
+  float* dcols = scratch(static_cast<std::size_t>((s.K + s.og) * N + w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og));
   float* side = dcols + s.K * N;
   float* wt_t = side + s.og * N;
   float* ws = wt_t + w.o * s.K;
@@ -124,17 +129,18 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
       gather_group(s, gy, n, m, g, side);
-      gemm(s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{side, ld, 1}, dcols, ld, false, ws);
+      gemm_bf16(products, s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{side, ld, 1}, dcols, ld, false, ws);
       for (long t = 0; t < m; ++t) col2im_add(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
     }
   }
 }
 
 // partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group.
-inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1) {
+inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1,
+                           bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_workspace_floats(s.og, s.K, N));
+  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_bf16_workspace_floats(s.og, s.K, N));
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
   std::fill_n(partial, w.o * s.K, 0.0f);
@@ -143,7 +149,7 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
     for (long g = 0; g < w.groups; ++g) {
       for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
       gather_group(s, gy, n, m, g, side);
-      gemm(s.og, s.K, ld, matrix_view{side, ld, 1}, matrix_view{cols, 1, ld}, partial + g * s.og * s.K, s.K, true, ws);
+      gemm_bf16(products, s.og, s.K, ld, matrix_view{side, ld, 1}, matrix_view{cols, 1, ld}, partial + g * s.og * s.K, s.K, true, ws);
     }
   }
 }

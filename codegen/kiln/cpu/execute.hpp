@@ -570,13 +570,13 @@ struct executor {
       float* out = c.buf[KR.anchor];
       constexpr long work_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw + w.in_size();
       if constexpr (window_per_sample(code)) {
-        parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int) { window_rows<code, w>(a, b, out, n0, n1); });
+        parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int) { window_rows<code, w>(a, b, out, n0, n1, c.products); });
       } else if constexpr (code == window_math::kiln_conv2d_dw) {
         constexpr long size = nd.shape.rows * nd.shape.cols;
         const int threads = c.pool->num_threads();
         const long tasks = rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
         c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int) {
-          conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks);
+          conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks, c.products);
         });
         std::copy_n(c.ksplit_ws, size, out);
         for (long t = 1; t < tasks; ++t)

@@ -103,30 +103,6 @@ KILN_BF16_TARGET inline __m512i convert_32(const float* p, long n) {
 
 // ---- packing
 
-// Rows [m0, m0 + rows) of A, all K, into dst (packed_a_halves layout); rows up to the next multiple of 16 are 0.
-KILN_BF16_TARGET inline void pack_a(matrix_view A, long m0, long rows, long K, std::uint16_t* dst) {
-  const long Kp = padded_k(K), rows_padded = gemm_detail::round_up(rows, tile_rows);
-  if (A.col_stride == 1) {
-    for (long r = 0; r < rows; ++r) {
-      const float* src = A.p + (m0 + r) * A.row_stride;
-      for (long k0 = 0; k0 < Kp; k0 += k_step) _mm512_storeu_si512(dst + r * Kp + k0, convert_32(src + k0, K - k0));
-    }
-  } else {  // a transposed or strided A: gathered 16 rows × 32 k at a time (reads run along its rows' stride)
-    alignas(64) float t[tile_rows][k_step];
-    for (long r0 = 0; r0 < rows; r0 += tile_rows) {
-      const long nr = std::min(tile_rows, rows - r0);
-      for (long k0 = 0; k0 < Kp; k0 += k_step) {
-        const long nk = std::min(k_step, K - k0);
-        for (long kk = 0; kk < k_step; ++kk)
-          for (long rr = 0; rr < tile_rows; ++rr)
-            t[rr][kk] = rr < nr && kk < nk ? A.p[(m0 + r0 + rr) * A.row_stride + (k0 + kk) * A.col_stride] : 0.0f;
-        for (long rr = 0; rr < nr; ++rr) _mm512_storeu_si512(dst + (r0 + rr) * Kp + k0, convert_32(t[rr], k_step));
-      }
-    }
-  }
-  std::fill(dst + rows * Kp, dst + rows_padded * Kp, std::uint16_t{0});
-}
-
 // Transpose a 16×16 matrix of 32-bit words held as 16 rows, in 4 rounds: round h swaps the off-diagonal h×h
 // blocks of every 2h×2h block.
 typedef std::uint32_t words16 __attribute__((vector_size(64)));
@@ -150,14 +126,61 @@ KILN_BF16_TARGET inline void transpose_words(words16 (&v)[16]) {
   transpose_round<1>(v, e);
 }
 
+// Two rows of 16 floats (lo: row k, hi: row k + 1) as 16 pair words: word j = (lo[j], hi[j]) in bf16.
+KILN_BF16_TARGET inline __m512i pair_words(__m512 lo, __m512 hi) {
+  alignas(64) static constexpr std::uint16_t interleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
+                                                               21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
+                                                               11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i pair = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // halves 0..15 from lo
+  return _mm512_permutexvar_epi16(_mm512_load_si512(interleave), pair);
+}
+
+
+// Rows [m0, m0 + rows) of A, all K, into dst (packed_a_halves layout); rows up to the next multiple of 16 are 0.
+KILN_BF16_TARGET inline void pack_a(matrix_view A, long m0, long rows, long K, std::uint16_t* dst) {
+  const long Kp = padded_k(K), rows_padded = gemm_detail::round_up(rows, tile_rows);
+  if (A.col_stride == 1) {
+    for (long r = 0; r < rows; ++r) {
+      const float* src = A.p + (m0 + r) * A.row_stride;
+      for (long k0 = 0; k0 < Kp; k0 += k_step) _mm512_storeu_si512(dst + r * Kp + k0, convert_32(src + k0, K - k0));
+    }
+  } else if (A.row_stride == 1) {  // A = Yᵀ (the weight gradients' dYᵀ): 16 rows are contiguous at each k
+    const __mmask16 m = lane_mask(16);
+    for (long r0 = 0; r0 < rows; r0 += tile_rows) {
+      const long nr = std::min(tile_rows, rows - r0);
+      const __mmask16 mr = nr == 16 ? m : lane_mask(nr);
+      const float* src = A.p + m0 + r0;
+      for (long k0 = 0; k0 < Kp; k0 += k_step) {
+        words16 v[16];  // v[q]: the pair (k0 + 2q, k0 + 2q + 1) of each of the 16 rows
+        for (int q = 0; q < 16; ++q) {
+          const long k = k0 + 2 * q;
+          const __m512 lo = k < K ? _mm512_maskz_loadu_ps(mr, src + k * A.col_stride) : _mm512_setzero_ps();
+          const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(mr, src + (k + 1) * A.col_stride) : _mm512_setzero_ps();
+          v[q] = reinterpret_cast<words16>(pair_words(lo, hi));
+        }
+        transpose_words(v);  // v[r]: row r's 16 pairs, its 32 k in order
+        for (long r = 0; r < nr; ++r) _mm512_storeu_si512(dst + (r0 + r) * Kp + k0, reinterpret_cast<__m512i>(v[r]));
+      }
+    }
+  } else {  // a strided A: gathered 16 rows × 32 k at a time
+    alignas(64) float t[tile_rows][k_step];
+    for (long r0 = 0; r0 < rows; r0 += tile_rows) {
+      const long nr = std::min(tile_rows, rows - r0);
+      for (long k0 = 0; k0 < Kp; k0 += k_step) {
+        const long nk = std::min(k_step, K - k0);
+        for (long kk = 0; kk < k_step; ++kk)
+          for (long rr = 0; rr < tile_rows; ++rr)
+            t[rr][kk] = rr < nr && kk < nk ? A.p[(m0 + r0 + rr) * A.row_stride + (k0 + kk) * A.col_stride] : 0.0f;
+        for (long rr = 0; rr < nr; ++rr) _mm512_storeu_si512(dst + (r0 + rr) * Kp + k0, convert_32(t[rr], k_step));
+      }
+    }
+  }
+  std::fill(dst + rows * Kp, dst + rows_padded * Kp, std::uint16_t{0});
+}
+
 // Panels [p0, p1) of B (K × N) into dst (packed_b_halves layout; panel p at p·16·Kp).
 KILN_BF16_TARGET inline void pack_b(matrix_view B, long N, long K, std::uint16_t* dst, long p0, long p1) {
   const long Kp = padded_k(K);
-  // word j of a row pair = (row k, column j) then (row k + 1, column j): halves 0..15 of `pair` are row k
-  alignas(64) static constexpr std::uint16_t interleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,
-                                                               21, 6, 22, 7, 23, 8,  24, 9,  25, 10, 26,
-                                                               11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i order = _mm512_load_si512(interleave);
   for (long p = p0; p < p1; ++p) {
     std::uint16_t* d = dst + p * panel_cols * Kp;
     const long j0 = p * panel_cols, w = std::min(panel_cols, N - j0);
@@ -166,8 +189,7 @@ KILN_BF16_TARGET inline void pack_b(matrix_view B, long N, long K, std::uint16_t
       for (long k = 0; k < Kp; k += 2) {
         const __m512 r0 = k < K ? _mm512_maskz_loadu_ps(m, B.p + k * B.row_stride + j0) : _mm512_setzero_ps();
         const __m512 r1 = k + 1 < K ? _mm512_maskz_loadu_ps(m, B.p + (k + 1) * B.row_stride + j0) : _mm512_setzero_ps();
-        const __m512i pair = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0));
-        _mm512_storeu_si512(d + k * panel_cols, _mm512_permutexvar_epi16(order, pair));
+        _mm512_storeu_si512(d + k * panel_cols, pair_words(r0, r1));
       }
     } else if (B.row_stride == 1) {  // columns contiguous along k (B = Wᵀ): a column's 32 k are 16 pair words
       for (long k0 = 0; k0 < Kp; k0 += k_step) {

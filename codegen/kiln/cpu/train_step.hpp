@@ -166,7 +166,7 @@ class train_step {
   // product (forward and backward) to BF16 and sums in FP32; activations, reductions, softmax, losses and the
   // optimizer run in FP32, and the parameters and optimizer state stay FP32 (the master copy). The products run
   // on this CPU's fastest BF16 path (AMX, else AVX512-BF16, else FP32 where it has neither), or on `path`
-  // (error if this CPU lacks it). Convolutions stay FP32 for now.
+  // (error if this CPU lacks it). Convolutions count as matrix products (im2col, then gemm_bf16).
   void set_precision(precision p) { set_precision(p, best_bf16_path()); }
   void set_precision(precision p, bf16_path path) {
     if (p == precision::bf16 && !available(path))
