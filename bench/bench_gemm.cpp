@@ -56,6 +56,21 @@ struct problem {
   bool prepacked = false;  // B packed once outside the timed loop (gemm_prepacked)
 };
 
+// Random A and B of a problem (as views, transposed where it says), C, and a workspace of `work_floats`.
+struct operands {
+  std::vector<float> A, B, C, work;
+  matrix_view a, b;
+  operands(const problem& p, std::mt19937& rng, std::size_t work_floats)
+      : A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
+        C(static_cast<std::size_t>(p.M * p.N)), work(work_floats) {
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (float& x : A) x = dist(rng);
+    for (float& x : B) x = dist(rng);
+    a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
+    b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,15 +106,12 @@ int main(int argc, char** argv) {
       {"64-row block x*W1^T, B prepacked", 64, 128, 784, false, true, true},
   };
   std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<double> fp32_median_s;
   for (const problem& p : problems) {
-    std::vector<float> A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
-        C(static_cast<std::size_t>(p.M * p.N)), work(kiln::cpu::gemm_workspace_floats(p.M, p.N, p.K));
-    for (float& x : A) x = dist(rng);
-    for (float& x : B) x = dist(rng);
-    const matrix_view a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
-    const matrix_view b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+    operands o(p, rng, kiln::cpu::gemm_workspace_floats(p.M, p.N, p.K));
+    std::vector<float>& C = o.C;
+    const matrix_view a = o.a, b = o.b;
+    std::vector<float>& work = o.work;
     timing t;
     if (p.prepacked) {
       std::vector<float> packed(kiln::cpu::gemm_packed_b_floats(p.N, p.K));
@@ -124,12 +136,10 @@ int main(int argc, char** argv) {
     std::printf("\n%s, median (best) GFLOP/s and speed-up of the median over FP32 gemm:\n", kiln::cpu::describe(path));
     for (std::size_t i = 0; i < problems.size(); ++i) {
       const problem& p = problems[i];
-      std::vector<float> A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
-          C(static_cast<std::size_t>(p.M * p.N)), work(kiln::cpu::gemm_bf16_workspace_floats(p.M, p.N, p.K));
-      for (float& x : A) x = dist(rng);
-      for (float& x : B) x = dist(rng);
-      const matrix_view a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
-      const matrix_view b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+      operands o(p, rng, kiln::cpu::gemm_bf16_workspace_floats(p.M, p.N, p.K));
+      std::vector<float>& C = o.C;
+      const matrix_view a = o.a, b = o.b;
+      std::vector<float>& work = o.work;
       timing t;
       if (p.prepacked) {
         std::vector<float> packed(kiln::cpu::gemm_bf16_packed_b_floats(p.N, p.K) + 16);

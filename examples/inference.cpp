@@ -11,6 +11,8 @@
 //
 // DIR (default ./out_inference) receives model.safetensors, model.hpp (the exported header), server.cpp (the
 // stream served by the header) and its build, and model.onnx.
+#include "fashion_mnist_model.hpp"
+
 #include <kiln/kiln.hpp>
 #include <kiln/cpu/export_cpp.hpp>
 #include <kiln/cpu/export_onnx.hpp>
@@ -29,13 +31,8 @@
 #include <vector>
 
 namespace {
-constexpr auto net = kiln::nn::sequential(kiln::dense<128>{}, kiln::relu, kiln::dense<64>{}, kiln::relu, kiln::dense<10>{});
-struct classifier_loss {
-  constexpr auto operator()() const { return kiln::cross_entropy(net(kiln::input<784>("x")), kiln::labels<10>("y")); }
-};
-struct classifier_logits {
-  constexpr auto operator()() const { return net(kiln::input<784>("x")); }
-};
+using classifier_loss = fashion_mlp::loss;
+using classifier_logits = fashion_mlp::logits;
 using step_type = kiln::cpu::train_step<classifier_loss, kiln::adam>;
 using function_type = kiln::cpu::function<classifier_logits>;
 constexpr long pixels = 784, classes = 10;

@@ -10,7 +10,9 @@ std::vector<timed_step> kiln_classifier_steps(const bench_case& c, std::vector<r
     skipped.push_back(skipped_result(c, "cpu", "fused", "the kiln model is 784-128-64-10"));
     return {};
   }
-  return kiln_fused_and_unfused<models::classifier_loss>(c, kiln::adam{.lr = c.lr});
+  std::vector<timed_step> steps = kiln_fused_and_unfused<models::classifier_loss>(c, kiln::adam{.lr = c.lr});
+  kiln_bf16_step<models::classifier_loss>(c, kiln::adam{.lr = c.lr}, steps, skipped);
+  return steps;
 }
 
 }  // namespace kiln_bench

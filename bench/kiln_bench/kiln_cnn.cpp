@@ -13,7 +13,9 @@ std::vector<timed_step> kiln_cnn_steps(const bench_case& c, std::vector<result>&
     skipped.push_back(skipped_result(c, "cpu", "fused", "the kiln CNN is the Fashion-MNIST CNN on 1x28x28 inputs"));
     return {};
   }
-  return kiln_fused_and_unfused<fashion_cnn::loss>(c, kiln::adam{.lr = c.lr});
+  std::vector<timed_step> steps = kiln_fused_and_unfused<fashion_cnn::loss>(c, kiln::adam{.lr = c.lr});
+  kiln_bf16_step<fashion_cnn::loss>(c, kiln::adam{.lr = c.lr}, steps, skipped);
+  return steps;
 }
 
 }  // namespace kiln_bench

@@ -1,5 +1,6 @@
 #pragma once
-// kiln's fused and unfused train_step for one model, as timed steps (plus kernels per step in the note).
+// kiln's fused and unfused train_step for one model, as timed steps (plus kernels per step in the note), and the
+// fused step in BF16 mixed precision ("fused_bf16") where this CPU has BF16 instructions.
 #include "bench_case.hpp"
 #include "timing.hpp"
 
@@ -12,7 +13,8 @@
 namespace kiln_bench {
 
 template <class Model, class Optimizer, kiln::fusion Mode>
-timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char* mode) {
+timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char* mode,
+                           kiln::cpu::precision precision = kiln::cpu::precision::fp32) {
   using step_type = kiln::cpu::train_step<Model, Optimizer, Mode>;
   struct state {  // a train_step is not movable: built in place
     state(const bench_case& k, const Optimizer& o)
@@ -23,6 +25,7 @@ timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char
     std::vector<std::int32_t> y;
   };
   auto s = std::make_shared<state>(c, opt);
+  s->step.set_precision(precision);
   timed_step t;
   t.r.case_name = c.name;
   t.r.backend = "cpu";
@@ -30,6 +33,7 @@ timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char
   t.r.batch = c.batch;
   t.r.threads = kiln::cpu::default_pool().num_threads();
   t.r.note = std::to_string(step_type::compiled_plan().num_kernels) + " kernels/step";
+  if (precision != kiln::cpu::precision::fp32) t.r.note += ", " + s->step.precision_text();
   if (c.loss == loss_kind::cross_entropy)
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"y", s->y}})); };
   else
@@ -53,6 +57,16 @@ std::vector<timed_step> kiln_fused_and_unfused(const bench_case& c, const Optimi
   out.push_back(kiln_timed_step<Model, Optimizer, kiln::fusion::fused>(c, opt, "fused"));
   out.push_back(kiln_timed_step<Model, Optimizer, kiln::fusion::unfused>(c, opt, "unfused"));
   return out;
+}
+
+// The fused step in BF16 mixed precision, or why it is not measured (a CPU without BF16 instructions).
+template <class Model, class Optimizer>
+void kiln_bf16_step(const bench_case& c, const Optimizer& opt, std::vector<timed_step>& steps, std::vector<result>& skipped) {
+  if (kiln::cpu::best_bf16_path() == kiln::cpu::bf16_path::fp32) {
+    skipped.push_back(skipped_result(c, "cpu", "fused_bf16", "this CPU has neither AMX-BF16 nor AVX512-BF16"));
+    return;
+  }
+  steps.push_back(kiln_timed_step<Model, Optimizer, kiln::fusion::fused>(c, opt, "fused_bf16", kiln::cpu::precision::bf16));
 }
 
 }  // namespace kiln_bench

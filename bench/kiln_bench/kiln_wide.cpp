@@ -19,7 +19,9 @@ std::vector<timed_step> kiln_wide_steps(const bench_case& c, std::vector<result>
     skipped.push_back(skipped_result(c, "cpu", "fused", "the kiln model is 1024-1024-1024-10"));
     return {};
   }
-  return kiln_fused_and_unfused<wide>(c, kiln::adam{.lr = c.lr});
+  std::vector<timed_step> steps = kiln_fused_and_unfused<wide>(c, kiln::adam{.lr = c.lr});
+  kiln_bf16_step<wide>(c, kiln::adam{.lr = c.lr}, steps, skipped);
+  return steps;
 }
 
 }  // namespace kiln_bench

@@ -9,6 +9,8 @@
 #include "kiln_cases.hpp"
 #include "openblas_core.hpp"
 #include "python_peers.hpp"
+
+#include <kiln/cpu/gemm_bf16.hpp>
 #include "report.hpp"
 
 #include <kiln/core/error.hpp>
@@ -165,22 +167,24 @@ std::vector<python_peer> python_peers(const options& o) {
   const bool compile_in_venv = !o.torch_venv.empty() && executable(venv_python);
   python_peer torch{"pytorch", {"pytorch"}, o.python_exe, torch_script, ""};
   python_peer torch_compile{"pytorch", {"torch_compile"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
+  // autocast to BF16 on PyPI's PyTorch 2 (oneDNN with AMX where the CPU has it), the peer of kiln's fused_bf16
+  python_peer torch_bf16{"pytorch", {"pytorch_bf16"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
   python_peer jax{"jax", {"jax_jit"}, o.jax_venv + "/bin/python", o.peers_dir + "/jax_cpu.py", ""};
   python_peer ort{"onnxruntime", {"onnxruntime"}, o.onnx_venv + "/bin/python", o.peers_dir + "/onnxruntime_cpu.py", ""};
   ort.environment = std::string("KILN_BENCH_ONNX_DIR='") + KILN_BENCH_EXPORTED_DIR + "'";
   ort.inference_only = true;
-  for (python_peer* p : {&torch, &torch_compile, &jax, &ort}) {
+  for (python_peer* p : {&torch, &torch_compile, &torch_bf16, &jax, &ort}) {
     if (!o.python) p->absent = "disabled by --no-python";
     else if (!readable(p->script)) p->absent = "peer script " + p->script + " not found (see --peers-dir)";
   }
-  for (python_peer* p : {&torch, &torch_compile})
+  for (python_peer* p : {&torch, &torch_compile, &torch_bf16})
     if (p->absent.empty() && !executable(p->python))
       p->absent = "no Python interpreter at " + p->python + " (apt-get install python3-torch)";
   if (jax.absent.empty() && !executable(jax.python))
     jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
   if (ort.absent.empty() && !executable(ort.python))
     ort.absent = "no ONNX virtual environment at " + o.onnx_venv + " (create it: bash tests/setup_onnx_venv.sh)";
-  return {torch, torch_compile, jax, ort};
+  return {torch, torch_compile, torch_bf16, jax, ort};
 }
 
 // Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median
@@ -258,6 +262,7 @@ int run(const options& o) {
   m.load_before = load_average();
   m.compiler = compiler_name();
   m.openblas = openblas_core();
+  m.bf16 = kiln::cpu::describe(kiln::cpu::best_bf16_path());
   if (const char* detected = std::getenv("KILN_BENCH_OPENBLAS_DETECTED"))
     m.openblas += std::string(" (forced by kiln-bench: OpenBLAS chose ") + detected + " kernels for this CPU)";
   m.kiln_commit = git_commit(KILN_BENCH_SOURCE_DIR);

@@ -114,6 +114,7 @@ void print_table(const std::vector<bench_case>& cases, const std::vector<report_
               m.kiln_commit.c_str(), m.compiler.c_str(), m.cpu.c_str(), m.kiln_threads);
   for (const auto& [threads, gflops] : m.peak_gflops) std::printf("  %d thread%s %.1f GFLOP/s", threads, threads == 1 ? "" : "s", gflops);
   if (!m.openblas.empty()) std::printf("\nOpenBLAS kernels: %s", m.openblas.c_str());
+  std::printf("\nkiln fused_bf16: %s", m.bf16.c_str());
   std::printf("\nload average (1, 5, 15 min) before %s, after %s; a shared machine: compare ratios\n",
               m.load_before.c_str(), m.load_after.c_str());
   std::printf("median of repeated timings; %%peak is of the FMA peak for the row's thread count; "
@@ -147,6 +148,23 @@ void print_table(const std::vector<bench_case>& cases, const std::vector<report_
       if (row.r.case_name == c.name && row.r.mode == "unfused" && row.vs_kiln > 0)
         std::printf("  %s %.2fx", c.name.c_str(), row.vs_kiln);
   std::printf("\n");
+  // BF16 mixed precision: kiln's own FP32 step against its BF16 step, and PyTorch's autocast against kiln's BF16
+  bool header = false;
+  for (const bench_case& c : cases) {
+    const result *bf16 = nullptr, *fp32 = nullptr, *autocast = nullptr;
+    for (const report_row& row : rows) {
+      if (row.r.case_name != c.name || !row.r.measured()) continue;
+      if (row.r.backend == "cpu" && row.r.mode == "fused_bf16") bf16 = &row.r;
+      if (row.r.backend == "cpu" && row.r.mode == "fused") fp32 = &row.r;
+      if (row.r.backend == "pytorch" && row.r.mode == "pytorch_bf16") autocast = &row.r;
+    }
+    if (!bf16) continue;
+    if (!header) std::printf("BF16 (kiln fused_bf16, %s):", m.bf16.c_str());
+    header = true;
+    std::printf("  %s: %.2fx kiln FP32", c.name.c_str(), fp32 ? fp32->median_us / bf16->median_us : NAN);
+    if (autocast) std::printf(", %.2fx PyTorch autocast", autocast->median_us / bf16->median_us);
+  }
+  if (header) std::printf("\n");
 }
 
 std::string markdown_section(const std::vector<bench_case>& cases, const std::vector<report_row>& rows,
@@ -158,6 +176,7 @@ std::string markdown_section(const std::vector<bench_case>& cases, const std::ve
   for (const auto& [threads, gflops] : m.peak_gflops) o << " " << threads << " thread" << (threads == 1 ? "" : "s") << " " << fmt("%.1f", gflops) << ";";
   o << "\n- load average (1, 5, 15 min): before " << m.load_before << ", after " << m.load_after << "\n";
   if (!m.openblas.empty()) o << "- OpenBLAS kernels: " << m.openblas << "\n";
+  o << "- kiln fused_bf16: " << m.bf16 << "\n";
   o << "\n| case | backend | mode | threads | median µs | min µs | GFLOP/s | % peak | × kiln fused | loss₁ | note |\n"
     << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n";
   for (const bench_case& c : cases)

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch peer of kiln-bench on the CPU: the same training steps (shapes, loss, optimizer, batch, data) in
-eager mode ("pytorch"), and through torch.compile ("torch_compile") when this torch has it. Run by kiln-bench,
-once per thread setting and interpreter: Debian's torch for eager mode, the PyPI torch of
-setup_torch_venv.sh for torch.compile (--modes picks; default both); prints one JSON line per (case, mode). See
-peer_common.py for the command line.
+eager mode ("pytorch"), through torch.compile ("torch_compile") when this torch has it, and in eager mode under
+torch.autocast("cpu", dtype=torch.bfloat16) ("pytorch_bf16": BF16 matmuls and convolutions, which oneDNN runs on
+AMX or AVX512-BF16 where the CPU has them; FP32 weights and optimizer). Run by kiln-bench, once per thread
+setting and interpreter: Debian's torch for eager mode, the PyPI torch of setup_torch_venv.sh for torch.compile
+and autocast (--modes picks; default all); prints one JSON line per (case, mode). See peer_common.py for the
+command line.
 
 Thread setting N means torch.set_num_threads(N) plus OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = N, set before
 torch loads so that OpenBLAS's own pool (used by Debian's torch for its products) has that size too, and the
@@ -87,7 +89,7 @@ def main():
     pc.pin_to_cpus(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
-    modes = tuple(args.modes) or ("pytorch", "torch_compile")
+    modes = tuple(args.modes) or ("pytorch", "torch_compile", "pytorch_bf16")
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - any import failure means the peer is absent
@@ -103,16 +105,19 @@ def main():
     for case in args.cases:
         inference = case.get("inference", False)
 
-        def make_step(forward, opt, loss_fn, x, target):
+        def make_step(forward, opt, loss_fn, x, target, bf16=False):
+            def autocast():
+                return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
             if inference:
                 def forward_only():
-                    with torch.inference_mode():
+                    with torch.inference_mode(), autocast():
                         return forward(x)
                 return forward_only
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(forward(x), target)
+                with autocast():  # the backward runs in the forward's precisions, as autocast prescribes
+                    loss = loss_fn(forward(x), target)
                 loss.backward()
                 opt.step()
                 return loss
@@ -148,6 +153,18 @@ def main():
                     model.eval()
                 return pc.measure(make_step(model, opt, loss_fn, x, target), first_value, args.repeats, args.repeat_ms)
             fastest(eager, "pytorch", f"{version} eager{blas}")
+        if "pytorch_bf16" in modes and inference:
+            pc.emit(case, "pytorch", "pytorch_bf16", args.threads,
+                    skipped="training cases only (kiln's BF16 is a training-step option)")
+        elif "pytorch_bf16" in modes:
+            def eager_bf16(channels_last):
+                torch.manual_seed(1)
+                model, loss_fn, opt, x, target = build(torch, case, channels_last)
+                if inference:
+                    model.eval()
+                return pc.measure(make_step(model, opt, loss_fn, x, target, bf16=True), first_value, args.repeats,
+                                  args.repeat_ms)
+            fastest(eager_bf16, "pytorch_bf16", f"{version} eager, autocast bfloat16{blas}")
         if "torch_compile" not in modes:
             continue
         if compile_fn is None:

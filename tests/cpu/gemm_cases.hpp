@@ -3,6 +3,8 @@
 // triple loop, with a tolerance scaled by Σ_k |A(i,k)·B(k,j)| (the size of the rounding the float sums may
 // carry), over many shapes (tiles, tails, tiny, K and M blocking), all four transpose combinations given as
 // strides, general strides, accumulate on and off, and a C with padding columns that must stay untouched.
+#include "gemm_operands.hpp"
+
 #include <kiln/cpu/gemm.hpp>
 
 #include <catch2/catch.hpp>
@@ -16,26 +18,10 @@
 namespace kiln::cpu {
 namespace {
 
-struct shape {
-  long M, N, K;
-};
-
-// Operand storage: A is M×K, stored row-major (a_trans = false) or as its transpose (K×M, row-major);
-// `spread` > 1 stores every element `spread` floats apart (neither stride 1) to exercise general strides.
-struct operand {
-  std::vector<float> data;
-  matrix_view view;
-};
-operand make_operand(long rows, long cols, bool transposed, long spread, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  operand o;
-  o.data.resize(static_cast<std::size_t>(rows * cols * spread));
-  for (float& x : o.data) x = dist(rng);
-  o.view = transposed ? matrix_view{o.data.data(), spread, rows * spread} : matrix_view{o.data.data(), cols * spread, spread};
-  return o;
-}
-
-float at(matrix_view v, long r, long c) { return v.p[r * v.row_stride + c * v.col_stride]; }
+using gemm_test::at;
+using gemm_test::make_operand;
+using gemm_test::operand;
+using gemm_test::shape;
 
 // Runs gemm on one case and compares with the double-precision reference; returns the number of mismatches.
 long check_case(shape s, bool a_trans, bool b_trans, long spread, bool accumulate, std::uint32_t seed) {

@@ -6,6 +6,8 @@
 //  - over shapes around the tiles (16-row AMX tiles, 8-row and 48-column register blocks, 64-row A blocks,
 //    32-k tile steps), all four transposes, general strides, accumulate on and off, padding columns of C and
 //    the workspace's end untouched.
+#include "gemm_operands.hpp"
+
 #include <kiln/cpu/gemm_bf16.hpp>
 
 #include <catch2/catch.hpp>
@@ -46,23 +48,10 @@ bool skip_without_bf16() {
   return true;
 }
 
-struct shape {
-  long M, N, K;
-};
-
-struct operand {
-  std::vector<float> data;
-  matrix_view view;
-};
-operand make_operand(long rows, long cols, bool transposed, long spread, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  operand o;
-  o.data.resize(static_cast<std::size_t>(std::max(1L, rows * cols * spread)));
-  for (float& x : o.data) x = dist(rng);
-  o.view = transposed ? matrix_view{o.data.data(), spread, rows * spread} : matrix_view{o.data.data(), cols * spread, spread};
-  return o;
-}
-float at(matrix_view v, long r, long c) { return v.p[r * v.row_stride + c * v.col_stride]; }
+using gemm_test::at;
+using gemm_test::make_operand;
+using gemm_test::operand;
+using gemm_test::shape;
 double rounded(float x) { return from_bf16(to_bf16(x)); }
 
 long check_case(bf16_path path, shape s, bool a_trans, bool b_trans, long spread, bool accumulate, std::uint32_t seed) {
