@@ -6,6 +6,7 @@
 //  - over shapes around the tiles (16-row AMX tiles, 8-row and 48-column register blocks, 64-row A blocks,
 //    32-k tile steps), all four transposes, general strides, accumulate on and off, padding columns of C and
 //    the workspace's end untouched.
+#include "../sanitizer_build.hpp"
 #include "gemm_operands.hpp"
 
 #include <kiln/cpu/gemm_bf16.hpp>
@@ -17,20 +18,6 @@
 #include <limits>
 #include <random>
 #include <vector>
-
-// Under the sanitizers (the CI's clang build at -O0) the double-precision reference of the largest shapes takes
-// minutes; their blocking (several 64-row A blocks, long K) is checked by the optimized build, and every tile
-// edge by the small shapes, which run everywhere.
-#if defined(__SANITIZE_ADDRESS__)
-#define KILN_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KILN_TEST_SANITIZED 1
-#endif
-#endif
-#if !defined(KILN_TEST_SANITIZED)
-#define KILN_TEST_SANITIZED 0
-#endif
 
 namespace kiln::cpu {
 namespace {
@@ -144,6 +131,8 @@ TEST_CASE("gemm_bf16 matches the product of the rounded operands: shapes × tran
   std::uint32_t seed = 1;
   for (bf16_path path : paths_here())
     for (const shape& s : shapes) {
+      // Under the sanitizers the double reference of the largest shapes takes minutes; their blocking (several
+      // 64-row A blocks, long K) is checked by the optimized build, every tile edge by the small shapes.
       if (KILN_TEST_SANITIZED && s.M * s.N * s.K > 200000) {
         seed += 8;
         continue;

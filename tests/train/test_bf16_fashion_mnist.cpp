@@ -5,6 +5,7 @@
 // Adam state) and once in FP32, and both evaluated on the 10 000 test images (in FP32). Says 'skipped' without
 // the data (apt-get install dataset-fashion-mnist) or without BF16 instructions.
 #include "../../examples/fashion_mnist_model.hpp"
+#include "../sanitizer_build.hpp"
 
 #include <kiln/cpu/trainer.hpp>
 #include <kiln/data/dataset.hpp>
@@ -53,6 +54,12 @@ result train(kiln::cpu::precision precision, const kiln::train::table& train_set
 }  // namespace
 
 TEST_CASE("Fashion-MNIST trained in BF16 mixed precision reaches the FP32 accuracy within 0.005", "[bf16][data]") {
+  // Under the sanitizers two runs of 5 epochs would take many minutes; the BF16 kernels' memory accesses are
+  // checked there by test_gemm_bf16.
+  if (KILN_TEST_SANITIZED) {
+    WARN("skipped: a sanitizer build (this numerical check runs in the optimized build)");
+    return;
+  }
   if (access((data_dir + "/train-images-idx3-ubyte.gz").c_str(), R_OK) != 0) {
     WARN("skipped: no Fashion-MNIST at " << data_dir << " (apt-get install dataset-fashion-mnist)");
     return;
