@@ -23,7 +23,10 @@ namespace {
 
 using trainer_type = kiln::train::trainer<fashion_mlp::loss, kiln::adam, fashion_mlp::logits>;
 
-constexpr int epochs = 5;
+// 10 epochs, the demo's: measured on an Intel Xeon (AMX) over seeds 1–5, BF16 minus FP32 test accuracy was
+// −0.0003 to +0.0008 (AVX512-BF16, seeds 3 and 4: −0.0003, −0.0018); after 5 epochs, when the runs have not
+// settled yet, −0.0032 to +0.0022.
+constexpr int epochs = 10;
 const std::string data_dir = "/usr/share/datasets/fashion-mnist";
 
 kiln::train::table to_table(const kiln::data::labelled_images& d) {
@@ -34,6 +37,7 @@ kiln::train::table to_table(const kiln::data::labelled_images& d) {
 
 struct result {
   double accuracy, seconds;
+  std::string products;
 };
 result train(kiln::cpu::precision precision, const kiln::train::table& train_set, const kiln::train::table& validation,
              const kiln::train::table& test) {
@@ -48,13 +52,13 @@ result train(kiln::cpu::precision precision, const kiln::train::table& train_set
   const auto t0 = std::chrono::steady_clock::now();
   trainer.fit(train_set, validation);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return {trainer.evaluate(test).accuracy, seconds};
+  return {trainer.evaluate(test).accuracy, seconds, trainer.step().precision_text()};
 }
 
 }  // namespace
 
 TEST_CASE("Fashion-MNIST trained in BF16 mixed precision reaches the FP32 accuracy within 0.005", "[bf16][data]") {
-  // Under the sanitizers two runs of 5 epochs would take many minutes; the BF16 kernels' memory accesses are
+  // Under the sanitizers two runs of 10 epochs would take many minutes; the BF16 kernels' memory accesses are
   // checked there by test_gemm_bf16.
   if (KILN_TEST_SANITIZED) {
     WARN("skipped: a sanitizer build (this numerical check runs in the optimized build)");
@@ -78,7 +82,7 @@ TEST_CASE("Fashion-MNIST trained in BF16 mixed precision reaches the FP32 accura
   const result fp32 = train(kiln::cpu::precision::fp32, train_set, validation, test);
   const result bf16 = train(kiln::cpu::precision::bf16, train_set, validation, test);
   std::printf("Fashion-MNIST, %d epochs: test accuracy %.4f in FP32 (%.1f s), %.4f in BF16 (%s, %.1f s)\n", epochs,
-              fp32.accuracy, fp32.seconds, bf16.accuracy, kiln::cpu::describe(kiln::cpu::best_bf16_path()), bf16.seconds);
+              fp32.accuracy, fp32.seconds, bf16.accuracy, bf16.products.c_str(), bf16.seconds);
   CHECK(fp32.accuracy > 0.85);  // the run is a real one
   CHECK(std::abs(bf16.accuracy - fp32.accuracy) <= 0.005);
 }
