@@ -145,26 +145,21 @@ def main():
                     note += " (faster than " + ", ".join(others) + ")"
             pc.emit(case, "pytorch", mode, args.threads, fields, note=note)
 
+        def eager(channels_last, bf16=False):
+            torch.manual_seed(1)
+            model, loss_fn, opt, x, target = build(torch, case, channels_last)
+            if inference:
+                model.eval()
+            return pc.measure(make_step(model, opt, loss_fn, x, target, bf16), first_value, args.repeats,
+                              args.repeat_ms)
         if "pytorch" in modes:
-            def eager(channels_last):
-                torch.manual_seed(1)
-                model, loss_fn, opt, x, target = build(torch, case, channels_last)
-                if inference:
-                    model.eval()
-                return pc.measure(make_step(model, opt, loss_fn, x, target), first_value, args.repeats, args.repeat_ms)
             fastest(eager, "pytorch", f"{version} eager{blas}")
         if "pytorch_bf16" in modes and inference:
             pc.emit(case, "pytorch", "pytorch_bf16", args.threads,
                     skipped="training cases only (kiln's BF16 is a training-step option)")
         elif "pytorch_bf16" in modes:
-            def eager_bf16(channels_last):
-                torch.manual_seed(1)
-                model, loss_fn, opt, x, target = build(torch, case, channels_last)
-                if inference:
-                    model.eval()
-                return pc.measure(make_step(model, opt, loss_fn, x, target, bf16=True), first_value, args.repeats,
-                                  args.repeat_ms)
-            fastest(eager_bf16, "pytorch_bf16", f"{version} eager, autocast bfloat16{blas}")
+            fastest(lambda channels_last: eager(channels_last, bf16=True), "pytorch_bf16",
+                    f"{version} eager, autocast bfloat16{blas}")
         if "torch_compile" not in modes:
             continue
         if compile_fn is None:
