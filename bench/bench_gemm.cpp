@@ -56,20 +56,33 @@ struct problem {
   bool prepacked = false;  // B packed once outside the timed loop (gemm_prepacked)
 };
 
-// Random A and B of a problem (as views, transposed where it says), C, and a workspace of `work_floats`.
-struct operands {
-  std::vector<float> A, B, C, work;
-  matrix_view a, b;
-  operands(const problem& p, std::mt19937& rng, std::size_t work_floats)
-      : A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
-        C(static_cast<std::size_t>(p.M * p.N)), work(work_floats) {
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (float& x : A) x = dist(rng);
-    for (float& x : B) x = dist(rng);
-    a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
-    b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+// Times one problem with random operands: the FP32 gemm (bf16_path::fp32) or gemm_bf16 on a BF16 path.
+timing time_problem(const problem& p, std::mt19937& rng, double budget_s, kiln::cpu::bf16_path path) {
+  namespace cpu = kiln::cpu;
+  const bool fp32 = path == cpu::bf16_path::fp32;
+  std::vector<float> A(static_cast<std::size_t>(p.M * p.K)), B(static_cast<std::size_t>(p.K * p.N)),
+      C(static_cast<std::size_t>(p.M * p.N)),
+      work(fp32 ? cpu::gemm_workspace_floats(p.M, p.N, p.K) : cpu::gemm_bf16_workspace_floats(p.M, p.N, p.K));
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (float& x : A) x = dist(rng);
+  for (float& x : B) x = dist(rng);
+  const matrix_view a = p.a_transposed ? matrix_view{A.data(), 1, p.M} : matrix_view{A.data(), p.K, 1};
+  const matrix_view b = p.b_transposed ? matrix_view{B.data(), 1, p.K} : matrix_view{B.data(), p.N, 1};
+  if (!p.prepacked) {
+    if (fp32) return time_it([&] { cpu::gemm(p.M, p.N, p.K, a, b, C.data(), p.N, false, work.data()); }, budget_s);
+    return time_it([&] { cpu::gemm_bf16(path, p.M, p.N, p.K, a, b, C.data(), p.N, false, work.data()); }, budget_s);
   }
-};
+  // B packed once, outside the timed calls (64-byte aligned, as the BF16 packing requires)
+  std::vector<float> packed((fp32 ? cpu::gemm_packed_b_floats(p.N, p.K) : cpu::gemm_bf16_packed_b_floats(p.N, p.K)) + 16);
+  float* pb = cpu::gemm_detail::align64(packed.data());
+  if (fp32) {
+    cpu::gemm_pack_b(p.N, p.K, b, pb);
+    return time_it([&] { cpu::gemm_prepacked(p.M, p.N, p.K, a, pb, C.data(), p.N, false); }, budget_s);
+  }
+  cpu::gemm_bf16_pack_b(p.N, p.K, b, pb);
+  float* a_work = cpu::gemm_detail::align64(work.data());
+  return time_it([&] { cpu::gemm_bf16_prepacked(path, p.M, p.N, p.K, a, pb, C.data(), p.N, false, a_work); }, budget_s);
+}
 
 }  // namespace
 
@@ -107,19 +120,9 @@ int main(int argc, char** argv) {
   };
   std::mt19937 rng(1);
   std::vector<double> fp32_median_s;
+  using kiln::cpu::bf16_path;
   for (const problem& p : problems) {
-    operands o(p, rng, kiln::cpu::gemm_workspace_floats(p.M, p.N, p.K));
-    std::vector<float>& C = o.C;
-    const matrix_view a = o.a, b = o.b;
-    std::vector<float>& work = o.work;
-    timing t;
-    if (p.prepacked) {
-      std::vector<float> packed(kiln::cpu::gemm_packed_b_floats(p.N, p.K));
-      kiln::cpu::gemm_pack_b(p.N, p.K, b, packed.data());
-      t = time_it([&] { kiln::cpu::gemm_prepacked(p.M, p.N, p.K, a, packed.data(), C.data(), p.N, false); }, budget_s);
-    } else {
-      t = time_it([&] { kiln::cpu::gemm(p.M, p.N, p.K, a, b, C.data(), p.N, false, work.data()); }, budget_s);
-    }
+    const timing t = time_problem(p, rng, budget_s, bf16_path::fp32);
     const double flop = 2.0 * static_cast<double>(p.M * p.N * p.K);
     const double median = flop / t.median_s * 1e-9, best = flop / t.best_s * 1e-9;
     std::printf("  %-34s %5ld %5ld %5ld  %9.1f %9.1f  %5.1f%% (%.1f%%)\n", p.what, p.M, p.N, p.K, median, best,
@@ -127,7 +130,6 @@ int main(int argc, char** argv) {
     fp32_median_s.push_back(t.median_s);
   }
 
-  using kiln::cpu::bf16_path;
   for (bf16_path path : {bf16_path::avx512_bf16, bf16_path::amx}) {
     if (!kiln::cpu::available(path)) {
       std::printf("\n%s: not on this CPU\n", kiln::cpu::describe(path));
@@ -136,19 +138,7 @@ int main(int argc, char** argv) {
     std::printf("\n%s, median (best) GFLOP/s and speed-up of the median over FP32 gemm:\n", kiln::cpu::describe(path));
     for (std::size_t i = 0; i < problems.size(); ++i) {
       const problem& p = problems[i];
-      operands o(p, rng, kiln::cpu::gemm_bf16_workspace_floats(p.M, p.N, p.K));
-      std::vector<float>& C = o.C;
-      const matrix_view a = o.a, b = o.b;
-      std::vector<float>& work = o.work;
-      timing t;
-      if (p.prepacked) {
-        std::vector<float> packed(kiln::cpu::gemm_bf16_packed_b_floats(p.N, p.K) + 16);
-        float* pb = kiln::cpu::gemm_detail::align64(packed.data());
-        kiln::cpu::gemm_bf16_pack_b(p.N, p.K, b, pb);
-        t = time_it([&] { kiln::cpu::gemm_bf16_prepacked(path, p.M, p.N, p.K, a, pb, C.data(), p.N, false, kiln::cpu::gemm_detail::align64(work.data())); }, budget_s);
-      } else {
-        t = time_it([&] { kiln::cpu::gemm_bf16(path, p.M, p.N, p.K, a, b, C.data(), p.N, false, work.data()); }, budget_s);
-      }
+      const timing t = time_problem(p, rng, budget_s, path);
       const double flop = 2.0 * static_cast<double>(p.M * p.N * p.K);
       std::printf("  %-34s %5ld %5ld %5ld  %9.1f %9.1f  %5.2fx\n", p.what, p.M, p.N, p.K, flop / t.median_s * 1e-9,
                   flop / t.best_s * 1e-9, fp32_median_s[i] / t.median_s);

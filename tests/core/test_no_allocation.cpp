@@ -1,4 +1,6 @@
 // A compiled step allocates nothing once it has seen its batch size: global operator new is counted.
+#include "../sanitizer_build.hpp"
+
 #include <kiln/kiln.hpp>
 #include <kiln/cpu/train_step.hpp>
 
@@ -8,18 +10,11 @@
 #include <cstdlib>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KILN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KILN_UNDER_ASAN 1
-#endif
-#endif
 
 namespace {
 std::atomic<long> allocations{0};
 }
-#ifndef KILN_UNDER_ASAN  // AddressSanitizer brings its own operator new; counting needs ours
+#if !KILN_TEST_SANITIZED  // AddressSanitizer brings its own operator new; counting needs ours
 // g++ flags malloc/free inside a replaced operator new/delete as "mismatched"; the pairing here is consistent.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -43,7 +38,7 @@ struct classifier {
 }  // namespace
 
 TEST_CASE("repeated training steps allocate nothing", "[allocation]") {
-#ifdef KILN_UNDER_ASAN
+#if KILN_TEST_SANITIZED
   WARN("skipped: allocations cannot be counted under AddressSanitizer (it replaces operator new)");
   return;
 #endif
@@ -68,7 +63,7 @@ struct classifier_logits {
 }  // namespace
 
 TEST_CASE("repeated inference calls allocate nothing, at batch 1 and on a caller's workspace", "[allocation]") {
-#ifdef KILN_UNDER_ASAN
+#if KILN_TEST_SANITIZED
   WARN("skipped: allocations cannot be counted under AddressSanitizer (it replaces operator new)");
   return;
 #endif

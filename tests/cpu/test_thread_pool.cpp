@@ -1,6 +1,8 @@
 // kiln::cpu::thread_pool: every task runs exactly once on a valid thread, for task counts below, at and above
 // the thread count and past one job word (65535 tasks); nested calls run inline; exceptions reach the caller;
 // many back-to-back calls work; and parallel_for allocates nothing (global operator new is counted here).
+#include "../sanitizer_build.hpp"
+
 #include <kiln/cpu/thread_pool.hpp>
 
 #include <catch2/catch.hpp>
@@ -15,16 +17,7 @@
 // ---- allocation counting for this executable: every global operator new goes through here. AddressSanitizer
 // brings its own operator new, which a replacement cannot cleanly coexist with; the zero-allocation check
 // then runs only in ordinary builds.
-#if defined(__SANITIZE_ADDRESS__)
-#define KILN_TEST_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KILN_TEST_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#if !defined(KILN_TEST_COUNTS_ALLOCATIONS)
-#define KILN_TEST_COUNTS_ALLOCATIONS 1
-#endif
+#define KILN_TEST_COUNTS_ALLOCATIONS (!KILN_TEST_SANITIZED)
 
 #if KILN_TEST_COUNTS_ALLOCATIONS
 namespace {

@@ -10,20 +10,14 @@
 #define KILN_NVRTC_NAME(x) KILN_NVRTC_STRINGIZE(x)
 #define KILN_NVRTC_MODE_NAME KILN_NVRTC_NAME(KILN_NVRTC_MODE)
 
+#include "../sanitizer_build.hpp"
 #include "test_cuda_codegen_common.hpp"
 
 // Under AddressSanitizer, no leak check at exit for these two executables: once, in a loaded CI run, LSan's
 // exit-time tracer crashed (signal 11 while stopping the process's threads) after every assertion had passed,
 // with NVRTC's library loaded and 343 kernels compiled. They test that generated kernels compile; the host code
 // they share with the step (runtime, cache, renderer) is leak-checked by the other CUDA tests.
-#if defined(__SANITIZE_ADDRESS__)
-#define KILN_NVRTC_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KILN_NVRTC_UNDER_ASAN 1
-#endif
-#endif
-#if defined(KILN_NVRTC_UNDER_ASAN)
+#if KILN_TEST_SANITIZED
 extern "C" int __lsan_is_turned_off() { return 1; }
 #endif
 

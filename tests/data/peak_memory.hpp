@@ -3,6 +3,8 @@
 // set (getrusage ru_maxrss, which counts mapped file pages it touched too) and its CPU time. A child per
 // measurement keeps one case's peak from hiding another's, and a reader that would exhaust memory takes down
 // only the child.
+#include "../sanitizer_build.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -23,17 +25,7 @@ struct cost {
 };
 
 // Slack for the allocator and the test's own pages; AddressSanitizer's redzones and quarantine add more.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr double rss_slack_mib = 48;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr double rss_slack_mib = 48;
-#else
-inline constexpr double rss_slack_mib = 8;
-#endif
-#else
-inline constexpr double rss_slack_mib = 8;
-#endif
+inline constexpr double rss_slack_mib = KILN_TEST_SANITIZED ? 48 : 8;
 
 template <class F>
 cost measure_in_child(F&& f) {
