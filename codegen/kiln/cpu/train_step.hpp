@@ -174,7 +174,6 @@ class train_step {
     precision_ = p;
     prog_.set_products(p == precision::bf16 ? path : bf16_path::fp32);
   }
-  precision arithmetic() const { return precision_; }
   // How this step multiplies, in words (for logs and benchmark headers).
   std::string precision_text() const {
     return precision_ == precision::fp32 ? "fp32 products" : describe(prog_.products());
