@@ -1,10 +1,11 @@
 #pragma once
 // The CPU backend: every kernel of a constexpr plan becomes straight-line, fully specialized code at compile
 // time — no graph, tape or interpreter at run time. An elementwise body is evaluated on SIMD vectors (a partial
-// vector at the end of a row); contractions pack B once per task, call the register-blocked GEMM on row
-// blocks and run their epilogue on each block while it is in cache. Threads split elementwise work and
-// reductions by rows, and contractions by columns, by rows, or (weight gradients of narrow layers) by the
-// batch they contract, whose per-thread partial sums are then reduced (see run_contraction).
+// vector at the end of a row); threads split elementwise work and reductions by rows. Contractions run through
+// one shared driver (cpu/contraction.hpp) that splits them between threads, packs B and calls the GEMM on row
+// blocks, running each kernel's fused body (its epilogue) on each block while it is in cache.
+#include <kiln/cpu/context.hpp>
+#include <kiln/cpu/contraction.hpp>
 #include <kiln/cpu/gemm.hpp>
 #include <kiln/cpu/gemm_bf16.hpp>
 #include <kiln/cpu/simd.hpp>
@@ -23,54 +24,6 @@
 
 namespace kiln::cpu {
 
-
-// Everything a running plan needs: one pointer per node (leaf buffers bound by the caller, scratch for
-// materialized nodes, the leaf's buffer for values assigned in place), run-time scalars and workspaces.
-// Where a plan's collectives (all_reduce) go: ready(k) when collective kernel k has copied its operand into its
-// own buffer (the sum over ranks of that buffer may start), wait() before a kernel that reads a collective's
-// value (every sum started so far is then complete). Without one (a single process) a collective is a copy.
-class collective_sink {
- public:
-  virtual void ready(int kernel) = 0;
-  virtual void wait() = 0;
-
- protected:
-  ~collective_sink() = default;
-};
-
-struct context {
-  float** buf = nullptr;  // P.g.size entries, owned by the program
-  collective_sink* collectives = nullptr;
-  const char* run_kernel = nullptr;  // run_kernel[k] == 0: kernel k is another rank's (a sharded optimizer); nullptr: all run
-  const long* kernel_rows = nullptr;  // an elementwise kernel k runs rows [kernel_rows[2k], kernel_rows[2k + 1]) only
-                                      // (this rank's share of a parameter's update), or all when they are −1
-  const float* hyper = nullptr;
-  random::key rng{};  // the step's random key (dropout's draws)
-  long batch = 0;
-  thread_pool* pool = nullptr;
-  float* reduce_ws = nullptr;      // threads × reduce_ws_stride: partial sums of row reductions
-  long reduce_ws_stride = 0;
-  float* ksplit_ws = nullptr;      // threads × ksplit_ws_stride: partial products of batch-contracting GEMMs and conv weight gradients
-  long ksplit_ws_stride = 0;
-  float* gemm_ws = nullptr;        // threads × gemm_ws_stride: GEMM packing buffers
-  long gemm_ws_stride = 0;
-  bf16_path products = bf16_path::fp32;  // how contractions multiply: FP32, or BF16 operands with FP32 sums
-};
-
-inline constexpr long resolve(int d, long batch_size) { return d == batch ? batch_size : d; }
-
-// Work below this many elements runs on one thread (a thread hand-off costs more than it saves).
-inline constexpr long parallel_threshold = 16384;
-inline constexpr long gemm_row_block = 64;
-// A row-split contraction packs B once for all its threads (each a share) from this many floats of B: below
-// it, the extra fork-join costs more than the packing it saves.
-inline constexpr long shared_packing_floats = 1L << 15;
-// Contractions below this many multiply-adds run on one thread. Measured with kiln-bench on 2 cores: the
-// classifier's 2-4 M multiply-add kernels (batch 32's first layer and its weight gradient, batch 256's second
-// layer) took as long or longer split over two threads — their time goes to the parameters' Adam state
-// moving between the cores' caches and to the hand-off, not to multiply-adds — and the batch-32 step went
-// from 197 µs on one thread to 277-294 µs on two.
-inline constexpr long parallel_contraction_threshold = 1L << 20;
 
 template <class Plan>
 struct executor {
@@ -243,21 +196,6 @@ struct executor {
         }
     }
 
-    // Splits [0, total) into per-thread ranges (aligned to `align`) and runs f(begin, end, thread). No more tasks
-    // than aligned ranges: a batch of 1 through a per-sample kernel stays on the calling thread.
-    template <class F>
-    static void parallel_range(const context& c, long total, long work_per_item, long align, F&& f) {
-      const int threads = c.pool->num_threads();
-      const long ranges = (total + align - 1) / align;
-      const long tasks = (total * work_per_item < parallel_threshold || threads == 1) ? 1 : std::min<long>(threads, ranges);
-      if (tasks == 1) { f(0L, total, 0); return; }
-      const long chunk = ((total + tasks - 1) / tasks + align - 1) / align * align;
-      c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
-        const long b = std::min(total, t * chunk), e = std::min(total, b + chunk);
-        if (b < e) f(b, e, thread);
-      });
-    }
-
     static void run_elementwise(const context& c) {
       long r0 = 0, r1 = resolve(KR.domain.rows, c.batch);
       if (c.kernel_rows && c.kernel_rows[2 * K] >= 0) r0 = c.kernel_rows[2 * K], r1 = c.kernel_rows[2 * K + 1];
@@ -318,7 +256,7 @@ struct executor {
         };
         if (tasks == 1) {
           std::fill(out, out + C, 0.0f);
-          part(0, 0);
+          thread_pool::run_single(part);  // on this thread, through the one compiled copy of part
           return;
         }
         for (int t = 0; t < tasks; ++t) std::fill(c.reduce_ws + t * c.reduce_ws_stride, c.reduce_ws + t * c.reduce_ws_stride + C, 0.0f);
@@ -368,146 +306,24 @@ struct executor {
       }
     }
 
-    // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
-    // while the block is in cache. B's columns are packed once here and reused by every row block, unless the
-    // caller passes all of B already packed (shared_packed_b, then j0 = 0 and j1 = N).
-    static void contraction_tile(const context& c, matrix_view A, matrix_view B, long Kd, long r0, long r1, long j0,
-                                 long j1, int thread, const float* shared_packed_b = nullptr) {
-      constexpr node MM = P.g.nodes[KR.anchor];
-      constexpr long N = MM.shape.cols;
-      float* C = c.buf[KR.anchor];
-      float* ws = c.gemm_ws + thread * c.gemm_ws_stride;
-      float* packed = gemm_detail::align64(ws);
-      const long n = j1 - j0;
-      const matrix_view b{B.p + j0 * B.col_stride, B.row_stride, B.col_stride};
-      if (c.products != bf16_path::fp32) {  // BF16 products: B converted and packed once, A per row block
-        if (!shared_packed_b) gemm_bf16_pack_b(n, Kd, b, packed);
-        const float* packed_b = shared_packed_b ? shared_packed_b : packed;
-        float* a_ws = gemm_detail::align64(packed + gemm_bf16_packed_b_floats(n, Kd));
-        for (long r = r0; r < r1; r += gemm_row_block) {
-          const long e = std::min(r1, r + gemm_row_block);
-          const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
-          gemm_bf16_prepacked(c.products, e - r, n, Kd, a, packed_b, C + r * N + j0, N, false, a_ws);
-          block_rows_cols(c, r, e, j0, j1);
-        }
-        return;
-      }
-      // A row-major B is read in place by a task of at most two row blocks (see gemm_b_in_place): the
-      // classifier's first weight gradient split over 2 threads is 64 rows a task.
-      const bool b_in_place = B.col_stride == 1 && r1 - r0 <= 2 * gemm_row_block;
-      const float* packed_b = shared_packed_b;  // B packed: by the caller, or here for the first block that packs
-      for (long r = r0; r < r1; r += gemm_row_block) {
-        const long e = std::min(r1, r + gemm_row_block);
-        const matrix_view a{A.p + r * A.row_stride, A.row_stride, A.col_stride};
-        float* out = C + r * N + j0;
-        const bool packs = gemm_packs_b(e - r, n, Kd, a, b);
-        // with a shared B every block uses it: gemm's own packing would overwrite it in thread 0's workspace
-        if (shared_packed_b || (packs && !b_in_place)) {
-          if (!packed_b) {
-            gemm_pack_b(n, Kd, b, packed);
-            packed_b = packed;
-          }
-          gemm_prepacked(e - r, n, Kd, a, packed_b, out, N, false, gemm_a_workspace(packed, n, Kd));
-        } else if (packs) {
-          gemm_b_in_place(e - r, n, Kd, a, b, out, N, false, gemm_a_workspace(packed, n, Kd));
-        } else {
-          gemm(e - r, n, Kd, a, b, out, N, false, ws);
-        }
-        block_rows_cols(c, r, e, j0, j1);  // the epilogue on this block, while it is in cache
-      }
-    }
-
-    // Threads split a contraction three ways, in order of preference:
-    //  - by columns (whole vectors), when there are at least two vectors per thread: each task packs only its
-    //    columns of B, nothing is computed twice and nothing needs reducing;
-    //  - by rows, in multiples of the register tile: each thread packs all of B, or reads a row-major B in
-    //    place when its share is at most two row blocks;
-    //  - by the contracted dimension when that is the batch (weight gradients of a narrow layer): per-thread
-    //    partial products over a slice of the batch, summed, then the epilogue.
+    // The product through the shared driver (kiln/cpu/contraction.hpp), with this kernel's body as its epilogue.
     static void run_contraction(const context& c) {
       constexpr node MM = P.g.nodes[KR.anchor];
       constexpr dims As = P.g.nodes[MM.in[0]].shape;
-      constexpr long N = MM.shape.cols;
-      static_assert(N != batch, "kiln cpu: a contraction whose columns are the batch is not supported");
-      const long M = resolve(MM.shape.rows, c.batch), Kd = resolve(As.cols, c.batch);
-      const matrix_view A = view<MM.in[0]>(c), B = view<MM.in[1]>(c);
-      const int threads = c.pool->num_threads();
-      const long flops = M * N * Kd;
-      constexpr long vectors = (N + lanes - 1) / lanes;
-      constexpr long mr = gemm_detail::mr;
-      // Column tasks each read all of A and pack their part of B; row tasks read their part of A and each
-      // pack all of B: take the split that moves fewer floats, rows only while all of B packed fits in half a
-      // core's L2 (1 MB). Measured with kiln-bench --profile on 2 threads: the classifier's 128×784 weight
-      // gradient went from 335–369 to 265–348 µs split by rows, the wide net's 1024×1024 ones from 3.3 to
-      // 2.5 ms; the wide net's forward products (4 MB of packed weights) were slower split by rows.
-      if (flops < parallel_contraction_threshold || threads == 1) {
-        contraction_tile(c, A, B, Kd, 0, M, 0, N, 0);
-        return;
-      }
-      const int col_tasks = static_cast<int>(std::clamp<long>(vectors / 2, threads, 4L * threads));
-      const bool rows_cheaper = M >= 2 * mr * threads && Kd * N <= (1L << 18) &&
-                                M * Kd + threads * Kd * N < col_tasks * M * Kd + Kd * N;
-      if (vectors >= 2 * threads && !rows_cheaper) {
-        // Up to four column tasks per thread, of at least two vectors each (a one-vector panel is bound by its
-        // loads): on a shared machine a thread that is descheduled then holds back a quarter of its share,
-        // not all of it, since the others claim the remaining tasks.
-        const int tasks = col_tasks;
-        c.pool->parallel_for(tasks, [&](int t, int thread) {
-          const long j0 = vectors * t / tasks * lanes, j1 = std::min(N, vectors * (t + 1) / tasks * lanes);
-          contraction_tile(c, A, B, Kd, 0, M, j0, j1, thread);
-        });
-      } else if (M >= 2 * mr * threads || As.cols != batch) {
-        const long tiles = (M + mr - 1) / mr;
-        const int tasks = static_cast<int>(std::min<long>(threads, tiles));
-        // Every row task would pack all of B (a transposed B, e.g. the forward product's Wᵀ, cannot be read in
-        // place): when that pass is long, the tasks pack one shared copy first, each a share of its vectors, in
-        // thread 0's workspace. The classifier's 784×128 Wᵀ takes about 9 µs to pack.
-        // BF16 products always pack B (converting it), so then the tasks share it whatever its layout.
-        const bool bf16 = c.products != bf16_path::fp32;
-        const bool share_packing = Kd * N >= shared_packing_floats &&
-                                   (bf16 || (B.col_stride != 1 && gemm_packs_b(std::min(M, gemm_row_block), N, Kd, A, B)));
-        const float* shared = nullptr;
-        if (share_packing) {
-          float* packed = gemm_detail::align64(c.gemm_ws);
-          const long panels = gemm_bf16_panels(N);
-          c.pool->parallel_for(tasks, [&](int t, int) {
-            if (bf16) gemm_bf16_pack_b(N, Kd, B, packed, panels * t / tasks, panels * (t + 1) / tasks);
-            else gemm_pack_b_part(N, Kd, B, packed, t, tasks);
-          });
-          shared = packed;
+      static_assert(MM.shape.cols != batch, "kiln cpu: a contraction whose columns are the batch is not supported");
+      const contraction k{view<MM.in[0]>(c), view<MM.in[1]>(c), c.buf[KR.anchor], resolve(MM.shape.rows, c.batch),
+                          MM.shape.cols,     resolve(As.cols, c.batch), As.cols == batch, NB, &block_rows_cols};
+      // A product small enough for gemm's plain loops runs them here, where its sizes and strides are constants:
+      // through the shared driver, each of the XOR net's products (4×2 by 2×2) took 40 ns longer. Only kernels
+      // whose static sizes allow it get this code.
+      constexpr long static_flops = (MM.shape.rows == batch ? 1 : MM.shape.rows) * MM.shape.cols * (As.cols == batch ? 1 : As.cols);
+      if constexpr (static_flops <= gemm_detail::tiny_flops)
+        if (k.M * k.N * k.Kd <= gemm_detail::tiny_flops && c.products == bf16_path::fp32) {
+          if (k.M > 0) gemm_detail::gemm_tiny(k.M, MM.shape.cols, k.Kd, k.A, k.B, k.C, MM.shape.cols, false);
+          block_rows_cols(c, 0, k.M, 0, MM.shape.cols);
+          return;
         }
-        c.pool->parallel_for(tasks, [&](int t, int thread) {
-          const long r0 = std::min(M, tiles * t / tasks * mr), r1 = std::min(M, tiles * (t + 1) / tasks * mr);
-          if (r0 < r1) contraction_tile(c, A, B, Kd, r0, r1, 0, N, thread, shared);
-        });
-      } else {
-        run_batch_split_contraction(c, A, B, M, Kd);
-      }
-    }
-
-    // C = Σ over thread slices of the batch of A[:, slice]·B[slice, :], then the epilogue.
-    static void run_batch_split_contraction(const context& c, matrix_view A, matrix_view B, long M, long Kd) {
-      constexpr long N = P.g.nodes[KR.anchor].shape.cols;
-      float* C = c.buf[KR.anchor];
-      const int tasks = c.pool->num_threads();
-      const long chunk = (Kd + tasks - 1) / tasks;
-      c.pool->parallel_for(tasks, [&](int t, int thread) {
-        const long k0 = std::min(Kd, t * chunk), k1 = std::min(Kd, k0 + chunk);
-        float* part = c.ksplit_ws + t * c.ksplit_ws_stride;
-        const matrix_view a{A.p + k0 * A.col_stride, A.row_stride, A.col_stride};
-        const matrix_view b{B.p + k0 * B.row_stride, B.row_stride, B.col_stride};
-        gemm_bf16(c.products, M, N, k1 - k0, a, b, part, N, false, c.gemm_ws + thread * c.gemm_ws_stride);
-      });
-      // the partials' sum and the epilogue in one pass over row ranges: each row is summed, then its
-      // epilogue runs while it is in cache
-      parallel_range(c, M, N * (tasks + NB + 1), 1, [&](long b, long e, int) {
-        for (long i = b * N; i < e * N; ++i) {
-          float s = 0;
-          for (int t = 0; t < tasks; ++t) s += c.ksplit_ws[t * c.ksplit_ws_stride + i];
-          C[i] = s;
-        }
-        elementwise_rows(c, b, e);
-      });
+      cpu::run_contraction(c, k);
     }
 
     // Gather and scatter-add (ops/indexing.hpp): whole rows of D floats moved by index. The indices are exact
@@ -562,7 +378,7 @@ struct executor {
     // (the same bits for the same thread count); channel sums and repeats run element by element.
     static void run_window(const context& c) {
       constexpr node nd = P.g.nodes[KR.anchor];
-      constexpr window w = P.g.windows[nd.leaf];
+      static constexpr window w = P.g.windows[nd.leaf];  // static: the lambdas below see it as a constant (not a capture)
       constexpr int code = ops::window_code_of(nd.kind);
       const long rows = resolve(P.g.nodes[nd.in[0]].shape.rows, c.batch);
       const float* a = c.buf[nd.in[0]];
@@ -583,7 +399,7 @@ struct executor {
           for (long i = 0; i < size; ++i) out[i] += c.ksplit_ws[t * c.ksplit_ws_stride + i];
       } else {
         const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
-        parallel_range(c, total, w.h * w.w, 1, [&](long e0, long e1, int) { window_elements(code, w, a, b, rows, out, e0, e1); });
+        parallel_range(c, total, w.h * w.w, 1, [&](long e0, long e1, int) { window_elements<code, w>(a, b, rows, out, e0, e1); });
       }
     }
 

@@ -138,13 +138,12 @@ inline std::string kernel_source(const plan& p, int ki) {
     out += "  constexpr kiln::window_math::kiln_window w" + window_initializer(p.g.windows[nd.leaf]) + ";\n";
     const std::string o = "buf[" + std::to_string(k.anchor) + "]", rows = rows_expr(p.g.nodes[nd.in[0]].shape.rows);
     const int code = ops::window_code_of(nd.kind);
-    const std::string args = std::to_string(code) + ", w, " + a + ", " + b + ", ";
     if (window_per_sample(code)) {  // as executor::run_window, on one thread
       out += "  kiln::cpu::window_rows<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
     } else if (nd.kind == op::conv2d_dw) {
       out += "  kiln::cpu::conv::weight_adjoint(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
     } else {
-      out += "  kiln::cpu::window_elements(" + args + rows + ", " + o + ", 0, " + R + " * " + C + ");\n";
+      out += "  kiln::cpu::window_elements<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + rows + ", " + o + ", 0, " + R + " * " + C + ");\n";
     }
   } else if (k.kind == kernel_kind::indexing && p.g.nodes[k.anchor].kind == op::all_reduce) {  // as executor::run_collective
     const node& nd = p.g.nodes[k.anchor];

@@ -77,20 +77,20 @@ class thread_pool {
 
   // Calls f(task, thread) for every task in [0, n_tasks), thread in [0, num_threads()), and returns when all
   // calls have returned. Called from inside a task, the tasks run inline on the calling thread.
+  // f is called only through invoke<F>, on the pool's threads and on the caller's alike, so that its body is
+  // compiled once; everything else is the one non-template run_tasks (a plan's kernels each call parallel_for,
+  // and inlining this scaffolding and a second copy of f into each of them doubled their machine code).
   template <class F>
   void parallel_for(int n_tasks, F&& f) {
-    if (n_tasks <= 0) return;
-    if (n_tasks == 1 || threads_ == 1 || current_thread() >= 0) {
-      const int thread = std::max(0, current_thread());
-      for (int t = 0; t < n_tasks; ++t) f(t, thread);
-      return;
-    }
     using fn_type = std::remove_reference_t<F>;
-    std::lock_guard<std::mutex> one_job_at_a_time(call_mutex_);
-    for (int first = 0; first < n_tasks; first += max_tasks_per_job) {
-      const int count = std::min(max_tasks_per_job, n_tasks - first);
-      run_job(count, first, &invoke<fn_type>, const_cast<void*>(static_cast<const void*>(&f)));
-    }
+    run_tasks(n_tasks, &invoke<fn_type>, const_cast<void*>(static_cast<const void*>(&f)));
+  }
+  // f(0, 0) on the calling thread, through the same compiled copy of f as parallel_for's tasks: a single task
+  // without run_tasks' checks (the per-kernel cost of a tiny step).
+  template <class F>
+  static void run_single(F&& f) {
+    using fn_type = std::remove_reference_t<F>;
+    invoke<fn_type>(const_cast<void*>(static_cast<const void*>(&f)), 0, 0);
   }
 
  private:
@@ -99,8 +99,22 @@ class thread_pool {
   static constexpr std::uint64_t job_id_one = std::uint64_t{1} << 32;
   using trampoline = void (*)(void* fn, int task, int thread);
 
+  [[gnu::noinline]] void run_tasks(int n_tasks, trampoline fn, void* f) {
+    if (n_tasks <= 0) return;
+    if (n_tasks == 1 || threads_ == 1 || current_thread() >= 0) {
+      const int thread = std::max(0, current_thread());
+      for (int t = 0; t < n_tasks; ++t) fn(f, t, thread);
+      return;
+    }
+    std::lock_guard<std::mutex> one_job_at_a_time(call_mutex_);
+    for (int first = 0; first < n_tasks; first += max_tasks_per_job) {
+      const int count = std::min(max_tasks_per_job, n_tasks - first);
+      run_job(count, first, fn, f);
+    }
+  }
+
   template <class F>
-  static void invoke(void* fn, int task, int thread) {
+  [[gnu::noinline]] static void invoke(void* fn, int task, int thread) {
     (*static_cast<F*>(fn))(task, thread);
   }
 
