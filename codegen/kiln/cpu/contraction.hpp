@@ -13,6 +13,14 @@
 
 #include <algorithm>
 
+// One out-of-line copy of the driver: GCC would otherwise clone it per call site's constants (IPA-CP) and inline
+// the GEMMs into each clone; clang knows no noipa and does not clone it.
+#if defined(__clang__)
+#define KILN_ONE_COPY [[gnu::noinline]]
+#else
+#define KILN_ONE_COPY [[gnu::noipa]]
+#endif
+
 namespace kiln::cpu {
 
 // The epilogue on rows [r0, r1) × columns [j0, j1) of C.
@@ -33,7 +41,7 @@ namespace contraction_detail {
 // C[r0:r1, j0:j1] = A[r0:r1, :]·B[:, j0:j1] in row blocks, each block's epilogue run right after its GEMM
 // while the block is in cache. B's columns are packed once here and reused by every row block, unless the
 // caller passes all of B already packed (shared_packed_b, then j0 = 0 and j1 = N).
-[[gnu::noipa]] inline void tile(const context& c, const contraction& k, long r0, long r1, long j0, long j1, int thread,
+KILN_ONE_COPY inline void tile(const context& c, const contraction& k, long r0, long r1, long j0, long j1, int thread,
                  const float* shared_packed_b = nullptr) {
   const matrix_view A = k.A, B = k.B;
   const long N = k.N, Kd = k.Kd;
@@ -79,7 +87,7 @@ namespace contraction_detail {
 }
 
 // C = Σ over thread slices of the batch of A[:, slice]·B[slice, :], then the epilogue.
-[[gnu::noipa]] inline void batch_split(const context& c, const contraction& k) {
+KILN_ONE_COPY inline void batch_split(const context& c, const contraction& k) {
   const long M = k.M, N = k.N, Kd = k.Kd;
   const int tasks = c.pool->num_threads();
   const long chunk = (Kd + tasks - 1) / tasks;
@@ -111,7 +119,7 @@ namespace contraction_detail {
 //    place when its share is at most two row blocks;
 //  - by the contracted dimension when that is the batch (weight gradients of a narrow layer): per-thread
 //    partial products over a slice of the batch, summed, then the epilogue.
-[[gnu::noipa]] inline void run_contraction(const context& c, const contraction& k) {
+KILN_ONE_COPY inline void run_contraction(const context& c, const contraction& k) {
   const long M = k.M, N = k.N, Kd = k.Kd;
   const int threads = c.pool->num_threads();
   const long flops = M * N * Kd;
