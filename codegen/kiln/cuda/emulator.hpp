@@ -5,8 +5,9 @@
 //
 // The module is compiled by the host C++ compiler ($KILN_HOST_CXX, else c++) after a header that spells out
 // the CUDA built-ins the generated code uses (threadIdx, __syncthreads, __shfl_xor_sync, atomics, dynamic
-// shared memory), and dlopen'ed. Every CUDA thread of a block is an OS thread (so a missing __syncthreads shows
-// up as a race); blocks run one after another. Device memory is host memory with guard zones on both sides:
+// shared memory), and dlopen'ed. Every CUDA thread of a block is a fiber on the launching thread, switched at
+// barriers, in alternating orders (so a missing __syncthreads shows: see kiln_emu::scheduler); blocks run one
+// after another. Device memory is host memory with guard zones on both sides:
 // a launch that writes outside its buffers throws, a read there sees NaN. Shared memory is filled with NaN
 // before every block, so a read of a value no thread wrote poisons the result.
 #include <kiln/core/hash.hpp>
@@ -25,12 +26,14 @@ namespace kiln::cuda {
 inline const char* emulation_header() {
   return R"KILN(// ---- kiln host emulation of the CUDA built-ins used by generated kernels
 #include <math.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <algorithm>
 #include <atomic>
-#include <barrier>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <memory>
-#include <thread>
 #include <vector>
 #define KILN_HOST_EMULATION 1
 #define __global__
@@ -39,115 +42,178 @@ inline const char* emulation_header() {
 #define __launch_bounds__(n)
 #define __align__(n) alignas(n)
 struct kiln_emu_dim3 { unsigned x = 1, y = 1, z = 1; };
-static thread_local kiln_emu_dim3 threadIdx, blockIdx;
+// The running CUDA thread's indices: set by the scheduler before it resumes a thread.
+static kiln_emu_dim3 threadIdx, blockIdx;
 static kiln_emu_dim3 blockDim, gridDim;
 namespace kiln_emu {
-struct block_state {
-  std::unique_ptr<std::barrier<>> block_barrier;
-  std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+// Every CUDA thread of a block is a fiber (its own stack and registers, ucontext) on the launching thread. A fiber
+// runs until it reaches a barrier (__syncthreads, or its warp's for a shuffle) or returns; once every thread the
+// barrier waits for has reached it, they all run on. Passes over the threads alternate between ascending and
+// descending order, so that a read of shared memory that no barrier separates from its write sees the write
+// in one order and the NaN that fills shared memory in the other: a missing barrier shows.
+// (One OS thread per CUDA thread, as before, spent most of a test's time in the scheduler: 256 threads meeting
+// at each barrier on a 2-core machine.)
+struct fiber {
+  ucontext_t context;
+  int waiting = 0;  // 0: runnable, 1: at the block's barrier, 2: at its warp's barrier
+  bool done = false;
+};
+struct scheduler {
+  static constexpr std::size_t stack_bytes = 256 * 1024;
+  ucontext_t launcher;
+  std::vector<fiber> fibers;
+  char* stacks = nullptr;
+  unsigned capacity = 0;  // fibers the stacks have room for
+  unsigned current = 0;
+  unsigned block_arrived = 0;
+  std::vector<unsigned> warp_arrived;
+  void (*invoke)(void**) = nullptr;
+  void** args = nullptr;
   std::vector<float> warp_exchange;
   std::vector<float> warp_fragments;  // kiln_emu_warp_share: up to 8 floats per lane
   std::vector<float> shared;
+
+  void reserve(unsigned bx) {
+    if (bx <= capacity) return;
+    release();
+    stacks = static_cast<char*>(::mmap(nullptr, stack_bytes * bx, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    if (stacks == MAP_FAILED) {
+      std::fprintf(stderr, "kiln emulator: cannot map stacks for %u threads\n", bx);
+      std::abort();
+    }
+    capacity = bx;
+    fibers.assign(bx, fiber{});
+    for (fiber& f : fibers) ::getcontext(&f.context);  // once: run_block only points them at their entry again
+  }
+  void release() {
+    if (stacks) ::munmap(stacks, stack_bytes * capacity);
+    stacks = nullptr;
+    capacity = 0;
+  }
+  ~scheduler() { release(); }
+
+  // The running fiber stops at a barrier (1: the block's, 2: its warp's) until the scheduler releases it.
+  void wait(int kind) {
+    fiber& f = fibers[current];
+    f.waiting = kind;
+    if (kind == 1) ++block_arrived;
+    else ++warp_arrived[current / 32];
+    ::swapcontext(&f.context, &launcher);
+    asm volatile("" ::: "memory");  // threadIdx and the shared arrays changed while this fiber waited
+  }
+  static void entry() {
+    scheduler& s = *the_scheduler();
+    s.invoke(s.args);
+    s.fibers[s.current].done = true;  // returning resumes the launcher (uc_link)
+  }
+  static scheduler* the_scheduler();
+
+  // One block: its threads as fibers, until all have returned.
+  void run_block(unsigned bx) {
+    for (unsigned t = 0; t < bx; ++t) {
+      fiber& f = fibers[t];
+      f.waiting = 0;
+      f.done = false;
+      f.context.uc_stack.ss_sp = stacks + static_cast<std::size_t>(t) * stack_bytes;
+      f.context.uc_stack.ss_size = stack_bytes;
+      f.context.uc_link = &launcher;
+      ::makecontext(&f.context, &scheduler::entry, 0);
+    }
+    block_arrived = 0;
+    warp_arrived.assign((bx + 31) / 32, 0);
+    unsigned finished = 0;
+    for (unsigned pass = 0; finished < bx; ++pass) {
+      bool ran = false;
+      for (unsigned i = 0; i < bx; ++i) {
+        const unsigned t = pass % 2 == 0 ? i : bx - 1 - i;
+        fiber& f = fibers[t];
+        if (f.done || f.waiting) continue;
+        current = t;
+        threadIdx = {t, 0, 0};
+        ::swapcontext(&launcher, &f.context);
+        ran = true;
+        if (f.done) ++finished;
+      }
+      // release the barriers every thread they wait for has reached
+      bool released = false;
+      if (block_arrived == bx) {
+        for (fiber& f : fibers) f.waiting = 0;
+        block_arrived = 0;
+        released = true;
+      }
+      for (unsigned w = 0; w < warp_arrived.size(); ++w)
+        if (warp_arrived[w] == std::min(32u, bx - 32 * w)) {
+          for (unsigned t = 32 * w; t < std::min(bx, 32 * w + 32); ++t)
+            if (fibers[t].waiting == 2) fibers[t].waiting = 0;
+          warp_arrived[w] = 0;
+          released = true;
+        }
+      if (!ran && !released) {
+        std::fprintf(stderr, "kiln emulator: block (%u, %u, %u) cannot go on: %u of %u threads wait at __syncthreads, "
+                     "the others at a warp barrier or returned (a barrier not every thread reaches)\n",
+                     blockIdx.x, blockIdx.y, blockIdx.z, block_arrived, bx);
+        std::abort();
+      }
+    }
+  }
 };
-static block_state* state = nullptr;
+inline scheduler* scheduler::the_scheduler() {
+  static scheduler s;
+  return &s;
+}
 }  // namespace kiln_emu
-inline void __syncthreads() { kiln_emu::state->block_barrier->arrive_and_wait(); }
+inline void __syncthreads() { kiln_emu::scheduler::the_scheduler()->wait(1); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 inline unsigned atomicExch(unsigned* p, unsigned v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
+  kiln_emu::scheduler& s = *kiln_emu::scheduler::the_scheduler();
   const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* x = kiln_emu::state->warp_exchange.data() + warp * 32;
+  float* x = s.warp_exchange.data() + warp * 32;
   x[lane] = v;
-  kiln_emu::state->warp_barriers[warp]->arrive_and_wait();
+  s.wait(2);
   const float r = x[lane ^ static_cast<unsigned>(lane_mask)];
-  kiln_emu::state->warp_barriers[warp]->arrive_and_wait();
+  s.wait(2);
   return r;
 }
 // A warp-wide exchange of `count` (≤ 8) floats per lane, for the emulated mma.sync: every lane of the warp
 // calls it; the result holds lane l's values at [count·l, count·l + count). Call kiln_emu_warp_done() once the
 // values are read (the area is reused by the next exchange).
 inline const float* kiln_emu_warp_share(const float* mine, int count) {
+  kiln_emu::scheduler& s = *kiln_emu::scheduler::the_scheduler();
   const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* area = kiln_emu::state->warp_fragments.data() + warp * 32 * 8;
+  float* area = s.warp_fragments.data() + warp * 32 * 8;
   for (int i = 0; i < count; ++i) area[lane * static_cast<unsigned>(count) + static_cast<unsigned>(i)] = mine[i];
-  kiln_emu::state->warp_barriers[warp]->arrive_and_wait();
+  s.wait(2);
   return area;
 }
-inline void kiln_emu_warp_done() { kiln_emu::state->warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
-#define KILN_DYNAMIC_SHARED(name) float* name = kiln_emu::state->shared.data()
+inline void kiln_emu_warp_done() { kiln_emu::scheduler::the_scheduler()->wait(2); }
+#define KILN_DYNAMIC_SHARED(name) float* name = kiln_emu::scheduler::the_scheduler()->shared.data()
 #define KILN_LOAD_CG(p) (*(p))
-
-// A pool of bx worker threads (one per CUDA thread of a block), kept between launches.
-namespace kiln_emu {
-struct pool {
-  unsigned size = 0;
-  std::unique_ptr<std::barrier<>> start, done;
-  std::vector<std::thread> workers;
-  bool stop = false;
-  void (*invoke)(void**) = nullptr;
-  void** args = nullptr;
-  block_state st;
-  void run_worker(unsigned t) {
-    threadIdx = {t, 0, 0};
-    for (;;) {
-      start->arrive_and_wait();
-      if (stop) return;
-      for (unsigned z = 0; z < gridDim.z; ++z)
-        for (unsigned y = 0; y < gridDim.y; ++y)
-          for (unsigned x = 0; x < gridDim.x; ++x) {
-            blockIdx = {x, y, z};
-            if (t == 0) std::fill(st.shared.begin(), st.shared.end(), std::numeric_limits<float>::quiet_NaN());
-            st.block_barrier->arrive_and_wait();
-            invoke(args);
-            st.block_barrier->arrive_and_wait();
-          }
-      done->arrive_and_wait();
-    }
-  }
-  void resize(unsigned bx) {
-    if (bx == size) return;
-    shutdown();
-    size = bx;
-    stop = false;
-    start = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(bx) + 1);
-    done = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(bx) + 1);
-    st.block_barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(bx));
-    st.warp_barriers.clear();
-    for (unsigned w = 0; w < bx / 32; ++w) st.warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
-    st.warp_exchange.assign(bx, 0.0f);
-    st.warp_fragments.assign(static_cast<std::size_t>(bx) * 8, 0.0f);
-    for (unsigned t = 0; t < bx; ++t) workers.emplace_back([this, t] { run_worker(t); });
-  }
-  void shutdown() {
-    if (workers.empty()) return;
-    stop = true;
-    start->arrive_and_wait();
-    for (std::thread& w : workers) w.join();
-    workers.clear();
-    size = 0;
-  }
-  ~pool() { shutdown(); }
-};
-static pool the_pool;
-}  // namespace kiln_emu
 
 // Runs invoke(args) as a grid of blocks of bx threads, blocks one after another.
 extern "C" void kiln_emu_launch(void (*invoke)(void**), unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                 unsigned shared_bytes, void** args) {
-  kiln_emu::pool& p = kiln_emu::the_pool;
-  p.resize(bx);
-  p.st.shared.assign(shared_bytes / 4 + 1, 0.0f);
-  kiln_emu::state = &p.st;
+  kiln_emu::scheduler& s = *kiln_emu::scheduler::the_scheduler();
+  s.reserve(bx);
+  s.warp_exchange.assign(bx, 0.0f);
+  s.warp_fragments.assign(static_cast<std::size_t>(bx) * 8, 0.0f);
+  s.shared.assign(shared_bytes / 4 + 1, 0.0f);
   gridDim = {gx, gy, gz};
   blockDim = {bx, 1, 1};
-  p.invoke = invoke;
-  p.args = args;
-  p.start->arrive_and_wait();
-  p.done->arrive_and_wait();
+  s.invoke = invoke;
+  s.args = args;
+  for (unsigned z = 0; z < gz; ++z)
+    for (unsigned y = 0; y < gy; ++y)
+      for (unsigned x = 0; x < gx; ++x) {
+        blockIdx = {x, y, z};
+        std::fill(s.shared.begin(), s.shared.end(), std::numeric_limits<float>::quiet_NaN());
+        s.run_block(bx);
+      }
 }
-// Joins the workers (before the module is unloaded).
-extern "C" void kiln_emu_shutdown() { kiln_emu::the_pool.shutdown(); }
+// Frees the fibers' stacks (before the module is unloaded).
+extern "C" void kiln_emu_shutdown() { kiln_emu::scheduler::the_scheduler()->release(); }
 // ---- end of the emulation header
 )KILN";
 }
