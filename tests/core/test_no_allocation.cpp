@@ -54,32 +54,6 @@ TEST_CASE("repeated training steps allocate nothing", "[allocation]") {
 }
 
 namespace {
-// every CNN layer kind: convolution (im2col scratch per thread), batch norm, pooling, dropout
-struct cnn {
-  constexpr auto operator()() const {
-    using namespace kiln;
-    auto net = nn::sequential(conv2d<2, 8, 3, 1, 1, 1, 1, false>{}, batch_norm<8>{}, relu, max_pool2d<2>{}, flatten,
-                              dropout{.p = 0.25}, dense<4>{});
-    return cross_entropy(net(image<2, 12, 12>("x")), labels<4>("y"));
-  }
-};
-}  // namespace
-
-TEST_CASE("repeated CNN training steps allocate nothing", "[allocation]") {
-#if KILN_TEST_SANITIZED
-  WARN("skipped: allocations cannot be counted under AddressSanitizer (it replaces operator new)");
-  return;
-#endif
-  kiln::cpu::train_step<cnn, kiln::adam> step;
-  std::vector<float> x(96 * 2 * 12 * 12, 0.25f);
-  std::vector<std::int32_t> y(96, 1);
-  step.run(96, {{"x", x}, {"y", y}});
-  const long before = allocations.load();
-  for (int i = 0; i < 10; ++i) step.run(96, {{"x", x}, {"y", y}});
-  CHECK(allocations.load() - before == 0);
-}
-
-namespace {
 struct classifier_logits {
   constexpr auto operator()() const {
     auto net = kiln::nn::sequential(kiln::dense<32>{}, kiln::relu, kiln::dense<16>{}, kiln::relu, kiln::dense<10>{});
