@@ -52,9 +52,9 @@ inline void store_run(float* p, int n, vfloat lo, vfloat hi) {
 inline vint takes_over(vfloat v, vfloat u) { return (u > v) | (u != u); }
 
 // The four elements of windows j0 … j0 + n − 1 of the output row whose input rows are r0 and r1.
-struct window_elements {
+struct window_corners {
   vfloat a, b, c, d;  // top left, top right, bottom left, bottom right
-  window_elements(const float* r0, const float* r1, int j0, int n) {
+  window_corners(const float* r0, const float* r1, int j0, int n) {
     vfloat t0, t1, b0, b1;
     load_run(r0 + 2 * j0, n, t0, t1);
     load_run(r1 + 2 * j0, n, b0, b1);
@@ -66,7 +66,7 @@ struct window_elements {
 inline void max_row(const float* r0, const float* r1, float* out, int OW) {
   for (int j0 = 0; j0 < OW; j0 += lanes) {
     const int n = std::min(lanes, OW - j0);
-    const window_elements w(r0, r1, j0, n);
+    const window_corners w(r0, r1, j0, n);
     vfloat m = blend(takes_over(w.a, w.b), w.b, w.a);
     m = blend(takes_over(m, w.c), w.c, m);
     m = blend(takes_over(m, w.d), w.d, m);
@@ -80,7 +80,7 @@ inline void max_adjoint_row(const float* r0, const float* r1, const float* gy, f
   const vfloat zero = splat(0.0f);
   for (int j0 = 0; j0 < OW; j0 += lanes) {
     const int n = std::min(lanes, OW - j0);
-    const window_elements w(r0, r1, j0, n);
+    const window_corners w(r0, r1, j0, n);
     const vint tb = takes_over(w.a, w.b);
     const vfloat ab = blend(tb, w.b, w.a);
     const vint tc = takes_over(ab, w.c);
