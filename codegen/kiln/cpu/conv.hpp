@@ -10,7 +10,8 @@
 //               partial, and the partials are added in thread order (the same result for the same thread count)
 // The products are the ones ops/window_math.hpp defines element by element (which the reference, the CUDA
 // kernels and the rendered C++ evaluate), summed in another order: the tests hold them to float tolerance.
-// Per-thread scratch grows to the largest window seen and is then reused: steady-state steps do not allocate.
+// Nothing here allocates: each call works in the caller's scratch of scratch_floats(code, window) floats (the
+// program's per-thread workspace), so that no step, the first one on a thread included, grows memory.
 // `products` (bf16_path::fp32 by default) makes the products BF16 operands with FP32 sums (gemm_bf16.hpp), as
 // a step in mixed precision asks.
 #include <kiln/cpu/gemm.hpp>
@@ -18,8 +19,7 @@
 #include <kiln/ops/window_math.hpp>
 
 #include <algorithm>
-#include <cstring>
-#include <vector>
+#include <cstddef>
 
 namespace kiln::cpu::conv {
 
@@ -32,11 +32,16 @@ inline sizes sizes_of(const window& w) {
   return {cg, og, K, L, w.in_size(), w.out_size(), std::clamp((1L << 18) / (K * L), 1L, 64L)};
 }
 
-// This thread's scratch of at least n floats.
-inline float* scratch(std::size_t n) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
+// The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
+// (kiln_conv2d_dw) needs: a block's patches and group rows, the transposed weight (input_adjoint) and the
+// GEMM's workspace (FP32's or BF16's, whichever is larger).
+inline std::size_t scratch_floats(int code, const window& w) {
+  const sizes s = sizes_of(w);
+  const long N = s.block * s.L;
+  const auto patches = static_cast<std::size_t>((s.K + s.og) * N);
+  if (code == window_math::kiln_conv2d) return patches + gemm_bf16_workspace_floats(s.og, N, s.K);
+  if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
+  return patches + gemm_bf16_workspace_floats(s.og, s.K, N);
 }
 
 // cols (K rows, ld floats apart) ← the patches of group g of one sample x [C, H, W], L columns from cols.
@@ -93,12 +98,12 @@ inline void scatter_group(const sizes& s, const float* side, long n, long m, lon
     for (long t = 0; t < m; ++t) std::copy_n(side + o * m * s.L + t * s.L, s.L, maps + (n + t) * s.out_row + (g * s.og + o) * s.L);
 }
 
-// y rows [n0, n1) = conv2d(x, wt).
-inline void forward(const window& w, const float* x, const float* wt, float* y, long n0, long n1,
+// y rows [n0, n1) = conv2d(x, wt); scratch: scratch_floats(kiln_conv2d, w) floats.
+inline void forward(const window& w, const float* x, const float* wt, float* y, long n0, long n1, float* scratch,
                     bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_bf16_workspace_floats(s.og, N, s.K));
+  float* cols = scratch;
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
   for (long n = n0; n < n1; n += s.block) {
@@ -113,11 +118,12 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
 
 // gx rows [n0, n1) = conv2d_dx(gy, wt). The weight is transposed once per call ([K, O/G] per group, row-major),
 // so the products read it in place instead of packing a transposed view for every block.
-inline void input_adjoint(const window& w, const float* gy, const float* wt, float* gx, long n0, long n1,
+// scratch: scratch_floats(kiln_conv2d_dx, w) floats.
+inline void input_adjoint(const window& w, const float* gy, const float* wt, float* gx, long n0, long n1, float* scratch,
                           bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* dcols = scratch(static_cast<std::size_t>((s.K + s.og) * N + w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og));
+  float* dcols = scratch;
   float* side = dcols + s.K * N;
   float* wt_t = side + s.og * N;
   float* ws = wt_t + w.o * s.K;
@@ -135,12 +141,12 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
   }
 }
 
-// partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group.
-inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1,
+// partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group; scratch: scratch_floats(kiln_conv2d_dw, w) floats.
+inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1, float* scratch,
                            bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* cols = scratch(static_cast<std::size_t>((s.K + s.og) * N) + gemm_bf16_workspace_floats(s.og, s.K, N));
+  float* cols = scratch;
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
   std::fill_n(partial, w.o * s.K, 0.0f);

@@ -386,13 +386,16 @@ struct executor {
       float* out = c.buf[KR.anchor];
       constexpr long work_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw + w.in_size();
       if constexpr (window_per_sample(code)) {
-        parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int) { window_rows<code, w>(a, b, out, n0, n1, c.products); });
+        parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int thread) {
+          window_rows<code, w>(a, b, out, n0, n1, c.gemm_ws + thread * c.gemm_ws_stride, c.products);
+        });
       } else if constexpr (code == window_math::kiln_conv2d_dw) {
         constexpr long size = nd.shape.rows * nd.shape.cols;
         const int threads = c.pool->num_threads();
         const long tasks = rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
-        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int) {
-          conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks, c.products);
+        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
+          conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks,
+                               c.gemm_ws + thread * c.gemm_ws_stride, c.products);
         });
         std::copy_n(c.ksplit_ws, size, out);
         for (long t = 1; t < tasks; ++t)
@@ -474,6 +477,11 @@ struct executor {
         const long M = mm.shape.rows == batch ? std::min(batch_size, gemm_row_block) : mm.shape.rows;
         const long K = resolve(P.g.nodes[mm.in[0]].shape.cols, batch_size);
         m = std::max<long>(m, static_cast<long>(gemm_bf16_workspace_floats(M, mm.shape.cols, K)));  // FP32's or BF16's
+      } else if (P.kernels[k].kind == kernel_kind::indexing && ops::is_window_op(P.g.nodes[P.kernels[k].anchor].kind)) {
+        const node& nd = P.g.nodes[P.kernels[k].anchor];  // a convolution's patches (cpu/conv.hpp)
+        const int code = ops::window_code_of(nd.kind);
+        if (code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx || code == window_math::kiln_conv2d_dw)
+          m = std::max<long>(m, static_cast<long>(conv::scratch_floats(code, P.g.windows[nd.leaf])));
       }
     return (m + 15) / 16 * 16;
   }

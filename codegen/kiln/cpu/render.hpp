@@ -139,9 +139,9 @@ inline std::string kernel_source(const plan& p, int ki) {
     const std::string o = "buf[" + std::to_string(k.anchor) + "]", rows = rows_expr(p.g.nodes[nd.in[0]].shape.rows);
     const int code = ops::window_code_of(nd.kind);
     if (window_per_sample(code)) {  // as executor::run_window, on one thread
-      out += "  kiln::cpu::window_rows<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
+      out += "  kiln::cpu::window_rows<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + o + ", 0, " + rows + ", gemm_workspace);\n";
     } else if (nd.kind == op::conv2d_dw) {
-      out += "  kiln::cpu::conv::weight_adjoint(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ");\n";
+      out += "  kiln::cpu::conv::weight_adjoint(w, " + a + ", " + b + ", " + o + ", 0, " + rows + ", gemm_workspace);\n";
     } else {
       out += "  kiln::cpu::window_elements<" + std::to_string(code) + ", w>(" + a + ", " + b + ", " + rows + ", " + o + ", 0, " + R + " * " + C + ");\n";
     }

@@ -15,12 +15,13 @@ constexpr bool window_per_sample(int code) {
 }
 
 // Rows [n0, n1) of the result of per-sample window op Code with window W on operands a, b (b unused by unary ops);
-// a convolution's products on `products` (cpu/gemm_bf16.hpp).
+// a convolution's products on `products` (cpu/gemm_bf16.hpp), in `scratch` of conv::scratch_floats(Code, W) floats.
 template <int Code, window W>
-inline void window_rows(const float* a, const float* b, float* out, long n0, long n1, bf16_path products = bf16_path::fp32) {
+inline void window_rows(const float* a, const float* b, float* out, long n0, long n1, float* scratch,
+                        bf16_path products = bf16_path::fp32) {
   static_assert(window_per_sample(Code), "kiln cpu: this window op does not run per sample");
-  if constexpr (Code == window_math::kiln_conv2d) conv::forward(W, a, b, out, n0, n1, products);
-  else if constexpr (Code == window_math::kiln_conv2d_dx) conv::input_adjoint(W, a, b, out, n0, n1, products);
+  if constexpr (Code == window_math::kiln_conv2d) conv::forward(W, a, b, out, n0, n1, scratch, products);
+  else if constexpr (Code == window_math::kiln_conv2d_dx) conv::input_adjoint(W, a, b, out, n0, n1, scratch, products);
   else if constexpr (Code == window_math::kiln_max_pool2d) pool::max_forward<W>(a, out, n0, n1);
   else if constexpr (Code == window_math::kiln_max_pool2d_dx) pool::max_adjoint<W>(a, b, out, n0, n1);
   else if constexpr (Code == window_math::kiln_avg_pool2d) pool::average_forward<W>(a, out, n0, n1);
