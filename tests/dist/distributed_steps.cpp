@@ -9,6 +9,9 @@
 // the state is gathered from the rank that holds it for the comparison, each rank must hold less than the whole
 // state (their shares adding up to the whole), and the gradient sums must be reduces to their owners exactly
 // when no clipping reads every gradient.
+// A model with dropout runs with each rank's rows a block of the batch (set_sample_rows) and strided (the
+// trainer's split, set_communicator's default): the ranks draw the masks of their rows' places in the whole
+// batch, so they match the one process too.
 // Prints one PASS/FAIL line per configuration on rank 0 and exits 1 on any failure.
 //
 // Tolerance. The two runs differ only in how the batch mean of the gradients is summed: one process adds B
@@ -46,6 +49,20 @@ struct model {
   }
 };
 
+// Dropout after both hidden layers: the ranks draw the masks of their rows' places in the whole batch
+// (random::sample_row), so together they drop what the one process drops.
+struct dropout_model {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(dense<16>{}, relu, kiln::dropout{.p = 0.4}, dense<12>{}, kiln::tanh,
+                                        kiln::dropout{.p = 0.2}, dense<5>{})(input<10>("x")),
+                         labels<5>("y"));
+  }
+};
+
+// How a rank's rows are taken from the batch: a block of B/N rows (set_sample_rows(rank·B/N, 1)), or rows rank,
+// rank + N, … (the trainer's split, which set_communicator assumes).
+enum class split { block, strided };
+
 struct batch_data {
   std::vector<float> x;
   std::vector<std::int32_t> y;
@@ -71,9 +88,9 @@ std::uint64_t hash_of(std::span<const float> v, std::uint64_t h) {
   return fnv1a64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)), h);
 }
 
-template <class Inner>
-bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64_t seed, bool zero) {
-  using parallel_step = cpu::train_step<model, data_parallel<Inner>>;
+template <class Inner, class Model = model>
+bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64_t seed, bool zero, split rows = split::block) {
+  using parallel_step = cpu::train_step<Model, data_parallel<Inner>>;
   const graph& G = parallel_step::G;
   parallel_step parallel({.inner = inner}, comm.rank() == 0 ? seed : seed + 17);  // rank 0's values are broadcast
   parallel.set_communicator(comm, {.bucket_floats = 200, .shard_optimizer_state = zero});  // several buckets
@@ -105,16 +122,22 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
         }
       }
   }
-  cpu::train_step<model, Inner> single(inner, seed);
+  cpu::train_step<Model, Inner> single(inner, seed);
   const long share = global_batch / comm.size();
+  if (rows == split::block) parallel.set_sample_rows(static_cast<std::uint64_t>(comm.rank() * share), 1);
   const std::vector<batch_data> batches = make_batches(seed);
   double worst = 0;  // of the difference to the tolerance
   std::string where;
   bool identical = true;
   for (int t = 0; t < steps; ++t) {
     const batch_data& b = batches[static_cast<std::size_t>(t)];
-    const std::span<const float> x(b.x.data() + comm.rank() * share * 10, static_cast<std::size_t>(share * 10));
-    const std::span<const std::int32_t> y(b.y.data() + comm.rank() * share, static_cast<std::size_t>(share));
+    std::vector<float> x;
+    std::vector<std::int32_t> y;
+    for (long i = 0; i < share; ++i) {  // this rank's rows of the batch
+      const long row = rows == split::block ? comm.rank() * share + i : comm.rank() + i * comm.size();
+      x.insert(x.end(), b.x.begin() + row * 10, b.x.begin() + (row + 1) * 10);
+      y.push_back(b.y[static_cast<std::size_t>(row)]);
+    }
     double loss = parallel.run(share, {{"x", x}, {"y", y}});
     comm.all_reduce_sum(std::span<double>(&loss, 1));
     loss /= comm.size();
@@ -151,8 +174,8 @@ bool check(dist::communicator& comm, const char* label, Inner inner, std::uint64
   }
   if (comm.rank() != 0) return true;
   const bool ok = worst <= 1 && identical && sharding_ok;
-  std::printf("%s distributed %d ranks, %s%s: worst %s (%.3g of the tolerance)%s%s%s\n", ok ? "PASS" : "FAIL", comm.size(), label,
-              zero ? ", ZeRO-1" : "", where.c_str(), worst, identical ? "" : "; the ranks' parameters differ", sharding.c_str(),
+  std::printf("%s distributed %d ranks, %s%s%s: worst %s (%.3g of the tolerance)%s%s%s\n", ok ? "PASS" : "FAIL", comm.size(), label,
+              zero ? ", ZeRO-1" : "", rows == split::strided ? ", strided rows" : "", where.c_str(), worst, identical ? "" : "; the ranks' parameters differ", sharding.c_str(),
               sharding_ok ? "" : " (expected less than the whole state on each rank, and reduces exactly when unclipped)");
   return ok;
 }
@@ -173,6 +196,8 @@ int main(int argc, char** argv) {
       ok &= check(comm, "sgd clipped", clip_grad_norm<sgd>{.inner = {.lr = 0.1}, .max_norm = 0.1}, 6, zero);
       ok &= check(comm, "adam clipped", clip_grad_norm<adam>{.inner = {.lr = 1e-2}, .max_norm = 0.1}, 7, zero);
       ok &= check(comm, "adamw clipped (inactive)", clip_grad_norm<adamw>{.inner = {.lr = 1e-2}, .max_norm = 1e3}, 8, zero);
+      ok &= check<adam, dropout_model>(comm, "adam, dropout", adam{.lr = 1e-2}, 9, zero);
+      ok &= check<adam, dropout_model>(comm, "adam, dropout", adam{.lr = 1e-2}, 10, zero, split::strided);
     }
   } catch (const std::exception& e) {
     comm.abort(e.what());

@@ -66,7 +66,8 @@ inline std::string body(const plan& p, const kernel_view& v, bool flat, const st
       case op::iota: e = "column_index(c0)"; break;
       case op::random_uniform: {  // element (r, c0 + l) of the node's shape, a dimension of 1 broadcast
         const std::string stream = std::to_string(static_cast<std::uint32_t>(n.k)) + "u";
-        const std::string row = n.shape.rows == 1 ? std::string("0") : "r * " + std::to_string(n.shape.cols);
+        const std::string sample = n.shape.rows == batch ? "static_cast<long>(kiln::random::sample_row(*rng, static_cast<std::uint64_t>(r)))" : "r";
+        const std::string row = n.shape.rows == 1 ? std::string("0") : sample + " * " + std::to_string(n.shape.cols);
         e = n.shape.cols == 1 ? "splat<vfloat>(kiln::random::uniform(*rng, " + stream + ", static_cast<std::uint64_t>(" + row + ")))"
                               : "draws(*rng, " + stream + ", " + row + " + c0)";
         break;

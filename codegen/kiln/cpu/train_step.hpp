@@ -185,7 +185,9 @@ class train_step {
   // over comm's ranks in buckets of at most bucket_floats values, overlapping the backward pass, weighted by each
   // rank's share of the batch (optimizer().share, 1/ranks until set otherwise). Every rank must call this with the same model and optimizer (checked: the ranks compare a
   // hash of their compiled plans and parameter names and shapes, and a mismatch throws on every rank, naming the
-  // ranks); rank 0's parameters and optimizer state are then broadcast to all. comm must outlive the step.
+  // ranks); rank 0's parameters, optimizer state and seed are then broadcast to all. comm must outlive the step.
+  // Dropout then draws as if this rank's rows were rows rank, rank + ranks, … of the whole batch (the trainer's
+  // split, DistributedSampler's): set_sample_rows says otherwise.
   //
   // With options.shard_optimizer_state (ZeRO stage 1), rank r then keeps only the optimizer state of the
   // parameters it owns (shards(): which, and how much it saves), runs only their update kernels, and
@@ -198,6 +200,8 @@ class train_step {
     for (int l = 0; l < G.num_leaves; ++l)
       if (G.leaves[l].kind == leaf_kind::param || G.leaves[l].kind == leaf_kind::state)
         comm.broadcast(std::span<float>(storage_[l].data(), storage_[l].size()), 0);
+    seed_ = comm.all_gather(seed_).front();  // every rank draws with rank 0's key
+    set_sample_rows(static_cast<std::uint64_t>(comm.rank()), static_cast<std::uint64_t>(comm.size()));
     opt_.share = 1.0 / comm.size();
     std::vector<std::vector<row_share>> reduce_to;
     if (options.shard_optimizer_state) {
@@ -224,9 +228,19 @@ class train_step {
   // The data-parallel schedule attached by set_communicator (nullptr before): its bucket count and where the
   // steps' time went (kiln-bench's all-reduce rows).
   const gradient_buckets* collectives() const { return buckets_.get(); }
-  // The key of the last step's random draws (dropout): {seed, step count}. The next step draws with step + 1.
-  random::key random_key() const { return {seed_, static_cast<std::uint64_t>(t_)}; }
+  // The key of the last step's random draws (dropout): {seed, step count, sample rows}. The next step draws with
+  // step + 1.
+  random::key random_key() const { return {seed_, static_cast<std::uint64_t>(t_), row_first_, row_stride_}; }
   std::uint64_t seed() const { return seed_; }
+  // Where this step's batch lies in a whole batch that several steps share (data-parallel ranks): its row r is
+  // row first + r·stride there, and dropout draws that row's mask, so the ranks together drop what one process
+  // training on the whole batch would. The default, (0, 1), is the whole batch; set_communicator sets
+  // (rank, ranks), the trainer's split; a rank given a contiguous block of B/N rows sets (rank·B/N, 1).
+  void set_sample_rows(std::uint64_t first, std::uint64_t stride) {
+    if (stride < 1) throw error("kiln: set_sample_rows: the stride must be at least 1, got 0");
+    row_first_ = first;
+    row_stride_ = stride;
+  }
 
  private:
   // Binds the batch and advances the optimizer's step count and hyperparameters (bias corrections).
@@ -305,6 +319,7 @@ class train_step {
   std::vector<char> unbound_allowed_;  // by leaf: state of which other ranks hold every row
   dist::communicator* comm_ = nullptr;
   std::uint64_t seed_ = 0;
+  std::uint64_t row_first_ = 0, row_stride_ = 1;  // set_sample_rows
   precision precision_ = precision::fp32;
   long t_ = 0;
   float hypers_[Optimizer::num_hypers] = {};

@@ -166,6 +166,9 @@ class step_runtime {
     prepare(batch_size);
     detail::host_hypers h;
     for (int i = 0; i < max_hypers; ++i) h.v[i] = hypers[i];
+    if (rng.row_first != 0 || rng.row_stride != 1)  // the kernels draw at their own rows (data-parallel is CPU-only)
+      throw error("kiln::cuda: a random key placing the batch in a larger one (row_first " + std::to_string(rng.row_first) +
+                  ", row_stride " + std::to_string(rng.row_stride) + ") is not supported on the GPU");
     h.rng[0] = static_cast<std::uint32_t>(rng.seed);
     h.rng[1] = static_cast<std::uint32_t>(rng.seed >> 32);
     h.rng[2] = static_cast<std::uint32_t>(rng.step);

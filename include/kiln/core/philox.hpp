@@ -13,11 +13,19 @@
 namespace kiln::random {
 
 // What varies a step's draws: the seed (fixed for a run) and the step number (advanced by every step).
+// row_first and row_stride place the step's batch in a larger one: its row r is row row_first + r·row_stride of
+// the whole batch, and a value with a row per sample draws that row's numbers. A data-parallel rank that
+// trains on its share of each batch thereby drops what one process training on the whole batch would drop
+// (cpu::train_step::set_sample_rows).
 struct key {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
+  std::uint64_t row_first = 0, row_stride = 1;
   constexpr bool operator==(const key&) const = default;
 };
+
+// The row of the whole batch that row r of this step's batch is.
+constexpr std::uint64_t sample_row(const key& k, std::uint64_t r) { return k.row_first + r * k.row_stride; }
 
 inline constexpr std::uint32_t philox_m0 = 0xD2511F53u, philox_m1 = 0xCD9E8D57u;  // round multipliers
 inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u, philox_w1 = 0xBB67AE85u;  // key schedule (golden ratio, √3 − 1)
