@@ -59,8 +59,60 @@ struct executor {
     }
     static constexpr bool flat = flat_ok();
 
-    // ---- the value of node Id at row r, columns [c0, c0 + n)
-    template <int Id, class V>
+    // Narrow rows packed several to a vector: a row kernel of C ≤ lanes / 2 columns evaluates lanes / C whole
+    // rows per vector, lane l of the vector at element e0 (a multiple of C) being element e0 + l of the
+    // row-major domain, at row (e0 + l) / C and column l % C. One row per vector left the other lanes idle:
+    // XOR's [4, 2] and [4, 1] epilogues (sigmoid, log) were 58 % of its step. Each element's arithmetic is the
+    // same as row by row, so the results are the same bits. Operands: full-shape ones are read in place, a
+    // [1, C] row is repeated across the vector and a [rows, 1] column spread over each row's C lanes.
+    static constexpr long packed_cols = KR.domain.cols;
+    static constexpr bool packed_ok() {
+      if (flat || packed_cols > lanes / 2 || KR.domain.rows == 1) return false;
+      // of the reductions, the column sums (sum_rows) of C a power of 2 pack: their vector is folded in halves
+      // down to C lanes at the end
+      if (KR.kind == kernel_kind::reduction && (P.g.nodes[KR.anchor].kind != op::sum_rows || (packed_cols & (packed_cols - 1)) != 0))
+        return false;
+      for (int j = 0; j < NB; ++j) {
+        const node& n = P.g.nodes[body_node(j)];
+        if (n.kind == op::random_uniform) return false;  // its draws follow the (sample) row, not the element
+        for (int k = 0; k < 3; ++k) {
+          const int a = n.in[k];
+          if (a < 0 || slot_of(a) >= 0) continue;
+          const dims s = P.g.nodes[a].shape;
+          const bool column = s.rows == KR.domain.rows && s.cols == 1, row = s.rows == 1 && s.cols == KR.domain.cols;
+          if (!(s == KR.domain) && !(s == dims{1, 1}) && !column && !row) return false;
+        }
+      }
+      return true;
+    }
+    static constexpr bool packed = packed_ok();
+    // Lane l ← lane Index(l) of v (a compile-time permutation).
+    template <long (*Index)(long), std::size_t... L>
+    static vfloat permute(vfloat v, std::index_sequence<L...>) {
+      return __builtin_shufflevector(v, v, static_cast<int>(Index(static_cast<long>(L)))...);
+    }
+    static constexpr long column_of_lane(long l) { return l % packed_cols; }
+    static constexpr long row_of_lane(long l) { return l / packed_cols; }
+    // v with lanes n and up zeroed
+    static vfloat first_lanes(vfloat v, int n) {
+      constexpr vfloat index = []<std::size_t... L>(std::index_sequence<L...>) {
+        return vfloat{static_cast<float>(L)...};
+      }(std::make_index_sequence<lanes>{});
+      return blend(index < splat<vfloat>(static_cast<float>(n)), v, splat<vfloat>(0.0f));
+    }
+    // acc[j] = Σ over lanes l ≡ j (mod C) of v: halves added until C lanes are left (C a power of 2)
+    template <int N>
+    static void store_column_sums(simd_detail::fvec<N> v, float* acc) {
+      if constexpr (N == packed_cols) {
+        for (int j = 0; j < N; ++j) acc[j] = v[j];
+      } else {
+        constexpr auto half = std::make_integer_sequence<int, N / 2>{};
+        store_column_sums<N / 2>(simd_detail::low_half<N>(v, half) + simd_detail::high_half<N>(v, half), acc);
+      }
+    }
+
+    // ---- the value of node Id at row r, columns [c0, c0 + n); Packed: at elements [c0, c0 + n), from row r
+    template <int Id, bool Packed = false, class V>
     static V operand(const context& c, const V* vals, long r, long c0, int n) {
       constexpr int s = slot_of(Id);
       if constexpr (s >= 0) {
@@ -70,7 +122,12 @@ struct executor {
         const float* base = c.buf[Id];
         if constexpr (sh.cols == 1 && sh.rows == 1) {
           return splat<V>(base[0]);
-        } else if constexpr (flat) {  // full-shape operand of a flat loop: element c0 onwards
+        } else if constexpr (Packed && sh.rows == 1 && !(sh == KR.domain)) {  // the row [1, C], repeated
+          return permute<column_of_lane>(load_partial<V>(base, packed_cols), std::make_index_sequence<lanes>{});
+        } else if constexpr (Packed && sh.cols == 1 && !(sh == KR.domain)) {  // the column [rows, 1], each value C times
+          return permute<row_of_lane>(load_partial<V>(base + r, static_cast<int>((n + packed_cols - 1) / packed_cols)),
+                                      std::make_index_sequence<lanes>{});
+        } else if constexpr (flat || Packed) {  // full-shape operand of a flat loop: element c0 onwards
           return n == lanes ? load<V>(base + c0) : load_partial<V>(base + c0, n);
         } else if constexpr (sh.cols == 1) {
           return splat<V>(base[r]);
@@ -81,7 +138,7 @@ struct executor {
       }
     }
 
-    template <int J, class V>
+    template <int J, bool Packed, class V>
     static void eval_node(const context& c, V* vals, long r, long c0, int n) {
       constexpr int id = body_node(J);
       constexpr node nd = P.g.nodes[id];
@@ -91,16 +148,22 @@ struct executor {
         vals[J] = splat<V>(c.hyper[nd.leaf]);
       } else if constexpr (nd.kind == op::batch_size) {
         vals[J] = splat<V>(static_cast<float>(c.batch));
+      } else if constexpr (nd.kind == op::iota && Packed) {  // the column of each lane
+        V v{};
+        for (int l = 0; l < lanes; ++l) v[l] = static_cast<float>(column_of_lane(l));
+        vals[J] = v;
       } else if constexpr (nd.kind == op::iota) {
         V v = splat<V>(static_cast<float>(c0));
         if constexpr (is_vector_v<V>)
           for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
         vals[J] = v;
       } else if constexpr (nd.kind == op::random_uniform) {
-        // element (r, c0 + l) of the node's shape (a dimension of 1 broadcast): its draw, one Philox block per 4
+        // element (r, c0 + l) of the node's shape (a dimension of 1 broadcast): its draw, one Philox block per 4;
+        // a row per sample draws its row of the whole batch (random::sample_row)
+        static_assert(!Packed, "kiln cpu: random draws are evaluated row by row");
         constexpr dims sh = nd.shape;
         const auto stream = static_cast<std::uint32_t>(nd.k);
-        const long row = sh.rows == 1 ? 0 : r;
+        const long row = sh.rows == 1 ? 0 : sh.rows == batch ? static_cast<long>(random::sample_row(c.rng, static_cast<std::uint64_t>(r))) : r;
         if constexpr (!is_vector_v<V> || sh.cols == 1) {
           vals[J] = splat<V>(random::uniform(c.rng, stream, static_cast<std::uint64_t>(row * sh.cols + (sh.cols == 1 ? 0 : c0))));
         } else {
@@ -112,12 +175,14 @@ struct executor {
         using O = ops::of<nd.kind>;
         static_assert(O::cls == op_class::elementwise, "kiln cpu: non-elementwise node inside a kernel body");
         if constexpr (O::arity == 1)
-          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), nd.k);
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0], Packed>(c, vals, r, c0, n), nd.k);
         else if constexpr (O::arity == 2)
-          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n), nd.k);
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0], Packed>(c, vals, r, c0, n),
+                                                operand<nd.in[1], Packed>(c, vals, r, c0, n), nd.k);
         else
-          vals[J] = O::template forward<simd_math>(operand<nd.in[0]>(c, vals, r, c0, n), operand<nd.in[1]>(c, vals, r, c0, n),
-                                                operand<nd.in[2]>(c, vals, r, c0, n), nd.k);
+          vals[J] = O::template forward<simd_math>(operand<nd.in[0], Packed>(c, vals, r, c0, n),
+                                                operand<nd.in[1], Packed>(c, vals, r, c0, n),
+                                                operand<nd.in[2], Packed>(c, vals, r, c0, n), nd.k);
       }
     }
 
@@ -127,41 +192,41 @@ struct executor {
     template <std::size_t Total, std::size_t Chunk>
     static constexpr std::size_t chunk_size = Total - Chunk * fold_chunk < fold_chunk ? Total - Chunk * fold_chunk : fold_chunk;
 
-    template <class V, std::size_t Begin, std::size_t... J>
+    template <bool Packed, class V, std::size_t Begin, std::size_t... J>
     static void eval_span([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r,
                           [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<J...>) {
-      (eval_node<static_cast<int>(Begin + J)>(c, vals, r, c0, n), ...);
+      (eval_node<static_cast<int>(Begin + J), Packed>(c, vals, r, c0, n), ...);
     }
-    template <class V, std::size_t... Chunk>
+    template <bool Packed, class V, std::size_t... Chunk>
     static void eval_chunks([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r,
                             [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<Chunk...>) {
-      (eval_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<NB, Chunk>>{}), ...);
+      (eval_span<Packed, V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<NB, Chunk>>{}), ...);
     }
-    template <class V, std::size_t... J>
+    template <bool Packed = false, class V, std::size_t... J>
     static void eval_body([[maybe_unused]] const context& c, [[maybe_unused]] V* vals, [[maybe_unused]] long r, [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<J...>) {
-      eval_chunks(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(J) + fold_chunk - 1) / fold_chunk>{});
+      eval_chunks<Packed>(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(J) + fold_chunk - 1) / fold_chunk>{});
     }
 
-    template <class V, std::size_t Begin, std::size_t... S>
+    template <bool Packed, class V, std::size_t Begin, std::size_t... S>
     static void store_span([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r,
                            [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<S...>) {
       [[maybe_unused]] auto one = [&](auto s_const) {
         constexpr int id = P.stores[KR.store_begin + decltype(s_const)::value];
         constexpr int slot = slot_of(id);
-        float* p = c.buf[id] + (flat ? c0 : r * static_cast<long>(KR.domain.cols) + c0);
+        float* p = c.buf[id] + (flat || Packed ? c0 : r * static_cast<long>(KR.domain.cols) + c0);
         if (n == lanes) store(p, vals[slot]);
         else store_partial(p, vals[slot], n);
       };
       (one(std::integral_constant<std::size_t, Begin + S>{}), ...);
     }
-    template <class V, std::size_t Total, std::size_t... Chunk>
+    template <bool Packed, class V, std::size_t Total, std::size_t... Chunk>
     static void store_chunks([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r,
                              [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<Chunk...>) {
-      (store_span<V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<Total, Chunk>>{}), ...);
+      (store_span<Packed, V, Chunk * fold_chunk>(c, vals, r, c0, n, std::make_index_sequence<chunk_size<Total, Chunk>>{}), ...);
     }
-    template <class V, std::size_t... S>
+    template <bool Packed = false, class V, std::size_t... S>
     static void store_roots([[maybe_unused]] const context& c, [[maybe_unused]] const V* vals, [[maybe_unused]] long r, [[maybe_unused]] long c0, [[maybe_unused]] int n, std::index_sequence<S...>) {
-      store_chunks<V, sizeof...(S)>(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(S) + fold_chunk - 1) / fold_chunk>{});
+      store_chunks<Packed, V, sizeof...(S)>(c, vals, r, c0, n, std::make_index_sequence<(sizeof...(S) + fold_chunk - 1) / fold_chunk>{});
     }
 
     // Evaluates the body and stores the roots for rows [r0, r1) (or flat elements [r0, r1)).
@@ -188,6 +253,16 @@ struct executor {
     static void block_rows_cols(const context& c, long r0, long r1, long j0, long j1) {
       constexpr int NS = KR.store_end - KR.store_begin;
       vfloat vals[NB > 0 ? NB : 1];
+      if constexpr (packed)
+        if (j0 == 0 && j1 == packed_cols) {  // whole rows, lanes / C of them per vector
+          constexpr long per_vector = lanes / packed_cols * packed_cols;
+          for (long e = r0 * packed_cols; e < r1 * packed_cols; e += per_vector) {
+            const int n = static_cast<int>(std::min(per_vector, r1 * packed_cols - e));
+            eval_body<true>(c, vals, e / packed_cols, e, n, std::make_index_sequence<NB>{});
+            store_roots<true>(c, vals, e / packed_cols, e, n, std::make_index_sequence<NS>{});
+          }
+          return;
+        }
       for (long r = r0; r < r1; ++r)
         for (long c0 = j0; c0 < j1; c0 += lanes) {
           const int n = static_cast<int>(std::min<long>(lanes, j1 - c0));
@@ -227,7 +302,17 @@ struct executor {
           float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
           vfloat vals[NB > 0 ? NB : 1];
           const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
-          if constexpr (row_vectors <= 8) {
+          if constexpr (packed) {  // lanes / C rows per vector; lane l sums column l % C of every lanes / C-th row
+            constexpr long per_vector = lanes / packed_cols * packed_cols;
+            vfloat sums = splat<vfloat>(0.0f);
+            for (long i = b * C; i < e * C; i += per_vector) {
+              const int n = static_cast<int>(std::min(per_vector, e * C - i));
+              eval_body<true>(c, vals, i / C, i, n, std::make_index_sequence<NB>{});
+              const vfloat v = operand<in, true>(c, vals, i / C, i, n);
+              sums += n == lanes ? v : first_lanes(v, n);  // past the last row: whatever the body made of zeros
+            }
+            store_column_sums<lanes>(sums, acc);
+          } else if constexpr (row_vectors <= 8) {
             vfloat sums[row_vectors];
             for (vfloat& s : sums) s = splat<vfloat>(0.0f);
             for (long r = b; r < e; ++r)
