@@ -158,7 +158,9 @@ TEST_CASE("emulated: TF32 block_gemm sums the TF32-rounded products, edge tiles 
 
 TEST_CASE("emulated: TF32 products on a device older than sm_80 are refused, naming both", "[cuda][emulated]") {
   cuda::step_options so;
-  so.on = std::make_shared<cuda::emulated_device>(cuda::emulator_options{.arch = 75});
+  cuda::emulator_options turing;
+  turing.arch = 75;
+  so.on = std::make_shared<cuda::emulated_device>(turing);
   so.render.precision = cuda::matmul_precision::tf32;
   CHECK_THROWS_AS((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)), backend_unavailable);
   CHECK_THROWS_WITH((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)),
