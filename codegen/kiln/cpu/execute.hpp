@@ -61,10 +61,11 @@ struct executor {
 
     // Narrow rows packed several to a vector: a row kernel of C ≤ lanes / 2 columns evaluates lanes / C whole
     // rows per vector, lane l of the vector at element e0 (a multiple of C) being element e0 + l of the
-    // row-major domain, at row (e0 + l) / C and column l % C. One row per vector left the other lanes idle:
-    // XOR's [4, 2] and [4, 1] epilogues (sigmoid, log) were 58 % of its step. Each element's arithmetic is the
-    // same as row by row, so the results are the same bits. Operands: full-shape ones are read in place, a
-    // [1, C] row is repeated across the vector and a [rows, 1] column spread over each row's C lanes.
+    // row-major domain, at row (e0 + l) / C and column l % C. (One row per vector leaves lanes − C lanes idle:
+    // a [batch, 2] sigmoid would use 2 of 16.) Each element's arithmetic is the same as row by row, so the
+    // results are the same bits. Operands: full-shape ones are read in place, a [1, C] row is repeated across
+    // the vector and a [rows, 1] column spread over each row's C lanes. Random draws follow the sample row
+    // (random::sample_row), so kernels that draw stay row by row.
     static constexpr long packed_cols = KR.domain.cols;
     static constexpr bool packed_ok() {
       if (flat || packed_cols > lanes / 2 || KR.domain.rows == 1) return false;
