@@ -371,7 +371,9 @@ inline float* align64(float* p) {
 // How gemm computes a product of these sizes (M, N, K > 0).
 enum class method { tiny, dot, in_place, packed };
 inline method choose(long M, long N, long K, matrix_view A, matrix_view B) {
-  if (M * N * K <= tiny_flops) return method::tiny;
+  // Plain loops only up to one register tile of rows: a block of 64 rows with N and K of 1 or 2 (a binary
+  // classifier's head at batch 256) spent its time in the scalar loops' control, not in the arithmetic.
+  if (M * N * K <= tiny_flops && M <= mr) return method::tiny;
   if (A.col_stride == 1 && B.row_stride == 1 && K >= lanes && (M <= dot_max_rows || N <= 2)) return method::dot;
   if (M <= mr && B.col_stride == 1) return method::in_place;  // one row tile: packing B would not be repaid
   return method::packed;
