@@ -94,13 +94,6 @@ struct executor {
     }
     static constexpr long column_of_lane(long l) { return l % packed_cols; }
     static constexpr long row_of_lane(long l) { return l / packed_cols; }
-    // v with lanes n and up zeroed
-    static vfloat first_lanes(vfloat v, int n) {
-      constexpr vfloat index = []<std::size_t... L>(std::index_sequence<L...>) {
-        return vfloat{static_cast<float>(L)...};
-      }(std::make_index_sequence<lanes>{});
-      return blend(index < splat<vfloat>(static_cast<float>(n)), v, splat<vfloat>(0.0f));
-    }
     // acc[j] = Σ over lanes l ≡ j (mod C) of v: halves added until C lanes are left (C a power of 2)
     template <int N>
     static void store_column_sums(simd_detail::fvec<N> v, float* acc) {
@@ -310,7 +303,7 @@ struct executor {
               const int n = static_cast<int>(std::min(per_vector, e * C - i));
               eval_body<true>(c, vals, i / C, i, n, std::make_index_sequence<NB>{});
               const vfloat v = operand<in, true>(c, vals, i / C, i, n);
-              sums += n == lanes ? v : first_lanes(v, n);  // past the last row: whatever the body made of zeros
+              sums += n == lanes ? v : blend(simd_detail::first_lanes_mask(n), v, splat<vfloat>(0.0f));  // past the last row: whatever the body made of zeros
             }
             store_column_sums<lanes>(sums, acc);
           } else if constexpr (row_vectors <= 8) {
