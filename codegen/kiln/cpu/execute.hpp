@@ -152,17 +152,17 @@ struct executor {
           for (int l = 0; l < lanes; ++l) v[l] += static_cast<float>(l);
         vals[J] = v;
       } else if constexpr (nd.kind == op::random_uniform) {
-        // element (r, c0 + l) of the node's shape (a dimension of 1 broadcast): its draw, one Philox block per 4;
-        // a row per sample draws its row of the whole batch (random::sample_row)
+        // element (r, c0 + l) of the node's shape: its draw (random::element_index), one Philox block per 4
         static_assert(!Packed, "kiln cpu: random draws are evaluated row by row");
+        static_assert(batch < 0, "random::element_index takes the batch dimension as a negative row count");
         constexpr dims sh = nd.shape;
         const auto stream = static_cast<std::uint32_t>(nd.k);
-        const long row = sh.rows == 1 ? 0 : sh.rows == batch ? static_cast<long>(random::sample_row(c.rng, static_cast<std::uint64_t>(r))) : r;
+        const std::uint64_t first = random::element_index(c.rng, sh.rows, sh.cols, r, c0);
         if constexpr (!is_vector_v<V> || sh.cols == 1) {
-          vals[J] = splat<V>(random::uniform(c.rng, stream, static_cast<std::uint64_t>(row * sh.cols + (sh.cols == 1 ? 0 : c0))));
+          vals[J] = splat<V>(random::uniform(c.rng, stream, first));
         } else {
           alignas(64) float draws[lanes];
-          random::uniform_run(c.rng, stream, static_cast<std::uint64_t>(row * sh.cols + c0), lanes, draws);
+          random::uniform_run(c.rng, stream, first, lanes, draws);
           vals[J] = load<V>(draws);
         }
       } else {

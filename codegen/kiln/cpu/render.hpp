@@ -64,12 +64,12 @@ inline std::string body(const plan& p, const kernel_view& v, bool flat, const st
       case op::hyper: e = "splat<vfloat>(hyper[" + std::to_string(n.leaf) + "])"; break;
       case op::batch_size: e = "splat<vfloat>(static_cast<float>(batch))"; break;
       case op::iota: e = "column_index(c0)"; break;
-      case op::random_uniform: {  // element (r, c0 + l) of the node's shape, a dimension of 1 broadcast
+      case op::random_uniform: {  // element (r, c0 + l) of the node's shape at random::element_index
         const std::string stream = std::to_string(static_cast<std::uint32_t>(n.k)) + "u";
-        const std::string sample = n.shape.rows == batch ? "static_cast<long>(kiln::random::sample_row(*rng, static_cast<std::uint64_t>(r)))" : "r";
-        const std::string row = n.shape.rows == 1 ? std::string("0") : sample + " * " + std::to_string(n.shape.cols);
-        e = n.shape.cols == 1 ? "splat<vfloat>(kiln::random::uniform(*rng, " + stream + ", static_cast<std::uint64_t>(" + row + ")))"
-                              : "draws(*rng, " + stream + ", " + row + " + c0)";
+        const std::string index = "kiln::random::element_index(*rng, " + std::to_string(n.shape.rows) + ", " +
+                                  std::to_string(n.shape.cols) + ", r, c0)";
+        e = n.shape.cols == 1 ? "splat<vfloat>(kiln::random::uniform(*rng, " + stream + ", " + index + "))"
+                              : "draws(*rng, " + stream + ", " + index + ")";
         break;
       }
       default: {
@@ -278,9 +278,9 @@ inline void st(float* p, vfloat v, int n) { if (n == lanes) store(p, v); else st
   return v;
 }
 // the random draws of elements first … first + lanes − 1 (kiln/core/philox.hpp)
-[[maybe_unused]] inline vfloat draws(const kiln::random::key& rng, std::uint32_t stream, long first) {
+[[maybe_unused]] inline vfloat draws(const kiln::random::key& rng, std::uint32_t stream, std::uint64_t first) {
   alignas(64) float d[lanes];
-  kiln::random::uniform_run(rng, stream, static_cast<std::uint64_t>(first), lanes, d);
+  kiln::random::uniform_run(rng, stream, first, lanes, d);
   return load(d);
 }
 // lanes at or past n take `fill` (so a partial vector does not disturb a reduction)

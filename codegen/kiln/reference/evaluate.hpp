@@ -80,12 +80,11 @@ inline std::vector<tensor> evaluate(const graph& g, long batch_size, const std::
       case op::hyper: std::fill(t.v.begin(), t.v.end(), hypers.at(static_cast<size_t>(n.leaf))); continue;
       case op::batch_size: std::fill(t.v.begin(), t.v.end(), static_cast<double>(batch_size)); continue;
       case op::iota: for (long j = 0; j < t.cols; ++j) t.v[static_cast<size_t>(j)] = static_cast<double>(j); continue;
-      case op::random_uniform:  // element (r, j), a row per sample drawing its row of the whole batch
-        for (long r = 0; r < t.rows; ++r) {
-          const std::uint64_t row = n.shape.rows == batch ? random::sample_row(rng, static_cast<std::uint64_t>(r)) : static_cast<std::uint64_t>(r);
+      case op::random_uniform:  // element (r, j) at random::element_index (the static rows: batch < 0 per sample)
+        for (long r = 0; r < t.rows; ++r)
           for (long j = 0; j < t.cols; ++j)
-            t.v[static_cast<size_t>(r * t.cols + j)] = random::uniform(rng, static_cast<std::uint32_t>(n.k), row * static_cast<std::uint64_t>(t.cols) + static_cast<std::uint64_t>(j));
-        }
+            t.v[static_cast<size_t>(r * t.cols + j)] =
+                random::uniform(rng, static_cast<std::uint32_t>(n.k), random::element_index(rng, n.shape.rows, t.cols, r, j));
         continue;
       default: break;
     }

@@ -27,6 +27,14 @@ struct key {
 // The row of the whole batch that row r of this step's batch is.
 constexpr std::uint64_t sample_row(const key& k, std::uint64_t r) { return k.row_first + r * k.row_stride; }
 
+// Where element (r, c) of a random value of `rows` × `cols` draws in its stream: R·cols + c, where R is 0 for a
+// single row, the row of the whole batch for a row per sample (rows < 0: the graph's batch dimension, kiln::batch)
+// and r otherwise; a dimension of 1 is one draw broadcast along it. Every backend places its draws with this.
+constexpr std::uint64_t element_index(const key& k, long rows, long cols, long r, long c) {
+  const std::uint64_t row = rows == 1 ? 0 : rows < 0 ? sample_row(k, static_cast<std::uint64_t>(r)) : static_cast<std::uint64_t>(r);
+  return row * static_cast<std::uint64_t>(cols) + static_cast<std::uint64_t>(cols == 1 ? 0 : c);
+}
+
 inline constexpr std::uint32_t philox_m0 = 0xD2511F53u, philox_m1 = 0xCD9E8D57u;  // round multipliers
 inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u, philox_w1 = 0xBB67AE85u;  // key schedule (golden ratio, √3 − 1)
 

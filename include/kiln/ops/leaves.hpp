@@ -16,10 +16,10 @@ struct constant_op { static constexpr op kind = op::constant; static constexpr o
 struct batch_size_op { static constexpr op kind = op::batch_size; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "batch_size"; };
 // iota[0, j] = j: the column index, used to build one-hot encodings as eq(labels, iota).
 struct iota_op { static constexpr op kind = op::iota; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "iota"; };
-// rand[r, c] = random::uniform(step key, stream k, element R·cols + c): a uniform draw in [0, 1) per element, the
-// same on every backend (core/philox.hpp), R = r, or for a row per sample the row of the whole batch
-// (random::sample_row: a data-parallel rank's share draws what one process would); a row or column of size 1 is
-// one draw broadcast. Only a training graph has these (dropout).
+// rand[r, c] = random::uniform(step key, stream k, random::element_index(key, rows, cols, r, c)): a uniform draw in
+// [0, 1) per element, the same on every backend (core/philox.hpp). A row per sample draws at its row of the whole
+// batch (random::sample_row: a data-parallel rank's share draws what one process would); a row or column of
+// size 1 is one draw broadcast. Only a training graph has these (dropout).
 // Its cost (ten Philox rounds per four elements) makes a mask computed from it stored, not drawn again, when
 // several kernels read it (the forward pass and the backward pass).
 struct random_uniform_op { static constexpr op kind = op::random_uniform; static constexpr op_class cls = op_class::immediate; static constexpr int arity = 0; static constexpr const char* name = "rand"; static constexpr int cost = 8; };

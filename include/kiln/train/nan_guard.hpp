@@ -115,9 +115,8 @@ nonfinite_origin trace_nonfinite(Step& step, long batch, std::initializer_list<f
         if (n.kind == op::batch_size) return std::to_string(batch);
         if (n.kind == op::random_uniform) {  // the draw the step used (its key: seed and step number)
           if constexpr (requires { step.random_key(); }) {
-            const random::key k = step.random_key();  // a row per sample draws its row of the whole batch
-            const auto sample = static_cast<std::uint64_t>(n.shape.rows == kiln::batch ? static_cast<long>(random::sample_row(k, static_cast<std::uint64_t>(r))) : r);
-            return value_text(random::uniform(k, static_cast<std::uint32_t>(n.k), sample * static_cast<std::uint64_t>(n.shape.cols) + static_cast<std::uint64_t>(c)));
+            const random::key k = step.random_key();
+            return value_text(random::uniform(k, static_cast<std::uint32_t>(n.k), random::element_index(k, n.shape.rows, n.shape.cols, r, c)));
           }
           else return "?";
         }
