@@ -56,7 +56,7 @@ struct gpu {
   std::string cache_dir;  // a fresh kernel cache on disk, so the first build is a cold compile
   double peak_gflops = 0;
   int repeats = 5;
-  bool tf32 = false;      // sm_80 or newer: also time the fused steps with TF32 tensor-core products
+  bool tensor_cores = false;  // sm_80 or newer: also time the fused steps with TF32 and with BF16 tensor-core products
 };
 
 // FP32 lanes per SM by compute capability (CUDA programming guide, arithmetic instruction throughput).
@@ -96,12 +96,12 @@ struct timing {
   double ms = 0;
 };
 
-// Mode "fused", "unfused", or "fused+tf32" (products on TF32 tensor cores, render_options::precision).
+// Mode "fused", "unfused", "fused+tf32" or "fused+bf16" (products on tensor cores, render_options::precision).
 template <class Model, fusion Mode>
 void bench(const char* name, gpu& g, const std::vector<long>& batches, std::vector<timing>& out,
            cuda::matmul_precision precision = cuda::matmul_precision::fp32) {
   const std::string mode_text = std::string(Mode == fusion::fused ? "fused" : "unfused") +
-                                (precision == cuda::matmul_precision::tf32 ? "+tf32" : "");
+                                (precision == cuda::matmul_precision::fp32 ? "" : std::string("+") + cuda::precision_name(precision));
   const char* mode = mode_text.c_str();
   using step_t = cuda::train_step<Model, adam, Mode>;
   // cold compile (empty cache), then a cache hit in a fresh runtime (disk entry)
@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
     g.peak_gflops = 1;
     g.repeats = 1;
     batches = {300, 1000};
-    g.tf32 = true;  // the emulator runs the TF32 kernels too (their mma.sync computed lane by lane)
+    g.tensor_cores = true;  // the emulator runs the TF32 and BF16 kernels too (their mma.sync computed lane by lane)
     std::printf("device: %s (timings and %% of peak are meaningless)\n\n", dev->describe().c_str());
   } else {
     g.cache_dir = (std::filesystem::temp_directory_path() / ("kiln-bench-gpu-cache-" + std::to_string(::getpid()))).string();
@@ -234,9 +234,9 @@ int main(int argc, char** argv) {
     }
     g.fresh = [&g] { return std::make_shared<cuda::cuda_device>(cuda::runtime::options{0, g.cache_dir}); };
     g.peak_gflops = fp32_peak_gflops(*dev);
-    std::printf("device: %s\nFP32 peak: %.1f TFLOP/s (FFMA; the +tf32 rows run their products on TF32 tensor cores, "
-                "their %% is still of the FP32 peak)\n\n", dev->describe().c_str(), g.peak_gflops / 1e3);
-    g.tf32 = dev->arch() >= 80;
+    std::printf("device: %s\nFP32 peak: %.1f TFLOP/s (FFMA; the +tf32 and +bf16 rows run their products on tensor "
+                "cores, their %% is still of the FP32 peak)\n\n", dev->describe().c_str(), g.peak_gflops / 1e3);
+    g.tensor_cores = dev->arch() >= 80;
     for (int e = 14; e <= 20; e += quick ? 3 : 1) batches.push_back(1L << e);
   }
   std::vector<timing> kiln_times;
@@ -247,10 +247,13 @@ int main(int argc, char** argv) {
     bench<mlp128, fusion::unfused>("mlp128", g, batches, kiln_times);
     bench<classifier, fusion::fused>("classifier", g, batches, kiln_times);
     bench<classifier, fusion::unfused>("classifier", g, batches, kiln_times);
-    if (g.tf32) {
+    if (g.tensor_cores) {
       bench<mlp64, fusion::fused>("mlp64", g, batches, kiln_times, cuda::matmul_precision::tf32);
       bench<mlp128, fusion::fused>("mlp128", g, batches, kiln_times, cuda::matmul_precision::tf32);
       bench<classifier, fusion::fused>("classifier", g, batches, kiln_times, cuda::matmul_precision::tf32);
+      bench<mlp64, fusion::fused>("mlp64", g, batches, kiln_times, cuda::matmul_precision::bf16);
+      bench<mlp128, fusion::fused>("mlp128", g, batches, kiln_times, cuda::matmul_precision::bf16);
+      bench<classifier, fusion::fused>("classifier", g, batches, kiln_times, cuda::matmul_precision::bf16);
     }
   } catch (const error& e) {
     std::printf("error: %s\n", e.what());
@@ -264,8 +267,9 @@ int main(int argc, char** argv) {
   std::map<std::string, double> ms;  // "model mode batch"
   auto key = [](const timing& t) { return t.model + " " + t.mode + " " + std::to_string(t.batch); };
   for (const timing& t : kiln_times) ms[key(t)] = t.ms;
-  std::printf("\n%-10s %8s  %12s  %12s  %s\n", "model", "batch", "unfused/fused", "fused/+tf32",
-              pytorch.empty() ? "" : "PyTorch eager/fused  torch.compile/fused  eager+tf32/+tf32  compile+tf32/+tf32");
+  std::printf("\n%-10s %8s  %12s  %12s  %12s  %s\n", "model", "batch", "unfused/fused", "fused/+tf32", "fused/+bf16",
+              pytorch.empty() ? "" : "PyTorch, each variant over kiln's step in the same precision: eager/fused  compile/fused  "
+                                     "eager+tf32/+tf32  compile+tf32/+tf32  eager+bf16/+bf16  compile+bf16/+bf16");
   std::vector<timing> torch_times;
   if (!pytorch.empty()) torch_times = run_pytorch(pytorch, batches, g.repeats);
   for (const timing& t : torch_times) ms["torch " + t.model + " " + t.mode + " " + std::to_string(t.batch)] = t.ms;
@@ -274,12 +278,15 @@ int main(int argc, char** argv) {
       const std::string f = std::string(model) + " fused " + std::to_string(b);
       const std::string u = std::string(model) + " unfused " + std::to_string(b);
       const std::string t = std::string(model) + " fused+tf32 " + std::to_string(b);
-      const bool has_tf32 = ms.count(t) > 0;
-      std::printf("%-10s %8ld  %12.2fx  ", model, b, ms[u] / ms[f]);
-      if (has_tf32) std::printf("%11.2fx", ms[f] / ms[t]);
-      else std::printf("%12s", "-");
-      // PyTorch in the same precision: FP32 against kiln's fused step, TF32 ("+tf32") against kiln's +tf32 one
-      for (const auto& [against, suffix] : {std::pair{f, ""}, std::pair{t, "+tf32"}})
+      const std::string h = std::string(model) + " fused+bf16 " + std::to_string(b);
+      std::printf("%-10s %8ld  %12.2fx", model, b, ms[u] / ms[f]);
+      for (const std::string& rounded : {t, h}) {
+        if (ms.count(rounded)) std::printf("  %11.2fx", ms[f] / ms[rounded]);
+        else std::printf("  %12s", "-");
+      }
+      // PyTorch in the same precision: FP32 against kiln's fused step, TF32 ("+tf32") and BF16 ("+bf16") against
+      // kiln's +tf32 and +bf16 ones
+      for (const auto& [against, suffix] : {std::pair{f, ""}, std::pair{t, "+tf32"}, std::pair{h, "+bf16"}})
         for (const char* variant : {"eager", "compile"}) {
           const auto it = ms.find(std::string("torch ") + model + " " + variant + suffix + " " + std::to_string(b));
           if (it != ms.end() && ms.count(against)) std::printf("  %12.2fx", it->second / ms[against]);

@@ -9,8 +9,9 @@ torch.compile, for a side-by-side ratio with kiln's fused and unfused CUDA steps
   timing           median over repeats of the mean of k steps, synchronized at the end (about 50 ms each)
 
 One step = zero_grad, forward, loss, backward, optimizer step. torch.compile compiles that whole function
-(optimizer step included). Each variant runs in FP32 (allow_tf32 off) and as "+tf32" (matrix products on TF32
-tensor cores), to compare with kiln's FP32 and TF32 steps. Prints a table, or with --json one line per measurement:
+(optimizer step included). Each variant runs in FP32 (allow_tf32 off), as "+tf32" (matrix products on TF32
+tensor cores) and as "+bf16" (forward and loss under torch.autocast("cuda", dtype=torch.bfloat16): BF16 matrix
+products with FP32 sums, FP32 master weights and Adam state), to compare with kiln's FP32, TF32 and BF16 steps. Prints a table, or with --json one line per measurement:
   {"model": "mlp64", "variant": "eager", "batch": 16384, "ms": 0.42}
 Without torch or a CUDA device it prints "skipped: <reason>" and exits 0.
 Usage: pytorch_gpu.py [--json] [--repeats N] [--batches 16384,32768,...] [--no-compile]
@@ -75,8 +76,9 @@ def main():
     if not args.json:
         print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
     batches = [int(b) for b in args.batches.split(",") if b]
-    # "+tf32": matrix products on TF32 tensor cores, as kiln's render_options::precision = tf32; otherwise FP32 FFMA
-    variants = [v + p for p in ("", "+tf32") for v in ["eager"] + ([] if args.no_compile else ["compile"])]
+    # "+tf32" / "+bf16": matrix products on TF32 / BF16 tensor cores, as kiln's render_options::precision = tf32 /
+    # bf16; otherwise FP32 FFMA
+    variants = [v + p for p in ("", "+tf32", "+bf16") for v in ["eager"] + ([] if args.no_compile else ["compile"])]
     for model in ("mlp64", "mlp128", "classifier"):
         for variant in variants:
             torch.backends.cuda.matmul.allow_tf32 = variant.endswith("+tf32")
@@ -85,9 +87,12 @@ def main():
             net = net.to(device)
             opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
+            autocast = variant.endswith("+bf16")
+
             def step_fn(x, t):
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(x), t)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                    loss = loss_fn(net(x), t)
                 loss.backward()
                 opt.step()
                 return loss

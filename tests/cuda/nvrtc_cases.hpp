@@ -58,19 +58,27 @@ TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): the benchmark's MLP of width 128", 
 TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): the 784-128-64-10 classifier", "[cuda][nvrtc]") {
   compile_step<classifier_model, adam, mode>("classifier_model/adam");
 }
-TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): TF32 tensor-core products (the benchmark's MLP, the classifier)", "[cuda][nvrtc]") {
-  compile_step<mlp64_model, adam, mode>("mlp64_model/adam", cuda::matmul_precision::tf32);
-  compile_step<classifier_model, adam, mode>("classifier_model/adam", cuda::matmul_precision::tf32);
-  // the PTX of the TF32 module holds the tensor-core instruction, the FP32 module's does not
+TEST_CASE("NVRTC (" KILN_NVRTC_MODE_NAME "): TF32 and BF16 tensor-core products (the benchmark's MLP, the classifier)", "[cuda][nvrtc]") {
+  for (const auto precision : {cuda::matmul_precision::tf32, cuda::matmul_precision::bf16}) {
+    compile_step<mlp64_model, adam, mode>("mlp64_model/adam", precision);
+    compile_step<classifier_model, adam, mode>("classifier_model/adam", precision);
+  }
+  // the PTX of a TF32 or BF16 module holds its tensor-core instruction (and BF16's its conversion), the FP32
+  // module's neither
   auto nvrtc = nvrtc_or_skip();
   if (!nvrtc) return;
-  for (const auto precision : {cuda::matmul_precision::tf32, cuda::matmul_precision::fp32}) {
+  const std::string tf32_mma = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32",
+                    bf16_mma = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", bf16_cvt = "cvt.rn.bf16x2.f32";
+  for (const auto precision : {cuda::matmul_precision::tf32, cuda::matmul_precision::bf16, cuda::matmul_precision::fp32}) {
+    INFO(cuda::precision_name(precision));
     cuda::render_options o;
     o.precision = precision;
     const cuda::rendered_program r = cuda::render(step_plan<mlp64_model, adam, mode>::p, o);
     const cuda::compiled_kernel k = nvrtc->compile({r.module_source(), r.launches.front().name, cuda::module_options()},
                                                   cuda::gpu_target::parse("compute_80"));
-    const bool has_mma = k.image.find("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32") != std::string::npos;
-    CHECK(has_mma == (precision == cuda::matmul_precision::tf32));
+    const auto has = [&](const std::string& text) { return k.image.find(text) != std::string::npos; };
+    CHECK(has(tf32_mma) == (precision == cuda::matmul_precision::tf32));
+    CHECK(has(bf16_mma) == (precision == cuda::matmul_precision::bf16));
+    CHECK(has(bf16_cvt) == (precision == cuda::matmul_precision::bf16));
   }
 }

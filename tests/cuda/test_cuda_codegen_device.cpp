@@ -85,6 +85,24 @@ TEST_CASE("device: TF32 tensor-core products against the reference, within tf32_
   compare_with_reference(classifier, 1000, 66, 2, tf32_tolerance(opt.lr, 2));
 }
 
+TEST_CASE("device: BF16 tensor-core products against the reference, within bf16_tolerance", "[cuda][device]") {
+  auto dev = gpu_or_skip();
+  if (!dev) return;
+  if (dev->arch() < 80) {
+    WARN("skipped: " << dev->describe() << " has no BF16 tensor cores (sm_80 or newer)");
+    return;
+  }
+  const adam opt{};
+  for (const long batch : {1000L, 65537L}) {
+    cuda_step_under_test<mlp64_model, adam, fusion::fused> fused(dev, opt, 67, 0, cuda::matmul_precision::bf16);
+    compare_with_reference(fused, batch, 67, 2, bf16_tolerance(opt.lr, 2));
+  }
+  cuda_step_under_test<mlp64_model, adam, fusion::unfused> unfused(dev, opt, 68, 0, cuda::matmul_precision::bf16);
+  compare_with_reference(unfused, 1000, 68, 2, bf16_tolerance(opt.lr, 2));
+  cuda_step_under_test<classifier_model, adam, fusion::fused> classifier(dev, opt, 69, 0, cuda::matmul_precision::bf16);
+  compare_with_reference(classifier, 1000, 69, 2, bf16_tolerance(opt.lr, 2));
+}
+
 TEST_CASE("device: the benchmark's steps against the reference", "[cuda][device]") {
   auto dev = gpu_or_skip();
   if (!dev) return;

@@ -67,53 +67,75 @@ TEST_CASE("emulated: the benchmark's steps (wide layers, 784 inputs, large regis
   compare_with_reference<classifier_model, adam, fusion::fused>(dev, adam{}, 150, 9, 1);
 }
 
-// TF32 tensor-core products (render_options::precision): the whole-step kernels and the one-kernel-per-primitive
-// ones, against the reference within tf32_tolerance; and they really round to TF32: the same step in FP32 ends
-// with different parameters. The emulator computes mma.sync's fragments lane by lane (prelude.hpp), so this checks
-// the kernels' use of the fragment layout; a GPU runs the same comparison in test_cuda_codegen_device.cpp.
-TEST_CASE("emulated: TF32 tensor-core products stay within their tolerance of the reference", "[cuda][emulated]") {
+// TF32 and BF16 tensor-core products (render_options::precision): the whole-step kernels and the
+// one-kernel-per-primitive ones, against the reference within tf32_tolerance / bf16_tolerance; and they really
+// round: the same step in FP32 ends with different parameters. The emulator computes mma.sync's fragments lane
+// by lane (prelude.hpp), so this checks the kernels' use of the fragment layouts; a GPU runs the same comparison
+// in test_cuda_codegen_device.cpp.
+TEST_CASE("emulated: TF32 and BF16 tensor-core products stay within their tolerance of the reference", "[cuda][emulated]") {
   auto dev = emulator();
   dev->set_multiprocessors(2);
   const adam opt{};
   const int steps = 2;
-  const tolerance tol = tf32_tolerance(opt.lr, steps);
-  const auto check = [&]<fusion Mode>() {
-    INFO((Mode == fusion::fused ? "fused" : "unfused"));
-    auto run = [&](cuda::matmul_precision precision) {
-      cuda_step_under_test<mlp64_model, adam, Mode> s(dev, opt, 21, 0, precision);
-      return compare_with_reference(s, 96, 21, steps, precision == cuda::matmul_precision::tf32 ? tol : tolerance{});
+  const auto check = [&]<fusion Mode>(cuda::matmul_precision precision) {
+    INFO((Mode == fusion::fused ? "fused, " : "unfused, ") << cuda::precision_name(precision) << " products");
+    auto run = [&](cuda::matmul_precision p, const tolerance& tol) {
+      cuda_step_under_test<mlp64_model, adam, Mode> s(dev, opt, 21, 0, p);
+      return compare_with_reference(s, 96, 21, steps, tol);
     };
-    const auto tf32 = run(cuda::matmul_precision::tf32);
-    const auto fp32 = run(cuda::matmul_precision::fp32);
+    const auto rounded = run(precision, precision == cuda::matmul_precision::tf32 ? tf32_tolerance(opt.lr, steps)
+                                                                                  : bf16_tolerance(opt.lr, steps));
+    const auto fp32 = run(cuda::matmul_precision::fp32, tolerance{});
     double largest_difference = 0;
-    for (const auto& [name, values] : tf32)
+    for (const auto& [name, values] : rounded)
       for (std::size_t j = 0; j < values.size(); ++j)
         largest_difference = std::max(largest_difference, static_cast<double>(std::abs(values[j] - fp32.at(name)[j])));
     CHECK(largest_difference > 1e-6);
   };
-  check.template operator()<fusion::fused>();
-  check.template operator()<fusion::unfused>();
+  for (const auto precision : {cuda::matmul_precision::tf32, cuda::matmul_precision::bf16}) {
+    check.template operator()<fusion::fused>(precision);
+    check.template operator()<fusion::unfused>(precision);
+  }
 }
 
 namespace {
-// x rounded to TF32 as cvt.rna does: 10 mantissa bits, to nearest, ties away from zero
-double tf32(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  u = (u + 0x1000u) & 0xffffe000u;
+float from_bits(std::uint32_t u) {
   float r;
   std::memcpy(&r, &u, sizeof r);
   return r;
 }
+std::uint32_t bits_of(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+// x rounded to TF32 as cvt.rna does: 10 mantissa bits, to nearest, ties away from zero
+double tf32(float x) { return from_bits((bits_of(x) + 0x1000u) & 0xffffe000u); }
+// x rounded to BF16 as cvt.rn does: 7 mantissa bits, to nearest, ties to even (finite x)
+double bf16(float x) {
+  const std::uint32_t u = bits_of(x);
+  return from_bits((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+}
 }  // namespace
 
-// kiln_rt::block_gemm with TF32 products on its own, shapes that are not multiples of the 16×8 mma tile nor of
-// the block tile: every element must be the sum of the TF32-rounded products (up to FP32 accumulation), which
-// only holds when each lane reads and writes the fragments mma.sync defines.
-TEST_CASE("emulated: TF32 block_gemm sums the TF32-rounded products, edge tiles included", "[cuda][emulated]") {
+TEST_CASE("emulated: the BF16 rounding is to nearest, ties to even, like cvt.rn", "[cuda][emulated]") {
+  CHECK(bf16(1.0f) == 1.0);
+  CHECK(bf16(1.0f + 1.0f / 256) == 1.0);                  // a tie, rounded to the even 1.0
+  CHECK(bf16(1.0f + 3.0f / 256) == 1.0 + 4.0 / 256);      // a tie, rounded to the even 1 + 2/128
+  CHECK(bf16(1.0f + 1.0f / 256 + 1.0f / 65536) == 1.0 + 1.0 / 128);  // past the tie: up
+  CHECK(bf16(-3.0f) == -3.0);
+}
+
+namespace {
+// kiln_rt::block_gemm with TF32 or BF16 products on its own, shapes that are not multiples of the 16×8 mma tile
+// (k: 8 for TF32, 16 for BF16) nor of the block tile: every element must be the sum of the rounded products (up to
+// FP32 accumulation), which only holds when each lane reads and writes the fragments mma.sync defines.
+void check_block_gemm(cuda::matmul_precision precision) {
+  INFO(cuda::precision_name(precision) << " products");
+  const auto rounded_operand = precision == cuda::matmul_precision::tf32 ? tf32 : bf16;
   auto dev = emulator();
   constexpr int M = 37, N = 45, K = 29;
-  const std::string source = cuda::prelude_source(true) +
+  const std::string source = cuda::prelude_source(precision) +
                              "extern \"C\" __global__ void gemm(KILN_PARAMS, float* a, float* b, float* c) {\n"
                              "  KILN_DYNAMIC_SHARED(smem);\n"
                              "  kiln_rt::block_gemm<128, 16, 2, 2, 16, true, false>(smem, 37, 45, 29,\n"
@@ -137,34 +159,42 @@ TEST_CASE("emulated: TF32 block_gemm sums the TF32-rounded products, edge tiles 
   const int scratch = 16 * ((128 / 16) * 2 + 1) + 16 * (16 * 2 + 1);  // kiln_rt::gemm_scratch<128, 16, 2, 2, 16>
   module->launch(0, {1, 1, 1}, {128, 1, 1}, scratch * 4, args);
   dev->download(c.data(), dc, c.size() * 4);
-  double worst_tf32 = 0, worst_fp32 = 0;
+  double worst_rounded = 0, worst_fp32 = 0;
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < N; ++n) {
       double rounded = 0, exact = 0, magnitude = 0;
       for (int k = 0; k < K; ++k) {
-        rounded += tf32(a[m * K + k]) * tf32(b[k * N + n]);
+        rounded += rounded_operand(a[m * K + k]) * rounded_operand(b[k * N + n]);
         exact += static_cast<double>(a[m * K + k]) * b[k * N + n];
         magnitude += std::abs(static_cast<double>(a[m * K + k]) * b[k * N + n]);
       }
-      worst_tf32 = std::max(worst_tf32, std::abs(c[m * N + n] - rounded) / magnitude);
+      worst_rounded = std::max(worst_rounded, std::abs(c[m * N + n] - rounded) / magnitude);
       worst_fp32 = std::max(worst_fp32, std::abs(c[m * N + n] - exact) / magnitude);
     }
-  INFO("worst error relative to the sum of |products|: against TF32 operands " << worst_tf32 << ", against exact "
-                                                                                << worst_fp32);
-  CHECK(worst_tf32 < 1e-6);   // FP32 accumulation of exactly representable products
-  CHECK(worst_fp32 > 1e-5);   // the operands really were rounded to TF32
+  INFO("worst error relative to the sum of |products|: against rounded operands " << worst_rounded
+                                                                                  << ", against exact " << worst_fp32);
+  CHECK(worst_rounded < 1e-6);  // FP32 accumulation of exactly representable products
+  CHECK(worst_fp32 > 1e-5);     // the operands really were rounded
   for (cuda::cu_deviceptr p : {da, db, dc}) dev->release(p);
 }
+}  // namespace
 
-TEST_CASE("emulated: TF32 products on a device older than sm_80 are refused, naming both", "[cuda][emulated]") {
-  cuda::step_options so;
-  cuda::emulator_options turing;
-  turing.arch = 75;
-  so.on = std::make_shared<cuda::emulated_device>(turing);
-  so.render.precision = cuda::matmul_precision::tf32;
-  CHECK_THROWS_AS((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)), backend_unavailable);
-  CHECK_THROWS_WITH((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)),
-                    Catch::Contains("need sm_80 or newer") && Catch::Contains("is sm_75"));
+TEST_CASE("emulated: TF32 and BF16 block_gemm sum the rounded products, edge tiles included", "[cuda][emulated]") {
+  check_block_gemm(cuda::matmul_precision::tf32);
+  check_block_gemm(cuda::matmul_precision::bf16);
+}
+
+TEST_CASE("emulated: TF32 and BF16 products on a device older than sm_80 are refused, naming both", "[cuda][emulated]") {
+  for (const auto& [precision, name] : {std::pair{cuda::matmul_precision::tf32, "TF32"}, std::pair{cuda::matmul_precision::bf16, "BF16"}}) {
+    cuda::step_options so;
+    cuda::emulator_options turing;
+    turing.arch = 75;
+    so.on = std::make_shared<cuda::emulated_device>(turing);
+    so.render.precision = precision;
+    CHECK_THROWS_AS((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)), backend_unavailable);
+    CHECK_THROWS_WITH((cuda::train_step<mlp64_model, adam>(adam{}, 1, so)),
+                      Catch::Contains(name) && Catch::Contains("need sm_80 or newer") && Catch::Contains("is sm_75"));
+  }
 }
 
 TEST_CASE("emulated: a kernel writing outside its buffer is reported", "[cuda][emulated]") {

@@ -110,8 +110,9 @@ class step_runtime {
   step_runtime(const plan& p, std::string name, std::uint64_t seed, step_options options)
       : P_(p), G_(p.g), dev_(options.on ? options.on : std::make_shared<cuda_device>()), name_(std::move(name)) {
     render_options ro = options.render;
-    if (ro.precision == matmul_precision::tf32 && dev_->arch() != 0 && dev_->arch() < 80)
-      throw backend_unavailable("kiln cuda: TF32 tensor-core products (render_options::precision) need sm_80 or newer; " +
+    if (ro.precision != matmul_precision::fp32 && dev_->arch() != 0 && dev_->arch() < 80)
+      throw backend_unavailable(std::string("kiln cuda: ") + (ro.precision == matmul_precision::tf32 ? "TF32" : "BF16") +
+                                " tensor-core products (render_options::precision) need sm_80 or newer; " +
                                 dev_->describe() + " is sm_" + std::to_string(dev_->arch()));
     if (ro.shared_bytes <= 0 || ro.shared_bytes > dev_->max_shared_bytes()) ro.shared_bytes = dev_->max_shared_bytes();
     threads_ = ro.threads;

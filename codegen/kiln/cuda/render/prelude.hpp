@@ -10,14 +10,25 @@
 // dumped kernel file on its own. KILN_HOST_EMULATION (see emulator.hpp) swaps the few CUDA-only spellings.
 #include <kiln/ops/window_math.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace kiln::cuda {
 
 inline constexpr int max_hypers = 16;  // slots of kiln_hypers; optimizers use at most 9
 
+// How matrix products are computed: fp32, FFMA on CUDA cores (exact to the CPU reference within float rounding);
+// tf32 and bf16, mma.sync on tensor cores (sm_80 and newer) with the operands rounded to TF32's 10 or BF16's 7
+// stored mantissa bits and the sums in FP32, everything else (activations, losses, the optimizer, the master
+// weights) staying FP32. See kiln_rt::block_gemm below; the tolerances against the reference are in tests/cuda.
+enum class matmul_precision : std::uint8_t { fp32, tf32, bf16 };
+inline const char* precision_name(matmul_precision p) {
+  return p == matmul_precision::tf32 ? "tf32" : p == matmul_precision::bf16 ? "bf16" : "fp32";
+}
+
 inline const char* prelude_source() {
-  return R"KILN(// ---- kiln CUDA prelude: float32 throughout (matrix products on TF32 tensor cores when KILN_TF32_PRODUCTS is 1)
+  return R"KILN(// ---- kiln CUDA prelude: float32 throughout (matrix products on tensor cores in TF32 when KILN_TF32_PRODUCTS
+// is 1, in BF16 when KILN_BF16_PRODUCTS is 1)
 #ifndef KILN_HOST_EMULATION
 #define KILN_DYNAMIC_SHARED(name) extern __shared__ __align__(16) float name[]
 #define KILN_LOAD_CG(p) __ldcg(p)
@@ -159,6 +170,97 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const unsigned (&a)[4], 
 #endif
 #endif
 
+// BF16 tensor cores (KILN_BF16_PRODUCTS 1, render_options::precision = bf16; sm_80 and newer): a warp-wide
+// mma.sync m16n8k16 multiplies a 16×16 tile of A by a 16×8 tile of B, the inputs rounded to bfloat16 (8
+// significant bits, to nearest, ties to even: cvt.rn) and their products, exact in FP32, summed in FP32 (PyTorch
+// autocast's matmul). A 32-bit register holds two bf16 values, the lower k in its low half. Fragment layout
+// (lane = 4g + t): A(r, k) is half k mod 2 of register (r ≥ 8) + 2·(k ≥ 8) of lane 4·(r mod 8) + (k mod 8)/2;
+// B(k, c) is half k mod 2 of register (k ≥ 8) of lane 4c + (k mod 8)/2; C as for TF32 above. The host emulation
+// computes the same sums lane by lane from the warp's exchanged registers.
+#ifndef KILN_BF16_PRODUCTS
+#define KILN_BF16_PRODUCTS 0
+#endif
+#if KILN_BF16_PRODUCTS
+#ifdef KILN_HOST_EMULATION
+__device__ __forceinline__ unsigned bf16_bits(float x) {
+  unsigned u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;  // NaN stays a (quiet) NaN
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;                  // to nearest, ties to even (inf stays inf)
+}
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
+__device__ __forceinline__ float bf16_float(unsigned half) {
+  const unsigned u = (half & 0xffffu) << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  float mine[8];
+  for (int i = 0; i < 4; ++i) mine[2 * i] = bf16_float(a[i]), mine[2 * i + 1] = bf16_float(a[i] >> 16);
+  const float* all = kiln_emu_warp_share(mine, 8);  // lane l's A values at 8l + 2·register + half
+  float row_g[16], row_g8[16];                       // A(g, k) and A(g + 8, k)
+  for (int k = 0; k < 16; ++k) {
+    const float* from = all + 8 * (4 * g + (k % 8) / 2);
+    const int at = 2 * (k >= 8 ? 2 : 0) + k % 2;
+    row_g[k] = from[at];
+    row_g8[k] = from[at + 2];
+  }
+  kiln_emu_warp_done();
+  for (int i = 0; i < 2; ++i) mine[2 * i] = bf16_float(b[i]), mine[2 * i + 1] = bf16_float(b[i] >> 16);
+  all = kiln_emu_warp_share(mine, 4);  // lane l's B values at 4l + 2·register + half
+  for (int k = 0; k < 16; ++k) {
+    const int at = 2 * (k >= 8 ? 1 : 0) + k % 2;
+    const float b0 = all[4 * (4 * (2 * t) + (k % 8) / 2) + at], b1 = all[4 * (4 * (2 * t + 1) + (k % 8) / 2) + at];
+    d[0] = fmaf(row_g[k], b0, d[0]);
+    d[1] = fmaf(row_g[k], b1, d[1]);
+    d[2] = fmaf(row_g8[k], b0, d[2]);
+    d[3] = fmaf(row_g8[k], b1, d[3]);
+  }
+  kiln_emu_warp_done();
+}
+#else
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));  // the first source goes to the high half
+  return r;
+}
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+#endif
+
+// One warp's tensor-core step on the staged tiles (k-major, SA and SB floats per k): d (a 16×8 tile of C) += the
+// product of the 16 × MMA_K block of A whose element (g, 0) is at a and the MMA_K × 8 block of B whose (0, g) is at
+// b, for lane 4g + t, in the fragment layouts above.
+#if KILN_BF16_PRODUCTS
+#define KILN_MMA_K 16
+template <int SA, int SB>
+__device__ __forceinline__ void mma_tile(float (&d)[4], const float* a, const float* b, int t) {
+  const float* a0 = a + 2 * t * SA;
+  const float* a8 = a0 + 8 * SA;
+  const float* b0 = b + 2 * t * SB;
+  const float* b8 = b0 + 8 * SB;
+  const unsigned fa[4] = {bf16x2(a0[0], a0[SA]), bf16x2(a0[8], a0[SA + 8]), bf16x2(a8[0], a8[SA]), bf16x2(a8[8], a8[SA + 8])};
+  const unsigned fb[2] = {bf16x2(b0[0], b0[SB]), bf16x2(b8[0], b8[SB])};
+  mma_bf16(d, fa, fb);
+}
+#elif KILN_TF32_PRODUCTS
+#define KILN_MMA_K 8
+template <int SA, int SB>
+__device__ __forceinline__ void mma_tile(float (&d)[4], const float* a, const float* b, int t) {
+  const float* ak = a + t * SA;
+  const float* bk = b + t * SB;
+  const unsigned fa[4] = {tf32_bits(ak[0]), tf32_bits(ak[8]), tf32_bits(ak[4 * SA]), tf32_bits(ak[4 * SA + 8])};
+  const unsigned fb[2] = {tf32_bits(bk[0]), tf32_bits(bk[4 * SB])};
+  mma_tf32(d, fa, fb);
+}
+#endif
+
 // Stages A's rows [m0, m0 + BM) and B's columns [n0, n0 + BN) for k in [k0, k0 + KC) into shared memory, k-major
 // (sa[kk·(BM+1) + mm], sb[kk·(BN+1) + nn]), zeros past the counts. A_K_FAST/B_K_FAST say which index of an
 // operand is contiguous in memory, so the loop walks it fastest and global loads coalesce.
@@ -181,16 +283,16 @@ __device__ __forceinline__ void stage_tiles(float* sa, float* sb, int m0, int n0
 // C[m][n] = sum over k of a(m, k) * b(k, n), for m < m_count, n < n_count, k < k_count; out(m, n, value) is called
 // once per element. The whole block works on a block tile of BM = (NT/TX)*RM rows by BN = TX*RN columns; KC values
 // of k at a time are staged through shared memory (scratch holds KC*(BM+1) + KC*(BN+1) floats; the +1 keeps the
-// transposed stores free of bank conflicts). In FP32 each thread keeps an RM x RN register tile; with TF32
-// products (above) each warp keeps the accumulators of some of the tile's 16×8 sub-tiles instead. Every thread must
+// transposed stores free of bank conflicts). In FP32 each thread keeps an RM x RN register tile; with TF32 or
+// BF16 products (above) each warp keeps the accumulators of some of the tile's 16×8 sub-tiles instead. Every thread must
 // call (it synchronizes); the counts must be the same in every thread.
 template <int NT, int TX, int RM, int RN, int KC, bool A_K_FAST, bool B_K_FAST, class FA, class FB, class FO>
 __device__ __forceinline__ void block_gemm(float* scratch, int m_count, int n_count, int k_count, FA a, FB b, FO out) {
   constexpr int TY = NT / TX, BM = TY * RM, BN = TX * RN, SA = BM + 1, SB = BN + 1;
   float* sa = scratch;
   float* sb = scratch + KC * SA;
-#if KILN_TF32_PRODUCTS
-  if constexpr (BM % 16 == 0 && BN % 8 == 0 && KC % 8 == 0 && NT % 32 == 0) {
+#ifdef KILN_MMA_K
+  if constexpr (BM % 16 == 0 && BN % 8 == 0 && KC % KILN_MMA_K == 0 && NT % 32 == 0) {
     constexpr int TILES_N = BN / 8, TILES = (BM / 16) * TILES_N, WARPS = NT / 32;
     constexpr int PER_WARP = (TILES + WARPS - 1) / WARPS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -205,16 +307,12 @@ __device__ __forceinline__ void block_gemm(float* scratch, int m_count, int n_co
           stage_tiles<NT, BM, BN, KC, A_K_FAST, B_K_FAST>(sa, sb, m0, n0, k0, m_count, n_count, k_count, a, b);
           __syncthreads();
 #pragma unroll
-          for (int ks = 0; ks < KC; ks += 8)
+          for (int ks = 0; ks < KC; ks += KILN_MMA_K)
 #pragma unroll
             for (int w = 0; w < PER_WARP; ++w) {
               const int tile = warp + w * WARPS;  // the same in every lane of a warp: mma.sync runs warp-wide
               if (tile >= TILES) break;
-              const float* ak = sa + (ks + t) * SA + (tile / TILES_N) * 16 + g;
-              const float* bk = sb + (ks + t) * SB + (tile % TILES_N) * 8 + g;
-              const unsigned fa[4] = {tf32_bits(ak[0]), tf32_bits(ak[8]), tf32_bits(ak[4 * SA]), tf32_bits(ak[4 * SA + 8])};
-              const unsigned fb[2] = {tf32_bits(bk[0]), tf32_bits(bk[4 * SB])};
-              mma_tf32(acc[w], fa, fb);
+              mma_tile<SA, SB>(acc[w], sa + ks * SA + (tile / TILES_N) * 16 + g, sb + ks * SB + (tile % TILES_N) * 8 + g, t);
             }
           __syncthreads();
         }
@@ -275,11 +373,14 @@ struct gemm_scratch { static constexpr int floats = KC * ((NT / TX) * RM + 1) + 
 )KILN";
 }
 
-// The prelude of a module whose products run on TF32 tensor cores (render_options::precision) or in FP32.
-// Both with the window ops' arithmetic (conv, pooling: kiln/ops/window_math.hpp), the very text the host
+// The prelude of a module whose products run on tensor cores in TF32 or BF16 (render_options::precision) or in
+// FP32. Each with the window ops' arithmetic (conv, pooling: kiln/ops/window_math.hpp), the very text the host
 // compiles, as __device__ functions.
-inline std::string prelude_source(bool tf32_products) {
-  return std::string(tf32_products ? "#define KILN_TF32_PRODUCTS 1\n" : "") + prelude_source() +
+inline std::string prelude_source(matmul_precision precision) {
+  const char* define = precision == matmul_precision::tf32   ? "#define KILN_TF32_PRODUCTS 1\n"
+                       : precision == matmul_precision::bf16 ? "#define KILN_BF16_PRODUCTS 1\n"
+                                                             : "";
+  return define + std::string(prelude_source()) +
          "\n// ---- window ops (kiln/ops/window_math.hpp)\n" +
          KILN_WINDOW_TEXT(KILN_WINDOW_SOURCE(__device__ __forceinline__)) + "\n";
 }

@@ -17,12 +17,6 @@
 
 namespace kiln::cuda {
 
-// How matrix products are computed: fp32, FFMA on CUDA cores (exact to the CPU reference within float rounding);
-// tf32, mma.sync on tensor cores (sm_80 and newer) with the operands rounded to TF32's 10 mantissa bits and the
-// sums in FP32, everything else (activations, losses, the optimizer, the master weights) staying FP32. See
-// kiln_rt::block_gemm in prelude.hpp; the tolerances against the reference are in tests/cuda.
-enum class matmul_precision : std::uint8_t { fp32, tf32 };
-
 struct render_options {
   int threads = 256;                // threads per block, every kernel
   int shared_bytes = 96 * 1024;     // dynamic shared memory a whole-step rows kernel may use (the device's opt-in max)
@@ -93,7 +87,7 @@ inline rendered_program render(const plan& p, const render_options& o = {}) {
     throw error("kiln cuda: the plan cannot run as lowered: " + hazard +
                 " (lowering must place every in-place assignment after the last read of the old value)");
   rendered_program out;
-  out.prelude = prelude_source(o.precision == matmul_precision::tf32);
+  out.prelude = prelude_source(o.precision);
   if (p.mode == fusion::fused && o.whole_step) {
     const whole_step_plan w = plan_whole_step(p, o.threads, o.shared_bytes / 4, o.tile_rows);
     if (w.ok) {
