@@ -6,7 +6,7 @@
 // copied back after every epoch), and what they print and write:
 //
 //   PROGRAM [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu|cuda] [--out DIR] [--data DIR] [--limit N]
-//           [--distributed [--zero]] [--precision fp32|bf16]
+//           [--distributed [--zero]] [--precision fp32|tf32|bf16]
 //
 // --distributed trains data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed; a build
 // with MPI): each rank takes its share of every batch of B rows, the gradients are summed over ranks during the
@@ -49,7 +49,8 @@ struct arguments {
   long limit = 0;  // use only the first N training images (0: all)
   bool distributed = false;
   bool zero = false;  // with --distributed: the optimizer state sharded over the ranks (ZeRO-1)
-  std::string precision = "fp32";  // or bf16: BF16 matrix-product operands, FP32 sums, weights and Adam state
+  std::string precision = "fp32";  // or bf16: BF16 matrix-product operands, FP32 sums, weights and Adam state;
+                                   // with --device cuda also tf32 (TF32 tensor-core products)
 };
 
 inline std::string program = "fashion_mnist";
@@ -66,8 +67,9 @@ inline const char* usage =
     "  --limit N    train on the first N training images only (a quick run)\n"
     "  --distributed  data-parallel over the ranks of an MPI job (mpirun -np 2 PROGRAM --distributed)\n"
     "  --zero         with --distributed: each rank holds and updates the Adam state of its share of the parameters (ZeRO-1)\n"
-    "  --precision P  fp32 (default) or bf16: the CPU step's matrix products and convolutions take BF16 operands\n"
-    "                 with FP32 sums (AMX or AVX512-BF16 where the CPU has them); weights, Adam and the rest stay FP32\n";
+    "  --precision P  fp32 (default) or bf16: the step's matrix products and convolutions take BF16 operands\n"
+    "                 with FP32 sums (on the CPU: AMX or AVX512-BF16 where it has them; on a GPU: tensor cores);\n"
+    "                 weights, Adam and the rest stay FP32. With --device cuda also tf32 (TF32 tensor cores)\n";
 
 // The usage text with this program's name.
 inline std::string usage_text() {
@@ -131,8 +133,9 @@ inline arguments parse(int argc, char** argv, const std::string& default_out) {
   if (a.device != "cpu" && a.device != "cuda") bad_usage("--device must be cpu or cuda, got '" + a.device + "'");
   if (a.distributed && a.device != "cpu") bad_usage("--distributed trains on the CPU (--device cpu)");
   if (a.zero && !a.distributed) bad_usage("--zero shards the optimizer state over the ranks of --distributed");
-  if (a.precision != "fp32" && a.precision != "bf16") bad_usage("--precision must be fp32 or bf16, got '" + a.precision + "'");
-  if (a.precision == "bf16" && a.device != "cpu") bad_usage("--precision bf16 is the CPU step's (--device cpu)");
+  if (a.precision != "fp32" && a.precision != "tf32" && a.precision != "bf16")
+    bad_usage("--precision must be fp32, tf32 or bf16, got '" + a.precision + "'");
+  if (a.precision == "tf32" && a.device != "cuda") bad_usage("--precision tf32 is the GPU step's (--device cuda)");
   return a;
 }
 
@@ -252,12 +255,17 @@ int run(int argc, char** argv, const std::string& name, const std::string& model
   std::unique_ptr<gpu_step> gpu;
   if (args.device == "cuda") {
     try {
-      gpu = std::make_unique<gpu_step>(kiln::adam{.lr = args.lr}, args.seed);  // compiles the step with NVRTC
+      kiln::cuda::step_options so;
+      so.render.precision = args.precision == "tf32"   ? kiln::cuda::matmul_precision::tf32
+                            : args.precision == "bf16" ? kiln::cuda::matmul_precision::bf16
+                                                       : kiln::cuda::matmul_precision::fp32;
+      gpu = std::make_unique<gpu_step>(kiln::adam{.lr = args.lr}, args.seed, so);  // compiles the step with NVRTC
     } catch (const kiln::error& e) {
       std::fprintf(stderr, "%s: --device cuda: %s\n  (run with --device cpu to train on the CPU)\n", program.c_str(), e.what());
       return 2;
     }
-    std::printf("device: %s\n", gpu->on().describe().c_str());
+    std::printf("device: %s\nproducts: %s\n", gpu->on().describe().c_str(),
+                args.precision == "fp32" ? "fp32 (FFMA)" : (args.precision + " tensor cores, fp32 sums").c_str());
   }
   try {
     const auto start = std::chrono::steady_clock::now();

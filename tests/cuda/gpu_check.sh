@@ -68,9 +68,13 @@ run() {
         for t in "${list[@]}"; do
           case $(tail -1 $logs/$t.log) in rc=0*) { echo "=== $t"; cat $logs/$t.log; } >> "$out/$phase.log";; esac
         done ;;
-      demo)
-        timeout 90 "$bin"/fashion_mnist --device cuda --epochs 3 --data "$bin"/data --out /tmp/kiln-fm > "$out/demo.log" 2>&1
-        summary+=("demo: rc=$? $(grep -E 'test accuracy' "$out/demo.log" | tail -1)") ;;
+      demo)  # the same training in FP32 and with BF16 products: the accuracies should agree within about 0.005
+        : > "$out/demo.log"
+        for precision in fp32 bf16; do
+          timeout 90 "$bin"/fashion_mnist --device cuda --precision $precision --epochs 3 --data "$bin"/data \
+            --out /tmp/kiln-fm-$precision >> "$out/demo.log" 2>&1
+          summary+=("demo $precision: rc=$? $(grep -E 'test accuracy' "$out/demo.log" | tail -1)")
+        done ;;
       bench)
         timeout 150 "$bin"/bench_gpu --quick --repeats 5 > "$out/bench.log" 2>&1
         summary+=("bench: rc=$?") ;;
