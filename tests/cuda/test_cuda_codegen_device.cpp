@@ -69,38 +69,28 @@ TEST_CASE("device: data on the device, parameters by name, the kernel cache", "[
                     Catch::Contains("outside [0, 3)"));
 }
 
-TEST_CASE("device: TF32 tensor-core products against the reference, within tf32_tolerance", "[cuda][device]") {
+// The tensor-core steps, fused (MLP64 at two batch sizes, the classifier) and unfused, each within its precision's
+// tolerance of the reference (tests/cuda/test_cuda_codegen_common.hpp).
+TEST_CASE("device: TF32 and BF16 tensor-core products against the reference, within their tolerances", "[cuda][device]") {
   auto dev = gpu_or_skip();
   if (!dev) return;
   if (dev->arch() < 80) {
-    WARN("skipped: " << dev->describe() << " has no TF32 tensor cores (sm_80 or newer)");
+    WARN("skipped: " << dev->describe() << " has no TF32 or BF16 tensor cores (sm_80 or newer)");
     return;
   }
   const adam opt{};
-  for (const long batch : {1000L, 65537L}) {
-    cuda_step_under_test<mlp64_model, adam, fusion::fused> fused(dev, opt, 65, 0, cuda::matmul_precision::tf32);
-    compare_with_reference(fused, batch, 65, 2, tf32_tolerance(opt.lr, 2));
+  for (const auto precision : {cuda::matmul_precision::tf32, cuda::matmul_precision::bf16}) {
+    INFO(cuda::precision_name(precision) << " products");
+    const tolerance tol = precision == cuda::matmul_precision::tf32 ? tf32_tolerance(opt.lr, 2) : bf16_tolerance(opt.lr, 2);
+    for (const long batch : {1000L, 65537L}) {
+      cuda_step_under_test<mlp64_model, adam, fusion::fused> fused(dev, opt, 65, 0, precision);
+      compare_with_reference(fused, batch, 65, 2, tol);
+    }
+    cuda_step_under_test<mlp64_model, adam, fusion::unfused> unfused(dev, opt, 67, 0, precision);
+    compare_with_reference(unfused, 1000, 67, 2, tol);
+    cuda_step_under_test<classifier_model, adam, fusion::fused> classifier(dev, opt, 66, 0, precision);
+    compare_with_reference(classifier, 1000, 66, 2, tol);
   }
-  cuda_step_under_test<classifier_model, adam, fusion::fused> classifier(dev, opt, 66, 0, cuda::matmul_precision::tf32);
-  compare_with_reference(classifier, 1000, 66, 2, tf32_tolerance(opt.lr, 2));
-}
-
-TEST_CASE("device: BF16 tensor-core products against the reference, within bf16_tolerance", "[cuda][device]") {
-  auto dev = gpu_or_skip();
-  if (!dev) return;
-  if (dev->arch() < 80) {
-    WARN("skipped: " << dev->describe() << " has no BF16 tensor cores (sm_80 or newer)");
-    return;
-  }
-  const adam opt{};
-  for (const long batch : {1000L, 65537L}) {
-    cuda_step_under_test<mlp64_model, adam, fusion::fused> fused(dev, opt, 67, 0, cuda::matmul_precision::bf16);
-    compare_with_reference(fused, batch, 67, 2, bf16_tolerance(opt.lr, 2));
-  }
-  cuda_step_under_test<mlp64_model, adam, fusion::unfused> unfused(dev, opt, 68, 0, cuda::matmul_precision::bf16);
-  compare_with_reference(unfused, 1000, 68, 2, bf16_tolerance(opt.lr, 2));
-  cuda_step_under_test<classifier_model, adam, fusion::fused> classifier(dev, opt, 69, 0, cuda::matmul_precision::bf16);
-  compare_with_reference(classifier, 1000, 69, 2, bf16_tolerance(opt.lr, 2));
 }
 
 TEST_CASE("device: the benchmark's steps against the reference", "[cuda][device]") {
