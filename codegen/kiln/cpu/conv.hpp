@@ -3,7 +3,7 @@
 // samples side by side (so that one product covers nb·L columns: long enough for the GEMM's register tiles):
 //   cols [K, nb·L] = the samples' input patches, K = C/G·kh·kw rows (ci, a, b), L = OH·OW columns (i, j) per sample:
 //                 cols[(ci·kh + a)·kw + b, t·L + i·OW + j] = x_t[g·C/G + ci, i·sh − ph + a·dh, j·sw − pw + b·dw] (0 outside)
-//   conv2d      y [O/G, nb·L]  = w_g [O/G, K] · cols, then copied to each sample's NCHW row
+//   conv2d      y [O/G, nb·L]  = w_g [O/G, K] · cols, then copied to each sample's NCHW row (in place when nb = 1)
 //   conv2d_dx   dcols [K, nb·L] = w_gᵀ · gy_g (the samples' adjoints side by side), then each patch element added
 //               back where it was read (col2im, in a fixed order)
 //   conv2d_dw   gw_g [O/G, K]  = Σ over blocks of gy_g · colsᵀ: each thread sums its samples' products into its own
@@ -26,10 +26,14 @@ namespace kiln::cpu::conv {
 struct sizes {
   long cg, og, K, L, in_row, out_row, block;
 };
-// block: samples per product, so that a block's patches take about 1 MiB (up to 64 samples)
+// block: samples per product, so that a block's patches take about 1 MiB (up to 64 samples). A map of at least
+// direct_columns outputs is wide enough for the GEMM's register tiles by itself: one sample per product, whose
+// rows the products then read and write in place (no copy to or from side-by-side rows).
+inline constexpr long direct_columns = 256;
 inline sizes sizes_of(const window& w) {
   const long cg = w.c / w.groups, og = w.o / w.groups, K = cg * w.kh * w.kw, L = static_cast<long>(w.oh()) * w.ow();
-  return {cg, og, K, L, w.in_size(), w.out_size(), std::clamp((1L << 18) / (K * L), 1L, 64L)};
+  const long block = L >= direct_columns ? 1 : std::clamp((1L << 18) / (K * L), 1L, 64L);
+  return {cg, og, K, L, w.in_size(), w.out_size(), block};
 }
 
 // The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
@@ -44,47 +48,107 @@ inline std::size_t scratch_floats(int code, const window& w) {
   return patches + gemm_bf16_workspace_floats(s.og, s.K, N);
 }
 
+// The output columns j whose input column j·s − p + b·d lies inside [0, n): [lo, hi), with that column at
+// j·s + offset. Computed once per kernel column b, so that the patch loops below run without a bounds test per
+// element, and with stride 1 a patch row is one contiguous copy between zero borders.
+struct column_run {
+  int lo, hi, offset;
+};
+inline column_run column_run_of(int b, int s, int p, int d, int n, int out) {
+  const int offset = b * d - p;
+  // lo = ⌈−offset / s⌉ clamped at 0; hi = ⌊(n − 1 − offset) / s⌋ + 1 clamped to [lo, out]
+  const int lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+  const int last = n - 1 - offset;
+  const int hi = last < 0 ? 0 : std::min(out, last / s + 1);
+  return {std::min(lo, out), std::max(std::min(lo, out), hi), offset};
+}
+
+// The output rows i whose input row i·s − p + a·d lies inside [0, n): [lo, hi) (the same rule as for columns).
+inline column_run row_run_of(int a, int s, int p, int d, int n, int out) { return column_run_of(a, s, p, d, n, out); }
+
+// A stride-1 window whose output rows are as wide as its input rows (a "same" convolution: 3×3 with padding 1, …)
+// shifts the whole map by one offset per kernel element: patch element (i, j) is map element i·W + j + shift. One
+// flat copy (or add) per kernel element then replaces a short one per output row; the columns that wrapped around
+// into a neighbouring row are the padding columns, which im2col zeroes after its copy and col2im_add zeroes in
+// dcols before its add (they are the padding's adjoints, which nothing reads).
+inline bool is_flat_shift(const window& w) { return w.sh == 1 && w.sw == 1 && w.ow() == w.w; }
+
 // cols (K rows, ld floats apart) ← the patches of group g of one sample x [C, H, W], L columns from cols.
 inline void im2col(const window& w, const sizes& s, const float* x, long g, float* cols, long ld) {
   const int OH = w.oh(), OW = w.ow();
+  const bool flat = is_flat_shift(w);
   for (long ci = 0; ci < s.cg; ++ci) {
     const float* m = x + (g * s.cg + ci) * w.h * w.w;
-    for (int a = 0; a < w.kh; ++a)
+    for (int a = 0; a < w.kh; ++a) {
+      const column_run rows = row_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
       for (int b = 0; b < w.kw; ++b) {
         float* row = cols + ((ci * w.kh + a) * w.kw + b) * ld;
-        for (int i = 0; i < OH; ++i) {
-          const int y = i * w.sh - w.ph + a * w.dh;
-          float* out = row + static_cast<long>(i) * OW;
-          if (y < 0 || y >= w.h) { std::fill_n(out, OW, 0.0f); continue; }
-          const float* in = m + static_cast<long>(y) * w.w;
-          for (int j = 0; j < OW; ++j) {
-            const int xx = j * w.sw - w.pw + b * w.dw;
-            out[j] = xx >= 0 && xx < w.w ? in[xx] : 0.0f;
+        const column_run r = column_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
+        std::fill_n(row, static_cast<long>(rows.lo) * OW, 0.0f);
+        std::fill(row + static_cast<long>(rows.hi) * OW, row + s.L, 0.0f);
+        if (rows.hi == rows.lo) continue;
+        if (flat && r.hi > r.lo) {
+          const long first = static_cast<long>(rows.lo) * OW + r.lo, end = static_cast<long>(rows.hi - 1) * OW + r.hi;
+          const long shift = static_cast<long>(rows.offset) * w.w + r.offset;
+          std::copy(m + first + shift, m + end + shift, row + first);
+          for (int i = rows.lo; i < rows.hi; ++i) {
+            std::fill_n(row + static_cast<long>(i) * OW, r.lo, 0.0f);
+            std::fill(row + static_cast<long>(i) * OW + r.hi, row + static_cast<long>(i + 1) * OW, 0.0f);
           }
+          continue;
+        }
+        for (int i = rows.lo; i < rows.hi; ++i) {
+          const float* in = m + static_cast<long>(i * w.sh + rows.offset) * w.w;
+          float* out = row + static_cast<long>(i) * OW;
+          std::fill_n(out, r.lo, 0.0f);
+          if (w.sw == 1) {
+            if (r.hi > r.lo) std::copy_n(in + (r.lo + r.offset), r.hi - r.lo, out + r.lo);
+          } else
+            for (int j = r.lo; j < r.hi; ++j) out[j] = in[j * w.sw + r.offset];
+          std::fill(out + r.hi, out + OW, 0.0f);
         }
       }
+    }
   }
 }
 
 // gx (one sample, [C, H, W]) += the patches of group g in dcols (K rows, ld floats apart), where im2col read them.
-inline void col2im_add(const window& w, const sizes& s, const float* dcols, long ld, long g, float* gx) {
+// dcols is scratch: the flat path zeroes its padding columns first.
+inline void col2im_add(const window& w, const sizes& s, float* dcols, long ld, long g, float* gx) {
   const int OH = w.oh(), OW = w.ow();
+  const bool flat = is_flat_shift(w);
   for (long ci = 0; ci < s.cg; ++ci) {
     float* m = gx + (g * s.cg + ci) * w.h * w.w;
-    for (int a = 0; a < w.kh; ++a)
+    for (int a = 0; a < w.kh; ++a) {
+      const column_run rows = row_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
+      if (rows.hi == rows.lo) continue;
       for (int b = 0; b < w.kw; ++b) {
-        const float* row = dcols + ((ci * w.kh + a) * w.kw + b) * ld;
-        for (int i = 0; i < OH; ++i) {
-          const int y = i * w.sh - w.ph + a * w.dh;
-          if (y < 0 || y >= w.h) continue;
-          float* out = m + static_cast<long>(y) * w.w;
-          const float* in = row + static_cast<long>(i) * OW;
-          for (int j = 0; j < OW; ++j) {
-            const int xx = j * w.sw - w.pw + b * w.dw;
-            if (xx >= 0 && xx < w.w) out[xx] += in[j];
+        float* row = dcols + ((ci * w.kh + a) * w.kw + b) * ld;
+        const column_run r = column_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
+        if (r.hi == r.lo) continue;
+        if (flat) {
+          for (int i = rows.lo; i < rows.hi; ++i) {
+            std::fill_n(row + static_cast<long>(i) * OW, r.lo, 0.0f);
+            std::fill(row + static_cast<long>(i) * OW + r.hi, row + static_cast<long>(i + 1) * OW, 0.0f);
           }
+          const long first = static_cast<long>(rows.lo) * OW + r.lo, end = static_cast<long>(rows.hi - 1) * OW + r.hi;
+          const long shift = static_cast<long>(rows.offset) * w.w + r.offset;
+          float* __restrict out = m + first + shift;
+          const float* __restrict in = row + first;
+          for (long j = 0; j < end - first; ++j) out[j] += in[j];
+          continue;
+        }
+        for (int i = rows.lo; i < rows.hi; ++i) {
+          float* out = m + static_cast<long>(i * w.sh + rows.offset) * w.w;
+          const float* __restrict in = row + static_cast<long>(i) * OW;
+          if (w.sw == 1) {
+            float* __restrict shifted = out + (r.lo + r.offset);
+            for (int j = 0; j < r.hi - r.lo; ++j) shifted[j] += in[r.lo + j];
+          } else
+            for (int j = r.lo; j < r.hi; ++j) out[j * w.sw + r.offset] += in[j];
         }
       }
+    }
   }
 }
 
@@ -110,8 +174,9 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
       for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
-      gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, side, ld, false, ws);
-      scatter_group(s, side, n, m, g, y);
+      float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
+      gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, out, ld, false, ws);
+      if (m > 1) scatter_group(s, side, n, m, g, y);
     }
   }
 }
@@ -134,8 +199,9 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
-      gather_group(s, gy, n, m, g, side);
-      gemm_bf16(products, s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{side, ld, 1}, dcols, ld, false, ws);
+      const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
+      if (m > 1) gather_group(s, gy, n, m, g, side);
+      gemm_bf16(products, s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{rows, ld, 1}, dcols, ld, false, ws);
       for (long t = 0; t < m; ++t) col2im_add(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
     }
   }
@@ -154,8 +220,9 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
       for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
-      gather_group(s, gy, n, m, g, side);
-      gemm_bf16(products, s.og, s.K, ld, matrix_view{side, ld, 1}, matrix_view{cols, 1, ld}, partial + g * s.og * s.K, s.K, true, ws);
+      const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
+      if (m > 1) gather_group(s, gy, n, m, g, side);
+      gemm_bf16(products, s.og, s.K, ld, matrix_view{rows, ld, 1}, matrix_view{cols, 1, ld}, partial + g * s.og * s.K, s.K, true, ws);
     }
   }
 }

@@ -1,0 +1,147 @@
+// The CPU's convolution kernels (codegen/kiln/cpu/conv.hpp) against the element-wise definitions of
+// ops/window_math.hpp evaluated in double, on random geometries: stride, padding, dilation, groups, maps smaller
+// and larger than a window, and every path conv.hpp takes (a row at a time, the flat shift of a stride-1 "same"
+// window, several samples per product and one sample written in place when a map has ≥ direct_columns outputs),
+// with sample ranges that start inside a block and end in a partial one. Whole steps through these kernels:
+// tests/core/test_conv.cpp (against the reference) and tests/torch/test_layers_torch.cpp (against PyTorch).
+#include <catch2/catch.hpp>
+#include <kiln/cpu/conv.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace kiln;
+
+namespace {
+
+std::string describe(const window& w) {
+  std::ostringstream s;
+  s << "C" << w.c << " " << w.h << "x" << w.w << " -> O" << w.o << " k" << w.kh << "x" << w.kw << " s" << w.sh << "," << w.sw
+    << " p" << w.ph << "," << w.pw << " d" << w.dh << "," << w.dw << " g" << w.groups;
+  return s.str();
+}
+
+bool valid(const window& w) {
+  return w.h + 2 * w.ph >= w.dh * (w.kh - 1) + 1 && w.w + 2 * w.pw >= w.dw * (w.kw - 1) + 1;
+}
+
+// The largest |got − want| over the largest |want| (the sums run in another order than the definition's).
+double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, std::abs(got[i] - want[i]));
+    scale = std::max(scale, std::abs(want[i]));
+  }
+  return err / scale;
+}
+
+// Runs forward, input_adjoint and weight_adjoint on samples [n0, n1) of a batch of `batch` and checks each against
+// window_math's definitions; the samples outside the range must stay untouched.
+void check_geometry(const window& w, long batch, long n0, long n1, std::mt19937& rng) {
+  INFO(describe(w) << ", batch " << batch << ", samples [" << n0 << ", " << n1 << ")");
+  std::uniform_real_distribution<float> u(-1, 1);
+  const long in = w.in_size(), out = w.out_size(), wsize = static_cast<long>(w.o) * (w.c / w.groups) * w.kh * w.kw;
+  std::vector<float> x(static_cast<std::size_t>(batch * in)), wt(static_cast<std::size_t>(wsize)), gy(static_cast<std::size_t>(batch * out));
+  for (auto* v : {&x, &wt, &gy})
+    for (auto& e : *v) e = u(rng);
+  const std::vector<double> xd(x.begin(), x.end()), wd(wt.begin(), wt.end()), gyd(gy.begin(), gy.end());
+  std::size_t scratch = 0;
+  for (int code : {window_math::kiln_conv2d, window_math::kiln_conv2d_dx, window_math::kiln_conv2d_dw})
+    scratch = std::max(scratch, cpu::conv::scratch_floats(code, w));
+  std::vector<float> ws(scratch);
+  constexpr float untouched = 12345.0f;
+
+  std::vector<float> y(gy.size(), untouched);
+  cpu::conv::forward(w, x.data(), wt.data(), y.data(), n0, n1, ws.data());
+  std::vector<double> want(static_cast<std::size_t>((n1 - n0) * out));
+  std::vector<float> got(want.size());
+  for (long n = n0; n < n1; ++n)
+    for (long e = 0; e < out; ++e) {
+      want[(n - n0) * out + e] = window_math::kiln_conv2d_at(w, xd.data() + n * in, wd.data(), e);
+      got[(n - n0) * out + e] = y[n * out + e];
+    }
+  CHECK(relative_error(got, want) < 1e-5);
+  CHECK(std::all_of(y.begin(), y.begin() + n0 * out, [](float v) { return v == untouched; }));
+  CHECK(std::all_of(y.begin() + n1 * out, y.end(), [](float v) { return v == untouched; }));
+
+  std::vector<float> gx(x.size(), untouched);
+  cpu::conv::input_adjoint(w, gy.data(), wt.data(), gx.data(), n0, n1, ws.data());
+  want.assign(static_cast<std::size_t>((n1 - n0) * in), 0.0);
+  got.resize(want.size());
+  for (long n = n0; n < n1; ++n)
+    for (long e = 0; e < in; ++e) {
+      want[(n - n0) * in + e] = window_math::kiln_conv2d_dx_at(w, gyd.data() + n * out, wd.data(), e);
+      got[(n - n0) * in + e] = gx[n * in + e];
+    }
+  CHECK(relative_error(got, want) < 1e-5);
+  CHECK(std::all_of(gx.begin(), gx.begin() + n0 * in, [](float v) { return v == untouched; }));
+  CHECK(std::all_of(gx.begin() + n1 * in, gx.end(), [](float v) { return v == untouched; }));
+
+  std::vector<float> gw(wt.size(), untouched);
+  cpu::conv::weight_adjoint(w, x.data(), gy.data(), gw.data(), n0, n1, ws.data());
+  want.resize(wt.size());
+  for (long e = 0; e < wsize; ++e)
+    want[e] = window_math::kiln_conv2d_dw_at(w, xd.data() + n0 * in, gyd.data() + n0 * out, n1 - n0, e);
+  CHECK(relative_error(gw, want) < 1e-5);
+}
+
+window random_window(std::mt19937& rng, bool large) {
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (;;) {
+    window w;
+    w.groups = pick(1, 3);
+    w.c = w.groups * pick(1, 3);
+    w.o = w.groups * pick(1, 3);
+    w.h = large ? pick(16, 40) : pick(1, 9);
+    w.w = large ? pick(16, 40) : pick(1, 9);
+    w.kh = pick(1, 4), w.kw = pick(1, 4);
+    w.sh = pick(1, 3), w.sw = pick(1, 3);
+    w.dh = pick(1, 3), w.dw = pick(1, 3);
+    w.ph = pick(0, 3), w.pw = pick(0, 3);
+    if (pick(0, 1)) {  // half of them a stride-1 "same" window: the flat-shift path
+      w.sh = w.sw = 1;
+      w.kh = 2 * pick(0, 2) + 1, w.kw = 2 * pick(0, 2) + 1;
+      w.ph = w.dh * (w.kh - 1) / 2, w.pw = w.dw * (w.kw - 1) / 2;
+    }
+    if (valid(w)) return w;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv kernels: forward and both adjoints equal the element-wise definitions", "[conv][cpu]") {
+  std::mt19937 rng(2024);
+  int flat = 0, direct = 0, blocked = 0;
+  for (int trial = 0; trial < 240; ++trial) {
+    const bool large = trial % 4 == 3;
+    const window w = random_window(rng, large);
+    const cpu::conv::sizes s = cpu::conv::sizes_of(w);
+    const long batch = std::uniform_int_distribution<long>(1, large ? 3 : 2 * s.block + 1)(rng);
+    const long n0 = std::uniform_int_distribution<long>(0, batch - 1)(rng);
+    const long n1 = std::uniform_int_distribution<long>(n0 + 1, batch)(rng);
+    flat += cpu::conv::is_flat_shift(w);
+    direct += s.block == 1;
+    blocked += n1 - n0 > 1 && s.block > 1;
+    check_geometry(w, batch, n0, n1, rng);
+  }
+  // every path was taken, many times
+  CHECK(flat > 60);
+  CHECK(direct > 30);
+  CHECK(blocked > 30);
+}
+
+TEST_CASE("conv kernels: the Fashion-MNIST CNN's two convolutions", "[conv][cpu]") {
+  std::mt19937 rng(7);
+  window conv1;  // 1 → 32 channels, 28×28, 3×3 padding 1: 784 outputs per map, one sample per product
+  conv1.c = 1, conv1.h = conv1.w = 28, conv1.o = 32, conv1.kh = conv1.kw = 3, conv1.ph = conv1.pw = 1;
+  window conv2 = conv1;  // 32 → 64 channels, 14×14: 196 outputs per map, several samples per product
+  conv2.c = 32, conv2.h = conv2.w = 14, conv2.o = 64;
+  CHECK(cpu::conv::sizes_of(conv1).block == 1);
+  CHECK(cpu::conv::sizes_of(conv2).block > 1);
+  check_geometry(conv1, 5, 1, 5, rng);
+  check_geometry(conv2, 11, 2, 11, rng);
+}
