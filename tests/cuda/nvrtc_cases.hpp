@@ -1,5 +1,6 @@
 // Compile-only (no GPU needed): every kernel the test models generate in one fusion mode, rendered for an A100
-// (sm_80) and an H100 (sm_90) and compiled to CUBIN with NVRTC. Skipped with the reason where NVRTC is absent.
+// (sm_80) and an H100 (sm_90) in fused mode, for the H100 in unfused mode (architectures_for in
+// test_cuda_codegen_common.hpp says why), and compiled to CUBIN with NVRTC. Skipped with the reason where NVRTC is absent.
 // Every activation, loss and optimizer appears in at least one of these steps. Included by
 // test_cuda_codegen_nvrtc_fused.cpp and _unfused.cpp (two files, so that each compiles in its own process),
 // after they define KILN_NVRTC_MODE as fused or unfused.

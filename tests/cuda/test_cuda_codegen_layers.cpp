@@ -1,6 +1,7 @@
 // Layers through the CUDA backend (layer_norm, dropout, embedding, conv and pooling, tensor ops of any rank): the generated kernels on the host emulator
-// against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps for
-// sm_80 and sm_90 (skipped without NVRTC); on a GPU, both modes at every batch size (skipped without one).
+// against the double reference evaluator, fused and unfused; NVRTC compiles every kernel of their steps (fused: for
+// sm_80 and sm_90, unfused: for sm_90; skipped without NVRTC, and not registered in a build with
+// KILN_TEST_NVRTC_KERNELS off); on a GPU, both modes at every batch size (skipped without one).
 #include "emulated_model_check.hpp"
 #include "../core/tensor_model.hpp"
 
