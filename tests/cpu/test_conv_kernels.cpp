@@ -55,35 +55,31 @@ void check_geometry(const window& w, long batch, long n0, long n1, std::mt19937&
   std::vector<float> ws(scratch);
   constexpr float untouched = 12345.0f;
 
+  // samples [n0, n1) of `result` (row floats per sample) against definition(n, e); the other samples untouched
+  const auto check_rows = [&](const std::vector<float>& result, long row, auto definition) {
+    std::vector<double> want;
+    std::vector<float> got;
+    for (long n = n0; n < n1; ++n)
+      for (long e = 0; e < row; ++e) {
+        want.push_back(definition(n, e));
+        got.push_back(result[n * row + e]);
+      }
+    CHECK(relative_error(got, want) < 1e-5);
+    CHECK(std::all_of(result.begin(), result.begin() + n0 * row, [](float v) { return v == untouched; }));
+    CHECK(std::all_of(result.begin() + n1 * row, result.end(), [](float v) { return v == untouched; }));
+  };
+
   std::vector<float> y(gy.size(), untouched);
   cpu::conv::forward(w, x.data(), wt.data(), y.data(), n0, n1, ws.data());
-  std::vector<double> want(static_cast<std::size_t>((n1 - n0) * out));
-  std::vector<float> got(want.size());
-  for (long n = n0; n < n1; ++n)
-    for (long e = 0; e < out; ++e) {
-      want[(n - n0) * out + e] = window_math::kiln_conv2d_at(w, xd.data() + n * in, wd.data(), e);
-      got[(n - n0) * out + e] = y[n * out + e];
-    }
-  CHECK(relative_error(got, want) < 1e-5);
-  CHECK(std::all_of(y.begin(), y.begin() + n0 * out, [](float v) { return v == untouched; }));
-  CHECK(std::all_of(y.begin() + n1 * out, y.end(), [](float v) { return v == untouched; }));
+  check_rows(y, out, [&](long n, long e) { return window_math::kiln_conv2d_at(w, xd.data() + n * in, wd.data(), e); });
 
   std::vector<float> gx(x.size(), untouched);
   cpu::conv::input_adjoint(w, gy.data(), wt.data(), gx.data(), n0, n1, ws.data());
-  want.assign(static_cast<std::size_t>((n1 - n0) * in), 0.0);
-  got.resize(want.size());
-  for (long n = n0; n < n1; ++n)
-    for (long e = 0; e < in; ++e) {
-      want[(n - n0) * in + e] = window_math::kiln_conv2d_dx_at(w, gyd.data() + n * out, wd.data(), e);
-      got[(n - n0) * in + e] = gx[n * in + e];
-    }
-  CHECK(relative_error(got, want) < 1e-5);
-  CHECK(std::all_of(gx.begin(), gx.begin() + n0 * in, [](float v) { return v == untouched; }));
-  CHECK(std::all_of(gx.begin() + n1 * in, gx.end(), [](float v) { return v == untouched; }));
+  check_rows(gx, in, [&](long n, long e) { return window_math::kiln_conv2d_dx_at(w, gyd.data() + n * out, wd.data(), e); });
 
   std::vector<float> gw(wt.size(), untouched);
   cpu::conv::weight_adjoint(w, x.data(), gy.data(), gw.data(), n0, n1, ws.data());
-  want.resize(wt.size());
+  std::vector<double> want(wt.size());
   for (long e = 0; e < wsize; ++e)
     want[e] = window_math::kiln_conv2d_dw_at(w, xd.data() + n0 * in, gyd.data() + n0 * out, n1 - n0, e);
   CHECK(relative_error(gw, want) < 1e-5);
