@@ -392,10 +392,12 @@ void compile_step(const char* what, cuda::matmul_precision precision = cuda::mat
     return;
   }
   const std::size_t n = compile_for_architectures(step_plan<Model, Opt, Mode>::p, *nvrtc, precision);
+  std::string archs;
+  for (const std::string& a : architectures_for(step_plan<Model, Opt, Mode>::p)) archs += (archs.empty() ? "" : " and ") + a;
   WARN("NVRTC " << nvrtc->version().text() << " compiled the " << n << " kernels of " << what << " ("
                 << (Mode == fusion::fused ? "fused" : "unfused")
                 << (precision == cuda::matmul_precision::fp32 ? "" : std::string(", ") + cuda::precision_name(precision) + " products")
-                << ") for " << (Mode == fusion::fused ? "sm_80 and sm_90" : "sm_90"));
+                << ") for " << archs);
 }
 
 }  // namespace kiln_cuda_test

@@ -48,13 +48,13 @@ inline std::size_t scratch_floats(int code, const window& w) {
   return patches + gemm_bf16_workspace_floats(s.og, s.K, N);
 }
 
-// The output columns j whose input column j·s − p + b·d lies inside [0, n): [lo, hi), with that column at
-// j·s + offset. Computed once per kernel column b, so that the patch loops below run without a bounds test per
-// element, and with stride 1 a patch row is one contiguous copy between zero borders.
-struct column_run {
+// The output positions j (columns, or rows) whose input position j·s − p + b·d lies inside [0, n): [lo, hi),
+// with that position at j·s + offset. Computed once per kernel column (row) b, so that the patch loops below run
+// without a bounds test per element, and with stride 1 a patch row is one contiguous copy between zero borders.
+struct window_run {
   int lo, hi, offset;
 };
-inline column_run column_run_of(int b, int s, int p, int d, int n, int out) {
+inline window_run window_run_of(int b, int s, int p, int d, int n, int out) {
   const int offset = b * d - p;
   // lo = ⌈−offset / s⌉ clamped at 0; hi = ⌊(n − 1 − offset) / s⌋ + 1 clamped to [lo, out]
   const int lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
@@ -63,15 +63,30 @@ inline column_run column_run_of(int b, int s, int p, int d, int n, int out) {
   return {std::min(lo, out), std::max(std::min(lo, out), hi), offset};
 }
 
-// The output rows i whose input row i·s − p + a·d lies inside [0, n): [lo, hi) (the same rule as for columns).
-inline column_run row_run_of(int a, int s, int p, int d, int n, int out) { return column_run_of(a, s, p, d, n, out); }
-
 // A stride-1 window whose output rows are as wide as its input rows (a "same" convolution: 3×3 with padding 1, …)
 // shifts the whole map by one offset per kernel element: patch element (i, j) is map element i·W + j + shift. One
 // flat copy (or add) per kernel element then replaces a short one per output row; the columns that wrapped around
 // into a neighbouring row are the padding columns, which im2col zeroes after its copy and col2im_add zeroes in
 // dcols before its add (they are the padding's adjoints, which nothing reads).
 inline bool is_flat_shift(const window& w) { return w.sh == 1 && w.sw == 1 && w.ow() == w.w; }
+// The flat path's span for one kernel element (rows, cols: its valid output rows and columns, both non-empty):
+// patch elements [first, end) are map elements [first + shift, end + shift).
+struct flat_span {
+  long first, end, shift;
+};
+inline flat_span flat_span_of(const window& w, const window_run& rows, const window_run& cols) {
+  const long OW = w.ow();
+  return {rows.lo * OW + cols.lo, (rows.hi - 1) * OW + cols.hi, static_cast<long>(rows.offset) * w.w + cols.offset};
+}
+// Zeroes the columns outside [cols.lo, cols.hi) of the patch rows [rows.lo, rows.hi) of one kernel element: the
+// ones a flat shift wrapped around into a neighbouring map row.
+inline void zero_wrapped_columns(float* patch_row, const window& w, const window_run& rows, const window_run& cols) {
+  const long OW = w.ow();
+  for (long i = rows.lo; i < rows.hi; ++i) {
+    std::fill_n(patch_row + i * OW, cols.lo, 0.0f);
+    std::fill(patch_row + i * OW + cols.hi, patch_row + (i + 1) * OW, 0.0f);
+  }
+}
 
 // cols (K rows, ld floats apart) ← the patches of group g of one sample x [C, H, W], L columns from cols.
 inline void im2col(const window& w, const sizes& s, const float* x, long g, float* cols, long ld) {
@@ -80,21 +95,17 @@ inline void im2col(const window& w, const sizes& s, const float* x, long g, floa
   for (long ci = 0; ci < s.cg; ++ci) {
     const float* m = x + (g * s.cg + ci) * w.h * w.w;
     for (int a = 0; a < w.kh; ++a) {
-      const column_run rows = row_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
+      const window_run rows = window_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
       for (int b = 0; b < w.kw; ++b) {
         float* row = cols + ((ci * w.kh + a) * w.kw + b) * ld;
-        const column_run r = column_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
+        const window_run r = window_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
         std::fill_n(row, static_cast<long>(rows.lo) * OW, 0.0f);
         std::fill(row + static_cast<long>(rows.hi) * OW, row + s.L, 0.0f);
         if (rows.hi == rows.lo) continue;
         if (flat && r.hi > r.lo) {
-          const long first = static_cast<long>(rows.lo) * OW + r.lo, end = static_cast<long>(rows.hi - 1) * OW + r.hi;
-          const long shift = static_cast<long>(rows.offset) * w.w + r.offset;
-          std::copy(m + first + shift, m + end + shift, row + first);
-          for (int i = rows.lo; i < rows.hi; ++i) {
-            std::fill_n(row + static_cast<long>(i) * OW, r.lo, 0.0f);
-            std::fill(row + static_cast<long>(i) * OW + r.hi, row + static_cast<long>(i + 1) * OW, 0.0f);
-          }
+          const flat_span f = flat_span_of(w, rows, r);
+          std::copy(m + f.first + f.shift, m + f.end + f.shift, row + f.first);
+          zero_wrapped_columns(row, w, rows, r);
           continue;
         }
         for (int i = rows.lo; i < rows.hi; ++i) {
@@ -120,22 +131,18 @@ inline void col2im_add(const window& w, const sizes& s, float* dcols, long ld, l
   for (long ci = 0; ci < s.cg; ++ci) {
     float* m = gx + (g * s.cg + ci) * w.h * w.w;
     for (int a = 0; a < w.kh; ++a) {
-      const column_run rows = row_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
+      const window_run rows = window_run_of(a, w.sh, w.ph, w.dh, w.h, OH);
       if (rows.hi == rows.lo) continue;
       for (int b = 0; b < w.kw; ++b) {
         float* row = dcols + ((ci * w.kh + a) * w.kw + b) * ld;
-        const column_run r = column_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
+        const window_run r = window_run_of(b, w.sw, w.pw, w.dw, w.w, OW);
         if (r.hi == r.lo) continue;
         if (flat) {
-          for (int i = rows.lo; i < rows.hi; ++i) {
-            std::fill_n(row + static_cast<long>(i) * OW, r.lo, 0.0f);
-            std::fill(row + static_cast<long>(i) * OW + r.hi, row + static_cast<long>(i + 1) * OW, 0.0f);
-          }
-          const long first = static_cast<long>(rows.lo) * OW + r.lo, end = static_cast<long>(rows.hi - 1) * OW + r.hi;
-          const long shift = static_cast<long>(rows.offset) * w.w + r.offset;
-          float* __restrict out = m + first + shift;
-          const float* __restrict in = row + first;
-          for (long j = 0; j < end - first; ++j) out[j] += in[j];
+          zero_wrapped_columns(row, w, rows, r);
+          const flat_span f = flat_span_of(w, rows, r);
+          float* __restrict out = m + f.first + f.shift;
+          const float* __restrict in = row + f.first;
+          for (long j = 0; j < f.end - f.first; ++j) out[j] += in[j];
           continue;
         }
         for (int i = rows.lo; i < rows.hi; ++i) {
