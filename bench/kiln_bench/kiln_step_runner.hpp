@@ -39,7 +39,14 @@ timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char
   else
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, {{"x", s->x}, {"t", s->targets}})); };
   const kiln::plan& p = step_type::compiled_plan();
-  for (int k = 0; k < p.num_kernels; ++k) t.kernel_names.push_back(kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain));
+  using executor = kiln::cpu::executor<typename step_type::plan_holder>;
+  for (int k = 0; k < p.num_kernels; ++k) {
+    std::string name = kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain);
+    // a column sum evaluated in another kernel's pass (executor riders): its time is that kernel's
+    if (executor::riders.rider_of[k] >= 0) name += " +k" + std::to_string(executor::riders.rider_of[k]) + "'s sum";
+    if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
+    t.kernel_names.push_back(name);
+  }
   t.profile = [s, n = p.num_kernels](long steps) {
     std::vector<double> ns(static_cast<std::size_t>(n), 0.0);
     for (long i = 0; i < steps; ++i) {

@@ -26,6 +26,15 @@ struct bn_cnn {
   }
 };
 
+// 7 channels of 6×6: rows of 252 values, over 8 vectors at every SIMD width (and not a whole number of them), so
+// that the CPU schedule evaluates batch norm's backward column sums in other kernels' passes (executor riders).
+struct wide_bn_cnn {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<1, 7, 3, 1, 1>{}, batch_norm<7>{}, relu, flatten, dense<3>{})(image<1, 6, 6>("x")),
+                         labels<3>("y"));
+  }
+};
+
 int leaf_named(const graph& G, std::string_view name) {
   for (int l = 0; l < G.num_leaves; ++l)
     if (G.leaves[l].name.view() == name) return l;
@@ -98,6 +107,30 @@ TEST_CASE("batch_norm: gradients equal finite differences", "[batch_norm][gradie
 // scale up to a full step of ±lr.
 TEST_CASE("batch_norm: fused == unfused == reference on the CPU, running statistics included", "[batch_norm][backend]") {
   for (long batch : {2L, 9L, 40L}) kiln_test::compare_cnn<bn_cnn, 16, 3>(batch, 95, momentum{.lr = 0.05, .momentum = 0.9});
+}
+
+TEST_CASE("batch_norm: column sums evaluated in another kernel's pass (wide maps) == reference", "[batch_norm][backend]") {
+  // Σ g and Σ g·(x − μ) in one pass, and the sum of the input adjoint taken while it is written: at least two
+  // riders, so that the comparison below exercises them (batch 1 on one task, 7 and 64 split between threads)
+  using plan_holder = cpu::train_step<wide_bn_cnn, momentum, fusion::fused>::plan_holder;
+  STATIC_REQUIRE(cpu::executor<plan_holder>::rider_count() >= 2);
+  for (long batch : {1L, 7L, 64L}) kiln_test::compare_cnn<wide_bn_cnn, 36, 3>(batch, 17, momentum{.lr = 0.005, .momentum = 0.9});
+}
+
+// What the fused plan stores (plan.hpp's max_recompute_cost): the ReLU mask after batch norm, gt((x − μ)·s + b, 0)
+// (4 ops per element), is read by three backward kernels that load x anyway, so each recomputes it; the
+// softmax's exp (8 and more) is stored for its two readers.
+TEST_CASE("batch_norm: the fused plan recomputes the cheap ReLU mask and stores the exp", "[batch_norm][plan]") {
+  auto stored = [](const plan& p, op kind) {
+    int n = 0;
+    for (int s = 0; s < p.num_stores; ++s) n += p.g.nodes[p.stores[s]].kind == kind;
+    return n;
+  };
+  const plan& fused = cpu::train_step<wide_bn_cnn, momentum, fusion::fused>::compiled_plan();
+  const plan& unfused = cpu::train_step<wide_bn_cnn, momentum, fusion::unfused>::compiled_plan();
+  CHECK(stored(unfused, op::gt) >= 1);
+  CHECK(stored(fused, op::gt) == 0);
+  CHECK(stored(fused, op::exp) >= 1);
 }
 
 TEST_CASE("batch_norm: the step's running statistics feed the forward graph", "[batch_norm]") {

@@ -28,6 +28,71 @@ namespace kiln::cpu {
 template <class Plan>
 struct executor {
   static constexpr const plan& P = Plan::value;
+  static constexpr int N = P.num_kernels;
+
+  // ---- riders (a CPU schedule; the plan itself is unchanged). A column sum (sum_rows) over a wide domain is
+  // evaluated in the pass of an earlier kernel over the same domain (an elementwise kernel or another column sum,
+  // its host) when everything it reads is ready by then: values computed before the host, leaves nothing from
+  // the host on overwrites, or the host's own stores, read at the element it has just stored. Batch norm's
+  // backward pass then reads its maps once for both of its sums (Σ g and Σ g·(x − μ)), and the sum of the input
+  // adjoint is taken while that adjoint is written, instead of in a pass of its own over memory.
+  // Narrower sums (at most 8 vectors a row) keep their row in registers and are left alone; so are flat hosts.
+  static constexpr long rider_min_columns = 8 * lanes + 1;
+  struct rider_map {
+    std::array<int, N> rider_of{}, host_of{};  // the rider a kernel carries, the host a kernel rides in; or -1
+    int count = 0;
+  };
+  static constexpr bool is_column_sum(int k) {
+    return P.kernels[k].kind == kernel_kind::reduction && P.g.nodes[P.kernels[k].anchor].kind == op::sum_rows;
+  }
+  static constexpr bool in_body(int k, int id) {
+    for (int b = P.kernels[k].body_begin; b < P.kernels[k].body_end; ++b)
+      if (P.body[b] == id) return true;
+    return false;
+  }
+  // Whether kernel j's column sum can be evaluated during kernel h's pass (h < j).
+  static constexpr bool can_ride(int h, int j) {
+    const kernel& H = P.kernels[h];
+    const kernel& J = P.kernels[j];
+    if (!is_column_sum(j) || !(J.domain == H.domain) || kernel_reads_collective(P, j) || P.assign[J.anchor] >= 0) return false;
+    auto ready = [&](int a) {
+      if (a < 0 || in_body(j, a) || ops::class_of(P.g.nodes[a].kind) == op_class::immediate) return true;
+      if (ops::class_of(P.g.nodes[a].kind) == op_class::leaf) {  // not overwritten from the host on
+        for (int x = 0; x < P.g.size; ++x)
+          if (P.assign[x] == P.g.nodes[a].leaf && P.kernel_of[x] >= h && P.kernel_of[x] < j) return false;
+        return true;
+      }
+      if (P.kernel_of[a] >= 0 && P.kernel_of[a] < h) return true;
+      if (P.kernel_of[a] == h && H.kind == kernel_kind::elementwise && P.g.nodes[a].shape == H.domain)
+        for (int s = H.store_begin; s < H.store_end; ++s)
+          if (P.stores[s] == a) return true;
+      return false;
+    };
+    for (int b = J.body_begin; b < J.body_end; ++b)
+      for (const int a : P.g.nodes[P.body[b]].in)
+        if (!ready(a)) return false;
+    return ready(P.g.nodes[J.anchor].in[0]);
+  }
+  static constexpr rider_map find_riders() {
+    rider_map m;
+    m.rider_of.fill(-1);
+    m.host_of.fill(-1);
+    constexpr std::array<bool, N> flat = flat_kernels(std::make_index_sequence<N>{});
+    constexpr int reach = 16;  // how many kernels ahead a host looks for its rider
+    for (int h = 0; h < N; ++h) {
+      const kernel& H = P.kernels[h];
+      if (m.host_of[h] >= 0 || flat[h] || H.domain.cols < rider_min_columns) continue;
+      if (!(H.kind == kernel_kind::elementwise || is_column_sum(h))) continue;
+      for (int j = h + 1; j < N && j <= h + reach; ++j)
+        if (m.host_of[j] < 0 && m.rider_of[j] < 0 && can_ride(h, j)) {
+          m.rider_of[h] = j;
+          m.host_of[j] = h;
+          ++m.count;
+          break;
+        }
+    }
+    return m;
+  }
 
   template <int K>
   struct kernel_impl {
@@ -324,13 +389,7 @@ struct executor {
             }
           } else {
             for (long r = b; r < e; ++r)
-              for (long c0 = 0; c0 < C; c0 += lanes) {
-                const int n = static_cast<int>(std::min<long>(lanes, C - c0));
-                eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-                const vfloat v = operand<in>(c, vals, r, c0, n);
-                if (n == lanes) store(acc + c0, load(acc + c0) + v);
-                else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
-              }
+              for (long c0 = 0; c0 < C; c0 += lanes) add_at(c, r, c0, static_cast<int>(std::min<long>(lanes, C - c0)), acc);
           }
         };
         if (tasks == 1) {
@@ -368,6 +427,70 @@ struct executor {
             out[r] = is_max ? hmax(acc) : hsum(acc);
           }
         });
+      }
+    }
+
+    // A column sum's (sum_rows) terms at row r, columns [c0, c0 + n), added to acc (partial sums of its columns).
+    static void add_at(const context& c, long r, long c0, int n, float* acc) {
+      vfloat vals[NB > 0 ? NB : 1];
+      eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+      const vfloat v = operand<reduce_input()>(c, vals, r, c0, n);
+      if (n == lanes) store(acc + c0, load(acc + c0) + v);
+      else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+    }
+
+    // This kernel (elementwise: its stores; a column sum: its sums) and the column sum of kernel J, its rider
+    // (see `riders`), in one pass: J's terms at each element right after this kernel's, while what they both
+    // read is in cache. Rows are split between tasks as in run_reduction, each task summing into its own
+    // partials, which are then added in task order (the same result for the same thread count).
+    template <int J>
+    static void run_carrying(const context& c) {
+      using rider = kernel_impl<J>;
+      constexpr long C = KR.domain.cols;
+      constexpr bool sums = KR.kind == kernel_kind::reduction;
+      constexpr long rider_offset = sums ? (C + 15) / 16 * 16 : 0;  // the rider's partials in a task's workspace
+      const long rows = resolve(KR.domain.rows, c.batch);
+      const int threads = c.pool->num_threads();
+      const long tasks = (rows * C * (NB + rider::NB + 2) < parallel_threshold || threads == 1) ? 1 : threads;
+      const long chunk = (rows + tasks - 1) / tasks;
+      float* out = sums ? c.buf[KR.anchor] : nullptr;
+      float* rider_out = c.buf[rider::KR.anchor];
+      auto part = [&](int t, int) {
+        float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
+        float* rider_acc = tasks == 1 ? rider_out : c.reduce_ws + t * c.reduce_ws_stride + rider_offset;
+        if (tasks > 1) {
+          if constexpr (sums) std::fill_n(acc, C, 0.0f);
+          std::fill_n(rider_acc, C, 0.0f);
+        }
+        [[maybe_unused]] vfloat vals[NB > 0 ? NB : 1];
+        const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
+        for (long r = b; r < e; ++r)
+          for (long c0 = 0; c0 < C; c0 += lanes) {
+            const int n = static_cast<int>(std::min<long>(lanes, C - c0));
+            if constexpr (sums) {
+              add_at(c, r, c0, n, acc);
+            } else {
+              eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+              store_roots(c, vals, r, c0, n, std::make_index_sequence<KR.store_end - KR.store_begin>{});
+            }
+            rider::add_at(c, r, c0, n, rider_acc);
+          }
+      };
+      if (tasks == 1) {
+        if constexpr (sums) std::fill_n(out, C, 0.0f);
+        std::fill_n(rider_out, C, 0.0f);
+        thread_pool::run_single(part);
+        return;
+      }
+      c.pool->parallel_for(static_cast<int>(tasks), part);
+      for (long j = 0; j < C; ++j) {
+        float s = 0, rs = 0;
+        for (int t = 0; t < tasks; ++t) {
+          if constexpr (sums) s += c.reduce_ws[t * c.reduce_ws_stride + j];
+          rs += c.reduce_ws[t * c.reduce_ws_stride + rider_offset + j];
+        }
+        if constexpr (sums) out[j] = s;
+        rider_out[j] = rs;
       }
     }
 
@@ -489,12 +612,27 @@ struct executor {
     [[gnu::noinline]] static void run(const context& c) {
       if constexpr (kernel_reads_collective(P, K))
         if (c.collectives) c.collectives->wait();  // a barrier: every sum over ranks started so far is complete
+      // A masked step (a sharded optimizer's share of the kernels and rows) runs every kernel on its own.
+      constexpr int rider = riders.rider_of[K], host = riders.host_of[K];
+      if constexpr (rider >= 0) {
+        if (!c.run_kernel && !c.kernel_rows) return run_carrying<rider>(c);
+      } else if constexpr (host >= 0) {
+        if (!c.run_kernel && !c.kernel_rows) return;  // summed in its host's pass
+      }
       if constexpr (KR.kind == kernel_kind::elementwise) run_elementwise(c);
       else if constexpr (KR.kind == kernel_kind::reduction) run_reduction(c);
       else if constexpr (KR.kind == kernel_kind::indexing) run_indexing(c);
       else run_contraction(c);
     }
   };
+
+  template <std::size_t... K>
+  static constexpr std::array<bool, N> flat_kernels(std::index_sequence<K...>) {
+    return {kernel_impl<static_cast<int>(K)>::flat...};
+  }
+  static constexpr rider_map riders = find_riders();
+  // How many column sums run in another kernel's pass (what tests check is exercised).
+  static constexpr int rider_count() { return riders.count; }
 
   // Kernel k as a function pointer: the table both run() and run_profiled() call through, so that a profiled
   // step executes the very same machine code (an inlined copy could contract a·b + c into an FMA differently
@@ -532,8 +670,12 @@ struct executor {
   // Workspace sizes for a batch size and thread count.
   static long reduce_ws_floats() {
     long m = 0;
-    for (int k = 0; k < P.num_kernels; ++k)
-      if (P.kernels[k].kind == kernel_kind::reduction) m = std::max<long>(m, P.kernels[k].domain.cols);
+    for (int k = 0; k < P.num_kernels; ++k) {
+      const long C = P.kernels[k].domain.cols;
+      if (P.kernels[k].kind == kernel_kind::reduction) m = std::max<long>(m, C);
+      if (riders.rider_of[k] >= 0)  // its own partials (a column sum's), then its rider's (run_carrying)
+        m = std::max<long>(m, (P.kernels[k].kind == kernel_kind::reduction ? (C + 15) / 16 * 16 : 0) + C);
+    }
     return (m + 15) / 16 * 16;
   }
   static long ksplit_ws_floats() {

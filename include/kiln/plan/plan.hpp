@@ -5,7 +5,8 @@
 //   reduction    sum/max over rows or columns, with an elementwise prologue computing its input on the fly
 //   elementwise  one loop over a shape that evaluates a body of nodes once per element and stores its roots
 // A node is *materialized* (gets a buffer) when it is a leaf buffer, a contraction or reduction result, a graph
-// output, an operand of a contraction, or an elementwise value used more than once (and not trivially cheap).
+// output, an operand of a contraction, or an elementwise value used more than once that is dearer to recompute
+// than max_recompute_cost.
 // Everything else is recomputed inside the kernels that need it. The unfused plan materializes every node and
 // gives each primitive its own kernel (transposes stay folded into contractions: they are views).
 // Like the graph, a plan is built with growing arrays (plan_data) and kept in static arrays of exactly its size
@@ -68,6 +69,13 @@ struct plan_data {
   constexpr int num_body() const { return static_cast<int>(body.size()); }
   constexpr int num_stores() const { return static_cast<int>(stores.size()); }
 };
+
+// An elementwise value used by several kernels is stored once (a write, then a read per use) when recomputing it
+// where it is used would cost more than this many arithmetic ops per element (a transcendental costs 8). Below
+// that, recomputing is cheaper: the kernels that read such a value are memory-bound passes, which have flops to
+// spare but not bandwidth. (At 3, batch norm's ReLU mask gt((x − μ)·s + b, 0), cost 4, took a pass of its own
+// over every map in the backward step, and its three readers each loaded it beside the x they load anyway.)
+inline constexpr int max_recompute_cost = 7;
 
 namespace detail {
 
@@ -215,7 +223,7 @@ constexpr plan_data lower(const graph& g, fusion mode) {
       case op_class::elementwise: {
         // cost of recomputing (each op's `cost`: 1 per arithmetic op, 8 per transcendental), through unmaterialized operands
         cost[i] = detail::recompute_cost(p, cost, i);
-        m = mode == fusion::unfused || p.is_output[i] || feeds_contraction[i] || (uses[i] > 1 && cost[i] > 3);
+        m = mode == fusion::unfused || p.is_output[i] || feeds_contraction[i] || (uses[i] > 1 && cost[i] > max_recompute_cost);
         break;
       }
     }
