@@ -6,6 +6,11 @@
 //     repeat (about repeat_ms each, at least 1).
 //  2. `repeats` rounds; in each round every backend runs one timed repeat of its `iters` steps, one backend
 //     after the other. A repeat gives a mean time per step; median, min and max over the repeats are kept.
+//     Each repeat starts after a pause of `settle` (20 ms): the worker threads of the backend before it go on
+//     spinning for milliseconds after its last parallel region (libgomp's default wait policy, Eigen's and
+//     OpenBLAS's best setting), and on a machine of few cores they took a core from whichever backend came
+//     next. Without the pause, kiln's fused classifier step at batch 256, timed right after Eigen's 2-thread
+//     repeat, measured 866–1092 µs on a 2-core Zen 4 instead of the 629–650 µs it takes after a quiet core.
 #include "bench_case.hpp"
 
 #include <algorithm>
@@ -13,6 +18,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kiln_bench {
@@ -51,9 +57,11 @@ inline void measure_interleaved(std::vector<timed_step>& steps, const timing_opt
     }
     s.r.iters = std::max(1L, std::lround(opt.repeat_ms * 1e-3 / (sec / static_cast<double>(n))));
   }
+  constexpr auto settle = std::chrono::milliseconds(20);
   for (int round = 0; round < std::max(1, opt.repeats); ++round)
     for (timed_step& s : steps) {
       s.activate();
+      std::this_thread::sleep_for(settle);
       s.samples_us.push_back(timing_detail::seconds_for(s, s.r.iters) * 1e6 / static_cast<double>(s.r.iters));
     }
   for (timed_step& s : steps) {
