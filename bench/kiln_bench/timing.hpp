@@ -8,9 +8,8 @@
 //     after the other. A repeat gives a mean time per step; median, min and max over the repeats are kept.
 //     Each repeat starts after a pause of `settle` (20 ms): the worker threads of the backend before it go on
 //     spinning for milliseconds after its last parallel region (libgomp's default wait policy, Eigen's and
-//     OpenBLAS's best setting), and on a machine of few cores they took a core from whichever backend came
-//     next. Without the pause, kiln's fused classifier step at batch 256, timed right after Eigen's 2-thread
-//     repeat, measured 866–1092 µs on a 2-core Zen 4 instead of the 629–650 µs it takes after a quiet core.
+//     OpenBLAS's best setting), and on a machine of few cores they would take a core from whichever backend
+//     comes next (bench/RESULTS.md, "A pause before each timed repeat").
 #include "bench_case.hpp"
 
 #include <algorithm>

@@ -73,8 +73,8 @@ struct plan_data {
 // An elementwise value used by several kernels is stored once (a write, then a read per use) when recomputing it
 // where it is used would cost more than this many arithmetic ops per element (a transcendental costs 8). Below
 // that, recomputing is cheaper: the kernels that read such a value are memory-bound passes, which have flops to
-// spare but not bandwidth. (At 3, batch norm's ReLU mask gt((x − μ)·s + b, 0), cost 4, took a pass of its own
-// over every map in the backward step, and its three readers each loaded it beside the x they load anyway.)
+// spare but not bandwidth. (Batch norm's ReLU mask gt((x − μ)·s + b, 0), cost 4, is recomputed by its three
+// backward readers, which load x anyway, instead of taking a pass of its own over every map.)
 inline constexpr int max_recompute_cost = 7;
 
 namespace detail {
