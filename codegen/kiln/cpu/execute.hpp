@@ -38,6 +38,8 @@ struct executor {
   // adjoint is taken while that adjoint is written, instead of in a pass of its own over memory.
   // Narrower sums (at most 8 vectors a row) keep their row in registers and are left alone; so are flat hosts.
   static constexpr long rider_min_columns = 8 * lanes + 1;
+  // A task's partial column sums of one output take C floats, the next output's starting at a multiple of 16.
+  static constexpr long partials_stride(long C) { return (C + 15) / 16 * 16; }
   struct rider_map {
     std::array<int, N> rider_of{}, host_of{};  // the rider a kernel carries, the host a kernel rides in; or -1
     int count = 0;
@@ -45,9 +47,18 @@ struct executor {
   static constexpr bool is_column_sum(int k) {
     return P.kernels[k].kind == kernel_kind::reduction && P.g.nodes[P.kernels[k].anchor].kind == op::sum_rows;
   }
-  static constexpr bool in_body(int k, int id) {
+  // Where node id sits in kernel k's body, or -1.
+  static constexpr int body_slot(int k, int id) {
     for (int b = P.kernels[k].body_begin; b < P.kernels[k].body_end; ++b)
-      if (P.body[b] == id) return true;
+      if (P.body[b] == id) return b - P.kernels[k].body_begin;
+    return -1;
+  }
+  // Whether leaf `leaf` is written in place (an optimizer's update) by a kernel in [k0, k1).
+  static constexpr bool leaf_written_in(int leaf, int k0, int k1) {
+    for (int o = 0; o < P.g.num_outputs; ++o) {
+      const int id = P.g.outputs[o].node;
+      if (P.g.outputs[o].assign_to == leaf && P.kernel_of[id] >= k0 && P.kernel_of[id] < k1) return true;
+    }
     return false;
   }
   // Whether kernel j's column sum can be evaluated during kernel h's pass (h < j).
@@ -56,12 +67,8 @@ struct executor {
     const kernel& J = P.kernels[j];
     if (!is_column_sum(j) || !(J.domain == H.domain) || kernel_reads_collective(P, j) || P.assign[J.anchor] >= 0) return false;
     auto ready = [&](int a) {
-      if (a < 0 || in_body(j, a) || ops::class_of(P.g.nodes[a].kind) == op_class::immediate) return true;
-      if (ops::class_of(P.g.nodes[a].kind) == op_class::leaf) {  // not overwritten from the host on
-        for (int x = 0; x < P.g.size; ++x)
-          if (P.assign[x] == P.g.nodes[a].leaf && P.kernel_of[x] >= h && P.kernel_of[x] < j) return false;
-        return true;
-      }
+      if (a < 0 || body_slot(j, a) >= 0 || ops::class_of(P.g.nodes[a].kind) == op_class::immediate) return true;
+      if (ops::class_of(P.g.nodes[a].kind) == op_class::leaf) return !leaf_written_in(P.g.nodes[a].leaf, h, j);
       if (P.kernel_of[a] >= 0 && P.kernel_of[a] < h) return true;
       if (P.kernel_of[a] == h && H.kind == kernel_kind::elementwise && P.g.nodes[a].shape == H.domain)
         for (int s = H.store_begin; s < H.store_end; ++s)
@@ -99,11 +106,7 @@ struct executor {
     static constexpr kernel KR = P.kernels[K];
     static constexpr int NB = KR.body_end - KR.body_begin;
     static constexpr int body_node(int j) { return P.body[KR.body_begin + j]; }
-    static constexpr int slot_of(int id) {
-      for (int j = 0; j < NB; ++j)
-        if (body_node(j) == id) return j;
-      return -1;
-    }
+    static constexpr int slot_of(int id) { return body_slot(K, id); }
     static constexpr int reduce_input() { return KR.kind == kernel_kind::reduction ? P.g.nodes[KR.anchor].in[0] : -1; }
 
     // Flat iteration (one long row) is possible when every loaded operand is full-shape or a single scalar and
@@ -310,10 +313,10 @@ struct executor {
     // The body on rows [r0, r1) × columns [j0, j1) (not for flat kernels): the one instantiation of a row
     // kernel's body, shared by whole rows and by a contraction task's column block.
     static void block_rows_cols(const context& c, long r0, long r1, long j0, long j1) {
-      constexpr int NS = KR.store_end - KR.store_begin;
-      vfloat vals[NB > 0 ? NB : 1];
       if constexpr (packed)
         if (j0 == 0 && j1 == packed_cols) {  // whole rows, lanes / C of them per vector
+          constexpr int NS = KR.store_end - KR.store_begin;
+          vfloat vals[NB > 0 ? NB : 1];
           constexpr long per_vector = lanes / packed_cols * packed_cols;
           for (long e = r0 * packed_cols; e < r1 * packed_cols; e += per_vector) {
             const int n = static_cast<int>(std::min(per_vector, r1 * packed_cols - e));
@@ -323,11 +326,7 @@ struct executor {
           return;
         }
       for (long r = r0; r < r1; ++r)
-        for (long c0 = j0; c0 < j1; c0 += lanes) {
-          const int n = static_cast<int>(std::min<long>(lanes, j1 - c0));
-          eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-          store_roots(c, vals, r, c0, n, std::make_index_sequence<NS>{});
-        }
+        for (long c0 = j0; c0 < j1; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, j1 - c0)), nullptr);
     }
 
     static void run_elementwise(const context& c) {
@@ -348,19 +347,13 @@ struct executor {
       const long rows = resolve(KR.domain.rows, c.batch);
       float* out = c.buf[KR.anchor];
       if constexpr (R.kind == op::sum_rows) {
-        // per-task partial column sums, then their sum in task order: the result does not depend on which
-        // thread ran which task (a thread's slot would add a different grouping whenever one thread ran two)
-        const int threads = c.pool->num_threads();
-        const long tasks = (rows * C * (NB + 1) < parallel_threshold || threads == 1) ? 1 : threads;
-        const long chunk = (rows + tasks - 1) / tasks;
         // A row of at most 8 vectors is summed in registers and stored once: summing in memory made every
         // row wait on the last row's store (the bias gradients and the loss mean took 0.7–1.3 µs at batch 256).
         // The additions are the same, in the same order.
         constexpr long row_vectors = (C + lanes - 1) / lanes;
-        auto part = [&](int t, int) {
-          float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
+        column_sums_by_task<1>(c, rows, rows * C * (NB + 1), {out}, [&](long b, long e, std::array<float*, 1> accs) {
+          float* acc = accs[0];
           vfloat vals[NB > 0 ? NB : 1];
-          const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
           if constexpr (packed) {  // lanes / C rows per vector; lane l sums column l % C of every lanes / C-th row
             constexpr long per_vector = lanes / packed_cols * packed_cols;
             vfloat sums = splat<vfloat>(0.0f);
@@ -389,21 +382,9 @@ struct executor {
             }
           } else {
             for (long r = b; r < e; ++r)
-              for (long c0 = 0; c0 < C; c0 += lanes) add_at(c, r, c0, static_cast<int>(std::min<long>(lanes, C - c0)), acc);
+              for (long c0 = 0; c0 < C; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, C - c0)), acc);
           }
-        };
-        if (tasks == 1) {
-          std::fill(out, out + C, 0.0f);
-          thread_pool::run_single(part);  // on this thread, through the one compiled copy of part
-          return;
-        }
-        for (int t = 0; t < tasks; ++t) std::fill(c.reduce_ws + t * c.reduce_ws_stride, c.reduce_ws + t * c.reduce_ws_stride + C, 0.0f);
-        c.pool->parallel_for(static_cast<int>(tasks), part);
-        for (long j = 0; j < C; ++j) {
-          float s = 0;
-          for (int t = 0; t < tasks; ++t) s += c.reduce_ws[t * c.reduce_ws_stride + j];
-          out[j] = s;
-        }
+        });
       } else {
         // one value per row: sum or max over the columns, masked at the end of the row
         constexpr bool is_max = R.kind == op::max_cols;
@@ -430,68 +411,71 @@ struct executor {
       }
     }
 
-    // A column sum's (sum_rows) terms at row r, columns [c0, c0 + n), added to acc (partial sums of its columns).
-    static void add_at(const context& c, long r, long c0, int n, float* acc) {
+    // Column sums over `rows` rows of Count outputs of C columns each, the rows split between tasks: each task
+    // adds its rows into its own zeroed partials, `sum(b, e, partials)`, and the partials are then added in task
+    // order, so that the result does not depend on which thread ran which task (a thread's slot would add a
+    // different grouping whenever one thread ran two). `work`: the element operations, against parallel_threshold.
+    template <int Count, class Sum>
+    static void column_sums_by_task(const context& c, long rows, long work, std::array<float*, Count> out, Sum sum) {
+      constexpr long C = KR.domain.cols;
+      constexpr long output_stride = partials_stride(C);  // between a task's partials of two outputs
+      const int threads = c.pool->num_threads();
+      const long tasks = (work < parallel_threshold || threads == 1) ? 1 : threads;
+      const long chunk = (rows + tasks - 1) / tasks;
+      auto task = [&](int t, int) {
+        std::array<float*, Count> acc = out;
+        if (tasks > 1)
+          for (int s = 0; s < Count; ++s) acc[s] = c.reduce_ws + t * c.reduce_ws_stride + s * output_stride;
+        for (float* a : acc) std::fill_n(a, C, 0.0f);
+        const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
+        sum(b, e, acc);
+      };
+      if (tasks == 1) return thread_pool::run_single(task);  // on this thread, through the one compiled copy of task
+      c.pool->parallel_for(static_cast<int>(tasks), task);
+      for (int s = 0; s < Count; ++s)
+        for (long j = 0; j < C; ++j) {
+          float total = 0;
+          for (int t = 0; t < tasks; ++t) total += c.reduce_ws[t * c.reduce_ws_stride + s * output_stride + j];
+          out[s][j] = total;
+        }
+    }
+
+    // This kernel's work on row r, columns [c0, c0 + n): its body and stores (an elementwise kernel, or a
+    // contraction's epilogue), or a column sum's (sum_rows) terms added to acc, its partial sums.
+    static void at(const context& c, long r, long c0, int n, [[maybe_unused]] float* acc) {
       vfloat vals[NB > 0 ? NB : 1];
       eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-      const vfloat v = operand<reduce_input()>(c, vals, r, c0, n);
-      if (n == lanes) store(acc + c0, load(acc + c0) + v);
-      else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+      if constexpr (KR.kind != kernel_kind::reduction) {
+        store_roots(c, vals, r, c0, n, std::make_index_sequence<KR.store_end - KR.store_begin>{});
+      } else {
+        const vfloat v = operand<reduce_input()>(c, vals, r, c0, n);
+        if (n == lanes) store(acc + c0, load(acc + c0) + v);
+        else store_partial(acc + c0, load_partial(acc + c0, n) + v, n);
+      }
     }
 
     // This kernel (elementwise: its stores; a column sum: its sums) and the column sum of kernel J, its rider
     // (see `riders`), in one pass: J's terms at each element right after this kernel's, while what they both
-    // read is in cache. Rows are split between tasks as in run_reduction, each task summing into its own
-    // partials, which are then added in task order (the same result for the same thread count).
+    // read is in cache.
     template <int J>
     static void run_carrying(const context& c) {
       using rider = kernel_impl<J>;
       constexpr long C = KR.domain.cols;
-      constexpr bool sums = KR.kind == kernel_kind::reduction;
-      constexpr long rider_offset = sums ? (C + 15) / 16 * 16 : 0;  // the rider's partials in a task's workspace
       const long rows = resolve(KR.domain.rows, c.batch);
-      const int threads = c.pool->num_threads();
-      const long tasks = (rows * C * (NB + rider::NB + 2) < parallel_threshold || threads == 1) ? 1 : threads;
-      const long chunk = (rows + tasks - 1) / tasks;
-      float* out = sums ? c.buf[KR.anchor] : nullptr;
-      float* rider_out = c.buf[rider::KR.anchor];
-      auto part = [&](int t, int) {
-        float* acc = tasks == 1 ? out : c.reduce_ws + t * c.reduce_ws_stride;
-        float* rider_acc = tasks == 1 ? rider_out : c.reduce_ws + t * c.reduce_ws_stride + rider_offset;
-        if (tasks > 1) {
-          if constexpr (sums) std::fill_n(acc, C, 0.0f);
-          std::fill_n(rider_acc, C, 0.0f);
-        }
-        [[maybe_unused]] vfloat vals[NB > 0 ? NB : 1];
-        const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
+      const long work = rows * C * (NB + rider::NB + 2);
+      auto pass = [&](long b, long e, float* acc, float* rider_acc) {
         for (long r = b; r < e; ++r)
           for (long c0 = 0; c0 < C; c0 += lanes) {
             const int n = static_cast<int>(std::min<long>(lanes, C - c0));
-            if constexpr (sums) {
-              add_at(c, r, c0, n, acc);
-            } else {
-              eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
-              store_roots(c, vals, r, c0, n, std::make_index_sequence<KR.store_end - KR.store_begin>{});
-            }
-            rider::add_at(c, r, c0, n, rider_acc);
+            at(c, r, c0, n, acc);
+            rider::at(c, r, c0, n, rider_acc);
           }
       };
-      if (tasks == 1) {
-        if constexpr (sums) std::fill_n(out, C, 0.0f);
-        std::fill_n(rider_out, C, 0.0f);
-        thread_pool::run_single(part);
-        return;
-      }
-      c.pool->parallel_for(static_cast<int>(tasks), part);
-      for (long j = 0; j < C; ++j) {
-        float s = 0, rs = 0;
-        for (int t = 0; t < tasks; ++t) {
-          if constexpr (sums) s += c.reduce_ws[t * c.reduce_ws_stride + j];
-          rs += c.reduce_ws[t * c.reduce_ws_stride + rider_offset + j];
-        }
-        if constexpr (sums) out[j] = s;
-        rider_out[j] = rs;
-      }
+      float* rider_out = c.buf[rider::KR.anchor];
+      if constexpr (KR.kind == kernel_kind::reduction)
+        column_sums_by_task<2>(c, rows, work, {c.buf[KR.anchor], rider_out}, [&](long b, long e, std::array<float*, 2> acc) { pass(b, e, acc[0], acc[1]); });
+      else
+        column_sums_by_task<1>(c, rows, work, {rider_out}, [&](long b, long e, std::array<float*, 1> acc) { pass(b, e, nullptr, acc[0]); });
     }
 
     // ---- contractions
@@ -674,7 +658,7 @@ struct executor {
       const long C = P.kernels[k].domain.cols;
       if (P.kernels[k].kind == kernel_kind::reduction) m = std::max<long>(m, C);
       if (riders.rider_of[k] >= 0)  // its own partials (a column sum's), then its rider's (run_carrying)
-        m = std::max<long>(m, (P.kernels[k].kind == kernel_kind::reduction ? (C + 15) / 16 * 16 : 0) + C);
+        m = std::max<long>(m, (P.kernels[k].kind == kernel_kind::reduction ? partials_stride(C) : 0) + C);
     }
     return (m + 15) / 16 * 16;
   }
