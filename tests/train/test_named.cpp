@@ -51,6 +51,14 @@ TEST_CASE("named feeds: run-time sizes are still checked, naming the feed and bo
   const std::vector<float> x = normal(3 * 7, 1);
   const std::vector<std::int32_t> y = classes(4, 5, 2);
   CHECK_THROWS_WITH(step.run(4, "x"_in = x, "y"_in = y), Catch::Contains("'x'") && Catch::Contains("21") && Catch::Contains("[4, 7]"));
+  // the leaves are found by the compiler, the values still checked at run time: labels, their count and range
+  const std::vector<float> x4 = normal(4 * 7, 1);
+  const std::vector<std::int32_t> y3 = classes(3, 5, 2);
+  CHECK_THROWS_WITH(step.run(4, "x"_in = x4, "y"_in = y3), Catch::Contains("'y'") && Catch::Contains("3 values") && Catch::Contains("[4, 1]"));
+  std::vector<std::int32_t> y_out = y;
+  y_out[2] = 5;
+  CHECK_THROWS_WITH(step.run(4, "y"_in = y_out, "x"_in = x4), Catch::Contains("label 5 at index 2 of 'y'") && Catch::Contains("[0, 5)"));
+  CHECK_NOTHROW(step.run(4, "y"_in = y, "x"_in = x4));
 }
 
 TEST_CASE("named feeds: a function runs on named feeds and exposes typed parameters") {

@@ -55,18 +55,22 @@ inline std::uint64_t with_flushed_denormals(std::uint64_t v, bool flush) {
 // Sets the calling thread's denormal mode for its lifetime and restores the previous control word after.
 class scoped_denormal_mode {
  public:
+  // Reading the control word stalls until the operations before it retire (STMXCSR), so it is read once: the
+  // destructor restores it only if the constructor changed it.
   explicit scoped_denormal_mode(bool flush) : saved_(fp_control()) {
     const std::uint64_t want = with_flushed_denormals(saved_, flush);
-    if (want != saved_) set_fp_control(want);
+    changed_ = want != saved_;
+    if (changed_) set_fp_control(want);
   }
   ~scoped_denormal_mode() {
-    if (fp_control() != saved_) set_fp_control(saved_);
+    if (changed_) set_fp_control(saved_);
   }
   scoped_denormal_mode(const scoped_denormal_mode&) = delete;
   scoped_denormal_mode& operator=(const scoped_denormal_mode&) = delete;
 
  private:
   std::uint64_t saved_;
+  bool changed_;
 };
 
 }  // namespace kiln::cpu

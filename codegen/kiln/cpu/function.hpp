@@ -30,27 +30,36 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace kiln::cpu {
 
 namespace detail {
 
-// Binds feeds to input leaves (checked by bind_checked_feeds); labels go to per-leaf float buffers that grow to
-// the largest batch seen, so a step allocates nothing once that batch has run.
+// Named feeds (named_feed_list), each checked and bound to the leaf the compiler found for it.
+template <class Holder, class... Named, class LabelBuffer, class Bind>
+void bind_named(const graph& g, long batch_size, const named_feed_list<Holder, Named...>& list, const LabelBuffer& label_buffer, const Bind& bind) {
+  std::apply([&](const Named&... f) { (bind_checked_feed(g, fed_leaf<Holder, Named>, batch_size, f.to_feed(), label_buffer, bind), ...); }, list.feeds);
+}
+
+// Binds feeds to input leaves (checked by bind_checked_feed); labels go to per-leaf float buffers that grow to
+// the largest batch seen, so a step allocates nothing once that batch has run. Feeds: a range of kiln::feed,
+// found by name, or a named_feed_list, whose leaves the compiler found.
 template <class Program, class Feeds = std::initializer_list<feed>>
 void bind_feeds(Program& prog, const graph& g, long batch_size, const Feeds& feeds,
                 std::vector<float>* label_buffers) {
-  bind_checked_feeds(
-      g, batch_size, feeds,
-      [&](int leaf, std::size_t count) {
-        auto& buf = label_buffers[leaf];
-        if (buf.size() < count) buf.resize(count);
-        return buf.data();
-      },
-      [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); });  // only read
+  const auto label_buffer = [&](int leaf, std::size_t count) {
+    auto& buf = label_buffers[leaf];
+    if (buf.size() < count) buf.resize(count);
+    return buf.data();
+  };
+  const auto bind = [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); };  // only read
+  if constexpr (requires { feeds.feeds; })
+    bind_named(g, batch_size, feeds, label_buffer, bind);
+  else
+    bind_checked_feeds(g, batch_size, feeds, label_buffer, bind);
 }
-
 }  // namespace detail
 
 template <class Model, fusion Mode = fusion::fused>
@@ -143,8 +152,7 @@ class function {
     requires(sizeof...(Named) > 0 && (is_named_feed<Named> && ...))
   void run(workspace& ws, long batch_size, std::span<float> out, const Named&... feeds) const {
     check_named_feeds<graph_holder, Named...>();
-    const feed list[] = {feeds.to_feed()...};
-    run_feeds(ws, batch_size, std::span<const feed>(list), out);
+    run_feeds(ws, batch_size, named_feed_list<graph_holder, Named...>{{feeds...}}, out);
   }
 
   // A parameter or state named at compile time, with its static shape (see train_step::param<Name>).

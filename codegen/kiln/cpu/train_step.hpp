@@ -83,8 +83,7 @@ class train_step {
     requires(sizeof...(Named) > 0 && (is_named_feed<Named> && ...))
   float run(long batch_size, const Named&... feeds) {
     check_named_feeds<graph_holder, Named...>();
-    const feed list[] = {feeds.to_feed()...};
-    prepare_step(batch_size, std::span<const feed>(list));
+    prepare_step(batch_size, named_feed_list<graph_holder, Named...>{{feeds...}});
     prog_.run(batch_size, hypers_, random_key());
     after_step();
     return prog_.output(0)[0];

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -174,6 +175,17 @@ constexpr void check_named_feeds() {
   constexpr int unfed = named_detail::first_unfed<Holder, Feeds...>();
   if constexpr (unfed >= 0) (void)named_detail::input_not_fed<named_detail::spelled_leaf<Holder, unfed>, false>::ok;
 }
+
+// The input or labels leaf that a named feed binds (check_named_feeds makes sure there is one).
+template <class Holder, class Feed>
+inline constexpr int fed_leaf = named_detail::leaf_named<Holder>(Feed::name.view(), true);
+
+// A call's checked named feeds, bound each to the leaf the compiler found for it: no name is compared at run
+// time (kiln::cpu::detail::bind_feeds).
+template <class Holder, class... Named>
+struct named_feed_list {
+  std::tuple<const Named&...> feeds;
+};
 
 // The leaf of the parameter or state named Name (a compile error naming it when the model has none).
 template <class Holder, fixed_string Name>
