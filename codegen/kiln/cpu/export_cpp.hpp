@@ -483,6 +483,13 @@ class writer {
         out += "    conv2d_sample_taps<" + std::to_string(w.o / w.groups) + ">(" + args + taps_name(a.in[1]) + ", " + rest;
       else
         out += "    conv2d_sample(" + args + buf(a.in[1]) + ", " + rest;
+    } else if (a.kind == op::channel_repeat) {  // y[e] = x[e / L]: runs of L copies of one value
+      const window& w = p_.g.windows[a.leaf];
+      const dims x = p_.g.nodes[a.in[0]].shape;
+      const std::string L = std::to_string(static_cast<long>(w.h) * w.w) + "L";
+      out += "  // " + node_text(p_, k.anchor) + "\n";
+      out += "  for (long q = 0; q < " + extent(x.rows) + " * " + std::to_string(x.cols) + "; ++q) std::fill_n(" + buf(k.anchor) +
+             " + q * " + L + ", " + L + ", " + buf(a.in[0]) + "[q]);\n";
     } else if (ops::is_window_op(a.kind)) {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  const kiln_window w" + window_initializer(p_.g.windows[a.leaf]) + ";\n";

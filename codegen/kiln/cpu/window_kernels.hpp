@@ -6,6 +6,8 @@
 #include <kiln/cpu/conv.hpp>
 #include <kiln/cpu/pool.hpp>
 
+#include <algorithm>
+
 namespace kiln::cpu {
 
 // Whether window op `code` computes each sample's row from that sample's rows alone.
@@ -31,9 +33,21 @@ inline void window_rows(const float* a, const float* b, float* out, long n0, lon
 // Elements [e0, e1) of window op Code with window W from its element-wise definition (channel sums and repeats).
 // Both are template arguments so that the index arithmetic folds to constants: passed at run time, a batch-norm
 // CNN's channel repeats at batch 1 took 3 times as long.
+// A channel repeat (y[e] = a[e / L], L = H·W) is runs of L copies of one value, written as such: element by element
+// it took 28 µs for one [1, 25088] repeat, 45 % of the CNN's batch-1 forward (batch norm's running statistics
+// spread over the maps).
 template <int Code, window W>
 inline void window_elements(const float* a, const float* b, long rows, float* out, long e0, long e1) {
-  for (long e = e0; e < e1; ++e) out[e] = window_math::kiln_window_at<float>(Code, W, a, b, rows, e);
+  if constexpr (Code == window_math::kiln_channel_repeat) {
+    constexpr long L = static_cast<long>(W.h) * W.w;
+    for (long e = e0; e < e1;) {
+      const long q = e / L, end = std::min(e1, (q + 1) * L);
+      std::fill(out + e, out + end, a[q]);
+      e = end;
+    }
+  } else {
+    for (long e = e0; e < e1; ++e) out[e] = window_math::kiln_window_at<float>(Code, W, a, b, rows, e);
+  }
 }
 
 }  // namespace kiln::cpu
