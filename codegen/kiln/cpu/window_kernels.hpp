@@ -33,9 +33,9 @@ inline void window_rows(const float* a, const float* b, float* out, long n0, lon
 // Elements [e0, e1) of window op Code with window W from its element-wise definition (channel sums and repeats).
 // Both are template arguments so that the index arithmetic folds to constants: passed at run time, a batch-norm
 // CNN's channel repeats at batch 1 took 3 times as long.
-// A channel repeat (y[e] = a[e / L], L = H·W) is runs of L copies of one value, written as such: element by element
-// it took 28 µs for one [1, 25088] repeat, 45 % of the CNN's batch-1 forward (batch norm's running statistics
-// spread over the maps).
+// A channel repeat (y[e] = a[e / L], L = H·W) is runs of L copies of one value and is written as such: element by
+// element, batch norm's repeats of its running statistics were most of a CNN's batch-1 forward (bench/RESULTS.md,
+// "Inference after channel repeats as runs").
 template <int Code, window W>
 inline void window_elements(const float* a, const float* b, long rows, float* out, long e0, long e1) {
   if constexpr (Code == window_math::kiln_channel_repeat) {
