@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,11 +58,14 @@ std::string driver(const std::string& ns, bool indices) {
          "  return 0;\n}\n";
 }
 
-// The compilers to try: the build's, and g++ and clang++ when installed.
+// The compilers to try: the build's, and g++ and clang++ when installed, for the default target (the header's
+// portable loops), and the build's again for this machine's vector unit (its widest tiles) unless the build is
+// not native.
 std::vector<std::string> compilers() {
   std::vector<std::string> c{KILN_CXX_COMPILER};
   for (const char* other : {"g++", "clang++"})
     if (kiln_test::have(other)) c.push_back(other);
+  if (std::string(KILN_CXX_NATIVE_FLAG).size() > 0) c.push_back(std::string(KILN_CXX_COMPILER) + " " + KILN_CXX_NATIVE_FLAG);
   return c;
 }
 
@@ -87,6 +91,28 @@ void check_export(const F& f, const std::string& ns, const std::vector<T>& input
     CHECK(d.within_rounding());
   }
 }
+
+// Convolutions whose tiles do not divide them: 20 output channels dilated and padded by 2, a strided grouped one
+// with 20 channels a group, a padded 3×3 max pool, and a 1×1 convolution to 36 channels without padding.
+inline constexpr auto convs = kiln::nn::torch_sequential(
+    kiln::conv2d<3, 20, 3, 1, 2, 2>{}, kiln::relu, kiln::conv2d<20, 40, 3, 2, 1, 1, 2, false>{}, kiln::max_pool2d<3, 2, 1>{},
+    kiln::tanh, kiln::conv2d<40, 36, 1>{}, kiln::flatten, kiln::dense<5>{});
+struct convs_logits {
+  constexpr auto operator()() const { return convs(kiln::image<3, 11, 13>("x")); }
+};
+
+// Seeded normal values for every parameter, in the shape train_step::param would give them (for function::copy_of).
+template <class F>
+struct random_parameters {
+  std::map<std::string, std::vector<float>, std::less<>> values;
+  explicit random_parameters(std::uint64_t seed) {
+    const kiln::graph& g = F::function_graph();
+    for (int l = 0; l < g.num_leaves; ++l)
+      if (kiln::train::is_stored(g.leaves[l]))
+        values[std::string(g.leaves[l].name.view())] = normal(static_cast<long>(g.leaves[l].shape.rows) * g.leaves[l].shape.cols, seed + l);
+  }
+  std::span<const float> param(std::string_view name) const { return values.find(name)->second; }
+};
 
 }  // namespace
 
@@ -119,6 +145,19 @@ TEST_CASE("export_cpp: a CNN's header (conv, batch norm, pooling, dropout off) c
   const std::vector<float> in = normal(batch * 288, 6);
   check_export(f, "cnn_model", in, batch, run_function(f, "x", in, batch, 3));
   kiln::cpu::export_cpp(f, kiln_test::artifact_dir() + "/exported_cnn.hpp", "cnn_model");  // for a person to read
+}
+
+TEST_CASE("export_cpp: convolutions tiled with a remainder of pixels and channels (dilated, strided, grouped, 1x1)") {
+  using F = kiln::cpu::function<convs_logits>;
+  auto f = F::copy_of(random_parameters<F>(11));
+  for (const long batch : {1L, 2L}) {
+    const std::vector<float> in = normal(batch * 3 * 11 * 13, 12 + batch);
+    check_export(f, "convs_model", in, batch, run_function(f, "x", in, batch, 5));
+  }
+  const std::string text = kiln::cpu::export_cpp_source(f, "convs_model");
+  CHECK(text.find("conv2d_sample_taps<32>") != std::string::npos);  // 20 channels a group, padded to 32
+  CHECK(text.find("conv2d_sample_taps<48>") != std::string::npos);  // 36 channels
+  CHECK(text.find("max_pool2d_map(") != std::string::npos);
 }
 
 TEST_CASE("export_cpp: an embedding model's header takes class indices") {

@@ -9,9 +9,10 @@
 // (an input of class indices, an embedding's, is a `const std::int32_t*`). The header runs the function's
 // compiled plan kernel by kernel as plain loops that a compiler vectorizes: elementwise bodies through the same
 // op definitions every backend uses (ops::text_math, here with <cmath>'s functions), GEMMs as row-times-panel
-// loops over weights the exporter stores in the layout those loops read (a dense layer's weight transposed), and
-// the window and axis ops through the very text of ops/window_math.hpp. Scratch memory is per thread and grows
-// to the largest batch a thread has seen, so concurrent callers need nothing else.
+// loops over weights the exporter stores in the layout those loops read (a dense layer's weight transposed),
+// convolutions as register tiles of pixels × channels over a tap-major copy of the weight, max pooling map by
+// map, and the other window and axis ops through the very text of ops/window_math.hpp. Scratch memory is per
+// thread and grows to the largest batch a thread has seen, so concurrent callers need nothing else.
 //
 // Deterministic: the same model and parameters give byte-identical headers (floats are written with 9
 // significant digits, which round-trip exactly). Ops with no meaning in a trained model's forward (random draws,
@@ -102,37 +103,145 @@ inline void row_times_panel(const float* a, long a_stride, const float* w, long 
 }
 )";
 
-// A convolution of one sample as loops a compiler vectorizes: for each output channel and kernel tap, a weight
-// times a row of the input added to a row of the output (along the row, the input is read at the stride). The
-// rows' ranges are clipped to the map, so no test sits in the inner loop.
-inline const char* conv_prelude = R"(// y = conv2d(x, w) of one sample, from the weight stored tap-major, wt [groups, C/groups, kh, kw, OG] (OG = O/groups
-// output channels innermost): one output pixel's OG channels accumulate in a local array as its taps go by, each
-// tap one input value times a contiguous row of OG weights (a loop a compiler vectorizes).
-template <int OG>
+// A convolution of one sample as a product [output pixels, taps]·[taps, channels]: the sample is first copied into a
+// zero-padded map, so a tap reads the input at (pixel's offset + tap's offset) with no bounds test, and the product
+// is computed in tiles of pixels × channels whose sums stay in registers through all the taps (per tap, each
+// pixel's input broadcast times a few vectors of 16 weights). The tile is sized to the target's vector registers.
+inline const char* conv_prelude = R"(#if defined(__GNUC__) && defined(__AVX512F__)
+#define KX_CONV_PIXELS 6
+#define KX_CONV_VECTORS 2
+#elif defined(__GNUC__) && defined(__AVX__)
+#define KX_CONV_PIXELS 6
+#define KX_CONV_VECTORS 1
+#else
+#define KX_CONV_PIXELS 3
+#define KX_CONV_VECTORS 1
+#endif
+#if defined(__GNUC__)
+#define KX_UNROLL _Pragma("GCC unroll 16")
+#else
+#define KX_UNROLL
+struct kx_v16 {  // 16 floats, for a compiler without vector types
+  float f[16];
+  kx_v16& operator+=(const kx_v16& o) {
+    for (int l = 0; l < 16; ++l) f[l] += o.f[l];
+    return *this;
+  }
+};
+inline kx_v16 operator*(float s, const kx_v16& v) {
+  kx_v16 r;
+  for (int l = 0; l < 16; ++l) r.f[l] = s * v.f[l];
+  return r;
+}
+#endif
+
+// One tile: y[c·plane + out[p]] = Σ_k x[in[p] + tap[k]]·wt[k·ldw + c] for P pixels p and 16·V channels c (of which
+// the first `channels` are stored); wt's rows are 16·V floats wide at least.
+template <int P, int V>
+inline void conv_tile(const float* x, const long* in, const long* tap, long taps, const float* wt, long ldw, float* y,
+                      const long* out, long plane, int channels) {
+  kx_v16 acc[P][V];
+  const float* xp[P];
+  KX_UNROLL for (int p = 0; p < P; ++p) {
+    xp[p] = x + in[p];
+    KX_UNROLL for (int v = 0; v < V; ++v) acc[p][v] = kx_v16{};
+  }
+  for (long k = 0; k < taps; ++k) {
+    kx_v16 w[V];
+    KX_UNROLL for (int v = 0; v < V; ++v) std::memcpy(&w[v], wt + k * ldw + 16 * v, 64);
+    const long t = tap[k];
+    KX_UNROLL for (int p = 0; p < P; ++p) {
+      const float s = xp[p][t];
+      KX_UNROLL for (int v = 0; v < V; ++v) acc[p][v] += s * w[v];
+    }
+  }
+  float lanes[16 * V];
+  for (int p = 0; p < P; ++p) {
+    std::memcpy(lanes, acc[p], sizeof lanes);
+    for (int c = 0; c < channels; ++c) y[c * plane + out[p]] = lanes[c];
+  }
+}
+
+// y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d), from the weight stored tap-major, wt [groups,
+// C/groups·kh·kw, OGP]: the O/groups output channels of a tap innermost, padded with zeros to OGP (a multiple of 16).
+template <int OGP>
 inline void conv2d_sample_taps(const float* x, const float* wt, float* y, const kiln_window& g) {
-  const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups;
-  const long plane = static_cast<long>(oh) * ow;
-  for (int grp = 0; grp < g.groups; ++grp)
-    for (int i = 0; i < oh; ++i)
-      for (int j = 0; j < ow; ++j) {
-        float acc[OG] = {};
-        for (int ci = 0; ci < cg; ++ci) {
-          const float* xc = x + static_cast<long>(grp * cg + ci) * g.h * g.w;
-          for (int a = 0; a < g.kh; ++a) {
-            const int yy = i * g.sh - g.ph + a * g.dh;
-            if (yy < 0 || yy >= g.h) continue;
-            for (int t = 0; t < g.kw; ++t) {
-              const int xx = j * g.sw - g.pw + t * g.dw;
-              if (xx < 0 || xx >= g.w) continue;
-              const float v = xc[static_cast<long>(yy) * g.w + xx];
-              const float* wr = wt + ((static_cast<long>(grp * cg + ci) * g.kh + a) * g.kw + t) * OG;
-              for (int o = 0; o < OG; ++o) acc[o] += v * wr[o];
-            }
-          }
+  constexpr int P = KX_CONV_PIXELS;
+  const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups, og = g.o / g.groups;
+  const long hp = g.h + 2L * g.ph, wp = g.w + 2L * g.pw, plane = static_cast<long>(oh) * ow, map = hp * wp;
+  const long taps = static_cast<long>(cg) * g.kh * g.kw, tiles = (plane + P - 1) / P;
+  thread_local std::vector<float> padded;
+  thread_local std::vector<long> offsets;
+  if (g.ph != 0 || g.pw != 0) {
+    padded.assign(static_cast<std::size_t>(g.c * map), 0.0f);
+    for (long c = 0; c < g.c; ++c)
+      for (long r = 0; r < g.h; ++r)
+        std::copy_n(x + (c * g.h + r) * g.w, g.w, padded.data() + (c * hp + r + g.ph) * wp + g.pw);
+    x = padded.data();
+  }
+  // per tap (ci, a, b): its input offset; per pixel (tiles of P, the last one's unused places repeating its last
+  // pixel): its input offset and its output index
+  offsets.resize(static_cast<std::size_t>(taps + 2 * tiles * P));
+  long* tap = offsets.data();
+  long* in = tap + taps;
+  long* out = in + tiles * P;
+  for (long ci = 0, k = 0; ci < cg; ++ci)
+    for (long a = 0; a < g.kh; ++a)
+      for (long b = 0; b < g.kw; ++b) tap[k++] = (ci * hp + a * g.dh) * wp + b * g.dw;
+  for (long q = 0; q < tiles * P; ++q) {
+    const long e = q < plane ? q : plane - 1;
+    in[q] = e / ow * g.sh * wp + e % ow * g.sw;
+    out[q] = e;
+  }
+  for (int grp = 0; grp < g.groups; ++grp) {
+    const float* xg = x + grp * cg * map;
+    for (int c0 = 0; c0 < og; c0 += 16 * KX_CONV_VECTORS) {
+      const int channels = og - c0 < 16 * KX_CONV_VECTORS ? og - c0 : 16 * KX_CONV_VECTORS;
+      const float* wg = wt + grp * taps * OGP + c0;
+      float* yg = y + (static_cast<long>(grp) * og + c0) * plane;
+      for (long t = 0; t < tiles; ++t) {
+        const long* tin = in + t * P;
+        const long* tout = out + t * P;
+        switch ((channels + 15) / 16) {
+#if KX_CONV_VECTORS >= 4
+          case 4: conv_tile<P, 4>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
+#endif
+#if KX_CONV_VECTORS >= 3
+          case 3: conv_tile<P, 3>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
+#endif
+#if KX_CONV_VECTORS >= 2
+          case 2: conv_tile<P, 2>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
+#endif
+          default: conv_tile<P, 1>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
         }
-        float* yo = y + static_cast<long>(grp) * OG * plane + static_cast<long>(i) * ow + j;
-        for (int o = 0; o < OG; ++o) yo[o * plane] = acc[o];
       }
+    }
+  }
+}
+#undef KX_CONV_PIXELS
+#undef KX_CONV_VECTORS
+#undef KX_UNROLL
+
+// y = max_pool2d(x) of one map: the maximum of each window's taps inside the map, a NaN winning (kx::max), 0 for a
+// window wholly in the padding: kiln_max_pool2d_at's value, with the data compared without branches.
+inline void max_pool2d_map(const float* x, float* y, const kiln_window& g) {
+  const int oh = g.oh(), ow = g.ow();
+  for (int i = 0; i < oh; ++i)
+    for (int j = 0; j < ow; ++j) {
+      float m = -INFINITY;
+      bool any = false;
+      for (int a = 0; a < g.kh; ++a) {
+        const int yy = i * g.sh - g.ph + a * g.dh;
+        if (yy < 0 || yy >= g.h) continue;
+        for (int b = 0; b < g.kw; ++b) {
+          const int xx = j * g.sw - g.pw + b * g.dw;
+          if (xx < 0 || xx >= g.w) continue;
+          m = kx::max(x[yy * g.w + xx], m);
+          any = true;
+        }
+      }
+      y[i * ow + j] = any ? m : 0.0f;
+    }
 }
 
 // y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d; w [O, C/groups, kh, kw]), for a weight that is
@@ -366,19 +475,21 @@ class writer {
     }
     return out + "\n";
   }
-  // A convolution's constant weight [O, C/g, kh, kw] again, tap-major [g, C/g, kh, kw, O/g], for conv2d_sample_taps.
+  // A convolution's constant weight [O, C/g, kh, kw] again, tap-major [g, C/g·kh·kw, OGP] with O/g channels padded
+  // by zeros to OGP, a multiple of 16 (see conv2d_sample_taps).
+  static long padded_channels(const window& w) { return (w.o / w.groups + 15) / 16 * 16; }
   std::string tap_major(int id, const window& w, std::span<const float> v) const {
-    const long og = w.o / w.groups, cg = w.c / w.groups, taps = static_cast<long>(w.kh) * w.kw;
-    std::vector<float> t(v.size());
+    const long og = w.o / w.groups, ogp = padded_channels(w), cg = w.c / w.groups, taps = static_cast<long>(w.kh) * w.kw;
+    std::vector<float> t(static_cast<std::size_t>(w.groups * cg * taps * ogp), 0.0f);
     for (long grp = 0; grp < w.groups; ++grp)
       for (long oo = 0; oo < og; ++oo)
         for (long ci = 0; ci < cg; ++ci)
           for (long tap = 0; tap < taps; ++tap)
-            t[static_cast<std::size_t>(((grp * cg + ci) * taps + tap) * og + oo)] =
+            t[static_cast<std::size_t>(((grp * cg + ci) * taps + tap) * ogp + oo)] =
                 v[static_cast<std::size_t>(((grp * og + oo) * cg + ci) * taps + tap)];
-    return "// " + std::string(leaf_of(id).name.view()) + " tap-major: [" + std::to_string(w.groups) + ", " + std::to_string(cg) + ", " +
-           std::to_string(w.kh) + ", " + std::to_string(w.kw) + ", " + std::to_string(og) + "]\nalignas(64) inline constexpr float " +
-           taps_name(id) + "[" + std::to_string(v.size()) + "] = {" + array_text(t.data(), static_cast<long>(t.size())) + "};\n";
+    return "// " + std::string(leaf_of(id).name.view()) + " tap-major: [" + std::to_string(w.groups) + ", " + std::to_string(cg * taps) +
+           ", " + std::to_string(ogp) + "] (" + std::to_string(og) + " channels and zeros)\nalignas(64) inline constexpr float " +
+           taps_name(id) + "[" + std::to_string(t.size()) + "] = {" + array_text(t.data(), static_cast<long>(t.size())) + "};\n";
   }
   std::string taps_name(int id) const { return constant_name(id) + "_taps"; }
   std::string constant_name(int id) const {
@@ -480,7 +591,7 @@ class writer {
       const bool same_layout = taps != conv_weights_.end() && taps->second.o == w.o && taps->second.c == w.c &&
                                taps->second.groups == w.groups && taps->second.kh == w.kh && taps->second.kw == w.kw;
       if (same_layout)
-        out += "    conv2d_sample_taps<" + std::to_string(w.o / w.groups) + ">(" + args + taps_name(a.in[1]) + ", " + rest;
+        out += "    conv2d_sample_taps<" + std::to_string(padded_channels(w)) + ">(" + args + taps_name(a.in[1]) + ", " + rest;
       else
         out += "    conv2d_sample(" + args + buf(a.in[1]) + ", " + rest;
     } else if (a.kind == op::channel_repeat) {  // y[e] = x[e / L]: runs of L copies of one value
@@ -490,6 +601,17 @@ class writer {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  for (long q = 0; q < " + extent(x.rows) + " * " + std::to_string(x.cols) + "; ++q) std::fill_n(" + buf(k.anchor) +
              " + q * " + L + ", " + L + ", " + buf(a.in[0]) + "[q]);\n";
+    } else if (a.kind == op::max_pool2d || a.kind == op::avg_pool2d) {  // map by map, the window a constant
+      const window& w = p_.g.windows[a.leaf];
+      const std::string L = std::to_string(static_cast<long>(w.oh()) * w.ow()) + "L";
+      const std::string x = buf(a.in[0]) + " + m * " + std::to_string(static_cast<long>(w.h) * w.w) + "L";
+      out += "  // " + node_text(p_, k.anchor) + "\n";
+      out += "  constexpr kiln_window w" + window_initializer(w) + ";\n";
+      out += "  for (long m = 0; m < " + extent(p_.g.nodes[a.in[0]].shape.rows) + " * " + std::to_string(w.c) + "; ++m)\n";
+      if (a.kind == op::max_pool2d)
+        out += "    max_pool2d_map(" + x + ", " + buf(k.anchor) + " + m * " + L + ", w);\n";
+      else
+        out += "    for (long q = 0; q < " + L + "; ++q) " + buf(k.anchor) + "[m * " + L + " + q] = kiln_avg_pool2d_at<float>(w, " + x + ", q);\n";
     } else if (ops::is_window_op(a.kind)) {
       out += "  // " + node_text(p_, k.anchor) + "\n";
       out += "  const kiln_window w" + window_initializer(p_.g.windows[a.leaf]) + ";\n";
