@@ -69,6 +69,8 @@ const std::vector<shape>& test_shapes() {
       {8, 48, 16},   {9, 49, 17},  {16, 96, 32}, {5, 1, 300},  {300, 1, 5},     {100, 2, 64},  {1, 128, 784},
       {2, 784, 33},  {17, 10, 64}, {64, 33, 1100}, {600, 20, 8}, {31, 31, 31},   {2, 3, 40},    {40, 3, 2},
       {128, 64, 256}, {6, 130, 9}, {20, 64, 30}, {11, 112, 5},
+      // a few rows against a transposed B from 5 rows on: computed transposed (rows along the lanes)
+      {5, 40, 33}, {12, 128, 784}, {16, 10, 64}, {16, 3, 16}, {9, 200, 1100}, {7, 64, 100},
   };
   return shapes;
 }
@@ -92,6 +94,22 @@ TEST_CASE("gemm with general strides (neither stride 1)") {
       INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " transposes=" << trans << " seed=" << seed);
       CHECK(check_case(s, trans & 1, trans & 2, 3, trans == 1, seed++) == 0);
     }
+}
+
+TEST_CASE("a few rows against a transposed B: dot products up to 4 rows, the transposed product from 5") {
+  // the shapes above that reach each method (their results are checked there)
+  std::mt19937 rng(5);
+  const auto method_for = [&](long M, long N, long K) {
+    const operand A = make_operand(M, K, false, 1, rng), B = make_operand(K, N, true, 1, rng);
+    return gemm_detail::choose(M, N, K, A.view, B.view);
+  };
+  CHECK(method_for(12, 128, 784) == gemm_detail::method::transposed);
+  CHECK(method_for(5, 40, 33) == gemm_detail::method::transposed);
+  CHECK(method_for(16, 10, 64) == gemm_detail::method::transposed);
+  CHECK(method_for(16, 3, 16) == gemm_detail::method::transposed);
+  CHECK(method_for(1, 128, 784) == gemm_detail::method::dot);
+  CHECK(method_for(100, 2, 64) == gemm_detail::method::dot);  // two columns: still dot products
+  CHECK(method_for(20, 64, 30) == gemm_detail::method::packed);
 }
 
 TEST_CASE("gemm with K = 0 writes zeros or leaves C alone; empty M or N touch nothing") {

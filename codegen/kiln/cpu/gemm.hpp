@@ -14,8 +14,8 @@
 //  - N tails use a narrower kernel (fewer vectors) and masked stores; an M tail runs a kernel of 1, 2 or 4
 //    rows (or clamps the rows it reads and skips their stores).
 //  - Shapes where a register tile would be mostly empty skip packing: tiny problems run plain loops, a few
-//    rows or columns against a transposed B run as dot products, a few rows against a row-major B read it
-//    in place.
+//    rows or columns against a transposed B run as dot products or, from 5 rows, as the transposed product
+//    (rows along the lanes), a few rows against a row-major B read it in place.
 // Nothing here allocates: the caller owns the workspace (gemm_workspace_floats) and may reuse it. C must not
 // overlap A or B.
 #include <kiln/core/error.hpp>
@@ -52,13 +52,17 @@ inline constexpr long kc_max = 1024;
 inline constexpr long mc_max = 256;
 // Up to this many multiply-adds a plain loop beats any setup (e.g. the 2×2 layers of a XOR network).
 inline constexpr long tiny_flops = 128;
-// A product A·Wᵀ (both contiguous along k) of up to this many rows is computed as dot products (gemm_dot), reading
-// W once in place, rather than packing Wᵀ into panels first. Measured on a Xeon with AVX-512 (the classifier's
-// 784→128 layer, 64-byte-aligned W): 16 rows 21.8 µs as dot products in 4×4 tiles against 27.0 µs packed, 4 rows
-// 5.5 against 18.8 µs; at 32 rows packing wins.
+// A product A·Wᵀ (both contiguous along k) of up to this many rows reads W once in place, as dot products
+// (gemm_dot) or transposed (gemm_transposed), rather than packing Wᵀ into panels first. Measured on a Xeon with
+// AVX-512 (the classifier's 784→128 layer, 64-byte-aligned W): 16 rows 21.8 µs as dot products in 4×4 tiles
+// against 27.0 µs packed, 4 rows 5.5 against 18.8 µs; at 32 rows packing wins (on Zen 4, as fast as transposed).
 inline constexpr long dot_max_rows = 16;
 // rows of a dot tile: 4×4 tiles hold 16 accumulators + 4 rows of W + 1 of A in AVX-512's 32 registers
 inline constexpr int dot_tile_rows = KILN_CPU_VECTOR_BITS == 512 ? 4 : 2;
+// From this many rows, such a product is computed transposed, Cᵀ = W·Aᵀ (gemm_transposed): the rows along the
+// vector lanes, so no tile ends in horizontal sums. On Zen 4 (16×784 times 784×128, one thread) it took 30 µs
+// against the dot products' 48–80; at 4 rows the dot products were faster, at AVX2's width as well.
+inline constexpr long transposed_min_rows = 5;
 
 template <int N, class F>
 inline void unroll(F&& f) {
@@ -368,13 +372,35 @@ inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63});
 }
 
+// C (+)= A·B for B = Wᵀ (A and W contiguous along k) and a few rows of A, as Cᵀ = W·Aᵀ: Aᵀ is packed as gemm
+// packs a B (K × M floats, a small copy), W is read in place by the micro-kernel's broadcasts, and the M rows lie
+// along the vector lanes; Cᵀ goes to the workspace, then into C. Workspace: packed_b_floats(M, K) + M·N floats
+// and alignment slack (choose() checks that gemm_workspace_floats(M, N, K) holds them).
+inline void gemm_transposed(long M, long N, long K, matrix_view A, matrix_view B, float* C, long ldc, bool accumulate,
+                            float* workspace) {
+  float* packed = align64(workspace);
+  pack_b(M, K, matrix_view{A.p, A.col_stride, A.row_stride}, packed);
+  float* ct = align64(packed + packed_b_floats(M, K));
+  gemm_packed(N, M, K, matrix_view{B.p, B.col_stride, B.row_stride}, packed, ct, M, false);
+  for (long i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (accumulate)
+      for (long j = 0; j < N; ++j) c[j] += ct[j * M + i];
+    else
+      for (long j = 0; j < N; ++j) c[j] = ct[j * M + i];
+  }
+}
+
 // How gemm computes a product of these sizes (M, N, K > 0).
-enum class method { tiny, dot, in_place, packed };
+enum class method { tiny, dot, transposed, in_place, packed };
 inline method choose(long M, long N, long K, matrix_view A, matrix_view B) {
   // Plain loops only up to one register tile of rows: a block of 64 rows with N and K of 1 or 2 (a binary
   // classifier's head at batch 256) spent its time in the scalar loops' control, not in the arithmetic.
   if (M * N * K <= tiny_flops && M <= mr) return method::tiny;
-  if (A.col_stride == 1 && B.row_stride == 1 && K >= lanes && (M <= dot_max_rows || N <= 2)) return method::dot;
+  if (A.col_stride == 1 && B.row_stride == 1 && K >= lanes && (M <= dot_max_rows || N <= 2)) {
+    const bool fits = packed_b_floats(M, K) + M * N <= packed_b_floats(N, K) + packed_a_floats(M, K);
+    return M >= transposed_min_rows && M <= dot_max_rows && N > 2 && fits ? method::transposed : method::dot;
+  }
   if (M <= mr && B.col_stride == 1) return method::in_place;  // one row tile: packing B would not be repaid
   return method::packed;
 }
@@ -415,6 +441,7 @@ void gemm(long M, long N, long K, matrix_view A, matrix_view B, float* C, long l
   }
   switch (gemm_detail::choose(M, n, k, A, B)) {
     case gemm_detail::method::tiny: gemm_detail::gemm_tiny(M, n, k, A, B, C, ldc, accumulate); return;
+    case gemm_detail::method::transposed: gemm_detail::gemm_transposed(M, n, k, A, B, C, ldc, accumulate, workspace); return;
     case gemm_detail::method::dot:
       if (M == 1) gemm_detail::gemm_dot<1, 4>(M, n, k, A, B, C, ldc, accumulate);
       else if (n == 1) gemm_detail::gemm_dot<4, 1>(M, n, k, A, B, C, ldc, accumulate);
