@@ -9,6 +9,7 @@
 // Every row starts from the parameters a train_step initializes with seed 1.
 #include "bench_models.hpp"
 #include "kiln_cases.hpp"
+#include "kiln_step_runner.hpp"
 
 #include "../../examples/fashion_mnist_cnn_model.hpp"
 
@@ -53,6 +54,12 @@ std::vector<timed_step> function_rows(const bench_case& c) {
   rows.back().step = [s] {
     s->f.run(s->ws, s->batch, {{"x", s->x}}, s->out);
     return static_cast<double>(s->out[0]);
+  };
+  rows.back().kernel_names = kernel_labels<typename function_type::plan_holder>();
+  rows.back().profile = [s](long runs) {
+    std::vector<double> ns(static_cast<std::size_t>(function_type::compiled_plan().num_kernels), 0.0);
+    for (long i = 0; i < runs; ++i) s->f.run_profiled(s->ws, s->batch, {{"x", s->x}}, s->out, ns);
+    return ns;
   };
   rows.push_back(row(c, "cpu", "function_own", c.batch == 1 ? 1 : kiln_threads(),
                      kernels + (c.batch == 1 ? ", its own workspace (calling thread)" : ", its own workspace (default pool)")));

@@ -12,6 +12,22 @@
 
 namespace kiln_bench {
 
+// The kernels of a compiled plan as a profile names them: kind and domain, and a column sum evaluated in another
+// kernel's pass (executor riders) marked, its time being that kernel's.
+template <class PlanHolder>
+std::vector<std::string> kernel_labels() {
+  const kiln::plan& p = PlanHolder::value;
+  using executor = kiln::cpu::executor<PlanHolder>;
+  std::vector<std::string> names;
+  for (int k = 0; k < p.num_kernels; ++k) {
+    std::string name = kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain);
+    if (executor::riders.rider_of[k] >= 0) name += " +k" + std::to_string(executor::riders.rider_of[k]) + "'s sum";
+    if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
+    names.push_back(name);
+  }
+  return names;
+}
+
 template <class Model, class Optimizer, kiln::fusion Mode>
 timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char* mode,
                            kiln::cpu::precision precision = kiln::cpu::precision::fp32) {
@@ -37,19 +53,12 @@ timed_step kiln_timed_step(const bench_case& c, const Optimizer& opt, const char
   // Feeds named at compile time, as in performance-critical code: each is bound to the leaf the compiler found
   // (the string API compares names every step).
   using namespace kiln::literals;
-  if constexpr (kiln::named_detail::leaf_named<typename step_type::graph_holder>("y", true) >= 0)
+  if constexpr (kiln::has_feed<typename step_type::graph_holder>("y"))
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, "x"_in = s->x, "y"_in = s->y)); };
   else
     t.step = [s] { return static_cast<double>(s->step.run(s->c.batch, "x"_in = s->x, "t"_in = s->targets)); };
   const kiln::plan& p = step_type::compiled_plan();
-  using executor = kiln::cpu::executor<typename step_type::plan_holder>;
-  for (int k = 0; k < p.num_kernels; ++k) {
-    std::string name = kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain);
-    // a column sum evaluated in another kernel's pass (executor riders): its time is that kernel's
-    if (executor::riders.rider_of[k] >= 0) name += " +k" + std::to_string(executor::riders.rider_of[k]) + "'s sum";
-    if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
-    t.kernel_names.push_back(name);
-  }
+  t.kernel_names = kernel_labels<typename step_type::plan_holder>();
   t.profile = [s, n = p.num_kernels](long steps) {
     std::vector<double> ns(static_cast<std::size_t>(n), 0.0);
     for (long i = 0; i < steps; ++i) {

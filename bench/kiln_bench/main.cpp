@@ -73,7 +73,8 @@ const char* usage =
     "                           tests/setup_onnx_venv.sh)\n"
     "  --peers-dir DIR          where the peer scripts are (default the source tree's bench/peers)\n"
     "  --profile                also print where kiln's step time goes, kernel by kernel (median over the\n"
-    "                           repeats of each kernel's mean time per step)\n"
+    "                           repeats of each kernel's mean time per step; for infer_*, the function's\n"
+    "                           forward on a caller's workspace)\n"
     "  --list                   list the cases and exit\n";
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -231,10 +232,10 @@ void print_profile(timed_step& s, const timing_options& t, const bench_case& c, 
     double conv_us = 0;
     for (std::size_t k = 0; k < n; ++k)
       if (s.kernel_names[k].starts_with("conv2d")) conv_us += med[k];
-    const double gflops = conv_us > 0 ? cnn_flops(c.batch, /*convs_only=*/true) / (conv_us * 1e3) : 0;
-    std::printf("  convolution kernels (forward, weight and input gradients): %.2f us, %.1f%% of the kernels' time, "
+    const double gflops = conv_us > 0 ? cnn_flops(c.batch, /*convs_only=*/true, c.inference) / (conv_us * 1e3) : 0;
+    std::printf("  convolution kernels (%s): %.2f us, %.1f%% of the kernels' time, "
                 "%.2f GFLOP/s = %.1f%% of the %d-thread FMA peak (%.1f GFLOP/s)\n",
-                conv_us, total > 0 ? 100 * conv_us / total : 0.0, gflops, peak > 0 ? 100 * gflops / peak : 0.0,
+                c.inference ? "forward" : "forward, weight and input gradients", conv_us, total > 0 ? 100 * conv_us / total : 0.0, gflops, peak > 0 ? 100 * gflops / peak : 0.0,
                 s.r.threads, peak);
   }
 }

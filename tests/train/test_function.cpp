@@ -1,6 +1,7 @@
 // kiln::cpu::function, the inference API: evaluation mode (dropout off, batch norm's running statistics), the
 // same values whether it views a step, owns a copy or loads a file, concurrent callers on their own workspaces
-// computing exactly what one caller computes, and bad parameter files rejected naming the tensor.
+// computing exactly what one caller computes, a profiled run's per-kernel times, and bad parameter files rejected
+// naming the tensor.
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
@@ -118,6 +119,20 @@ TEST_CASE("function: evaluation mode, from a step, a copy or a file, all the sam
   // a batch of 1 computes row 0 of the batch
   const std::vector<float> one = predict(loaded, 1, std::vector<float>(x.begin(), x.begin() + pixels));
   for (long c = 0; c < classes; ++c) CHECK(one[static_cast<std::size_t>(c)] == Approx(expected[static_cast<std::size_t>(c)]).epsilon(1e-5));
+
+  // profiled on a caller's workspace: the same output, and a time for every kernel
+  {
+    auto ws = loaded.make_workspace();
+    const int kernels = function_type::compiled_plan().num_kernels;
+    std::vector<double> ns(static_cast<std::size_t>(kernels), 0.0);
+    std::vector<float> profiled(static_cast<std::size_t>(n * classes));
+    for (int i = 0; i < 20; ++i) loaded.run_profiled(ws, n, {{"x", x}}, profiled, ns);  // 20 runs: above the clock's tick
+    CHECK(profiled == expected);
+    for (int k = 0; k < kernels; ++k) CHECK(ns[static_cast<std::size_t>(k)] > 0);
+    std::vector<double> short_of_one(static_cast<std::size_t>(kernels - 1));
+    CHECK_THROWS_WITH(loaded.run_profiled(ws, n, {{"x", x}}, profiled, short_of_one),
+                      Catch::Contains("one entry per kernel (" + std::to_string(kernels) + ")"));
+  }
 
   std::vector<float> wrong(7);
   CHECK_THROWS_WITH(loaded.run(n, {{"x", x}}, wrong), Catch::Contains("output buffer has 7 values") && Catch::Contains("[5, 3]"));

@@ -44,6 +44,11 @@ TEST_CASE("named feeds: a step fed by compile-time names trains as the string AP
   CHECK(by_name.param<"fc1.weight.exp_avg">().data == by_name.param("fc1.weight.exp_avg").data());
   const step_type& as_const = by_name;
   STATIC_REQUIRE(std::is_same_v<decltype(as_const.param<"fc4.bias">().values()), std::span<const float, 5>>);
+  // feeds known at compile time: inputs and labels, not parameters
+  STATIC_REQUIRE(kiln::has_feed<step_type::graph_holder>("x"));
+  STATIC_REQUIRE(kiln::has_feed<step_type::graph_holder>("y"));
+  STATIC_REQUIRE_FALSE(kiln::has_feed<step_type::graph_holder>("t"));
+  STATIC_REQUIRE_FALSE(kiln::has_feed<step_type::graph_holder>("fc1.weight"));
 }
 
 TEST_CASE("named feeds: run-time sizes are still checked, naming the feed and both shapes") {

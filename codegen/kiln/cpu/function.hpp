@@ -55,7 +55,7 @@ void bind_feeds(Program& prog, const graph& g, long batch_size, const Feeds& fee
     return buf.data();
   };
   const auto bind = [&](int leaf, const float* data, std::size_t) { prog.bind_leaf(leaf, const_cast<float*>(data)); };  // only read
-  if constexpr (requires { feeds.feeds; })
+  if constexpr (is_named_feed_list<Feeds>)
     bind_named(g, batch_size, feeds, label_buffer, bind);
   else
     bind_checked_feeds(g, batch_size, feeds, label_buffer, bind);
@@ -146,6 +146,15 @@ class function {
   void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {
     run(batch_size == 1 ? *own_serial_ : *own_, batch_size, feeds, out);
   }
+  // The same run on a caller's workspace, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
+  // (compiled_plan().num_kernels entries; kernel k is kernel_name(compiled_plan(), k)): where a forward's time goes.
+  void run_profiled(workspace& ws, long batch_size, std::initializer_list<feed> feeds, std::span<float> out,
+                    std::span<double> ns_per_kernel) const {
+    if (static_cast<long>(ns_per_kernel.size()) != compiled_plan().num_kernels)
+      throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(compiled_plan().num_kernels) +
+                        "), given " + std::to_string(ns_per_kernel.size()));
+    run_feeds(ws, batch_size, feeds, out, ns_per_kernel.data());
+  }
   // With the feeds named at compile time (kiln/train/named.hpp), checked by the compiler:
   // f.run(ws, 1, out, "x"_in = image).
   template <class... Named>
@@ -172,15 +181,17 @@ class function {
   static std::string plan_text() { return to_string(plan_holder::value); }
 
  private:
+  // ns_per_kernel: null, or where run_profiled adds each kernel's time
   template <class Feeds>
-  void run_feeds(workspace& ws, long batch_size, const Feeds& feeds, std::span<float> out) const {
+  void run_feeds(workspace& ws, long batch_size, const Feeds& feeds, std::span<float> out, double* ns_per_kernel = nullptr) const {
     const long n = resolve(out_shape.rows, batch_size) * out_shape.cols;
     if (static_cast<long>(out.size()) != n)
       throw shape_error("kiln: output buffer has " + std::to_string(out.size()) + " values, the result [" +
                         std::to_string(resolve(out_shape.rows, batch_size)) + ", " + std::to_string(out_shape.cols) +
                         "] has " + std::to_string(n));
     detail::bind_feeds(*ws.prog_, G, batch_size, feeds, ws.label_buffers_.data());
-    ws.prog_->run(batch_size, hypers_);
+    if (ns_per_kernel) ws.prog_->run_profiled(batch_size, hypers_, ns_per_kernel);
+    else ws.prog_->run(batch_size, hypers_);
     const float* r = ws.prog_->output(0);
     std::copy(r, r + n, out.begin());
   }

@@ -176,6 +176,13 @@ constexpr void check_named_feeds() {
   if constexpr (unfed >= 0) (void)named_detail::input_not_fed<named_detail::spelled_leaf<Holder, unfed>, false>::ok;
 }
 
+// Whether the model (a step's or function's graph_holder) has an input or labels leaf called `name`: for code that
+// picks its feeds at compile time, e.g. labels "y" or regression targets "t".
+template <class Holder>
+consteval bool has_feed(std::string_view name) {
+  return named_detail::leaf_named<Holder>(name, true) >= 0;
+}
+
 // The input or labels leaf that a named feed binds (check_named_feeds makes sure there is one).
 template <class Holder, class Feed>
 inline constexpr int fed_leaf = named_detail::leaf_named<Holder>(Feed::name.view(), true);
@@ -186,6 +193,10 @@ template <class Holder, class... Named>
 struct named_feed_list {
   std::tuple<const Named&...> feeds;
 };
+template <class T>
+inline constexpr bool is_named_feed_list = false;
+template <class Holder, class... Named>
+inline constexpr bool is_named_feed_list<named_feed_list<Holder, Named...>> = true;
 
 // The leaf of the parameter or state named Name (a compile error naming it when the model has none).
 template <class Holder, fixed_string Name>
