@@ -69,7 +69,7 @@ const std::vector<shape>& test_shapes() {
       {8, 48, 16},   {9, 49, 17},  {16, 96, 32}, {5, 1, 300},  {300, 1, 5},     {100, 2, 64},  {1, 128, 784},
       {2, 784, 33},  {17, 10, 64}, {64, 33, 1100}, {600, 20, 8}, {31, 31, 31},   {2, 3, 40},    {40, 3, 2},
       {128, 64, 256}, {6, 130, 9}, {20, 64, 30}, {11, 112, 5},
-      // a few rows against a transposed B from 5 rows on: computed transposed (rows along the lanes)
+      // a few rows against a transposed B from 9 rows on: computed transposed (rows along the lanes)
       {5, 40, 33}, {12, 128, 784}, {16, 10, 64}, {16, 3, 16}, {9, 200, 1100}, {7, 64, 100},
   };
   return shapes;
@@ -96,7 +96,7 @@ TEST_CASE("gemm with general strides (neither stride 1)") {
     }
 }
 
-TEST_CASE("a few rows against a transposed B: dot products up to 4 rows, the transposed product from 5") {
+TEST_CASE("a few rows against a transposed B: dot products up to 8 rows, the transposed product from 9") {
   // the shapes above that reach each method (their results are checked there)
   std::mt19937 rng(5);
   const auto method_for = [&](long M, long N, long K) {
@@ -104,7 +104,8 @@ TEST_CASE("a few rows against a transposed B: dot products up to 4 rows, the tra
     return gemm_detail::choose(M, N, K, A.view, B.view);
   };
   CHECK(method_for(12, 128, 784) == gemm_detail::method::transposed);
-  CHECK(method_for(5, 40, 33) == gemm_detail::method::transposed);
+  CHECK(method_for(9, 200, 1100) == gemm_detail::method::transposed);
+  CHECK(method_for(7, 64, 100) == gemm_detail::method::dot);
   CHECK(method_for(16, 10, 64) == gemm_detail::method::transposed);
   CHECK(method_for(16, 3, 16) == gemm_detail::method::transposed);
   CHECK(method_for(1, 128, 784) == gemm_detail::method::dot);
