@@ -92,11 +92,12 @@ void check_export(const F& f, const std::string& ns, const std::vector<T>& input
   }
 }
 
-// Convolutions whose tiles do not divide them: 20 output channels dilated and padded by 2, a strided grouped one
-// with 20 channels a group, a padded 3×3 max pool, and a 1×1 convolution to 36 channels without padding.
+// Convolutions and products whose tiles do not divide them: 20 output channels dilated and padded by 2, a strided
+// grouped one with 20 channels a group, a padded 3×3 max pool, a 1×1 convolution to 36 channels without padding,
+// then dense layers of 40 columns (two vectors and 8 more) and 5.
 inline constexpr auto convs = kiln::nn::torch_sequential(
     kiln::conv2d<3, 20, 3, 1, 2, 2>{}, kiln::relu, kiln::conv2d<20, 40, 3, 2, 1, 1, 2, false>{}, kiln::max_pool2d<3, 2, 1>{},
-    kiln::tanh, kiln::conv2d<40, 36, 1>{}, kiln::flatten, kiln::dense<5>{});
+    kiln::tanh, kiln::conv2d<40, 36, 1>{}, kiln::flatten, kiln::dense<40>{}, kiln::relu, kiln::dense<5>{});
 struct convs_logits {
   constexpr auto operator()() const { return convs(kiln::image<3, 11, 13>("x")); }
 };
@@ -147,10 +148,10 @@ TEST_CASE("export_cpp: a CNN's header (conv, batch norm, pooling, dropout off) c
   kiln::cpu::export_cpp(f, kiln_test::artifact_dir() + "/exported_cnn.hpp", "cnn_model");  // for a person to read
 }
 
-TEST_CASE("export_cpp: convolutions tiled with a remainder of pixels and channels (dilated, strided, grouped, 1x1)") {
+TEST_CASE("export_cpp: convolutions and products tiled with a remainder of rows and columns") {
   using F = kiln::cpu::function<convs_logits>;
   auto f = F::copy_of(random_parameters<F>(11));
-  for (const long batch : {1L, 2L}) {
+  for (const long batch : {1L, 2L, 9L}) {  // rows one at a time, a tile and rows left, a part-filled tile
     const std::vector<float> in = normal(batch * 3 * 11 * 13, 12 + batch);
     check_export(f, "convs_model", in, batch, run_function(f, "x", in, batch, 5));
   }

@@ -8,10 +8,10 @@
 //
 // (an input of class indices, an embedding's, is a `const std::int32_t*`). The header runs the function's
 // compiled plan kernel by kernel as plain loops that a compiler vectorizes: elementwise bodies through the same
-// op definitions every backend uses (ops::text_math, here with <cmath>'s functions), GEMMs as row-times-panel
-// loops over weights the exporter stores in the layout those loops read (a dense layer's weight transposed),
-// convolutions as register tiles of pixels × channels over a tap-major copy of the weight, max pooling map by
-// map, and the other window and axis ops through the very text of ops/window_math.hpp. Scratch memory is per
+// op definitions every backend uses (ops::text_math, here with <cmath>'s functions), GEMMs and convolutions as
+// register tiles of rows × columns over weights the exporter stores in the layout the tiles read (a dense
+// layer's weight transposed, a convolution's tap-major), max pooling map by map, and the other window and axis
+// ops through the very text of ops/window_math.hpp. Scratch memory is per
 // thread and grows to the largest batch a thread has seen, so concurrent callers need nothing else.
 //
 // Deterministic: the same model and parameters give byte-identical headers (floats are written with 9
@@ -58,69 +58,15 @@ inline float select(float c, float a, float b) { return c != 0.0f ? a : b; }
 }  // namespace kx
 )";
 
-// y[0, n) = Σ_k a[k·a_stride]·w[k·ldw + (0, n)]: one row of A times a row-major panel of B, in blocks of 64 columns
-// whose sums stay in four 16-float vector registers for the whole k loop (GCC/clang vector types, which compile to
-// the target's widest vectors; plain loops for another compiler and for the last columns).
-inline const char* row_panel_prelude = R"(#if defined(__GNUC__)
+// Products as register tiles: P rows × V vectors of 16 floats whose sums stay in registers for the whole k loop,
+// per k each row's value broadcast times V vectors of a row-major panel (GCC/clang vector types, which compile
+// to the target's widest vectors; a struct of 16 floats for another compiler). The tile is sized to the target's
+// vector registers. One tile serves the dense layers (rows of A times a panel of B) and the convolutions (pixels
+// times the tap-major weight).
+inline const char* tile_prelude = R"(#if defined(__GNUC__)
 typedef float kx_v16 __attribute__((vector_size(64)));
-#endif
-inline void row_times_panel(const float* a, long a_stride, const float* w, long ldw, long K, long n, float* y) {
-  long j0 = 0;
-#if defined(__GNUC__)
-  for (; j0 + 64 <= n; j0 += 64) {
-    kx_v16 s0 = {}, s1 = {}, s2 = {}, s3 = {}, w0, w1, w2, w3;
-    for (long k = 0; k < K; ++k) {
-      const float av = a[k * a_stride];
-      const float* wk = w + k * ldw + j0;
-      std::memcpy(&w0, wk, 64);
-      std::memcpy(&w1, wk + 16, 64);
-      std::memcpy(&w2, wk + 32, 64);
-      std::memcpy(&w3, wk + 48, 64);
-      s0 += av * w0;
-      s1 += av * w1;
-      s2 += av * w2;
-      s3 += av * w3;
-    }
-    std::memcpy(y + j0, &s0, 64);
-    std::memcpy(y + j0 + 16, &s1, 64);
-    std::memcpy(y + j0 + 32, &s2, 64);
-    std::memcpy(y + j0 + 48, &s3, 64);
-  }
-  for (; j0 + 16 <= n; j0 += 16) {
-    kx_v16 s0 = {}, w0;
-    for (long k = 0; k < K; ++k) {
-      std::memcpy(&w0, w + k * ldw + j0, 64);
-      s0 += a[k * a_stride] * w0;
-    }
-    std::memcpy(y + j0, &s0, 64);
-  }
-#endif
-  for (; j0 < n; ++j0) {
-    float s = 0.0f;
-    for (long k = 0; k < K; ++k) s += a[k * a_stride] * w[k * ldw + j0];
-    y[j0] = s;
-  }
-}
-)";
-
-// A convolution of one sample as a product [output pixels, taps]·[taps, channels]: the sample is first copied into a
-// zero-padded map, so a tap reads the input at (pixel's offset + tap's offset) with no bounds test, and the product
-// is computed in tiles of pixels × channels whose sums stay in registers through all the taps (per tap, each
-// pixel's input broadcast times a few vectors of 16 weights). The tile is sized to the target's vector registers.
-inline const char* conv_prelude = R"(#if defined(__GNUC__) && defined(__AVX512F__)
-#define KX_CONV_PIXELS 6
-#define KX_CONV_VECTORS 2
-#elif defined(__GNUC__) && defined(__AVX__)
-#define KX_CONV_PIXELS 6
-#define KX_CONV_VECTORS 1
-#else
-#define KX_CONV_PIXELS 3
-#define KX_CONV_VECTORS 1
-#endif
-#if defined(__GNUC__)
 #define KX_UNROLL _Pragma("GCC unroll 16")
 #else
-#define KX_UNROLL
 struct kx_v16 {  // 16 floats, for a compiler without vector types
   float f[16];
   kx_v16& operator+=(const kx_v16& o) {
@@ -133,40 +79,95 @@ inline kx_v16 operator*(float s, const kx_v16& v) {
   for (int l = 0; l < 16; ++l) r.f[l] = s * v.f[l];
   return r;
 }
+#define KX_UNROLL
+#endif
+#if defined(__GNUC__) && defined(__AVX512F__)
+#define KX_TILE_ROWS 6
+#define KX_TILE_VECTORS 2
+#elif defined(__GNUC__) && defined(__AVX__)
+#define KX_TILE_ROWS 6
+#define KX_TILE_VECTORS 1
+#else
+#define KX_TILE_ROWS 3
+#define KX_TILE_VECTORS 1
 #endif
 
-// One tile: y[c·plane + out[p]] = Σ_k x[in[p] + tap[k]]·wt[k·ldw + c] for P pixels p and 16·V channels c (of which
-// the first `channels` are stored); wt's rows are 16·V floats wide at least.
-template <int P, int V>
-inline void conv_tile(const float* x, const long* in, const long* tap, long taps, const float* wt, long ldw, float* y,
-                      const long* out, long plane, int channels) {
+// y[out[p] + c·ys] = Σ_k x[in[p] + t_k]·w[k·ldw + c] for P rows p and 16·V columns c, of which the first `count`
+// are stored; t_k = tap[k] (a convolution's taps) when Taps, else k·xs (along a row of A).
+template <int P, int V, bool Taps>
+inline void kx_tile(const float* x, const long* in, const long* tap, long xs, long K, const float* w, long ldw, float* y,
+                    const long* out, long ys, int count) {
   kx_v16 acc[P][V];
   const float* xp[P];
   KX_UNROLL for (int p = 0; p < P; ++p) {
     xp[p] = x + in[p];
     KX_UNROLL for (int v = 0; v < V; ++v) acc[p][v] = kx_v16{};
   }
-  for (long k = 0; k < taps; ++k) {
-    kx_v16 w[V];
-    KX_UNROLL for (int v = 0; v < V; ++v) std::memcpy(&w[v], wt + k * ldw + 16 * v, 64);
-    const long t = tap[k];
+  for (long k = 0; k < K; ++k) {
+    kx_v16 wv[V];
+    KX_UNROLL for (int v = 0; v < V; ++v) std::memcpy(&wv[v], w + k * ldw + 16 * v, 64);
+    const long t = Taps ? tap[k] : k * xs;
     KX_UNROLL for (int p = 0; p < P; ++p) {
       const float s = xp[p][t];
-      KX_UNROLL for (int v = 0; v < V; ++v) acc[p][v] += s * w[v];
+      KX_UNROLL for (int v = 0; v < V; ++v) acc[p][v] += s * wv[v];
     }
   }
   float lanes[16 * V];
   for (int p = 0; p < P; ++p) {
     std::memcpy(lanes, acc[p], sizeof lanes);
-    for (int c = 0; c < channels; ++c) y[c * plane + out[p]] = lanes[c];
+    for (int c = 0; c < count; ++c) y[out[p] + c * ys] = lanes[c];
   }
 }
 
+// kx_tile over `vectors` vectors (1 to 4) of columns, at most V at a time.
+template <int P, int V, bool Taps>
+inline void kx_tiles(int vectors, const float* x, const long* in, const long* tap, long xs, long K, const float* w, long ldw,
+                     float* y, const long* out, long ys, int count) {
+  for (int v0 = 0; v0 < vectors; v0 += V) {
+    const int n = vectors - v0 < V ? vectors - v0 : V, stored = count - 16 * v0 < 16 * n ? count - 16 * v0 : 16 * n;
+    const float* wv = w + 16 * v0;
+    float* yv = y + 16L * v0 * ys;
+    if (V >= 4 && n == 4) kx_tile<P, (V >= 4 ? 4 : 1), Taps>(x, in, tap, xs, K, wv, ldw, yv, out, ys, stored);
+    else if (V >= 3 && n == 3) kx_tile<P, (V >= 3 ? 3 : 1), Taps>(x, in, tap, xs, K, wv, ldw, yv, out, ys, stored);
+    else if (V >= 2 && n == 2) kx_tile<P, (V >= 2 ? 2 : 1), Taps>(x, in, tap, xs, K, wv, ldw, yv, out, ys, stored);
+    else kx_tile<P, 1, Taps>(x, in, tap, xs, K, wv, ldw, yv, out, ys, stored);
+  }
+}
+
+// y[i·ldy + j] = Σ_k a[i·ars + k·acs]·w[k·ldw + j] for rows i < M and columns j < n (B row-major): tiles of
+// KX_TILE_ROWS rows (a last tile more than half full repeating its last row), the rows left one at a time (four
+// vectors: enough sums in flight for one row), and the columns past the last whole vector as plain loops.
+inline void rows_times_panel(const float* a, long ars, long acs, const float* w, long ldw, long K, long n, float* y,
+                             long ldy, long M) {
+  constexpr int P = KX_TILE_ROWS;
+  const int vectors = static_cast<int>(n / 16);
+  long in[P], out[P], i = 0;
+  for (; i + P <= M || 2 * (M - i) > P; i += P) {
+    for (int p = 0; p < P; ++p) {
+      const long r = i + p < M ? i + p : M - 1;
+      in[p] = r * ars, out[p] = r * ldy;
+    }
+    kx_tiles<P, KX_TILE_VECTORS, false>(vectors, a, in, nullptr, acs, K, w, ldw, y, out, 1, 16 * vectors);
+  }
+  for (; i < M; ++i) {
+    in[0] = i * ars, out[0] = i * ldy;
+    kx_tiles<1, 4, false>(vectors, a, in, nullptr, acs, K, w, ldw, y, out, 1, 16 * vectors);
+  }
+  for (long r = 0; r < M; ++r)
+    for (long j = 16L * vectors; j < n; ++j) {
+      float s = 0.0f;
+      for (long k = 0; k < K; ++k) s += a[r * ars + k * acs] * w[k * ldw + j];
+      y[r * ldy + j] = s;
+    }
+}
+
 // y = conv2d(x, w) of one sample (the geometry as PyTorch's Conv2d), from the weight stored tap-major, wt [groups,
-// C/groups·kh·kw, OGP]: the O/groups output channels of a tap innermost, padded with zeros to OGP (a multiple of 16).
+// C/groups·kh·kw, OGP]: the O/groups output channels of a tap innermost, padded with zeros to OGP (a multiple of
+// 16). The sample is first copied into a zero-padded map, so a tap reads the input at (pixel's offset + tap's
+// offset) with no bounds test; then the output is the product [pixels, taps]·[taps, channels] in tiles.
 template <int OGP>
 inline void conv2d_sample_taps(const float* x, const float* wt, float* y, const kiln_window& g) {
-  constexpr int P = KX_CONV_PIXELS;
+  constexpr int P = KX_TILE_ROWS;
   const int oh = g.oh(), ow = g.ow(), cg = g.c / g.groups, og = g.o / g.groups;
   const long hp = g.h + 2L * g.ph, wp = g.w + 2L * g.pw, plane = static_cast<long>(oh) * ow, map = hp * wp;
   const long taps = static_cast<long>(cg) * g.kh * g.kw, tiles = (plane + P - 1) / P;
@@ -193,33 +194,13 @@ inline void conv2d_sample_taps(const float* x, const float* wt, float* y, const 
     in[q] = e / ow * g.sh * wp + e % ow * g.sw;
     out[q] = e;
   }
-  for (int grp = 0; grp < g.groups; ++grp) {
-    const float* xg = x + grp * cg * map;
-    for (int c0 = 0; c0 < og; c0 += 16 * KX_CONV_VECTORS) {
-      const int channels = og - c0 < 16 * KX_CONV_VECTORS ? og - c0 : 16 * KX_CONV_VECTORS;
-      const float* wg = wt + grp * taps * OGP + c0;
-      float* yg = y + (static_cast<long>(grp) * og + c0) * plane;
-      for (long t = 0; t < tiles; ++t) {
-        const long* tin = in + t * P;
-        const long* tout = out + t * P;
-        switch ((channels + 15) / 16) {
-#if KX_CONV_VECTORS >= 4
-          case 4: conv_tile<P, 4>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
-#endif
-#if KX_CONV_VECTORS >= 3
-          case 3: conv_tile<P, 3>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
-#endif
-#if KX_CONV_VECTORS >= 2
-          case 2: conv_tile<P, 2>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
-#endif
-          default: conv_tile<P, 1>(xg, tin, tap, taps, wg, OGP, yg, tout, plane, channels); break;
-        }
-      }
-    }
-  }
+  for (int grp = 0; grp < g.groups; ++grp)
+    for (long t = 0; t < tiles; ++t)
+      kx_tiles<P, KX_TILE_VECTORS, true>((og + 15) / 16, x + grp * cg * map, in + t * P, tap, 0, taps, wt + grp * taps * OGP,
+                                         OGP, y + static_cast<long>(grp) * og * plane, out + t * P, plane, og);
 }
-#undef KX_CONV_PIXELS
-#undef KX_CONV_VECTORS
+#undef KX_TILE_ROWS
+#undef KX_TILE_VECTORS
 #undef KX_UNROLL
 
 // y = max_pool2d(x) of one map: the maximum of each window's taps inside the map, a NaN winning (kx::max), 0 for a
@@ -399,9 +380,7 @@ class writer {
     out += "namespace detail {\n\n";
     out += math_prelude;
     out += "\n// the window and axis ops' arithmetic (kiln/ops/window_math.hpp)\n" + window_math_text() + "\n";
-    out += row_panel_prelude;
-    out += "\n";
-    out += conv_prelude;
+    out += tile_prelude;
     out += "\n";
     out += parameters(values_of_leaf);
     out += folded(value_of_node);
@@ -650,11 +629,11 @@ class writer {
     const std::string M = extent(mm.shape.rows), N = std::to_string(mm.shape.cols), K = extent(p_.g.nodes[mm.in[0]].shape.cols);
     const std::string o = buf(k.anchor);
     std::string out = "  // " + node_text(p_, k.anchor) + "\n";
-    out += "  for (long i = 0; i < " + M + "; ++i)\n";
     if (B.col_stride == "1") {  // a row-major B (a weight stored transposed, or an activation)
-      out += "    row_times_panel(" + A.base + " + i * " + A.row_stride + ", " + A.col_stride + ", " + B.base + ", " + B.row_stride + ", " + K +
-             ", " + N + ", " + o + " + i * " + N + ");\n";
+      out += "  rows_times_panel(" + A.base + ", " + A.row_stride + ", " + A.col_stride + ", " + B.base + ", " + B.row_stride + ", " + K +
+             ", " + N + ", " + o + ", " + N + ", " + M + ");\n";
     } else {
+      out += "  for (long i = 0; i < " + M + "; ++i)\n";
       out += "    for (long j = 0; j < " + N + "; ++j) {\n      float s = 0.0f;\n";
       out += "      for (long k = 0; k < " + K + "; ++k) s += " + A.base + "[i * " + A.row_stride + " + k * " + A.col_stride + "] * " + B.base +
              "[k * " + B.row_stride + " + j * " + B.col_stride + "];\n";
