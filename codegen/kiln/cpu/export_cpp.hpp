@@ -11,8 +11,8 @@
 // op definitions every backend uses (ops::text_math, here with <cmath>'s functions), GEMMs and convolutions as
 // register tiles of rows × columns over weights the exporter stores in the layout the tiles read (a dense
 // layer's weight transposed, a convolution's tap-major), max pooling map by map, and the other window and axis
-// ops through the very text of ops/window_math.hpp. Scratch memory is per
-// thread and grows to the largest batch a thread has seen, so concurrent callers need nothing else.
+// ops through the very text of ops/window_math.hpp. Scratch memory is per thread and grows to the largest batch
+// a thread has seen, so concurrent callers need nothing else.
 //
 // Deterministic: the same model and parameters give byte-identical headers (floats are written with 9
 // significant digits, which round-trip exactly). Ops with no meaning in a trained model's forward (random draws,
@@ -23,6 +23,7 @@
 #include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -119,7 +120,7 @@ inline void kx_tile(const float* x, const long* in, const long* tap, long xs, lo
   }
 }
 
-// kx_tile over `vectors` vectors (1 to 4) of columns, at most V at a time.
+// kx_tile over `vectors` vectors of columns, V at a time (the last tile 1 to V).
 template <int P, int V, bool Taps>
 inline void kx_tiles(int vectors, const float* x, const long* in, const long* tap, long xs, long K, const float* w, long ldw,
                      float* y, const long* out, long ys, int count) {
@@ -526,12 +527,29 @@ class writer {
     return out;
   }
 
+  // The loop runs in a lambda that takes its buffers as __restrict parameters: every materialized node has a
+  // buffer of its own, so what it writes overlaps nothing it reads, and a compiler vectorizes it without overlap
+  // checks (GCC's -O2 adds none, and honours __restrict on parameters, not on local pointers: through b[] and
+  // through restrict locals its loops stayed scalar).
   std::string rows_loop(const kernel& k, const kernel_view& v, const std::string& r0, const std::string& r1) const {
     const std::string C = std::to_string(k.domain.cols);
-    std::string out = "  for (long r = " + r0 + "; r < " + r1 + "; ++r)\n    for (long c = 0; c < " + C + "; ++c) {\n";
-    out += body(v, "      ");
-    for (int id : v.roots) out += "      " + buf(id) + "[r * " + C + " + c] = " + var(id) + ";\n";
-    return out + "    }\n";
+    std::string loop = "    for (long r = " + r0 + "; r < " + r1 + "; ++r)\n      for (long c = 0; c < " + C + "; ++c) {\n";
+    loop += body(v, "        ");
+    for (int id : v.roots) loop += "        " + buf(id) + "[r * " + C + " + c] = " + var(id) + ";\n";
+    loop += "      }\n";
+    std::set<int> used;
+    for (std::size_t at = loop.find("b["); at != std::string::npos; at = loop.find("b[", at + 2))
+      if (at == 0 || !(std::isalnum(static_cast<unsigned char>(loop[at - 1])) || loop[at - 1] == '_'))
+        used.insert(std::stoi(loop.substr(at + 2)));
+    const std::set<int> written(v.roots.begin(), v.roots.end());
+    std::string params, args;
+    for (int id : used) {
+      const std::string name = "p" + std::to_string(id);
+      params += std::string(params.empty() ? "" : ", ") + (written.count(id) ? "float" : "const float") + "* __restrict " + name;
+      args += (args.empty() ? "" : ", ") + buf(id);
+      for (std::size_t at = loop.find(buf(id)); at != std::string::npos; at = loop.find(buf(id), at)) loop.replace(at, buf(id).size(), name);
+    }
+    return "  [&](" + params + ") {\n" + loop + "  }(" + args + ");\n";
   }
 
   std::string kernel_source(int ki) const {
