@@ -60,12 +60,16 @@ std::string driver(const std::string& ns, bool indices) {
 
 // The compilers to try: the build's, and g++ and clang++ when installed, for the default target (the header's
 // portable loops), and the build's again for this machine's vector unit (its widest tiles) unless the build is
-// not native.
+// not native, and for AVX2 where the machine has it.
 std::vector<std::string> compilers() {
   std::vector<std::string> c{KILN_CXX_COMPILER};
   for (const char* other : {"g++", "clang++"})
     if (kiln_test::have(other)) c.push_back(other);
   if (std::string(KILN_CXX_NATIVE_FLAG).size() > 0) c.push_back(std::string(KILN_CXX_COMPILER) + " " + KILN_CXX_NATIVE_FLAG);
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))  // the AVX tiles, on an AVX-512 machine too
+    c.push_back(std::string(KILN_CXX_COMPILER) + " -mavx2 -mfma");
+#endif
   return c;
 }
 
