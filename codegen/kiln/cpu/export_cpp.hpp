@@ -23,7 +23,6 @@
 #include <kiln/plan/kernel_view.hpp>
 #include <kiln/plan/print.hpp>
 
-#include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -492,17 +491,22 @@ class writer {
     return out.empty() ? out : out + "\n";
   }
 
+  // How a body names node id's buffer: the kernel's b[id], or rows_loop's __restrict parameter p<id>.
+  enum class buffer_names { array, parameters };
+  static std::string buffer(int id, buffer_names names) { return names == buffer_names::parameters ? "p" + std::to_string(id) : buf(id); }
+
   // operand a at (r, c) of a body over `domain` (a buffer read, a dimension of 1 broadcast)
-  std::string operand(const kernel_view& v, int a) const {
+  std::string operand(const kernel_view& v, int a, buffer_names names = buffer_names::array) const {
     if (v.has(a)) return var(a);
     const dims s = p_.g.nodes[a].shape;
-    if (s.rows == 1 && s.cols == 1) return buf(a) + "[0]";
-    if (s.cols == 1) return buf(a) + "[r]";
-    if (s.rows == 1) return buf(a) + "[c]";
-    return buf(a) + "[r * " + std::to_string(s.cols) + " + c]";
+    const std::string b = buffer(a, names);
+    if (s.rows == 1 && s.cols == 1) return b + "[0]";
+    if (s.cols == 1) return b + "[r]";
+    if (s.rows == 1) return b + "[c]";
+    return b + "[r * " + std::to_string(s.cols) + " + c]";
   }
 
-  std::string body(const kernel_view& v, const std::string& indent) const {
+  std::string body(const kernel_view& v, const std::string& indent, buffer_names names = buffer_names::array) const {
     std::string out;
     for (int id : v.nodes) {
       const node& n = p_.g.nodes[id];
@@ -514,7 +518,7 @@ class writer {
         case op::iota: e = "static_cast<float>(c)"; break;
         default: {
           ops::code args[3];
-          for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(v, n.in[i]), &locals};
+          for (int i = 0; i < ops::arity_of(n.kind); ++i) args[i] = {operand(v, n.in[i], names), &locals};
           ops::visit_op(n.kind, [&](auto o) {
             using O = decltype(o);
             if constexpr (O::cls == op_class::elementwise) e = ops::forward_of<O, ops::text_math<scalar_dialect>>(args, n.k).text;
@@ -533,23 +537,23 @@ class writer {
   // through restrict locals its loops stayed scalar).
   std::string rows_loop(const kernel& k, const kernel_view& v, const std::string& r0, const std::string& r1) const {
     const std::string C = std::to_string(k.domain.cols);
-    std::string loop = "    for (long r = " + r0 + "; r < " + r1 + "; ++r)\n      for (long c = 0; c < " + C + "; ++c) {\n";
-    loop += body(v, "        ");
-    for (int id : v.roots) loop += "        " + buf(id) + "[r * " + C + " + c] = " + var(id) + ";\n";
-    loop += "      }\n";
-    std::set<int> used;
-    for (std::size_t at = loop.find("b["); at != std::string::npos; at = loop.find("b[", at + 2))
-      if (at == 0 || !(std::isalnum(static_cast<unsigned char>(loop[at - 1])) || loop[at - 1] == '_'))
-        used.insert(std::stoi(loop.substr(at + 2)));
+    std::string out = "    for (long r = " + r0 + "; r < " + r1 + "; ++r)\n      for (long c = 0; c < " + C + "; ++c) {\n";
+    out += body(v, "        ", buffer_names::parameters);
+    for (int id : v.roots) out += "        " + buffer(id, buffer_names::parameters) + "[r * " + C + " + c] = " + var(id) + ";\n";
+    out += "      }\n";
+    // the buffers: the operands computed outside the kernel, and its roots (written)
+    std::set<int> used(v.roots.begin(), v.roots.end());
+    for (int id : v.nodes)
+      for (int i = 0; i < ops::arity_of(p_.g.nodes[id].kind); ++i)
+        if (!v.has(p_.g.nodes[id].in[i])) used.insert(p_.g.nodes[id].in[i]);
     const std::set<int> written(v.roots.begin(), v.roots.end());
     std::string params, args;
     for (int id : used) {
-      const std::string name = "p" + std::to_string(id);
-      params += std::string(params.empty() ? "" : ", ") + (written.count(id) ? "float" : "const float") + "* __restrict " + name;
+      params += std::string(params.empty() ? "" : ", ") + (written.count(id) ? "float" : "const float") + "* __restrict " +
+                buffer(id, buffer_names::parameters);
       args += (args.empty() ? "" : ", ") + buf(id);
-      for (std::size_t at = loop.find(buf(id)); at != std::string::npos; at = loop.find(buf(id), at)) loop.replace(at, buf(id).size(), name);
     }
-    return "  [&](" + params + ") {\n" + loop + "  }(" + args + ");\n";
+    return "  [&](" + params + ") {\n" + out + "  }(" + args + ");\n";
   }
 
   std::string kernel_source(int ki) const {

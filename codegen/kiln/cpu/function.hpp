@@ -150,9 +150,7 @@ class function {
   // (compiled_plan().num_kernels entries; kernel k is kernel_name(compiled_plan(), k)): where a forward's time goes.
   void run_profiled(workspace& ws, long batch_size, std::initializer_list<feed> feeds, std::span<float> out,
                     std::span<double> ns_per_kernel) const {
-    if (static_cast<long>(ns_per_kernel.size()) != compiled_plan().num_kernels)
-      throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(compiled_plan().num_kernels) +
-                        "), given " + std::to_string(ns_per_kernel.size()));
+    check_profile_entries(ns_per_kernel.size(), compiled_plan().num_kernels);
     run_feeds(ws, batch_size, feeds, out, ns_per_kernel.data());
   }
   // With the feeds named at compile time (kiln/train/named.hpp), checked by the compiler:

@@ -10,6 +10,13 @@
 
 namespace kiln::cpu {
 
+// run_profiled's argument check (train_step's and function's): one entry per kernel of the plan.
+inline void check_profile_entries(std::size_t entries, int kernels) {
+  if (static_cast<long>(entries) != kernels)
+    throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(kernels) + "), given " +
+                      std::to_string(entries));
+}
+
 template <class Plan>
 class program {
   using exec = executor<Plan>;

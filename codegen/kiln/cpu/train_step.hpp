@@ -67,9 +67,7 @@ class train_step {
   // The same training step, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
   // (compiled_plan().num_kernels entries; kernel k is kernel_name(compiled_plan(), k)): where a step's time goes.
   float run_profiled(long batch_size, std::initializer_list<feed> feeds, std::span<double> ns_per_kernel) {
-    if (static_cast<long>(ns_per_kernel.size()) != compiled_plan().num_kernels)
-      throw shape_error("kiln: run_profiled needs one entry per kernel (" + std::to_string(compiled_plan().num_kernels) +
-                        "), given " + std::to_string(ns_per_kernel.size()));
+    check_profile_entries(ns_per_kernel.size(), compiled_plan().num_kernels);
     prepare_step(batch_size, feeds);
     prog_.run_profiled(batch_size, hypers_, ns_per_kernel.data(), random_key());
     after_step();
