@@ -3,7 +3,9 @@
 // samples side by side (so that one product covers nb·L columns: long enough for the GEMM's register tiles):
 //   cols [K, nb·L] = the samples' input patches, K = C/G·kh·kw rows (ci, a, b), L = OH·OW columns (i, j) per sample:
 //                 cols[(ci·kh + a)·kw + b, t·L + i·OW + j] = x_t[g·C/G + ci, i·sh − ph + a·dh, j·sw − pw + b·dw] (0 outside)
-//   conv2d      y [O/G, nb·L]  = w_g [O/G, K] · cols, then copied to each sample's NCHW row (in place when nb = 1)
+//   conv2d      y [O/G, nb·L]  = w_g [O/G, K] · cols, then copied to each sample's NCHW row (in place when nb = 1);
+//               cols is written row by row straight into the product's packed layout (gemm_pack_b_row), from
+//               zero-padded copies of the samples, so that it is never written once and then packed again
 //   conv2d_dx   dcols [K, nb·L] = w_gᵀ · gy_g (the samples' adjoints side by side), then each patch element added
 //               back where it was read (col2im, in a fixed order)
 //   conv2d_dw   gw_g [O/G, K]  = Σ over blocks of gy_g · colsᵀ: each thread sums its samples' products into its own
@@ -36,6 +38,21 @@ inline sizes sizes_of(const window& w) {
   return {cg, og, K, L, w.in_size(), w.out_size(), block};
 }
 
+// The forward's zero-padded copies of a block's input maps (one group's channels per sample): rows × cols floats a
+// map, H + 2·ph rows of W + 2·pw, and `floats` for the whole block, with a vector of slack after the last map
+// (a patch row's copy reads whole vectors past its last column).
+struct padded_maps {
+  long rows, cols, map, floats;
+};
+inline padded_maps padded_maps_of(const window& w, const sizes& s) {
+  const long rows = w.h + 2L * w.ph, cols = w.w + 2L * w.pw;
+  return {rows, cols, rows * cols, s.block * s.cg * rows * cols + lanes};
+}
+// A patch row (the floats one kernel element of one map reads) and the end of the block's row of them: lanes of
+// slack, written by the vector copies past a map's last output.
+inline long patch_row_floats(const sizes& s) { return gemm_detail::round_up(s.block * s.L + lanes, 16); }
+inline constexpr long row_lag = 2, row_buffers = row_lag + 1;
+
 // The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
 // (kiln_conv2d_dw) needs: a block's patches and group rows, the transposed weight (input_adjoint) and the
 // GEMM's workspace (FP32's or BF16's, whichever is larger).
@@ -43,7 +60,12 @@ inline std::size_t scratch_floats(int code, const window& w) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
   const auto patches = static_cast<std::size_t>((s.K + s.og) * N);
-  if (code == window_math::kiln_conv2d) return patches + gemm_bf16_workspace_floats(s.og, N, s.K);
+  if (code == window_math::kiln_conv2d) {
+    const std::size_t bf16 = patches + gemm_bf16_workspace_floats(s.og, N, s.K);
+    const std::size_t fp32 = gemm_packed_b_floats(N, s.K) + static_cast<std::size_t>(s.og * N + row_buffers * patch_row_floats(s) +
+                                                                                       padded_maps_of(w, s).floats) + 3 * 16;
+    return std::max(bf16, fp32);
+  }
   if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
   return patches + gemm_bf16_workspace_floats(s.og, s.K, N);
 }
@@ -123,6 +145,42 @@ inline void im2col(const window& w, const sizes& s, const float* x, long g, floa
   }
 }
 
+// The padded copies (padded_maps_of) of group g of samples x_0 … x_{m−1} (in_row floats apart): interiors only,
+// the borders being zero since the caller cleared the buffer.
+inline void pad_samples(const window& w, const sizes& s, const padded_maps& p, const float* x, long m, long g, float* padded) {
+  for (long t = 0; t < m; ++t)
+    for (long ci = 0; ci < s.cg; ++ci) {
+      const float* map = x + t * s.in_row + (g * s.cg + ci) * w.h * w.w;
+      float* dst = padded + (t * s.cg + ci) * p.map + w.ph * p.cols + w.pw;
+      for (int r = 0; r < w.h; ++r) {
+        const float* in = map + static_cast<long>(r) * w.w;
+        float* out = dst + r * p.cols;
+        int j = 0;
+        for (; j + lanes <= w.w; j += lanes) store(out + j, load(in + j));
+        if (j < w.w) store_partial(out + j, load_partial(in + j, w.w - j), w.w - j);
+      }
+    }
+}
+
+// Row k = (ci, a, b) of the patches of m samples side by side, from their padded copies: row[t·L + i·OW + j] =
+// padded_t[ci, i·sh + a·dh, j·sw + b·dw]. With stride 1 each output row is a run of whole-vector copies; the last
+// one writes past the run's end, into the next run (written after it) or the row's slack.
+inline void patch_row(const window& w, const sizes& s, const padded_maps& p, const float* padded, long m, long ci, int a,
+                      int b, float* row) {
+  const int OH = w.oh(), OW = w.ow();
+  for (long t = 0; t < m; ++t) {
+    const float* map = padded + (t * s.cg + ci) * p.map + static_cast<long>(a) * w.dh * p.cols + static_cast<long>(b) * w.dw;
+    float* out = row + t * s.L;
+    for (int i = 0; i < OH; ++i, out += OW) {
+      const float* in = map + static_cast<long>(i) * w.sh * p.cols;
+      if (w.sw == 1)
+        for (int j = 0; j < OW; j += lanes) store(out + j, load(in + j));
+      else
+        for (int j = 0; j < OW; ++j) out[j] = in[static_cast<long>(j) * w.sw];
+    }
+  }
+}
+
 // gx (one sample, [C, H, W]) += the patches of group g in dcols (K rows, ld floats apart), where im2col read them.
 // dcols is scratch: the flat path zeroes its padding columns first.
 inline void col2im_add(const window& w, const sizes& s, float* dcols, long ld, long g, float* gx) {
@@ -174,15 +232,43 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
                     bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* cols = scratch;
-  float* side = cols + s.K * N;
-  float* ws = side + s.og * N;
+  if (products != bf16_path::fp32) {
+    float* cols = scratch;
+    float* side = cols + s.K * N;
+    float* ws = side + s.og * N;
+    for (long n = n0; n < n1; n += s.block) {
+      const long m = std::min(s.block, n1 - n), ld = m * s.L;
+      for (long g = 0; g < w.groups; ++g) {
+        for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
+        float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
+        gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, out, ld, false, ws);
+        if (m > 1) scatter_group(s, side, n, m, g, y);
+      }
+    }
+    return;
+  }
+  const padded_maps p = padded_maps_of(w, s);
+  float* packed = gemm_detail::align64(scratch);
+  float* side = gemm_detail::align64(packed + gemm_packed_b_floats(N, s.K));
+  float* row = gemm_detail::align64(side + s.og * N);
+  const long row_floats = patch_row_floats(s);
+  float* padded = row + row_buffers * row_floats;
+  std::fill_n(padded, p.floats, 0.0f);
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
-      for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
+      pad_samples(w, s, p, x + n * s.in_row, m, g, padded);
+      // Row k is packed two rows after it was written: its vector copies overlap, and a load that spans two
+      // stores still in flight waits for both to reach the cache.
+      for (long k = 0; k < s.K + row_lag; ++k) {
+        if (k < s.K) {
+          const int ab = static_cast<int>(k % (w.kh * w.kw));
+          patch_row(w, s, p, padded, m, k / (w.kh * w.kw), ab / w.kw, ab % w.kw, row + (k % row_buffers) * row_floats);
+        }
+        if (k >= row_lag) gemm_pack_b_row(ld, s.K, k - row_lag, row + ((k - row_lag) % row_buffers) * row_floats, packed);
+      }
       float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
-      gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, out, ld, false, ws);
+      gemm_prepacked(s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, packed, out, ld, false);
       if (m > 1) scatter_group(s, side, n, m, g, y);
     }
   }

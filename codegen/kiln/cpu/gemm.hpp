@@ -122,20 +122,22 @@ inline void transpose_tile(vfloat (&v)[lanes]) {
   transpose_round<1>(v, e);
 }
 
+// One row of a panel: out[v·lanes, (v + 1)·lanes) <- src[…] for the vectors v in [v0, v1), src holding `width`
+// floats (the last vector read partially), zero past them.
+inline void pack_panel_row(const float* src, long width, float* out, int v0, int v1) {
+  for (int v = v0; v < v1; ++v) {
+    const long left = width - v * lanes;
+    store(out + v * lanes, left >= lanes ? load(src + v * lanes) : load_partial(src + v * lanes, static_cast<int>(left)));
+  }
+}
+
 // dst (width w = nv·lanes, k-major) <- columns [j0, j0 + width) of B, rows [0, K); zero past `width`. Only the
 // panel's vectors [v0, v1) are written (all by default), so that several threads can pack one panel's parts.
 inline void pack_panel(long K, matrix_view B, long j0, long width, int nv, float* dst, int v0 = 0, int v1 = -1) {
   const long w = nv * lanes;
   if (v1 < 0) v1 = nv;
   if (B.col_stride == 1) {  // rows of B are contiguous: copy, the last vector partial
-    for (long k = 0; k < K; ++k) {
-      const float* src = B.p + k * B.row_stride + j0;
-      float* out = dst + k * w;
-      for (int v = v0; v < v1; ++v) {
-        const long left = width - v * lanes;
-        store(out + v * lanes, left >= lanes ? load(src + v * lanes) : load_partial(src + v * lanes, static_cast<int>(left)));
-      }
-    }
+    for (long k = 0; k < K; ++k) pack_panel_row(B.p + k * B.row_stride + j0, width, dst + k * w, v0, v1);
   } else if (B.row_stride == 1) {  // columns of B are contiguous (B = Wᵀ): transpose lanes×lanes tiles
     for (int v = v0; v < v1; ++v) {
       const long cols = std::min<long>(lanes, width - v * lanes);
@@ -487,6 +489,12 @@ inline std::size_t gemm_packed_b_floats(long N, long K) {
 }
 inline void gemm_pack_b(long N, long K, matrix_view B, float* packed) {
   if (N > 0 && K > 0) gemm_detail::pack_b(N, K, B, packed);
+}
+// Row k of gemm_pack_b's layout for N columns and K rows <- row[0, N), B's row k: for a caller that makes B one
+// row at a time (a convolution's patches, cpu/conv.hpp) and would otherwise write all of B and then pack it.
+inline void gemm_pack_b_row(long N, long K, long k, const float* row, float* packed) {
+  using namespace gemm_detail;
+  for_each_panel(N, [&](long j0, long width, int nv, long offset) { pack_panel_row(row + j0, width, packed + offset * K + k * nv * lanes, 0, nv); });
 }
 // One of `parts` disjoint shares of gemm_pack_b (part in [0, parts)): threads that will all read the same
 // packed B can pack it together, each its share, instead of each packing all of it.
