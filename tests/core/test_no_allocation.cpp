@@ -114,13 +114,19 @@ TEST_CASE("repeated CNN training steps and inference calls allocate nothing", "[
   step.run(96, {{"x", x}, {"y", y}});
   kiln::cpu::function<cnn_logits> f(step);
   std::vector<float> out(96 * 4);
+  // a batch large enough to run in chunks of samples, on per-thread parts made by the first such call
+  const long large = 2 * kiln::cpu::function<cnn_logits>::chunk_rows() + 3;
+  REQUIRE(kiln::cpu::function<cnn_logits>::runs_in_chunks(large));
+  std::vector<float> x_large(static_cast<std::size_t>(large * 2 * 12 * 12), 0.5f), out_large(static_cast<std::size_t>(large * 4));
   f.run(96, {{"x", x}}, out);
   f.run(1, {{"x", std::span<const float>(x).first(2 * 12 * 12)}}, std::span<float>(out).first(4));
+  f.run(large, {{"x", x_large}}, out_large);
   const long before = allocations.load();
   for (int i = 0; i < 20; ++i) {
     step.run(96, {{"x", x}, {"y", y}});
     f.run(96, {{"x", x}}, out);
     f.run(1, {{"x", std::span<const float>(x).first(2 * 12 * 12)}}, std::span<float>(out).first(4));
+    f.run(large, {{"x", x_large}}, out_large);
   }
   CHECK(allocations.load() - before == 0);
 }

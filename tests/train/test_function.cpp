@@ -1,7 +1,7 @@
 // kiln::cpu::function, the inference API: evaluation mode (dropout off, batch norm's running statistics), the
 // same values whether it views a step, owns a copy or loads a file, concurrent callers on their own workspaces
-// computing exactly what one caller computes, a profiled run's per-kernel times, and bad parameter files rejected
-// naming the tensor.
+// computing exactly what one caller computes, a profiled run's per-kernel times, large batches run in chunks of
+// samples with the same values, and bad parameter files rejected naming the tensor.
 #include "train_test_util.hpp"
 
 #include <kiln/kiln.hpp>
@@ -171,6 +171,53 @@ TEST_CASE("function: concurrent callers on their own workspaces compute what one
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < callers; ++t) CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
+}
+
+namespace {
+// The same network less its output's batch mean: the rows depend on each other, so no batch runs in chunks.
+struct centered_logits {
+  constexpr auto operator()() const {
+    const auto z = net(kiln::image<1, 8, 8>("x"));
+    return z - kiln::mean(z);
+  }
+};
+}  // namespace
+
+TEST_CASE("function: a batch whose buffers outgrow the caches runs in chunks of samples, with the same values") {
+  step_type step(kiln::adam{.lr = 1e-2}, 11);
+  train(step);
+  function_type viewing(step);
+  const long chunk = function_type::chunk_rows();
+  REQUIRE(chunk > 5);
+  REQUIRE(function_type::runs_in_chunks(2 * chunk));
+  CHECK_FALSE(function_type::runs_in_chunks(1));
+  CHECK_FALSE(kiln::cpu::function<centered_logits>::runs_in_chunks(2 * chunk));
+  auto ws = viewing.make_workspace();
+  std::vector<double> ns(static_cast<std::size_t>(function_type::compiled_plan().num_kernels));
+  // Runs n samples on one thread (the chunks one after another) and on the default pool (the threads' shares side
+  // by side), checked against run_profiled, which runs the batch whole.
+  const auto check_batch = [&](long n) {
+    INFO("batch " << n << ", chunks of " << chunk);
+    const std::vector<float> x = images(n, 3);
+    std::vector<float> expected(static_cast<std::size_t>(n * classes)), serial(expected.size()), pooled(expected.size());
+    viewing.run_profiled(ws, n, {{"x", x}}, expected, ns);
+    viewing.run(ws, n, {{"x", x}}, serial);
+    viewing.run(n, {{"x", x}}, pooled);
+    long differ = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      differ += (std::abs(serial[i] - expected[i]) > 1e-5f * (1 + std::abs(expected[i]))) +
+                (std::abs(pooled[i] - expected[i]) > 1e-5f * (1 + std::abs(expected[i])));
+    CHECK(differ == 0);
+  };
+  for (int round = 0; round < 2; ++round) {
+    INFO("round " << round);
+    check_batch(3 * chunk - 5);  // the last chunk smaller: a part runs a chunk again, then at a new size
+    check_batch(2 * chunk);      // the next run's first chunk has the size this run's last had
+    // A training step changes the batch norm's statistics and scale: values of the parameters alone, which a
+    // part computes in its first chunk of each run and reuses in the next chunks of that run only.
+    std::vector<std::int32_t> y(16, 2);
+    step.run(16, {{"x", images(16, 4)}, {"y", y}});
+  }
 }
 
 TEST_CASE("function: a parameter file that does not match the model is rejected naming the tensor") {
