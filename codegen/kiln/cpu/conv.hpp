@@ -67,7 +67,10 @@ inline std::size_t scratch_floats(int code, const window& w) {
     return std::max(bf16, fp32);
   }
   if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
-  return patches + gemm_bf16_workspace_floats(s.og, s.K, N);
+  const std::size_t bf16 = patches + gemm_bf16_workspace_floats(s.og, s.K, N);
+  const std::size_t fp32 = static_cast<std::size_t>(s.K * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats) +
+                           gemm_workspace_floats(s.K, s.og, N) + 3 * 16;
+  return std::max(bf16, fp32);
 }
 
 // The output positions j (columns, or rows) whose input position j·s − p + b·d lies inside [0, n): [lo, hi),
@@ -301,10 +304,40 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
 }
 
 // partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group; scratch: scratch_floats(kiln_conv2d_dw, w) floats.
+// In FP32 the sum is computed transposed, partialᵀ [K, O/G] = Σ cols_n · gy_nᵀ, into scratch and then transposed
+// once: the patches (cols, the larger operand) are read in place by the product's broadcasts, and only the
+// output-channel rows gy_n are packed.
 inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1, float* scratch,
                            bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
+  if (products == bf16_path::fp32) {
+    const padded_maps p = padded_maps_of(w, s);
+    float* cols = gemm_detail::align64(scratch);  // and lanes floats of slack for patch_row's last run
+    float* side = gemm_detail::align64(cols + s.K * N + lanes);
+    float* sum_t = gemm_detail::align64(side + s.og * N);  // group g's partialᵀ at g·K·O/G
+    float* padded = sum_t + s.K * w.o;
+    float* ws = padded + p.floats;
+    std::fill_n(padded, p.floats, 0.0f);
+    std::fill_n(sum_t, s.K * w.o, 0.0f);
+    for (long n = n0; n < n1; n += s.block) {
+      const long m = std::min(s.block, n1 - n), ld = m * s.L;
+      for (long g = 0; g < w.groups; ++g) {
+        pad_samples(w, s, p, x + n * s.in_row, m, g, padded);
+        for (long k = 0; k < s.K; ++k) {
+          const int ab = static_cast<int>(k % (w.kh * w.kw));
+          patch_row(w, s, p, padded, m, k / (w.kh * w.kw), ab / w.kw, ab % w.kw, cols + k * ld);
+        }
+        const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
+        if (m > 1) gather_group(s, gy, n, m, g, side);
+        gemm(s.K, s.og, ld, matrix_view{cols, ld, 1}, matrix_view{rows, 1, ld}, sum_t + g * s.K * s.og, s.og, true, ws);
+      }
+    }
+    for (long g = 0; g < w.groups; ++g)
+      for (long o = 0; o < s.og; ++o)
+        for (long k = 0; k < s.K; ++k) partial[(g * s.og + o) * s.K + k] = sum_t[(g * s.K + k) * s.og + o];
+    return;
+  }
   float* cols = scratch;
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
