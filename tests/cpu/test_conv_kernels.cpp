@@ -141,3 +141,37 @@ TEST_CASE("conv kernels: the Fashion-MNIST CNN's two convolutions", "[conv][cpu]
   check_geometry(conv1, 5, 1, 5, rng);
   check_geometry(conv2, 11, 2, 11, rng);
 }
+
+TEST_CASE("conv kernels: the forward's output channels computed in shares equal the whole", "[conv][cpu]") {
+  // what threads sharing one sample's channels compute (executor::run_window): shares of any size, each building
+  // the patches itself, write the rows the whole forward writes
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 60; ++trial) {
+    const window w = random_window(rng, trial % 3 == 2);
+    const cpu::conv::sizes s = cpu::conv::sizes_of(w);
+    INFO(describe(w));
+    const long batch = std::uniform_int_distribution<long>(1, 3)(rng);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> x(static_cast<std::size_t>(batch * w.in_size())), wt(static_cast<std::size_t>(w.o * s.K));
+    for (auto* v : {&x, &wt})
+      for (auto& e : *v) e = u(rng);
+    std::vector<float> ws(cpu::conv::scratch_floats(window_math::kiln_conv2d, w));
+    // FP32, and BF16 products where this CPU has them
+    for (const cpu::bf16_path products : {cpu::bf16_path::fp32, cpu::bf16_path::avx512_bf16}) {
+      if (!cpu::available(products)) continue;
+      INFO(cpu::describe(products));
+      std::vector<float> whole(static_cast<std::size_t>(batch * w.out_size()), 0.0f), shared(whole.size(), 12345.0f);
+      cpu::conv::forward(w, x.data(), wt.data(), whole.data(), 0, batch, ws.data(), products);
+      for (long o0 = 0; o0 < s.og;) {
+        const long o1 = std::min(s.og, o0 + std::uniform_int_distribution<long>(1, 3)(rng));
+        cpu::conv::forward(w, x.data(), wt.data(), shared.data(), 0, batch, ws.data(), products, o0, o1);
+        o0 = o1;
+      }
+      // the same sums (bit for bit where the compiler fuses multiply-adds alike in every tile height; a build
+      // without FMA lets it contract some of them)
+      long differ = 0;
+      for (std::size_t i = 0; i < whole.size(); ++i) differ += std::abs(shared[i] - whole[i]) > 1e-6f * (1 + std::abs(whole[i]));
+      CHECK(differ == 0);
+    }
+  }
+}

@@ -2,7 +2,8 @@
 // columns, by rows, or by the batch it contracts (weight gradients of a narrow layer), depending on its
 // shape, and each split runs its epilogue on its own block. The models below are sized so that every split
 // runs (see executor::run_contraction); each is trained on pools of 1, 2 and 3 threads and compared with the
-// double-precision reference after every step. Also: the per-kernel profile and the denormal mode.
+// double-precision reference after every step; a single sample's convolution and product are shared between
+// threads. Also: the per-kernel profile and the denormal mode.
 #include "../core/step_feeds.hpp"
 
 #include <kiln/cpu/fp_mode.hpp>
@@ -41,6 +42,19 @@ struct shared_packing_model {
   constexpr auto operator()() const {
     return cross_entropy(nn::sequential(dense<128>{}, relu, dense<3>{})(input<256>("x")), labels<3>("y"));
   }
+};
+
+// batch 1: the convolution (16 → 32 channels on 16 × 16, 1.2 M multiply-adds) shares its output channels between
+// threads (conv_shares_sample_channels), and the 8192 → 96 layer's product (a 3 MB weight, parallel_stream_floats)
+// splits its columns although it has one row
+constexpr auto single_sample_net() {
+  return nn::sequential(conv2d<16, 32, 3, 1, 1>{}, relu, flatten, dense<96>{}, kiln::tanh, dense<3>{});
+}
+struct single_sample_model {
+  constexpr auto operator()() const { return cross_entropy(single_sample_net()(image<16, 16, 16>("x")), labels<3>("y")); }
+};
+struct single_sample_forward {
+  constexpr auto operator()() const { return single_sample_net()(image<16, 16, 16>("x")); }
 };
 
 template <class Model>
@@ -85,6 +99,24 @@ TEST_CASE("row tasks that pack a shared B in parts match the reference", "[cpu][
 
 TEST_CASE("a contraction over the batch split across threads matches the reference", "[cpu][threads]") {
   for (int threads : {1, 2, 3}) compare_threads<narrow_model>(16384, threads, 12);
+}
+
+TEST_CASE("a single sample shared between threads matches the reference", "[cpu][threads]") {
+  STATIC_REQUIRE(cpu::conv_shares_sample_channels(window{16, 16, 16, 32, 3, 3, 1, 1, 1, 1}));
+  for (int threads : {1, 2, 3}) compare_threads<single_sample_model>(1, threads, 14);
+  // the inference function runs a single sample on its pool, with the values of one thread
+  STATIC_REQUIRE(cpu::function<single_sample_forward>::single_sample_on_pool);
+  cpu::train_step<single_sample_model, adam> step(adam{}, 3);
+  cpu::function<single_sample_forward> f(step);
+  std::vector<float> image(16 * 16 * 16);
+  for (std::size_t i = 0; i < image.size(); ++i) image[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<float> pooled(3), serial(3);
+  cpu::thread_pool two(2);
+  auto ws = f.make_workspace(two);
+  auto ws1 = f.make_workspace();
+  f.run(ws, 1, {{"x", image}}, pooled);
+  f.run(ws1, 1, {{"x", image}}, serial);
+  CHECK(pooled == serial);
 }
 
 TEST_CASE("the per-kernel profile runs the same step and times every kernel", "[cpu][profile]") {

@@ -130,7 +130,7 @@ KILN_ONE_COPY inline void run_contraction(const context& c, const contraction& k
   // core's L2 (1 MB). Measured with kiln-bench --profile on 2 threads: the classifier's 128×784 weight
   // gradient went from 335–369 to 265–348 µs split by rows, the wide net's 1024×1024 ones from 3.3 to
   // 2.5 ms; the wide net's forward products (4 MB of packed weights) were slower split by rows.
-  if (flops < parallel_contraction_threshold || threads == 1) {
+  if ((flops < parallel_contraction_threshold && Kd * N < parallel_stream_floats) || threads == 1) {
     contraction_detail::tile(c, k, 0, M, 0, N, 0);
     return;
   }

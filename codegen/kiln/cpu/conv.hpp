@@ -225,16 +225,20 @@ inline void gather_group(const sizes& s, const float* maps, long n, long m, long
   for (long o = 0; o < s.og; ++o)
     for (long t = 0; t < m; ++t) std::copy_n(maps + (n + t) * s.out_row + (g * s.og + o) * s.L, s.L, side + o * m * s.L + t * s.L);
 }
-inline void scatter_group(const sizes& s, const float* side, long n, long m, long g, float* maps) {
-  for (long o = 0; o < s.og; ++o)
+inline void scatter_group(const sizes& s, const float* side, long n, long m, long g, float* maps, long o0 = 0, long o1 = -1) {
+  for (long o = o0; o < (o1 < 0 ? s.og : o1); ++o)
     for (long t = 0; t < m; ++t) std::copy_n(side + o * m * s.L + t * s.L, s.L, maps + (n + t) * s.out_row + (g * s.og + o) * s.L);
 }
 
-// y rows [n0, n1) = conv2d(x, wt); scratch: scratch_floats(kiln_conv2d, w) floats.
+// y rows [n0, n1) = conv2d(x, wt); scratch: scratch_floats(kiln_conv2d, w) floats. Only the output channels
+// [o0, o1) of each group (all by default) are computed, so that threads can share one sample's channels; each
+// such share builds the sample's patches itself.
 inline void forward(const window& w, const float* x, const float* wt, float* y, long n0, long n1, float* scratch,
-                    bf16_path products = bf16_path::fp32) {
+                    bf16_path products = bf16_path::fp32, long o0 = 0, long o1 = -1) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
+  if (o1 < 0) o1 = s.og;
+  if (o0 >= o1) return;
   if (products != bf16_path::fp32) {
     float* cols = scratch;
     float* side = cols + s.K * N;
@@ -244,8 +248,9 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
       for (long g = 0; g < w.groups; ++g) {
         for (long t = 0; t < m; ++t) im2col(w, s, x + (n + t) * s.in_row, g, cols + t * s.L, ld);
         float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
-        gemm_bf16(products, s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, matrix_view{cols, ld, 1}, out, ld, false, ws);
-        if (m > 1) scatter_group(s, side, n, m, g, y);
+        gemm_bf16(products, o1 - o0, ld, s.K, matrix_view{wt + (g * s.og + o0) * s.K, s.K, 1}, matrix_view{cols, ld, 1},
+                  out + o0 * ld, ld, false, ws);
+        if (m > 1) scatter_group(s, side, n, m, g, y, o0, o1);
       }
     }
     return;
@@ -271,8 +276,8 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
         if (k >= row_lag) gemm_pack_b_row(ld, s.K, k - row_lag, row + ((k - row_lag) % row_buffers) * row_floats, packed);
       }
       float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
-      gemm_prepacked(s.og, ld, s.K, matrix_view{wt + g * s.og * s.K, s.K, 1}, packed, out, ld, false);
-      if (m > 1) scatter_group(s, side, n, m, g, y);
+      gemm_prepacked(o1 - o0, ld, s.K, matrix_view{wt + (g * s.og + o0) * s.K, s.K, 1}, packed, out + o0 * ld, ld, false);
+      if (m > 1) scatter_group(s, side, n, m, g, y, o0, o1);
     }
   }
 }

@@ -24,6 +24,14 @@
 
 namespace kiln::cpu {
 
+// Whether a convolution's forward shares one sample's output channels between threads when a batch has fewer
+// samples than threads (executor::run_window): at least two register tiles of channels per group, and a sample
+// worth as many multiply-adds as a contraction that is split (parallel_contraction_threshold).
+constexpr bool conv_shares_sample_channels(const window& w) {
+  const long og = w.o / w.groups, macs_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw;
+  return og > gemm_detail::mr && macs_per_sample >= parallel_contraction_threshold;
+}
+
 
 template <class Plan>
 struct executor {
@@ -571,6 +579,20 @@ struct executor {
       const float* b = nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr;
       float* out = c.buf[KR.anchor];
       constexpr long work_per_sample = w.out_size() * (w.c / w.groups) * w.kh * w.kw + w.in_size();
+      if constexpr (code == window_math::kiln_conv2d) {
+        // Fewer samples than threads (a single sample, say): the threads share the output channels instead, in
+        // whole register tiles, each building the samples' patches itself (conv_shares_sample_channels).
+        constexpr long og = w.o / w.groups, tiles = (og + gemm_detail::mr - 1) / gemm_detail::mr;
+        const int threads = c.pool->num_threads();
+        if (conv_shares_sample_channels(w) && rows < threads) {
+          const int parts = static_cast<int>(std::min<long>(threads, tiles));
+          c.pool->parallel_for(parts, [&](int t, int thread) {
+            const long o0 = gemm_detail::mr * (tiles * t / parts), o1 = std::min(og, gemm_detail::mr * (tiles * (t + 1) / parts));
+            conv::forward(w, a, b, out, 0, rows, c.gemm_ws + thread * c.gemm_ws_stride, c.products, o0, o1);
+          });
+          return;
+        }
+      }
       if constexpr (window_per_sample(code)) {
         parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int thread) {
           window_rows<code, w>(a, b, out, n0, n1, c.gemm_ws + thread * c.gemm_ws_stride, c.products);

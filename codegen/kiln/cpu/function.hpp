@@ -153,13 +153,29 @@ class function {
   void run(workspace& ws, long batch_size, std::span<const feed> feeds, std::span<float> out) const {
     run_feeds(ws, batch_size, feeds, out);
   }
-  // The same on the function's own workspaces, one caller at a time: a single sample on the calling thread, a
-  // larger batch on the default thread pool. Measured with kiln-bench's infer_* cases (2 threads): waking the pool
-  // for one sample cost the CNN 240 → 357 µs and gained the classifier nothing, while at batch 16 the pool is
-  // faster for both (22.6 against 31.6 µs, 1.38 against 2.37 ms).
+  // The same on the function's own workspaces, one caller at a time: a larger batch on the default thread pool; a
+  // single sample on the calling thread, unless threads share it (single_sample_on_pool). Measured with
+  // kiln-bench's infer_* cases (2 threads): waking the pool for one sample, when no kernel could share it, cost
+  // the CNN 240 → 357 µs and gained the classifier nothing, while at batch 16 the pool is faster for both (22.6
+  // against 31.6 µs, 1.38 against 2.37 ms). Sharing its convolution and its 3136 → 128 layer, the CNN's single
+  // sample took 92-96 µs on two threads against 123 µs on one (Zen 4).
   void run(long batch_size, std::initializer_list<feed> feeds, std::span<float> out) {
-    run(batch_size == 1 ? *own_serial_ : *own_, batch_size, feeds, out);
+    run(batch_size == 1 && !single_sample_on_pool ? *own_serial_ : *own_, batch_size, feeds, out);
   }
+  // Whether run(1, …) runs on the default pool: some kernel shares a sample between threads, a convolution's
+  // channels (conv_shares_sample_channels) or a product's columns (a weight of parallel_stream_floats).
+  static constexpr bool single_sample_on_pool = [] {
+    const graph& g = plan_holder::value.g;
+    for (int i = 0; i < g.size; ++i) {
+      const node& nd = g.nodes[i];
+      if (nd.kind == op::conv2d && conv_shares_sample_channels(g.windows[nd.leaf])) return true;
+      if (nd.kind == op::matmul) {
+        const dims b = g.nodes[nd.in[1]].shape;
+        if (b.rows != batch && b.cols != batch && static_cast<long>(b.rows) * b.cols >= parallel_stream_floats) return true;
+      }
+    }
+    return false;
+  }();
   // The same run on a caller's workspace, adding each kernel's wall time in nanoseconds to ns_per_kernel[k]
   // (compiled_plan().num_kernels entries; kernel k is kernel_name(compiled_plan(), k)): where a forward's time goes.
   // It runs the batch whole, never in chunks.
