@@ -32,7 +32,6 @@ constexpr bool conv_shares_sample_channels(const window& w) {
   return og > gemm_detail::mr && macs_per_sample >= parallel_contraction_threshold;
 }
 
-
 template <class Plan>
 struct executor {
   static constexpr const plan& P = Plan::value;
