@@ -1,8 +1,9 @@
 // The inference cases (infer_*): the classifier's and the Fashion-MNIST CNN's forward in evaluation mode, by
 //   function   kiln::cpu::function on a caller's workspace: the calling thread alone, as a latency-critical
 //              caller runs it (no hand-off to a pool);
-//   function_own   the same function's own run(batch, feeds, out): a single sample on the calling thread, a batch on
-//                  kiln's default pool (all cores);
+//   function_own   the same function's own run(batch, feeds, out): a batch on kiln's default pool (all cores), in
+//                  chunks of samples where its buffers outgrow the caches; a single sample on the calling thread,
+//                  or on the pool where a kernel shares it between threads (function::single_sample_on_pool);
 //   exported   the standalone header kiln::cpu::export_cpp wrote at build time (bench/export), its predict();
 // and, for the classifier at batch 1, the bound a batch-1 forward approaches: reading its weights once from L2
 // (backend "bound", mode "l2_read": a vector loop summing the 109,386 weight floats, 427 KB, kept warm).
@@ -20,6 +21,7 @@
 #include <kiln/cpu/simd.hpp>
 #include <kiln/cpu/train_step.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,8 +63,13 @@ std::vector<timed_step> function_rows(const bench_case& c) {
     for (long i = 0; i < runs; ++i) s->f.run_profiled(s->ws, s->batch, {{"x", s->x}}, s->out, ns);
     return ns;
   };
-  rows.push_back(row(c, "cpu", "function_own", c.batch == 1 ? 1 : kiln_threads(),
-                     kernels + (c.batch == 1 ? ", its own workspace (calling thread)" : ", its own workspace (default pool)")));
+  const bool serial = c.batch == 1 && !function_type::single_sample_on_pool;
+  std::string own = serial ? ", its own workspace (calling thread)" : ", its own workspace (default pool)";
+  if (function_type::runs_in_chunks(c.batch))
+    own += ", in chunks of " + std::to_string(std::min(function_type::chunk_rows(), c.batch)) + " samples";
+  else if (c.batch == 1 && !serial)
+    own += ", the sample shared between threads";
+  rows.push_back(row(c, "cpu", "function_own", serial ? 1 : kiln_threads(), kernels + own));
   rows.back().step = [s] {
     s->f.run(s->batch, {{"x", s->x}}, s->out);
     return static_cast<double>(s->out[0]);
