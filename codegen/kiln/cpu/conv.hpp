@@ -165,11 +165,12 @@ inline void pad_samples(const window& w, const sizes& s, const padded_maps& p, c
     }
 }
 
-// Row k = (ci, a, b) of the patches of m samples side by side, from their padded copies: row[t·L + i·OW + j] =
-// padded_t[ci, i·sh + a·dh, j·sw + b·dw]. With stride 1 each output row is a run of whole-vector copies; the last
+// Row k = (ci·kh + a)·kw + b of the patches of m samples side by side, from their padded copies: row[t·L + i·OW + j]
+// = padded_t[ci, i·sh + a·dh, j·sw + b·dw]. With stride 1 each output row is a run of whole-vector copies; the last
 // one writes past the run's end, into the next run (written after it) or the row's slack.
-inline void patch_row(const window& w, const sizes& s, const padded_maps& p, const float* padded, long m, long ci, int a,
-                      int b, float* row) {
+inline void patch_row(const window& w, const sizes& s, const padded_maps& p, const float* padded, long m, long k, float* row) {
+  const long ci = k / (w.kh * w.kw);
+  const int a = static_cast<int>(k / w.kw % w.kh), b = static_cast<int>(k % w.kw);
   const int OH = w.oh(), OW = w.ow();
   for (long t = 0; t < m; ++t) {
     const float* map = padded + (t * s.cg + ci) * p.map + static_cast<long>(a) * w.dh * p.cols + static_cast<long>(b) * w.dw;
@@ -269,10 +270,7 @@ inline void forward(const window& w, const float* x, const float* wt, float* y, 
       // Row k is packed two rows after it was written: its vector copies overlap, and a load that spans two
       // stores still in flight waits for both to reach the cache.
       for (long k = 0; k < s.K + row_lag; ++k) {
-        if (k < s.K) {
-          const int ab = static_cast<int>(k % (w.kh * w.kw));
-          patch_row(w, s, p, padded, m, k / (w.kh * w.kw), ab / w.kw, ab % w.kw, row + (k % row_buffers) * row_floats);
-        }
+        if (k < s.K) patch_row(w, s, p, padded, m, k, row + (k % row_buffers) * row_floats);
         if (k >= row_lag) gemm_pack_b_row(ld, s.K, k - row_lag, row + ((k - row_lag) % row_buffers) * row_floats, packed);
       }
       float* out = m == 1 ? y + n * s.out_row + g * s.og * s.L : side;  // one sample: its rows are the product's
@@ -329,10 +327,7 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
       const long m = std::min(s.block, n1 - n), ld = m * s.L;
       for (long g = 0; g < w.groups; ++g) {
         pad_samples(w, s, p, x + n * s.in_row, m, g, padded);
-        for (long k = 0; k < s.K; ++k) {
-          const int ab = static_cast<int>(k % (w.kh * w.kw));
-          patch_row(w, s, p, padded, m, k / (w.kh * w.kw), ab / w.kw, ab % w.kw, cols + k * ld);
-        }
+        for (long k = 0; k < s.K; ++k) patch_row(w, s, p, padded, m, k, cols + k * ld);
         const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
         if (m > 1) gather_group(s, gy, n, m, g, side);
         gemm(s.K, s.og, ld, matrix_view{cols, ld, 1}, matrix_view{rows, 1, ld}, sum_t + g * s.K * s.og, s.og, true, ws);
