@@ -264,6 +264,7 @@ int run(const options& o) {
   m.compiler = compiler_name();
   m.openblas = openblas_core();
   m.bf16 = kiln::cpu::describe(kiln::cpu::best_bf16_path());
+  m.gemm = kiln::cpu::gemm_blocking();
   if (const char* detected = std::getenv("KILN_BENCH_OPENBLAS_DETECTED"))
     m.openblas += std::string(" (forced by kiln-bench: OpenBLAS chose ") + detected + " kernels for this CPU)";
   m.kiln_commit = git_commit(KILN_BENCH_SOURCE_DIR);

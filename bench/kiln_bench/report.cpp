@@ -115,6 +115,7 @@ void print_table(const std::vector<bench_case>& cases, const std::vector<report_
   for (const auto& [threads, gflops] : m.peak_gflops) std::printf("  %d thread%s %.1f GFLOP/s", threads, threads == 1 ? "" : "s", gflops);
   if (!m.openblas.empty()) std::printf("\nOpenBLAS kernels: %s", m.openblas.c_str());
   std::printf("\nkiln fused_bf16: %s", m.bf16.c_str());
+  std::printf("\nkiln gemm: %s", m.gemm.c_str());
   std::printf("\nload average (1, 5, 15 min) before %s, after %s; a shared machine: compare ratios\n",
               m.load_before.c_str(), m.load_after.c_str());
   std::printf("median of repeated timings; %%peak is of the FMA peak for the row's thread count; "
@@ -177,6 +178,7 @@ std::string markdown_section(const std::vector<bench_case>& cases, const std::ve
   o << "\n- load average (1, 5, 15 min): before " << m.load_before << ", after " << m.load_after << "\n";
   if (!m.openblas.empty()) o << "- OpenBLAS kernels: " << m.openblas << "\n";
   o << "- kiln fused_bf16: " << m.bf16 << "\n";
+  o << "- kiln gemm: " << m.gemm << "\n";
   o << "\n| case | backend | mode | threads | median µs | min µs | GFLOP/s | % peak | × kiln fused | loss₁ | note |\n"
     << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n";
   for (const bench_case& c : cases)

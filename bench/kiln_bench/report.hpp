@@ -22,6 +22,7 @@ struct machine_info {
   std::string kiln_commit;   // git rev-parse --short HEAD of the source tree, or "unknown"
   std::string openblas;      // OpenBLAS's kernel family in use ("" when not loaded)
   std::string bf16;          // how kiln's fused_bf16 rows multiply on this CPU (AMX, AVX512-BF16, or none)
+  std::string gemm;          // kiln's GEMM blocking (register tile, K and M blocks)
   int kiln_threads = 0;
   std::map<int, double> peak_gflops;  // FMA peak by thread count
   std::string timestamp;              // UTC, ISO 8601

@@ -417,6 +417,16 @@ inline void check_static_sizes(long N, long K) {
 
 }  // namespace gemm_detail
 
+// The blocking this build uses, for reports (kiln-bench's header): the register tile, the K and M blocks.
+// The same constants serve every machine measured so far: on a Xeon with AVX-512 (family 6 model 167), K blocks
+// of 256, 384 and 512 and M blocks of 128 and 512 were no faster than these at the classifier's and the wide
+// net's shapes (bench_gemm, alternating builds).
+inline std::string gemm_blocking() {
+  return "register tile " + std::to_string(gemm_detail::mr) + " rows x " + std::to_string(gemm_detail::nr) +
+         " columns (" + std::to_string(KILN_CPU_VECTOR_BITS) + "-bit vectors), K blocks <= " +
+         std::to_string(gemm_detail::kc_max) + ", M blocks <= " + std::to_string(gemm_detail::mc_max);
+}
+
 // Floats of workspace gemm needs for these sizes (the packed B panels, room to pack a block of a
 // transposed A, and alignment slack).
 inline std::size_t gemm_workspace_floats(long M, long N, long K) {
