@@ -133,6 +133,24 @@ TEST_CASE("batch_norm: the fused plan recomputes the cheap ReLU mask and stores 
   CHECK(stored(fused, op::exp) >= 1);
 }
 
+// x's adjoint through batch norm is g·s + (x − μ)·2·(∂L/∂σ²)/n − s·Σg/n (the mean's path and the variance's meet
+// in per-channel values, see batch_norm.hpp): over the [batch, 7·6·6] map the fused plan has five sums (the two
+// statistics, Σg and Σg·(x − μ), and the convolution's bias gradient, Σ of x's adjoint) and two elementwise
+// passes, y and x's adjoint. The plain chain rule through x − μ had added a sum of the centered values' adjoint
+// and a pass adding it back (6 and 3).
+TEST_CASE("batch_norm: x's adjoint is one pass after one pass of channel sums", "[batch_norm][plan]") {
+  const plan& fused = cpu::train_step<wide_bn_cnn, momentum, fusion::fused>::compiled_plan();
+  int sums = 0, passes = 0;
+  for (int k = 0; k < fused.num_kernels; ++k) {
+    const kernel& K = fused.kernels[k];
+    if (K.domain.rows != batch || K.domain.cols != 7 * 6 * 6) continue;
+    sums += K.kind == kernel_kind::reduction;
+    passes += K.kind == kernel_kind::elementwise;
+  }
+  CHECK(sums == 5);
+  CHECK(passes == 2);
+}
+
 TEST_CASE("batch_norm: the step's running statistics feed the forward graph", "[batch_norm]") {
   cpu::train_step<bn_cnn, adam> step(adam{}, 3);
   std::vector<float> x(16 * 4);

@@ -56,10 +56,19 @@ struct batch_norm_expr {
     const int rows = b.shape(xi).rows == batch ? b.batch_size() : b.scalar(b.shape(xi).rows);
     const int count = b.mul(rows, b.scalar(L));
     const int mean = b.div(sum(xi), count);
-    const int centered = b.sub(xi, repeat(mean));
+    // y = (x − μ̄)·s + (bias + (μ̄ − μ)·s), μ̄ = stop_gradient(μ): the values of (x − μ)·s + bias (μ̄ − μ is 0), but
+    // the mean's gradient flows only through the per-channel term, and σ² is taken of x − μ̄. That drops
+    // ∂σ²/∂μ = −2·Σ(x − μ)/n, which is 0 at μ = mean(x) (in floats, a sum of rounding errors), so x's adjoint
+    //   g·s + (x − μ)·2·(∂L/∂σ²)/n − s·Σg/n
+    // needs only the channel sums of g and g·(x − μ), read in one pass, and then one elementwise pass, as in
+    // PyTorch's batch-norm backward; the plain chain rule through x − μ also summed the centered values' adjoint
+    // over the map and added it back, two more passes.
+    const int fixed_mean = b.stop_gradient(mean);
+    const int centered = b.sub(xi, repeat(fixed_mean));
     const int var = b.div(sum(b.mul(centered, centered)), count);
     const int scale = b.mul(w, b.pow(b.add(var, b.scalar(eps)), -0.5));
-    const int y = b.add(b.mul(centered, repeat(scale)), repeat(bi));
+    const int shift = b.add(bi, b.mul(b.sub(fixed_mean, mean), scale));
+    const int y = b.add(b.mul(centered, repeat(scale)), repeat(shift));
     const int keep = b.scalar(1 - momentum), m = b.scalar(momentum);
     // σ²·n/(n − 1); with a single value per channel (n = 1, where PyTorch refuses to train) σ² = 0, and the
     // divisor max(n − 1, 1) keeps it 0 instead of 0/0 poisoning running_var
