@@ -111,7 +111,7 @@ window random_window(std::mt19937& rng, bool large) {
 
 TEST_CASE("conv kernels: forward and both adjoints equal the element-wise definitions", "[conv][cpu]") {
   std::mt19937 rng(2024);
-  int flat = 0, direct = 0, blocked = 0;
+  int flat = 0, direct = 0, blocked = 0, narrow = 0;
   for (int trial = 0; trial < 240; ++trial) {
     const bool large = trial % 4 == 3;
     const window w = random_window(rng, large);
@@ -122,12 +122,16 @@ TEST_CASE("conv kernels: forward and both adjoints equal the element-wise defini
     flat += cpu::conv::is_flat_shift(w);
     direct += s.block == 1;
     blocked += n1 - n0 > 1 && s.block > 1;
+    narrow += cpu::conv::narrow_patch(s);  // the weight adjoint's per-(o, k) vectors rather than the product
     check_geometry(w, batch, n0, n1, rng);
   }
   // every path was taken, many times
   CHECK(flat > 60);
   CHECK(direct > 30);
   CHECK(blocked > 30);
+  INFO("windows whose weight adjoint took the narrow-patch path: " << narrow << " of 240");
+  CHECK(narrow > (cpu::lanes >= 8 ? 60 : 10));
+  CHECK(narrow < 230);
 }
 
 TEST_CASE("conv kernels: the Fashion-MNIST CNN's two convolutions", "[conv][cpu]") {

@@ -53,6 +53,11 @@ inline padded_maps padded_maps_of(const window& w, const sizes& s) {
 inline long patch_row_floats(const sizes& s) { return gemm_detail::round_up(s.block * s.L + lanes, 16); }
 inline constexpr long row_lag = 2, row_buffers = row_lag + 1;
 
+// Whether weight_adjoint keeps a vector of partial sums per (output channel, patch element), for a patch narrower
+// than a vector (see narrow_detail below), and the floats of those vectors.
+inline bool narrow_patch(const sizes& s) { return s.K < lanes; }
+inline long narrow_accumulator_floats(const window& w, const sizes& s) { return narrow_patch(s) ? w.o * s.K * lanes + 16 : 0; }
+
 // The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
 // (kiln_conv2d_dw) needs: a block's patches and group rows, the transposed weight (input_adjoint) and the
 // GEMM's workspace (FP32's or BF16's, whichever is larger).
@@ -68,7 +73,8 @@ inline std::size_t scratch_floats(int code, const window& w) {
   }
   if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
   const std::size_t bf16 = patches + gemm_bf16_workspace_floats(s.og, s.K, N);
-  const std::size_t fp32 = static_cast<std::size_t>(s.K * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats) +
+  const std::size_t fp32 = static_cast<std::size_t>(s.K * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats +
+                                                    narrow_accumulator_floats(w, s)) +
                            gemm_workspace_floats(s.K, s.og, N) + 3 * 16;
   return std::max(bf16, fp32);
 }
@@ -306,6 +312,58 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
   }
 }
 
+// ---- the weight gradient of a patch narrower than a vector (K = C/G·kh·kw < lanes: a first layer's 3×3 taps of
+// one channel). The transposed product of weight_adjoint would carry such a patch along the vector lanes, 9 of 16 in
+// use, at one broadcast of gy per multiply-add. Instead every (o, k) keeps a vector of partial sums along the map,
+//   acc[o, k] += gy_n[o, p : p + lanes) · patch_n[k, p : p + lanes)   for every sample n and column block p,
+// summed across its lanes once per call: every lane busy, no broadcasts, and TO output channels share each patch
+// load. Measured on a Xeon (family 6, model 167), the Fashion-MNIST CNN's first layer (1 → 32 channels, 3×3,
+// 28×28), 32 samples on one thread: 210-232 µs as the transposed product, 147-150 µs this way, where the products
+// wait on gy, read once (4×4 tiles of dot products, a horizontal sum per (o, k) and sample, were slower still).
+
+namespace narrow_detail {
+// The vectors acc[(o·KP + k)·lanes …] (TO channels) += rows[o·ld + p]·cols[k·ld + p] over columns p in [0, n),
+// lane by lane; reads past n are masked.
+template <int KP, int TO>
+inline void tile(const float* rows, const float* cols, long ld, long n, float* acc) {
+  // Plain unrolled loops rather than lambdas: g++ 12 kept lambda-captured accumulators in registers but also
+  // stored them to the stack on every column block.
+  vfloat a[TO][KP];
+#pragma GCC unroll 32
+  for (int i = 0; i < TO * KP; ++i) a[i / KP][i % KP] = load(acc + i * lanes);
+  const int tail = static_cast<int>(n % lanes);
+  for (long p = 0; p < n; p += lanes) {
+    const bool part = p + lanes > n;
+    vfloat g[TO];
+#pragma GCC unroll 32
+    for (int o = 0; o < TO; ++o) g[o] = part ? load_partial(rows + o * ld + p, tail) : load(rows + o * ld + p);
+#pragma GCC unroll 32
+    for (int k = 0; k < KP; ++k) {
+      const vfloat c = part ? load_partial(cols + k * ld + p, tail) : load(cols + k * ld + p);
+#pragma GCC unroll 32
+      for (int o = 0; o < TO; ++o) a[o][k] = fma(g[o], c, a[o][k]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < TO * KP; ++i) store(acc + i * lanes, a[i / KP][i % KP]);
+}
+// The og output channels of one group, TO at a time: as many as fit in the vector registers (32 with AVX-512, 16
+// below) with their KP accumulators, their gy vector and a patch vector.
+template <int KP>
+inline void accumulate(const float* rows, const float* cols, long og, long ld, float* acc) {
+  constexpr int registers = KILN_CPU_VECTOR_BITS == 512 ? 32 : 16;
+  constexpr int TO = std::max(1, (registers - 1) / (KP + 1));
+  long o = 0;
+  for (; o + TO <= og; o += TO) tile<KP, TO>(rows + o * ld, cols, ld, ld, acc + o * KP * lanes);
+  for (; o < og; ++o) tile<KP, 1>(rows + o * ld, cols, ld, ld, acc + o * KP * lanes);
+}
+template <int... P>
+inline void accumulate_any(long K, const float* rows, const float* cols, long og, long ld, float* acc,
+                           std::integer_sequence<int, P...>) {
+  ((K == P + 1 ? accumulate<P + 1>(rows, cols, og, ld, acc) : void()), ...);
+}
+}  // namespace narrow_detail
+
 // partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group; scratch: scratch_floats(kiln_conv2d_dw, w) floats.
 // In FP32 the sum is computed transposed, partialᵀ [K, O/G] = Σ cols_n · gy_nᵀ, into scratch and then transposed
 // once: the patches (cols, the larger operand) are read in place by the product's broadcasts, and only the
@@ -320,9 +378,12 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
     float* side = gemm_detail::align64(cols + s.K * N + lanes);
     float* sum_t = gemm_detail::align64(side + s.og * N);  // group g's partialᵀ at g·K·O/G
     float* padded = sum_t + s.K * w.o;
-    float* ws = padded + p.floats;
+    float* acc = gemm_detail::align64(padded + p.floats);  // narrow patches only: a vector per (o, k)
+    float* ws = padded + p.floats + narrow_accumulator_floats(w, s);
+    const bool narrow = narrow_patch(s);
     std::fill_n(padded, p.floats, 0.0f);
     std::fill_n(sum_t, s.K * w.o, 0.0f);
+    if (narrow) std::fill_n(acc, w.o * s.K * lanes, 0.0f);
     for (long n = n0; n < n1; n += s.block) {
       const long m = std::min(s.block, n1 - n), ld = m * s.L;
       for (long g = 0; g < w.groups; ++g) {
@@ -330,8 +391,16 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
         for (long k = 0; k < s.K; ++k) patch_row(w, s, p, padded, m, k, cols + k * ld);
         const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
         if (m > 1) gather_group(s, gy, n, m, g, side);
-        gemm(s.K, s.og, ld, matrix_view{cols, ld, 1}, matrix_view{rows, 1, ld}, sum_t + g * s.K * s.og, s.og, true, ws);
+        if (narrow)
+          narrow_detail::accumulate_any(s.K, rows, cols, s.og, ld, acc + g * s.og * s.K * lanes,
+                                        std::make_integer_sequence<int, lanes - 1>{});
+        else
+          gemm(s.K, s.og, ld, matrix_view{cols, ld, 1}, matrix_view{rows, 1, ld}, sum_t + g * s.K * s.og, s.og, true, ws);
       }
+    }
+    if (narrow) {
+      for (long i = 0; i < w.o * s.K; ++i) partial[i] = hsum(load(acc + i * lanes));
+      return;
     }
     for (long g = 0; g < w.groups; ++g)
       for (long o = 0; o < s.og; ++o)
