@@ -439,11 +439,18 @@ struct executor {
       };
       if (tasks == 1) return thread_pool::run_single(task);  // on this thread, through the one compiled copy of task
       c.pool->parallel_for(static_cast<int>(tasks), task);
+      // A vector of columns at a time, the tasks' partials added to 0 in task order (the same sums as one column at
+      // a time, −0 included). Column by column, the loop over tasks innermost stayed scalar: the CNN's batch-norm
+      // mean over [64, 25088] took 174-202 µs with it and 146-163 µs this way (kiln-bench --profile, a Xeon,
+      // family 6 model 167).
       for (int s = 0; s < Count; ++s)
-        for (long j = 0; j < C; ++j) {
-          float total = 0;
-          for (int t = 0; t < tasks; ++t) total += c.reduce_ws[t * c.reduce_ws_stride + s * output_stride + j];
-          out[s][j] = total;
+        for (long j = 0; j < C; j += lanes) {
+          const int n = static_cast<int>(std::min<long>(lanes, C - j));
+          const float* part = c.reduce_ws + s * output_stride + j;
+          vfloat total = splat<vfloat>(0.0f) + load_partial(part, n);
+          for (int t = 1; t < tasks; ++t) total += load_partial(part + t * c.reduce_ws_stride, n);
+          if (n == lanes) store(out[s] + j, total);
+          else store_partial(out[s] + j, total, n);
         }
     }
 
