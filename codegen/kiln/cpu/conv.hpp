@@ -322,18 +322,18 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
 // wait on gy, read once (4×4 tiles of dot products, a horizontal sum per (o, k) and sample, were slower still).
 
 namespace narrow_detail {
-// The vectors acc[(o·KP + k)·lanes …] (TO channels) += rows[o·ld + p]·cols[k·ld + p] over columns p in [0, n),
-// lane by lane; reads past n are masked.
+// The vectors acc[(o·KP + k)·lanes …] (TO channels) += rows[o·ld + p]·cols[k·ld + p] over columns p in [0, ld),
+// lane by lane; reads past ld are masked.
 template <int KP, int TO>
-inline void tile(const float* rows, const float* cols, long ld, long n, float* acc) {
+inline void tile(const float* rows, const float* cols, long ld, float* acc) {
   // Plain unrolled loops rather than lambdas: g++ 12 kept lambda-captured accumulators in registers but also
   // stored them to the stack on every column block.
   vfloat a[TO][KP];
 #pragma GCC unroll 32
   for (int i = 0; i < TO * KP; ++i) a[i / KP][i % KP] = load(acc + i * lanes);
-  const int tail = static_cast<int>(n % lanes);
-  for (long p = 0; p < n; p += lanes) {
-    const bool part = p + lanes > n;
+  const int tail = static_cast<int>(ld % lanes);
+  for (long p = 0; p < ld; p += lanes) {
+    const bool part = p + lanes > ld;
     vfloat g[TO];
 #pragma GCC unroll 32
     for (int o = 0; o < TO; ++o) g[o] = part ? load_partial(rows + o * ld + p, tail) : load(rows + o * ld + p);
@@ -354,8 +354,8 @@ inline void accumulate(const float* rows, const float* cols, long og, long ld, f
   constexpr int registers = KILN_CPU_VECTOR_BITS == 512 ? 32 : 16;
   constexpr int TO = std::max(1, (registers - 1) / (KP + 1));
   long o = 0;
-  for (; o + TO <= og; o += TO) tile<KP, TO>(rows + o * ld, cols, ld, ld, acc + o * KP * lanes);
-  for (; o < og; ++o) tile<KP, 1>(rows + o * ld, cols, ld, ld, acc + o * KP * lanes);
+  for (; o + TO <= og; o += TO) tile<KP, TO>(rows + o * ld, cols, ld, acc + o * KP * lanes);
+  for (; o < og; ++o) tile<KP, 1>(rows + o * ld, cols, ld, acc + o * KP * lanes);
 }
 template <int... P>
 inline void accumulate_any(long K, const float* rows, const float* cols, long og, long ld, float* acc,
@@ -382,8 +382,8 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
     float* ws = padded + p.floats + narrow_accumulator_floats(w, s);
     const bool narrow = narrow_patch(s);
     std::fill_n(padded, p.floats, 0.0f);
-    std::fill_n(sum_t, s.K * w.o, 0.0f);
     if (narrow) std::fill_n(acc, w.o * s.K * lanes, 0.0f);
+    else std::fill_n(sum_t, s.K * w.o, 0.0f);
     for (long n = n0; n < n1; n += s.block) {
       const long m = std::min(s.block, n1 - n), ld = m * s.L;
       for (long g = 0; g < w.groups; ++g) {
