@@ -114,6 +114,11 @@ TEST_CASE("batch_norm: column sums evaluated in another kernel's pass (wide maps
   // riders, so that the comparison below exercises them (batch 1 on one task, 7 and 64 split between threads)
   using plan_holder = cpu::train_step<wide_bn_cnn, momentum, fusion::fused>::plan_holder;
   STATIC_REQUIRE(cpu::executor<plan_holder>::rider_count() >= 2);
+  // and the kernels that read the per-channel mean, scale and shift as one value per channel (rows walked a
+  // channel of 36 columns at a time: 36 is not a whole number of vectors at 256 and 512 bits), a rider's host
+  // among them
+  STATIC_REQUIRE(cpu::executor<plan_holder>::channel_walk_count() >= 3);
+  STATIC_REQUIRE(cpu::executor<plan_holder>::channel_walk_count(true) >= 1);
   for (long batch : {1L, 7L, 64L}) kiln_test::compare_cnn<wide_bn_cnn, 36, 3>(batch, 17, momentum{.lr = 0.005, .momentum = 0.9});
 }
 

@@ -162,6 +162,53 @@ struct executor {
       return true;
     }
     static constexpr bool packed = packed_ok();
+
+    // Channel runs. A [1, C·L] row made by channel_repeat (batch norm's per-channel mean, scale and shift over
+    // maps of L = H·W positions) is L copies of each of C values. Read as a row, every vector of the kernel
+    // loads it again: the batch-norm passes over a [64, 25088] map loaded three to five such rows beside their
+    // one or two maps, and ran at 1.3-1.7 times their memory traffic. A kernel that reads one walks each row a
+    // channel at a time instead (a last vector of a channel partial when lanes do not divide L), and reads the
+    // repeat as its source's value for the channel, splat: the same values at the same elements, so the same
+    // bits. The source must still hold the value the repeat copied: a kernel's result is never overwritten, and
+    // a leaf is read only if nothing updates it in place between the repeat and this kernel.
+    static constexpr bool channel_repeat_source_ready(int id) {
+      const node& rep = P.g.nodes[id];
+      if (rep.kind != op::channel_repeat || !(rep.shape == dims{1, KR.domain.cols}) || P.kernel_of[id] < 0) return false;
+      const int src = rep.in[0];
+      if (P.assign[src] >= 0) return false;
+      if (ops::class_of(P.g.nodes[src].kind) == op_class::leaf) return !leaf_written_in(P.g.nodes[src].leaf, P.kernel_of[id], K + 1);
+      return P.materialized[src] && P.kernel_of[src] >= 0 && P.kernel_of[src] < K;
+    }
+    static constexpr bool reads_channel_repeat(int id) { return id >= 0 && slot_of(id) < 0 && channel_repeat_source_ready(id); }
+    // L of the channel repeats this kernel reads (all of one L), or 0: walk whole rows. Only for wide rows walked a
+    // vector at a time (flat and packed kernels and rows of at most 8 vectors, summed in registers, keep their
+    // walks), and not for random draws, which follow (row, column) in runs of a vector.
+    static constexpr long channel_run_of() {
+      if (flat || packed || KR.domain.cols < rider_min_columns) return 0;
+      if (!(KR.kind == kernel_kind::elementwise || KR.kind == kernel_kind::contraction || is_column_sum(K))) return 0;
+      long run = 0;
+      for (int j = 0; j < NB; ++j) {
+        const node& n = P.g.nodes[body_node(j)];
+        if (n.kind == op::random_uniform) return 0;
+        for (const int a : n.in)
+          if (reads_channel_repeat(a)) {
+            const window& w = P.g.windows[P.g.nodes[a].leaf];
+            const long L = static_cast<long>(w.h) * w.w;
+            if (run != 0 && run != L) return 0;
+            run = L;
+          }
+      }
+      return run >= lanes ? run : 0;
+    }
+    static constexpr long channel_run = channel_run_of();
+
+    // Where the run of columns starting at s ends (no later than j1): a row's vectors are taken lanes at a time
+    // within each run, so that with Run > 0 (a channel's columns) no vector spans two channels.
+    template <long Run>
+    static long run_end(long s, long j1) {
+      if constexpr (Run == 0) return j1;
+      else return std::min(j1, (s / Run + 1) * Run);
+    }
     // Lane l ← lane Index(l) of v (a compile-time permutation).
     template <long (*Index)(long), std::size_t... L>
     static vfloat permute(vfloat v, std::index_sequence<L...>) {
@@ -191,6 +238,8 @@ struct executor {
         const float* base = c.buf[Id];
         if constexpr (sh.cols == 1 && sh.rows == 1) {
           return splat<V>(base[0]);
+        } else if constexpr (channel_run > 0 && reads_channel_repeat(Id)) {  // [c0, c0 + n) lies in one channel
+          return splat<V>(c.buf[P.g.nodes[Id].in[0]][c0 / channel_run]);
         } else if constexpr (Packed && sh.rows == 1 && !(sh == KR.domain)) {  // the row [1, C], repeated
           return permute<column_of_lane>(load_partial<V>(base, packed_cols), std::make_index_sequence<lanes>{});
         } else if constexpr (Packed && sh.cols == 1 && !(sh == KR.domain)) {  // the column [rows, 1], each value C times
@@ -333,7 +382,10 @@ struct executor {
           return;
         }
       for (long r = r0; r < r1; ++r)
-        for (long c0 = j0; c0 < j1; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, j1 - c0)), nullptr);
+        for (long s = j0, e; s < j1; s = e) {
+          e = run_end<channel_run>(s, j1);
+          for (long c0 = s; c0 < e; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, e - c0)), nullptr);
+        }
     }
 
     static void run_elementwise(const context& c) {
@@ -389,7 +441,10 @@ struct executor {
             }
           } else {
             for (long r = b; r < e; ++r)
-              for (long c0 = 0; c0 < C; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, C - c0)), acc);
+              for (long s = 0, t; s < C; s = t) {
+                t = run_end<channel_run>(s, C);
+                for (long c0 = s; c0 < t; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, t - c0)), acc);
+              }
           }
         });
       } else {
@@ -456,7 +511,7 @@ struct executor {
 
     // This kernel's work on row r, columns [c0, c0 + n): its body and stores (an elementwise kernel, or a
     // contraction's epilogue), or a column sum's (sum_rows) terms added to acc, its partial sums.
-    static void at(const context& c, long r, long c0, int n, [[maybe_unused]] float* acc) {
+    [[gnu::always_inline]] static void at(const context& c, long r, long c0, int n, [[maybe_unused]] float* acc) {
       vfloat vals[NB > 0 ? NB : 1];
       eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
       if constexpr (KR.kind != kernel_kind::reduction) {
@@ -477,12 +532,19 @@ struct executor {
       constexpr long C = KR.domain.cols;
       const long rows = resolve(KR.domain.rows, c.batch);
       const long work = rows * C * (NB + rider::NB + 2);
+      // the walk by channels if either reads channel repeats (both read their repeats of the same maps)
+      static_assert(channel_run == 0 || rider::channel_run == 0 || channel_run == rider::channel_run,
+                    "kiln cpu: a column sum riding in a kernel over maps of another size");
+      constexpr long run = channel_run > 0 ? channel_run : rider::channel_run;
       auto pass = [&](long b, long e, float* acc, float* rider_acc) {
         for (long r = b; r < e; ++r)
-          for (long c0 = 0; c0 < C; c0 += lanes) {
-            const int n = static_cast<int>(std::min<long>(lanes, C - c0));
-            at(c, r, c0, n, acc);
-            rider::at(c, r, c0, n, rider_acc);
+          for (long s = 0, t; s < C; s = t) {
+            t = run_end<run>(s, C);
+            for (long c0 = s; c0 < t; c0 += lanes) {
+              const int n = static_cast<int>(std::min<long>(lanes, t - c0));
+              at(c, r, c0, n, acc);
+              rider::at(c, r, c0, n, rider_acc);
+            }
           }
       };
       float* rider_out = c.buf[rider::KR.anchor];
@@ -645,6 +707,15 @@ struct executor {
   static constexpr rider_map riders = find_riders();
   // How many column sums run in another kernel's pass (what tests check is exercised).
   static constexpr int rider_count() { return riders.count; }
+  // How many kernels walk their rows a channel at a time, reading channel repeats as one value per channel, and
+  // how many of them carry a rider (what tests check is exercised).
+  template <std::size_t... K>
+  static constexpr int count_channel_walks(bool hosts_only, std::index_sequence<K...>) {
+    return ((kernel_impl<static_cast<int>(K)>::channel_run > 0 && (!hosts_only || riders.rider_of[K] >= 0) ? 1 : 0) + ... + 0);
+  }
+  static constexpr int channel_walk_count(bool hosts_only = false) {
+    return count_channel_walks(hosts_only, std::make_index_sequence<N>{});
+  }
 
   // Kernel k as a function pointer: the table both run() and run_profiled() call through, so that a profiled
   // step executes the very same machine code (an inlined copy could contract a·b + c into an FMA differently
