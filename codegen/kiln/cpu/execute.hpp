@@ -166,10 +166,10 @@ struct executor {
     // Channel runs. A [1, C·L] row made by channel_repeat (batch norm's per-channel mean, scale and shift over
     // maps of L = H·W positions) is L copies of each of C values. Read as a row, every vector of the kernel
     // loads it again: the batch-norm passes over a [64, 25088] map loaded three to five such rows beside their
-    // one or two maps, and ran at 1.3-1.7 times their memory traffic. A kernel that reads one walks each row a
-    // channel at a time instead (a last vector of a channel partial when lanes do not divide L), and reads the
-    // repeat as its source's value for the channel, splat: the same values at the same elements, so the same
-    // bits. The source must still hold the value the repeat copied: a kernel's result is never overwritten, and
+    // one or two maps, and in a harness ran at 1.3-1.7 times their memory traffic. A kernel that reads one walks
+    // each row a channel at a time instead (a last vector of a channel partial when lanes do not divide L), and
+    // reads the repeat as its source's value for the channel, splat: the same values at the same elements, so the
+    // same bits. The source must still hold the value the repeat copied: a kernel's result is never overwritten, and
     // a leaf is read only if nothing updates it in place between the repeat and this kernel.
     static constexpr bool channel_repeat_source_ready(int id) {
       const node& rep = P.g.nodes[id];
@@ -177,7 +177,7 @@ struct executor {
       const int src = rep.in[0];
       if (P.assign[src] >= 0) return false;
       if (ops::class_of(P.g.nodes[src].kind) == op_class::leaf) return !leaf_written_in(P.g.nodes[src].leaf, P.kernel_of[id], K + 1);
-      return P.materialized[src] && P.kernel_of[src] >= 0 && P.kernel_of[src] < K;
+      return P.materialized[src];  // computed before the repeat's kernel, which read it
     }
     static constexpr bool reads_channel_repeat(int id) { return id >= 0 && slot_of(id) < 0 && channel_repeat_source_ready(id); }
     // L of the channel repeats this kernel reads (all of one L), or 0: walk whole rows. Only for wide rows walked a
@@ -510,7 +510,8 @@ struct executor {
     }
 
     // This kernel's work on row r, columns [c0, c0 + n): its body and stores (an elementwise kernel, or a
-    // contraction's epilogue), or a column sum's (sum_rows) terms added to acc, its partial sums.
+    // contraction's epilogue), or a column sum's (sum_rows) terms added to acc, its partial sums. Always inlined
+    // into the loops over a row: left to g++, it was a call per vector, every operand's address reloaded from c.
     [[gnu::always_inline]] static void at(const context& c, long r, long c0, int n, [[maybe_unused]] float* acc) {
       vfloat vals[NB > 0 ? NB : 1];
       eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
