@@ -22,9 +22,6 @@
 #include <kiln/cpu/render.hpp>
 #include <kiln/cuda/step.hpp>
 #include <kiln/cpu/trainer.hpp>
-#if KILN_HAVE_MPI
-#include <kiln/dist/mpi.hpp>
-#endif
 
 #include <algorithm>
 #include <charconv>
@@ -182,57 +179,11 @@ inline kiln::cpu::precision arithmetic(const arguments& args) {
   return args.precision == "bf16" ? kiln::cpu::precision::bf16 : kiln::cpu::precision::fp32;
 }
 
-#if KILN_HAVE_MPI
-// --distributed: the same training, data-parallel over the MPI job's ranks; rank 0 prints and writes.
-template <class Loss, class Logits>
-int run_distributed(int argc, char** argv, const arguments& args, const std::string& model) {
-  kiln::dist::mpi_communicator comm(&argc, &argv);
-  try {
-    const splits data = load_splits(args);
-    kiln::train::options opt;
-    opt.epochs = args.epochs;
-    opt.batch_size = args.batch;
-    opt.seed = args.seed;
-    opt.out_dir = args.out;
-    opt.keep_best = true;
-    opt.title = "Fashion-MNIST, " + model + ", data-parallel over " + std::to_string(comm.size()) + " ranks";
-    using optimizer = kiln::data_parallel<kiln::adam>;
-    kiln::cpu::thread_pool pool(comm.threads_per_rank());  // the machine's cores shared between its ranks
-    kiln::train::trainer<Loss, optimizer, Logits> trainer(optimizer{.inner = {.lr = args.lr}}, opt);
-    trainer.set_communicator(comm, kiln::cpu::data_parallel_options{.shard_optimizer_state = args.zero});
-    trainer.step().set_thread_pool(pool);
-    trainer.step().set_precision(arithmetic(args));
-    if (comm.is_root()) std::printf("products: %s\n", trainer.step().precision_text().c_str());
-    if (comm.is_root())
-      std::printf("data-parallel over %d ranks (MPI, %s): global batch %ld, about %ld rows per rank, %d threads per rank; "
-                  "%d gradient buckets\n",
-                  comm.size(), comm.overlaps() ? "sums overlap the backward pass" : "sums on the calling thread",
-                  args.batch, args.batch / comm.size(), comm.threads_per_rank(), trainer.step().collectives()->num_buckets());
-    if (const kiln::cpu::optimizer_shards* s = trainer.step().shards(); s && comm.is_root())
-      std::printf("ZeRO-1: rank 0 holds %ld of the %ld Adam state values\n", s->state_floats_held,
-                  s->state_floats);
-    const auto t0 = std::chrono::steady_clock::now();
-    trainer.fit(data.train, data.validation);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const kiln::train::evaluation test = trainer.evaluate(data.test);
-    const kiln::cpu::collective_stats& st = trainer.step().collectives()->stats();
-    if (comm.is_root()) {
-      const double steps = static_cast<double>(std::max(1L, st.steps));
-      std::printf("trained in %.1f s; per step: %.0f gradient values summed in %.1f buckets, %.1f us spent in sums on the "
-                  "communication thread, %.1f us of it not hidden behind the backward pass\n",
-                  seconds, st.floats / steps, static_cast<double>(st.buckets) / steps, comm.communication_seconds() / steps * 1e6,
-                  st.wait_seconds / steps * 1e6);
-      std::printf("wrote %s (checkpoint), %s/log.csv and %s/curves.svg\n", trainer.checkpoint_path().c_str(), args.out.c_str(),
-                  args.out.c_str());
-      std::printf("test loss: %.4f\n", test.loss);
-      std::printf("test accuracy: %.4f\n", test.accuracy);
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    comm.abort(e.what());
-  }
-}
-#endif
+// --distributed: the same training, data-parallel over the MPI job's ranks; rank 0 prints and writes. Each program
+// defines it for its model in its own translation unit (examples/<program>/distributed.cpp, with
+// fashion_mnist_demo_distributed.hpp): the data-parallel step is a third of the demo's compile time, and compiled
+// beside the rest it made one translation unit of over a minute.
+int run_distributed(int argc, char** argv, const arguments& args, const std::string& model);
 
 // Trains the model whose loss is Loss and whose predictions are Logits (inputs "x" [batch, 784], labels "y") on
 // Fashion-MNIST as the arguments say, and prints what it reached. `model` describes it in the log and the plot.
@@ -240,15 +191,7 @@ template <class Loss, class Logits>
 int run(int argc, char** argv, const std::string& name, const std::string& model, const std::string& default_out = "out") {
   program = name;
   const arguments args = parse(argc, argv, default_out);
-  if (args.distributed) {
-#if KILN_HAVE_MPI
-    return run_distributed<Loss, Logits>(argc, argv, args, model);
-#else
-    std::fprintf(stderr, "%s: --distributed: this build has no MPI (apt-get install libopenmpi-dev openmpi-bin, then configure again)\n",
-                 program.c_str());
-    return 2;
-#endif
-  }
+  if (args.distributed) return run_distributed(argc, argv, args, model);
   using trainer_type = kiln::train::trainer<Loss, kiln::adam, Logits>;
   using gpu_step = kiln::cuda::train_step<Loss, kiln::adam>;
   using gpu_unfused_step = kiln::cuda::train_step<Loss, kiln::adam, kiln::fusion::unfused>;
