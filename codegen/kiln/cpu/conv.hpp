@@ -57,6 +57,11 @@ inline constexpr long row_lag = 2, row_buffers = row_lag + 1;
 // than a vector (see narrow_detail below), and the floats of those vectors.
 inline bool narrow_patch(const sizes& s) { return s.K < lanes; }
 inline long narrow_accumulator_floats(const window& w, const sizes& s) { return narrow_patch(s) ? w.o * s.K * lanes + 16 : 0; }
+// The patch rows weight_adjoint holds at a time in FP32: a few rows of a block's patches are built and then
+// multiplied while they are in cache, rather than all K rows written out and read back (the product's register
+// tiles take mr rows; 8, 16 and 32 rows measured alike); a narrow patch's K rows all at once.
+inline constexpr long weight_patch_chunk = 16;
+inline long weight_patch_rows(const sizes& s) { return narrow_patch(s) ? s.K : std::min(s.K, weight_patch_chunk); }
 
 // The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
 // (kiln_conv2d_dw) needs: a block's patches and group rows, the transposed weight (input_adjoint) and the
@@ -73,9 +78,9 @@ inline std::size_t scratch_floats(int code, const window& w) {
   }
   if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
   const std::size_t bf16 = patches + gemm_bf16_workspace_floats(s.og, s.K, N);
-  const std::size_t fp32 = static_cast<std::size_t>(s.K * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats +
+  const std::size_t fp32 = static_cast<std::size_t>(weight_patch_rows(s) * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats +
                                                     narrow_accumulator_floats(w, s)) +
-                           gemm_workspace_floats(s.K, s.og, N) + 3 * 16;
+                           gemm_packed_b_floats(s.og, N) + 5 * 16;
   return std::max(bf16, fp32);
 }
 
@@ -177,16 +182,21 @@ inline void pad_samples(const window& w, const sizes& s, const padded_maps& p, c
 inline void patch_row(const window& w, const sizes& s, const padded_maps& p, const float* padded, long m, long k, float* row) {
   const long ci = k / (w.kh * w.kw);
   const int a = static_cast<int>(k / w.kw % w.kh), b = static_cast<int>(k % w.kw);
-  const int OH = w.oh(), OW = w.ow();
-  for (long t = 0; t < m; ++t) {
-    const float* map = padded + (t * s.cg + ci) * p.map + static_cast<long>(a) * w.dh * p.cols + static_cast<long>(b) * w.dw;
-    float* out = row + t * s.L;
-    for (int i = 0; i < OH; ++i, out += OW) {
-      const float* in = map + static_cast<long>(i) * w.sh * p.cols;
-      if (w.sw == 1)
-        for (int j = 0; j < OW; j += lanes) store(out + j, load(in + j));
+  const long OH = w.oh(), OW = w.ow(), L = s.L, in_step = w.sh * p.cols, sw = w.sw, map_floats = s.cg * p.map;
+  const float* map = padded + ci * p.map + static_cast<long>(a) * w.dh * p.cols + static_cast<long>(b) * w.dw;
+  if (sw == 1 && OW <= lanes) {  // a map narrower than a vector (14×14 after a 2×2 pool): one copy per output row
+    for (long t = 0; t < m; ++t, map += map_floats, row += L)
+      for (long i = 0; i < OH; ++i) store(row + i * OW, load(map + i * in_step));
+    return;
+  }
+  for (long t = 0; t < m; ++t, map += map_floats, row += L) {
+    float* out = row;
+    for (long i = 0; i < OH; ++i, out += OW) {
+      const float* in = map + i * in_step;
+      if (sw == 1)
+        for (long j = 0; j < OW; j += lanes) store(out + j, load(in + j));
       else
-        for (int j = 0; j < OW; ++j) out[j] = in[static_cast<long>(j) * w.sw];
+        for (long j = 0; j < OW; ++j) out[j] = in[j * sw];
     }
   }
 }
@@ -374,12 +384,13 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
   const long N = s.block * s.L;
   if (products == bf16_path::fp32) {
     const padded_maps p = padded_maps_of(w, s);
-    float* cols = gemm_detail::align64(scratch);  // and lanes floats of slack for patch_row's last run
-    float* side = gemm_detail::align64(cols + s.K * N + lanes);
+    const long patch_rows = weight_patch_rows(s);
+    float* cols = gemm_detail::align64(scratch);  // patch_rows rows, and lanes floats of slack for patch_row's last run
+    float* packed = gemm_detail::align64(cols + patch_rows * N + lanes);  // the block's gy rows as the product's B
+    float* side = gemm_detail::align64(packed + gemm_packed_b_floats(s.og, N));
     float* sum_t = gemm_detail::align64(side + s.og * N);  // group g's partialᵀ at g·K·O/G
     float* padded = sum_t + s.K * w.o;
     float* acc = gemm_detail::align64(padded + p.floats);  // narrow patches only: a vector per (o, k)
-    float* ws = padded + p.floats + narrow_accumulator_floats(w, s);
     const bool narrow = narrow_patch(s);
     std::fill_n(padded, p.floats, 0.0f);
     if (narrow) std::fill_n(acc, w.o * s.K * lanes, 0.0f);
@@ -388,14 +399,21 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
       const long m = std::min(s.block, n1 - n), ld = m * s.L;
       for (long g = 0; g < w.groups; ++g) {
         pad_samples(w, s, p, x + n * s.in_row, m, g, padded);
-        for (long k = 0; k < s.K; ++k) patch_row(w, s, p, padded, m, k, cols + k * ld);
         const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
         if (m > 1) gather_group(s, gy, n, m, g, side);
-        if (narrow)
+        if (narrow) {
+          for (long k = 0; k < s.K; ++k) patch_row(w, s, p, padded, m, k, cols + k * ld);
           narrow_detail::accumulate_any(s.K, rows, cols, s.og, ld, acc + g * s.og * s.K * lanes,
                                         std::make_integer_sequence<int, lanes - 1>{});
-        else
-          gemm(s.K, s.og, ld, matrix_view{cols, ld, 1}, matrix_view{rows, 1, ld}, sum_t + g * s.K * s.og, s.og, true, ws);
+          continue;
+        }
+        // gy's rows packed once per block; then the patches patch_rows at a time, each multiplied while in L1.
+        gemm_pack_b(s.og, ld, matrix_view{rows, 1, ld}, packed);
+        for (long k0 = 0; k0 < s.K; k0 += patch_rows) {
+          const long r = std::min(patch_rows, s.K - k0);
+          for (long k = 0; k < r; ++k) patch_row(w, s, p, padded, m, k0 + k, cols + k * ld);
+          gemm_prepacked(r, s.og, ld, matrix_view{cols, ld, 1}, packed, sum_t + (g * s.K + k0) * s.og, s.og, true);
+        }
       }
     }
     if (narrow) {
