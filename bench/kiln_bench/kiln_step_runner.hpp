@@ -12,8 +12,8 @@
 
 namespace kiln_bench {
 
-// The kernels of a compiled plan as a profile names them: kind and domain, and a column sum evaluated in another
-// kernel's pass (executor riders) marked, its time being that kernel's.
+// The kernels of a compiled plan as a profile names them: kind and domain, and a column sum or a window op evaluated
+// in another kernel's pass (executor riders and followers) marked, its time being that kernel's.
 template <class PlanHolder>
 std::vector<std::string> kernel_labels() {
   const kiln::plan& p = PlanHolder::value;
@@ -23,6 +23,8 @@ std::vector<std::string> kernel_labels() {
     std::string name = kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain);
     if (executor::riders.rider_of[k] >= 0) name += " +k" + std::to_string(executor::riders.rider_of[k]) + "'s sum";
     if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
+    if (executor::followers.follower_of[k] >= 0) name += " +k" + std::to_string(executor::followers.follower_of[k]);
+    if (executor::followers.leader_of[k] >= 0) name += " (in k" + std::to_string(executor::followers.leader_of[k]) + ")";
     names.push_back(name);
   }
   return names;

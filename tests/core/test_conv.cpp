@@ -40,6 +40,18 @@ struct geometry_cnn {
   }
 };
 
+// conv → batch_norm → relu → max_pool → tanh → conv → gelu → avg_pool → batch_norm → relu → dense: the CPU
+// schedule runs each pooling and each pooling's input adjoint in the pass of the kernel that stores its map
+// (executor followers): the max-pool in that of batch norm's y, the average pool in the gelu's, their adjoints in
+// those of the tanh's and batch norm's input adjoints
+struct chained_cnn {
+  constexpr auto operator()() const {
+    return cross_entropy(nn::sequential(conv2d<2, 4, 3, 1, 1>{}, batch_norm<4>{}, relu, max_pool2d<2>{}, kiln::tanh, conv2d<4, 4, 3, 1, 1>{},
+                                        kiln::gelu, avg_pool2d<2, 1, 1>{}, batch_norm<4>{}, relu, flatten, dense<3>{})(image<2, 6, 6>("x")),
+                         labels<3>("y"));
+  }
+};
+
 struct conv_only { constexpr auto operator()() const { return conv2d<1, 1, 2, 1, 0, 1, 1, false>("c")(image<1, 3, 3>("x")); } };
 struct pool_only { constexpr auto operator()() const { return max_pool2d<2, 1>{}(image<1, 2, 3>("x")); } };
 
@@ -130,4 +142,65 @@ TEST_CASE("nn::torch_sequential names parameters and state as torch.nn.Sequentia
   // layer given a name keeps it
   CHECK(names == std::vector<std::string>{"0.weight", "1.bias", "1.num_batches_tracked", "1.running_mean", "1.running_var",
                                           "1.weight", "5.bias", "5.weight", "head.bias", "head.weight"});
+}
+
+// Follower K of a program's plan (a pooling run in its leader's pass): its output after the step, against the
+// pooling run on its own over the whole batch from the same inputs, bit for bit.
+template <class PlanHolder, int K>
+void check_follower(const cpu::program<PlanHolder>& prog, long batch) {
+  if constexpr (cpu::executor<PlanHolder>::followers.leader_of[K] >= 0) {
+    constexpr const plan& P = PlanHolder::value;
+    constexpr node nd = P.g.nodes[P.kernels[K].anchor];
+    static constexpr window w = P.g.windows[nd.leaf];
+    INFO("kernel " << K << " (" << ops::name_of(nd.kind) << ")");
+    const long n = batch * nd.shape.cols;
+    std::vector<float> alone(static_cast<std::size_t>(n));
+    cpu::window_rows<ops::window_code_of(nd.kind), w>(prog.node_value(nd.in[0]), nd.in[1] >= 0 ? prog.node_value(nd.in[1]) : nullptr,
+                                                      alone.data(), 0, batch, nullptr);
+    const float* in_pass = prog.node_value(P.kernels[K].anchor);
+    CHECK(std::equal(alone.begin(), alone.end(), in_pass));
+  }
+}
+template <class PlanHolder, std::size_t... K>
+void check_followers(const cpu::program<PlanHolder>& prog, long batch, std::index_sequence<K...>) {
+  (check_follower<PlanHolder, static_cast<int>(K)>(prog, batch), ...);
+}
+
+// The poolings that run in the pass of the kernel storing their map (executor followers) give the same bits as
+// pooling the whole batch on its own after the step, at a batch of 1 (one task), 7 and 40 (split between threads);
+// and the step equals the reference.
+TEST_CASE("conv and pooling: poolings in the pass of the kernel storing their map == pooled apart, bit for bit", "[conv][backend]") {
+  using plan_holder = cpu::train_step<chained_cnn, momentum, fusion::fused>::plan_holder;
+  using exec = cpu::executor<plan_holder>;
+  const plan& P = plan_holder::value;
+  STATIC_REQUIRE(exec::follower_count() >= 4);
+  std::vector<op> followed;
+  for (int k = 0; k < P.num_kernels; ++k)
+    if (exec::followers.leader_of[k] >= 0) followed.push_back(P.g.nodes[P.kernels[k].anchor].kind);
+  for (const op kind : {op::max_pool2d, op::max_pool2d_dx, op::avg_pool2d, op::avg_pool2d_dx})
+    CHECK(std::count(followed.begin(), followed.end(), kind) == 1);
+  const momentum opt{.lr = 0.05, .momentum = 0.9};
+  std::vector<float> hypers(16);
+  {
+    std::vector<double> h(16);
+    opt.hypers(1, h.data());
+    std::copy(h.begin(), h.end(), hypers.begin());
+  }
+  for (long batch : {1L, 7L, 40L}) {
+    INFO("batch " << batch);
+    std::mt19937 rng(static_cast<unsigned>(batch));
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    std::vector<std::vector<float>> leaves(static_cast<std::size_t>(P.g.num_leaves));
+    for (int l = 0; l < P.g.num_leaves; ++l) {
+      const leaf_info& info = P.g.leaves[l];
+      auto& v = leaves[static_cast<std::size_t>(l)];
+      v.resize(static_cast<std::size_t>(cpu::resolve(info.shape.rows, batch) * cpu::resolve(info.shape.cols, batch)));
+      for (auto& e : v) e = info.kind == leaf_kind::labels ? static_cast<float>(rng() % 3) : normal(rng);
+    }
+    auto prog = std::make_unique<cpu::program<plan_holder>>();
+    for (int l = 0; l < P.g.num_leaves; ++l) prog->bind_leaf(l, leaves[static_cast<std::size_t>(l)].data());
+    prog->run(batch, hypers.data());
+    check_followers(*prog, batch, std::make_index_sequence<plan_holder::value.num_kernels>{});
+    kiln_test::compare_cnn<chained_cnn, 72, 3>(batch, 83, opt);
+  }
 }
