@@ -1,7 +1,8 @@
 // Convolution and pooling (nn/conv.hpp, ops/window.hpp, ops/window_math.hpp): forward values against closed
 // forms, the max-pool tie rule, gradients against finite differences in double (stride, padding, dilation,
-// groups, padded pooling borders, a batch of 1), and the CPU backend fused and unfused against the reference over
-// several Adam steps. PyTorch's layers: tests/torch/test_layers_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
+// groups, padded pooling borders, a batch of 1), the CPU backend fused and unfused against the reference over
+// several Adam steps, and poolings run in the pass of the kernel that stores their map against pooling apart.
+// PyTorch's layers: tests/torch/test_layers_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
 #include "cnn_compare.hpp"
 #include "gradcheck.hpp"
 
