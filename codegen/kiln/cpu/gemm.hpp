@@ -351,10 +351,15 @@ inline void gemm_dot(long M, long N, long K, matrix_view A, matrix_view B, float
         const int n = static_cast<int>(K - k);
         step(k, [n](const float* p) { return load_partial(p, n); });
       }
+      // The sums are taken at constant indices: indexing acc by the run-time rows and cols would make GCC keep it
+      // in memory and store every accumulator in every step of the k loop. Measured on a Xeon with AVX-512 (a
+      // harness with run-time sizes, 784→128): 4 rows 12.1 → 6.4 µs, 16 rows 51.1 → 25.6 µs.
+      float sums[tm][tn];
+      unroll<tm>([&](auto r) { unroll<tn>([&](auto c) { sums[r][c] = hsum(acc[r][c]); }); });
       for (int r = 0; r < rows; ++r)
         for (int c = 0; c < cols; ++c) {
           float& out = C[(i0 + r) * ldc + j0 + c];
-          out = accumulate ? out + hsum(acc[r][c]) : hsum(acc[r][c]);
+          out = accumulate ? out + sums[r][c] : sums[r][c];
         }
     }
   }
