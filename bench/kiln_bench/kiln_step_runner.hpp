@@ -13,7 +13,8 @@
 namespace kiln_bench {
 
 // The kernels of a compiled plan as a profile names them: kind and domain, and a column sum or a window op evaluated
-// in another kernel's pass (executor riders and followers) marked, its time being that kernel's.
+// in another kernel's pass (executor riders and followers) marked, its time being that kernel's; a max-pool that
+// keeps its windows' argmax for its adjoint (executor corners) marked "argmax", that adjoint "by argmax".
 template <class PlanHolder>
 std::vector<std::string> kernel_labels() {
   const kiln::plan& p = PlanHolder::value;
@@ -25,6 +26,8 @@ std::vector<std::string> kernel_labels() {
     if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
     if (executor::followers.follower_of[k] >= 0) name += " +k" + std::to_string(executor::followers.follower_of[k]);
     if (executor::followers.leader_of[k] >= 0) name += " (in k" + std::to_string(executor::followers.leader_of[k]) + ")";
+    if (executor::corners.reader_of[k] >= 0) name += " argmax";
+    if (executor::corners.source_of[k] >= 0) name += " by argmax";
     names.push_back(name);
   }
   return names;

@@ -1,7 +1,8 @@
 // Convolution and pooling (nn/conv.hpp, ops/window.hpp, ops/window_math.hpp): forward values against closed
 // forms, the max-pool tie rule, gradients against finite differences in double (stride, padding, dilation,
 // groups, padded pooling borders, a batch of 1), the CPU backend fused and unfused against the reference over
-// several Adam steps, and poolings run in the pass of the kernel that stores their map against pooling apart.
+// several Adam steps, and poolings run in the pass of the kernel that stores their map against pooling apart
+// (and a max-pool that keeps its corners for its adjoint against the map stored).
 // PyTorch's layers: tests/torch/test_layers_torch.cpp; CUDA: tests/cuda/test_cuda_codegen_layers.cpp.
 #include "cnn_compare.hpp"
 #include "gradcheck.hpp"
@@ -10,8 +11,11 @@
 #include <kiln/train/checkpoint.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
+#include <vector>
 
 using namespace kiln;
 
@@ -149,7 +153,9 @@ TEST_CASE("nn::torch_sequential names parameters and state as torch.nn.Sequentia
 // pooling run on its own over the whole batch from the same inputs, bit for bit.
 template <class PlanHolder, int K>
 void check_follower(const cpu::program<PlanHolder>& prog, long batch) {
-  if constexpr (cpu::executor<PlanHolder>::followers.leader_of[K] >= 0) {
+  // (a max-pool keeping its corners, and its adjoint, have no map to pool again: check_corners)
+  using exec = cpu::executor<PlanHolder>;
+  if constexpr (exec::followers.leader_of[K] >= 0 && exec::corners.reader_of[K] < 0 && exec::corners.source_of[K] < 0) {
     constexpr const plan& P = PlanHolder::value;
     constexpr node nd = P.g.nodes[P.kernels[K].anchor];
     static constexpr window w = P.g.windows[nd.leaf];
@@ -167,9 +173,39 @@ void check_followers(const cpu::program<PlanHolder>& prog, long batch, std::inde
   (check_follower<PlanHolder, static_cast<int>(K)>(prog, batch), ...);
 }
 
+// Max-pool K keeps its windows' corners for its adjoint (executor argmax pooling), so that its map is never stored:
+// against a masked run of the same step (every kernel apart, the map stored), whose forward has the same bits (its
+// column sums ride in no other pass), the pooled map, the corners (those of the stored map) and the adjoint
+// scattered by them (against max-pool's adjoint of the stored map, from the same output adjoint), bit for bit.
+template <class PlanHolder, int K>
+void check_corners(const cpu::program<PlanHolder>& kept, const cpu::program<PlanHolder>& apart, long batch) {
+  constexpr int reader = cpu::executor<PlanHolder>::corners.reader_of[K];
+  if constexpr (reader >= 0) {
+    constexpr const plan& P = PlanHolder::value;
+    constexpr node pool = P.g.nodes[P.kernels[K].anchor], adjoint = P.g.nodes[P.kernels[reader].anchor];
+    static constexpr window w = P.g.windows[pool.leaf];
+    INFO("max-pool kernel " << K << ", its adjoint kernel " << reader);
+    const auto same = [](const float* a, const float* b, long n) { return std::memcmp(a, b, static_cast<std::size_t>(n) * sizeof(float)) == 0; };
+    const float* map = apart.node_value(pool.in[0]);
+    CHECK(same(kept.node_value(P.kernels[K].anchor), apart.node_value(P.kernels[K].anchor), batch * pool.shape.cols));
+    const long bytes = batch * cpu::pool::argmax_bytes_per_sample<w>;
+    std::vector<float> pooled(static_cast<std::size_t>(batch * pool.shape.cols));
+    std::vector<std::uint8_t> corners(static_cast<std::size_t>(bytes));
+    cpu::pool::max_forward_argmax<w>(map, pooled.data(), corners.data(), batch);
+    CHECK(std::memcmp(kept.node_value(pool.in[0]), corners.data(), static_cast<std::size_t>(bytes)) == 0);
+    std::vector<float> gx(static_cast<std::size_t>(batch * adjoint.shape.cols));
+    cpu::pool::max_adjoint<w>(map, kept.node_value(adjoint.in[1]), gx.data(), 0, batch);
+    CHECK(same(kept.node_value(P.kernels[reader].anchor), gx.data(), batch * adjoint.shape.cols));
+  }
+}
+template <class PlanHolder, std::size_t... K>
+void check_all_corners(const cpu::program<PlanHolder>& kept, const cpu::program<PlanHolder>& apart, long batch, std::index_sequence<K...>) {
+  (check_corners<PlanHolder, static_cast<int>(K)>(kept, apart, batch), ...);
+}
+
 // The poolings that run in the pass of the kernel storing their map (executor followers) give the same bits as
 // pooling the whole batch on its own after the step, at a batch of 1 (one task), 7 and 40 (split between threads);
-// and the step equals the reference.
+// the max-pool keeps its corners (check_corners); and the step equals the reference.
 TEST_CASE("conv and pooling: poolings in the pass of the kernel storing their map == pooled apart, bit for bit", "[conv][backend]") {
   using plan_holder = cpu::train_step<chained_cnn, momentum, fusion::fused>::plan_holder;
   using exec = cpu::executor<plan_holder>;
@@ -180,6 +216,8 @@ TEST_CASE("conv and pooling: poolings in the pass of the kernel storing their ma
     if (exec::followers.leader_of[k] >= 0) followed.push_back(P.g.nodes[P.kernels[k].anchor].kind);
   for (const op kind : {op::max_pool2d, op::max_pool2d_dx, op::avg_pool2d, op::avg_pool2d_dx})
     CHECK(std::count(followed.begin(), followed.end(), kind) == 1);
+  // batch norm's y is read by the max-pool and its adjoint only: the pool keeps its corners instead
+  STATIC_REQUIRE(exec::corners_count() == 1);
   const momentum opt{.lr = 0.05, .momentum = 0.9};
   std::vector<float> hypers(16);
   {
@@ -198,10 +236,17 @@ TEST_CASE("conv and pooling: poolings in the pass of the kernel storing their ma
       v.resize(static_cast<std::size_t>(cpu::resolve(info.shape.rows, batch) * cpu::resolve(info.shape.cols, batch)));
       for (auto& e : v) e = info.kind == leaf_kind::labels ? static_cast<float>(rng() % 3) : normal(rng);
     }
+    auto leaves_apart = leaves;  // the step updates its parameters in place
     auto prog = std::make_unique<cpu::program<plan_holder>>();
     for (int l = 0; l < P.g.num_leaves; ++l) prog->bind_leaf(l, leaves[static_cast<std::size_t>(l)].data());
     prog->run(batch, hypers.data());
     check_followers(*prog, batch, std::make_index_sequence<plan_holder::value.num_kernels>{});
+    auto apart = std::make_unique<cpu::program<plan_holder>>();
+    const std::vector<char> every_kernel(static_cast<std::size_t>(P.num_kernels), 1);
+    apart->set_kernel_mask(every_kernel.data(), nullptr, nullptr);
+    for (int l = 0; l < P.g.num_leaves; ++l) apart->bind_leaf(l, leaves_apart[static_cast<std::size_t>(l)].data());
+    apart->run(batch, hypers.data());
+    check_all_corners(*prog, *apart, batch, std::make_index_sequence<plan_holder::value.num_kernels>{});
     kiln_test::compare_cnn<chained_cnn, 72, 3>(batch, 83, opt);
   }
 }

@@ -2,11 +2,13 @@
 // (ops/window_math.hpp), bit for bit: each input element lies in one window at most, so both forms compute the same
 // values. Map widths from 2 to 6·lanes + 5 (output rows of one partial vector up to three full ones and a partial),
 // odd heights and widths (an uncovered last row and column), ties (small integers) and NaNs (which win). The
-// _v128 variant runs the same at 4 lanes (tests/CMakeLists.txt).
+// _v128 variant runs the same at 4 lanes (tests/CMakeLists.txt). The forward that also keeps each window's maximum's
+// corner and the adjoint that scatters by those corners (executor argmax pooling) give the same bits.
 #include <kiln/cpu/pool.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -44,6 +46,15 @@ void check_map(std::mt19937& rng) {
   for (long e = 0; e < N * in; ++e)
     wrong += !same_bits(gx[e], wm::kiln_window_at<float>(wm::kiln_max_pool2d_dx, w, x.data(), gy.data(), N, e));
   CHECK(wrong == 0);
+  // the same through the corners the forward keeps (executor argmax pooling): pooled values, corners 0 to 3 and the
+  // adjoint scattered by them, bit for bit
+  std::vector<float> y2(N * out, 7.0f), gx2(N * in, 7.0f);
+  std::vector<std::uint8_t> corners(N * kiln::cpu::pool::argmax_bytes_per_sample<w>, 9);
+  kiln::cpu::pool::max_forward_argmax<w>(x.data(), y2.data(), corners.data(), N);
+  kiln::cpu::pool::max_adjoint_argmax<w>(corners.data(), gy.data(), gx2.data(), 0, N);
+  CHECK(std::equal(y.begin(), y.end(), y2.begin(), same_bits));
+  CHECK(std::all_of(corners.begin(), corners.end(), [](std::uint8_t k) { return k < 4; }));
+  CHECK(std::equal(gx.begin(), gx.end(), gx2.begin(), same_bits));
 }
 
 template <int H, int... W>

@@ -20,6 +20,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 namespace kiln::cpu {
@@ -77,10 +78,7 @@ struct executor {
       if (a < 0 || body_slot(j, a) >= 0 || ops::class_of(P.g.nodes[a].kind) == op_class::immediate) return true;
       if (ops::class_of(P.g.nodes[a].kind) == op_class::leaf) return !leaf_written_in(P.g.nodes[a].leaf, h, j);
       if (P.kernel_of[a] >= 0 && P.kernel_of[a] < h) return true;
-      if (P.kernel_of[a] == h && H.kind == kernel_kind::elementwise && P.g.nodes[a].shape == H.domain)
-        for (int s = H.store_begin; s < H.store_end; ++s)
-          if (P.stores[s] == a) return true;
-      return false;
+      return P.kernel_of[a] == h && H.kind == kernel_kind::elementwise && P.g.nodes[a].shape == H.domain && stored_by(h, a);
     };
     for (int b = J.body_begin; b < J.body_end; ++b)
       for (const int a : P.g.nodes[P.body[b]].in)
@@ -159,9 +157,70 @@ struct executor {
     m.follower_of.fill(-1);
     m.leader_of.fill(-1);
     for (int h = 0; h + 1 < N; ++h)
-      if (r.rider_of[h] < 0 && r.host_of[h] < 0 && m.leader_of[h] < 0 && can_follow(h, h + 1)) {
+      if (r.rider_of[h] < 0 && r.host_of[h] < 0 && can_follow(h, h + 1)) {
         m.follower_of[h] = h + 1;
         m.leader_of[h + 1] = h;
+        ++m.count;
+      }
+    return m;
+  }
+
+  // ---- argmax pooling (a CPU schedule; the plan is unchanged). A follower max-pool of 2×2 windows at stride 2 whose
+  // map y no kernel reads but it and max-pool's input adjoint: the leader writes y only to its task's scratch, where
+  // the pool reads it, and the pool also stores which corner of each window is its maximum (a byte per window, in
+  // y's own buffer, which nothing else uses); the adjoint then scatters by those corners instead of reading y back.
+  // Batch norm's y = max((x − μ)·s + b, 0) before a max-pool is such a map (the ReLU's mask is recomputed from x):
+  // at batch 256 the Fashion-MNIST CNN's first block no longer writes and reads back 25.7 MB. Same bits: the corners
+  // are the ones the adjoint finds in y.
+  static constexpr bool same_pool_window(const window& a, const window& b) {
+    return a.c == b.c && a.h == b.h && a.w == b.w && a.kh == b.kh && a.kw == b.kw && a.sh == b.sh && a.sw == b.sw &&
+           a.ph == b.ph && a.pw == b.pw && a.dh == b.dh && a.dw == b.dw;
+  }
+  // Whether kernel k reads node id from memory (id computed by another kernel).
+  static constexpr bool reads_from_memory(int k, int id) {
+    const kernel& K = P.kernels[k];
+    for (int b = K.body_begin; b < K.body_end; ++b)
+      for (const int a : P.g.nodes[P.body[b]].in)
+        if (a == id && P.kernel_of[a] != k) return true;
+    if (K.kind != kernel_kind::elementwise)
+      for (const int a : P.g.nodes[K.anchor].in)
+        if (a == id && P.kernel_of[a] != k) return true;
+    return false;
+  }
+  // The max-pool adjoint kernel that reads the corners follower f keeps, or -1 when f keeps none.
+  static constexpr int corners_reader(const follower_map& fm, int f) {
+    if (fm.leader_of[f] < 0) return -1;
+    const node& nd = P.g.nodes[P.kernels[f].anchor];
+    if (!ops::is_window_op(nd.kind) || ops::window_code_of(nd.kind) != window_math::kiln_max_pool2d) return -1;
+    const window& w = P.g.windows[nd.leaf];
+    const int y = nd.in[0];
+    if (!pool::is_pair_window(w) || P.is_output[y] != 0 || P.assign[y] >= 0) return -1;
+    int reader = -1;
+    for (int k = 0; k < N; ++k) {
+      if (k == f || !reads_from_memory(k, y)) continue;
+      const node& a = P.g.nodes[P.kernels[k].anchor];
+      const bool adjoint = P.kernels[k].kind == kernel_kind::indexing && ops::is_window_op(a.kind) &&
+                           ops::window_code_of(a.kind) == window_math::kiln_max_pool2d_dx && a.in[0] == y && a.in[1] != y &&
+                           same_pool_window(P.g.windows[a.leaf], w);
+      if (!adjoint || reader >= 0 || k < f) return -1;
+      reader = k;
+    }
+    return reader;
+  }
+  // Samples a leader's task evaluates before its follower runs on them (run_leading): up to 64 K floats (256 KB) of map.
+  static constexpr long max_leading_samples(int k) { return std::max(1L, (1L << 16) / P.kernels[k].domain.cols); }
+  struct corners_map {
+    std::array<int, N> reader_of{}, source_of{};  // the adjoint reading a follower's corners, the follower an adjoint reads; or -1
+    int count = 0;
+  };
+  static constexpr corners_map find_corners(const follower_map& fm) {
+    corners_map m;
+    m.reader_of.fill(-1);
+    m.source_of.fill(-1);
+    for (int f = 0; f < N; ++f)
+      if (const int d = corners_reader(fm, f); d >= 0) {
+        m.reader_of[f] = d;
+        m.source_of[d] = f;
         ++m.count;
       }
     return m;
@@ -700,15 +759,42 @@ struct executor {
     template <int F>
     static void run_leading(const context& c) {
       using follower = kernel_impl<F>;
-      constexpr long C = KR.domain.cols, samples = std::max(1L, (1L << 16) / C);
+      constexpr long C = KR.domain.cols, samples = leading_samples;
+      // with corners kept (see find_corners): the pool's map, stored only to the task's scratch
+      constexpr int kept = corners.reader_of[F] >= 0 ? P.g.nodes[P.kernels[F].anchor].in[0] : -1;
       parallel_range(c, resolve(KR.domain.rows, c.batch), C * NB + follower::work_per_sample, 1, [&](long b, long e, int thread) {
-        for (long n = b; n < e; n += samples) {
-          const long m = std::min(e, n + samples);
-          if constexpr (flat) elementwise_rows(c, n * C, m * C);
-          else elementwise_rows(c, n, m);
-          follower::window_samples(c, n, m, thread);
+        if constexpr (kept >= 0) {
+          std::array<float*, P.g.size> bufs;
+          std::copy_n(c.buf, P.g.size, bufs.begin());
+          context local = c;
+          local.buf = bufs.data();
+          float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
+          for (long n = b; n < e; n += samples) {
+            const long m = std::min(e, n + samples);
+            // the kernel stores element (r, j) at buf + r·C + j: sample n's row lands at the scratch's start
+            bufs[kept] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
+            if constexpr (flat) elementwise_rows(local, n * C, m * C);
+            else elementwise_rows(local, n, m);
+            follower::pool_keeping_corners(c, scratch, n, m);
+          }
+        } else {
+          for (long n = b; n < e; n += samples) {
+            const long m = std::min(e, n + samples);
+            if constexpr (flat) elementwise_rows(c, n * C, m * C);
+            else elementwise_rows(c, n, m);
+            follower::window_samples(c, n, m, thread);
+          }
         }
       });
+    }
+    static constexpr long leading_samples = max_leading_samples(K);
+
+    // A follower max-pool keeping its corners (see find_corners): samples [n0, n1), whose map starts at `map`.
+    static void pool_keeping_corners(const context& c, const float* map, long n0, long n1) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      static constexpr window w = P.g.windows[nd.leaf];
+      auto* corners_at = reinterpret_cast<std::uint8_t*>(c.buf[nd.in[0]]);  // in the map's own buffer
+      pool::max_forward_argmax<w>(map, c.buf[KR.anchor] + n0 * nd.shape.cols, corners_at + n0 * pool::argmax_bytes_per_sample<w>, n1 - n0);
     }
 
     // a window op's work per sample, for splitting between threads (multiply-adds and map elements)
@@ -724,6 +810,13 @@ struct executor {
     static void window_samples(const context& c, long n0, long n1, int thread) {
       constexpr node nd = P.g.nodes[KR.anchor];
       static constexpr window w = P.g.windows[nd.leaf];
+      if constexpr (corners.source_of[K] >= 0) {
+        // the forward pool kept its corners in the map's buffer, unless a masked step ran it apart
+        if (!c.run_kernel && !c.kernel_rows) {
+          pool::max_adjoint_argmax<w>(reinterpret_cast<const std::uint8_t*>(c.buf[nd.in[0]]), c.buf[nd.in[1]], c.buf[KR.anchor], n0, n1);
+          return;
+        }
+      }
       window_rows<ops::window_code_of(nd.kind), w>(c.buf[nd.in[0]], nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr, c.buf[KR.anchor],
                                                    n0, n1, c.gemm_ws + thread * c.gemm_ws_stride, c.products);
     }
@@ -806,6 +899,9 @@ struct executor {
   static constexpr follower_map followers = find_followers(riders);
   // How many poolings run in the pass of the kernel that stores their map (what tests check is exercised).
   static constexpr int follower_count() { return followers.count; }
+  static constexpr corners_map corners = find_corners(followers);
+  // How many max-pools keep their corners for their adjoint (what tests check is exercised).
+  static constexpr int corners_count() { return corners.count; }
   // How many kernels walk their rows a channel at a time, reading channel repeats as one value per channel, and
   // how many of them carry a rider (what tests check is exercised).
   template <std::size_t... K>
@@ -886,6 +982,9 @@ struct executor {
         if (code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx || code == window_math::kiln_conv2d_dw)
           m = std::max<long>(m, static_cast<long>(conv::scratch_floats(code, P.g.windows[nd.leaf])));
       }
+    for (int k = 0; k < N; ++k)  // a leader's samples of the map a follower keeps corners of (run_leading)
+      if (followers.follower_of[k] >= 0 && corners.reader_of[followers.follower_of[k]] >= 0)
+        m = std::max<long>(m, max_leading_samples(k) * P.kernels[k].domain.cols + 16);
     return (m + 15) / 16 * 16;
   }
 };

@@ -10,6 +10,8 @@
 #include <kiln/ops/window_math.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace kiln::cpu::pool {
@@ -17,9 +19,11 @@ namespace kiln::cpu::pool {
 // 2×2 windows at stride 2 without padding or dilation (the usual CNN pooling): each input element lies in at most
 // one window, so the loops read the two rows of a window pair as plain arrays, and the rule "first maximum in scan
 // order, a later NaN taking over" (kiln_window_argmax) becomes a chain of vector selects.
+constexpr bool is_pair_window(const window& w) {
+  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1;
+}
 template <window W>
-inline constexpr bool pair_window = W.kh == 2 && W.kw == 2 && W.sh == 2 && W.sw == 2 && W.ph == 0 && W.pw == 0 &&
-                                    W.dh == 1 && W.dw == 1;
+inline constexpr bool pair_window = is_pair_window(W);
 // The pair windows on SIMD vectors: an output row's windows read two input rows, each as runs of 2·lanes floats
 // split into their even and odd columns (the windows' left and right elements). The compiler does not vectorize
 // the scalar loops' stride-2 accesses over rows of 7 or 14 windows (the Fashion-MNIST CNN's): they ran at
@@ -63,15 +67,33 @@ struct window_corners {
   }
 };
 
+// kiln_window_argmax's scan of a window's four elements in order: the lanes where the top right (tb), the bottom
+// left (tc) and the bottom right (td) element takes over, and the maximum m. The last to take over is the maximum's
+// place.
+struct window_scan {
+  vint tb, tc, td;
+  vfloat m;
+  explicit window_scan(const window_corners& w) {
+    tb = takes_over(w.a, w.b);
+    const vfloat ab = blend(tb, w.b, w.a);
+    tc = takes_over(ab, w.c);
+    const vfloat abc = blend(tc, w.c, ab);
+    td = takes_over(abc, w.d);
+    m = blend(td, w.d, abc);
+  }
+  // which corner holds the maximum: 0 top left, 1 top right, 2 bottom left, 3 bottom right
+  vint corner() const {
+    const vint one = vint{} + 1;
+    return (td & (one + 2)) | (~td & tc & (one + 1)) | (~td & ~tc & tb & one);
+  }
+};
+
 inline void max_row(const float* r0, const float* r1, float* out, int OW) {
   for (int j0 = 0; j0 < OW; j0 += lanes) {
     const int n = std::min(lanes, OW - j0);
-    const window_corners w(r0, r1, j0, n);
-    vfloat m = blend(takes_over(w.a, w.b), w.b, w.a);
-    m = blend(takes_over(m, w.c), w.c, m);
-    m = blend(takes_over(m, w.d), w.d, m);
-    if (n == lanes) store(out + j0, m);
-    else store_partial(out + j0, m, n);
+    const window_scan s(window_corners(r0, r1, j0, n));
+    if (n == lanes) store(out + j0, s.m);
+    else store_partial(out + j0, s.m, n);
   }
 }
 
@@ -80,20 +102,93 @@ inline void max_adjoint_row(const float* r0, const float* r1, const float* gy, f
   const vfloat zero = splat(0.0f);
   for (int j0 = 0; j0 < OW; j0 += lanes) {
     const int n = std::min(lanes, OW - j0);
-    const window_corners w(r0, r1, j0, n);
-    const vint tb = takes_over(w.a, w.b);
-    const vfloat ab = blend(tb, w.b, w.a);
-    const vint tc = takes_over(ab, w.c);
-    const vint td = takes_over(blend(tc, w.c, ab), w.d);
+    const window_scan s(window_corners(r0, r1, j0, n));
     const vfloat g = n == lanes ? load(gy + j0) : load_partial(gy + j0, n);
-    // the last element to take over is the maximum's place
-    const vfloat ga = blend(~tb & ~tc & ~td, g, zero), gb = blend(tb & ~tc & ~td, g, zero);
-    const vfloat gc = blend(tc & ~td, g, zero), gd = blend(td, g, zero);
+    const vfloat ga = blend(~s.tb & ~s.tc & ~s.td, g, zero), gb = blend(s.tb & ~s.tc & ~s.td, g, zero);
+    const vfloat gc = blend(s.tc & ~s.td, g, zero), gd = blend(s.td, g, zero);
+    store_run(o0 + 2 * j0, n, interleave<0>(ga, gb, lane_sequence{}), interleave<1>(ga, gb, lane_sequence{}));
+    store_run(o1 + 2 * j0, n, interleave<0>(gc, gd, lane_sequence{}), interleave<1>(gc, gd, lane_sequence{}));
+  }
+}
+
+// Which corner of each window is its maximum (window_scan::corner), one byte per window: what max_row computes on
+// its way, kept so that the adjoint need not read the map again (executor corners, cpu/execute.hpp).
+using vbyte = std::uint8_t __attribute__((vector_size(lanes)));
+inline void store_corners(std::uint8_t* at, vint corner, int n) {
+  const vbyte b = __builtin_convertvector(corner, vbyte);
+  if (n == lanes) std::memcpy(at, &b, lanes);
+  else std::memcpy(at, &b, static_cast<std::size_t>(n));
+}
+inline vint load_corners(const std::uint8_t* at, int n) {
+  vbyte b{};
+  if (n == lanes) std::memcpy(&b, at, lanes);
+  else std::memcpy(&b, at, static_cast<std::size_t>(n));
+  return __builtin_convertvector(b, vint);
+}
+
+// max_row, also storing each window's corner
+inline void max_row_argmax(const float* r0, const float* r1, float* out, std::uint8_t* at, int OW) {
+  for (int j0 = 0; j0 < OW; j0 += lanes) {
+    const int n = std::min(lanes, OW - j0);
+    const window_scan s(window_corners(r0, r1, j0, n));
+    if (n == lanes) store(out + j0, s.m);
+    else store_partial(out + j0, s.m, n);
+    store_corners(at + j0, s.corner(), n);
+  }
+}
+
+// max_adjoint_row from the corners max_row_argmax stored
+inline void max_adjoint_row_argmax(const std::uint8_t* at, const float* gy, float* o0, float* o1, int OW) {
+  const vfloat zero = splat(0.0f);
+  const vint k0{};
+  for (int j0 = 0; j0 < OW; j0 += lanes) {
+    const int n = std::min(lanes, OW - j0);
+    const vint corner = load_corners(at + j0, n);
+    const vfloat g = n == lanes ? load(gy + j0) : load_partial(gy + j0, n);
+    const vfloat ga = blend(corner == k0, g, zero), gb = blend(corner == k0 + 1, g, zero);
+    const vfloat gc = blend(corner == k0 + 2, g, zero), gd = blend(corner == k0 + 3, g, zero);
     store_run(o0 + 2 * j0, n, interleave<0>(ga, gb, lane_sequence{}), interleave<1>(ga, gb, lane_sequence{}));
     store_run(o1 + 2 * j0, n, interleave<0>(gc, gd, lane_sequence{}), interleave<1>(gc, gd, lane_sequence{}));
   }
 }
 }  // namespace pair_detail
+
+// Bytes of window corners per sample that max_forward_argmax stores.
+template <window W>
+inline constexpr long argmax_bytes_per_sample = static_cast<long>(W.c) * W.oh() * W.ow();
+
+// max_forward for pair windows, also storing each window's corner (argmax_bytes_per_sample bytes per sample) for
+// max_adjoint_argmax. x, y and at start at sample n0.
+template <window W>
+  requires pair_window<W>
+inline void max_forward_argmax(const float* x, float* y, std::uint8_t* at, long samples) {
+  const int OH = W.oh(), OW = W.ow();
+  const long plane = static_cast<long>(W.h) * W.w;
+  for (long n = 0; n < samples; ++n)
+    for (int c = 0; c < W.c; ++c) {
+      const float* m = x + (n * W.c + c) * plane;
+      const long o = (n * W.c + c) * OH * OW;
+      for (int i = 0; i < OH; ++i)
+        pair_detail::max_row_argmax(m + 2 * i * W.w, m + (2 * i + 1) * W.w, y + o + i * OW, at + o + i * OW, OW);
+    }
+}
+
+// max_adjoint from the corners max_forward_argmax stored: gx rows [n0, n1) (at, gy and gx all indexed from sample 0)
+template <window W>
+  requires pair_window<W>
+inline void max_adjoint_argmax(const std::uint8_t* at, const float* gy, float* gx, long n0, long n1) {
+  const int OH = W.oh(), OW = W.ow();
+  const long plane = static_cast<long>(W.h) * W.w;
+  // a pair window writes every element it covers; only an odd last row or column needs the zeros
+  if (W.h % 2 != 0 || W.w % 2 != 0) std::fill(gx + n0 * W.c * plane, gx + n1 * W.c * plane, 0.0f);
+  for (long n = n0; n < n1; ++n)
+    for (int c = 0; c < W.c; ++c) {
+      const long o = (n * W.c + c) * OH * OW;
+      float* out = gx + (n * W.c + c) * plane;
+      for (int i = 0; i < OH; ++i)
+        pair_detail::max_adjoint_row_argmax(at + o + i * OW, gy + o + i * OW, out + 2 * i * W.w, out + (2 * i + 1) * W.w, OW);
+    }
+}
 
 // y rows [n0, n1) = max_pool2d(x)
 template <window W>
