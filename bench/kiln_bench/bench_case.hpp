@@ -131,7 +131,7 @@ inline std::vector<float> make_targets(const bench_case& c) {
 struct result {
   std::string case_name;
   std::string backend;  // cpu (kiln), openblas, pytorch, jax, eigen, dlib
-  std::string mode;     // fused | unfused | pytorch | torch_compile | jax_jit | eigen | dlib | gemm | sgemm
+  std::string mode;     // fused | unfused | pytorch | pytorch2_eager | torch_compile | jax_jit | eigen | dlib | gemm | sgemm
   long batch = 0;
   int threads = 0;
   double median_us = 0, min_us = 0, max_us = 0;

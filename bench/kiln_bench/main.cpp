@@ -159,14 +159,16 @@ options parse(int argc, char** argv) {
 bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
-// PyTorch eager runs on the --python interpreter (Debian's torch with OpenBLAS), torch.compile on the torch
-// virtual environment's PyTorch 2 when there is one, else on the --python interpreter too (which reports it
-// skipped when its torch predates torch.compile).
+// PyTorch eager runs on the --python interpreter (Debian's torch with OpenBLAS) and, as pytorch2_eager, on the
+// torch virtual environment's PyTorch 2 (PyPI: MKL, oneDNN); torch.compile on that PyTorch 2 when there is one,
+// else on the --python interpreter too (which reports it skipped when its torch predates torch.compile).
 std::vector<python_peer> python_peers(const options& o) {
   const std::string torch_script = o.peers_dir + "/pytorch_cpu.py";
   const std::string venv_python = o.torch_venv + "/bin/python";
   const bool compile_in_venv = !o.torch_venv.empty() && executable(venv_python);
   python_peer torch{"pytorch", {"pytorch"}, o.python_exe, torch_script, ""};
+  // eager on PyPI's PyTorch 2 as well (MKL and oneDNN, what a user would install), beside Debian's light one
+  python_peer torch2_eager{"pytorch", {"pytorch2_eager"}, venv_python, torch_script, ""};
   python_peer torch_compile{"pytorch", {"torch_compile"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
   // autocast to BF16 on PyPI's PyTorch 2 (oneDNN with AMX where the CPU has it), the peer of kiln's fused_bf16
   python_peer torch_bf16{"pytorch", {"pytorch_bf16"}, compile_in_venv ? venv_python : o.python_exe, torch_script, ""};
@@ -174,10 +176,12 @@ std::vector<python_peer> python_peers(const options& o) {
   python_peer ort{"onnxruntime", {"onnxruntime"}, o.onnx_venv + "/bin/python", o.peers_dir + "/onnxruntime_cpu.py", ""};
   ort.environment = std::string("KILN_BENCH_ONNX_DIR='") + KILN_BENCH_EXPORTED_DIR + "'";
   ort.inference_only = true;
-  for (python_peer* p : {&torch, &torch_compile, &torch_bf16, &jax, &ort}) {
+  for (python_peer* p : {&torch, &torch2_eager, &torch_compile, &torch_bf16, &jax, &ort}) {
     if (!o.python) p->absent = "disabled by --no-python";
     else if (!readable(p->script)) p->absent = "peer script " + p->script + " not found (see --peers-dir)";
   }
+  if (torch2_eager.absent.empty() && !compile_in_venv)
+    torch2_eager.absent = "no PyTorch 2 virtual environment at " + o.torch_venv + " (create it: bash bench/peers/setup_torch_venv.sh)";
   for (python_peer* p : {&torch, &torch_compile, &torch_bf16})
     if (p->absent.empty() && !executable(p->python))
       p->absent = "no Python interpreter at " + p->python + " (apt-get install python3-torch)";
@@ -185,7 +189,7 @@ std::vector<python_peer> python_peers(const options& o) {
     jax.absent = "no JAX virtual environment at " + o.jax_venv + " (create it: bash bench/peers/setup_jax_venv.sh)";
   if (ort.absent.empty() && !executable(ort.python))
     ort.absent = "no ONNX virtual environment at " + o.onnx_venv + " (create it: bash tests/setup_onnx_venv.sh)";
-  return {torch, torch_compile, torch_bf16, jax, ort};
+  return {torch, torch2_eager, torch_compile, torch_bf16, jax, ort};
 }
 
 // Per-kernel times of one kiln step: `repeats` rounds of the step's timed-repeat length, each kernel's median

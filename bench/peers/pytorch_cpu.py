@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch peer of kiln-bench on the CPU: the same training steps (shapes, loss, optimizer, batch, data) in
-eager mode ("pytorch"), through torch.compile ("torch_compile") when this torch has it, and in eager mode under
+eager mode ("pytorch"; "pytorch2_eager" is the same step, named apart for the PyPI PyTorch 2 run), through
+torch.compile ("torch_compile") when this torch has it, and in eager mode under
 torch.autocast("cpu", dtype=torch.bfloat16) ("pytorch_bf16": BF16 matmuls and convolutions, which oneDNN runs on
 AMX or AVX512-BF16 where the CPU has them; FP32 weights and optimizer). Run by kiln-bench, once per thread
-setting and interpreter: Debian's torch for eager mode, the PyPI torch of setup_torch_venv.sh for torch.compile
-and autocast (--modes picks; default all); prints one JSON line per (case, mode). See peer_common.py for the
+setting and interpreter: Debian's torch for eager mode, the PyPI torch of setup_torch_venv.sh for eager mode
+(pytorch2_eager), torch.compile and autocast (--modes picks; default all but pytorch2_eager); prints one JSON line
+per (case, mode). See peer_common.py for the
 command line.
 
 Thread setting N means torch.set_num_threads(N) plus OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = N, set before
@@ -154,6 +156,8 @@ def main():
                               args.repeat_ms)
         if "pytorch" in modes:
             fastest(eager, "pytorch", f"{version} eager{blas}")
+        if "pytorch2_eager" in modes:  # the same eager step, named apart: kiln-bench runs it on PyPI's PyTorch 2
+            fastest(eager, "pytorch2_eager", f"{version} eager{blas}")
         if "pytorch_bf16" in modes and inference:
             pc.emit(case, "pytorch", "pytorch_bf16", args.threads,
                     skipped="training cases only (kiln's BF16 is a training-step option)")
