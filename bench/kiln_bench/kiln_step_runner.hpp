@@ -14,7 +14,9 @@ namespace kiln_bench {
 
 // The kernels of a compiled plan as a profile names them: kind and domain, and a column sum or a window op evaluated
 // in another kernel's pass (executor riders and followers) marked, its time being that kernel's; a max-pool that
-// keeps its windows' argmax for its adjoint (executor corners) marked "argmax", that adjoint "by argmax".
+// keeps its windows' argmax for its adjoint (executor corners) marked "argmax", that adjoint "by argmax", and when
+// that adjoint's map is rebuilt in its readers' passes (executor rebuilt), it "rebuilt where read" (its time is
+// theirs) and they "+rebuilds kD".
 template <class PlanHolder>
 std::vector<std::string> kernel_labels() {
   const kiln::plan& p = PlanHolder::value;
@@ -24,10 +26,14 @@ std::vector<std::string> kernel_labels() {
     std::string name = kiln::kernel_name(p, k) + " " + kiln::dims_text(p.kernels[k].domain);
     if (executor::riders.rider_of[k] >= 0) name += " +k" + std::to_string(executor::riders.rider_of[k]) + "'s sum";
     if (executor::riders.host_of[k] >= 0) name += " (in k" + std::to_string(executor::riders.host_of[k]) + ")";
-    if (executor::followers.follower_of[k] >= 0) name += " +k" + std::to_string(executor::followers.follower_of[k]);
-    if (executor::followers.leader_of[k] >= 0) name += " (in k" + std::to_string(executor::followers.leader_of[k]) + ")";
+    const int follower = executor::followers.follower_of[k];
+    if (follower >= 0 && !executor::rebuilt.rebuilt[follower]) name += " +k" + std::to_string(follower);
+    if (executor::followers.leader_of[k] >= 0 && !executor::rebuilt.rebuilt[k])
+      name += " (in k" + std::to_string(executor::followers.leader_of[k]) + ")";
     if (executor::corners.reader_of[k] >= 0) name += " argmax";
     if (executor::corners.source_of[k] >= 0) name += " by argmax";
+    if (executor::rebuilt.rebuilt[k]) name += ", rebuilt where read";
+    if (executor::rebuilt.source_of[k] >= 0) name += " +rebuilds k" + std::to_string(executor::rebuilt.source_of[k]);
     names.push_back(name);
   }
   return names;

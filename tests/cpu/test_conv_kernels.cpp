@@ -134,6 +134,27 @@ TEST_CASE("conv kernels: forward and both adjoints equal the element-wise defini
   CHECK(narrow < 230);
 }
 
+// The flat path (a stride-1 window as wide as its map) where the output is not as tall as the input, or the map not
+// as wide as a vector: the input adjoint sums each element's taps in one pass (col2im_flat), masking the taps whose
+// patch position falls outside the output and reading up to flat_slack floats around each row of patches.
+TEST_CASE("conv kernels: the flat path with output heights other than the input's", "[conv][cpu]") {
+  std::mt19937 rng(11);
+  struct geometry { int c, h, w, o, kh, kw, ph, pw, dh, dw, groups; };
+  for (const geometry g : {geometry{2, 7, 20, 3, 3, 1, 0, 0, 1, 1, 1},    // 5 output rows of 7
+                           geometry{2, 5, 31, 2, 2, 3, 1, 1, 1, 1, 1},    // 6 of 5, an even kernel
+                           geometry{4, 11, 11, 6, 3, 3, 2, 2, 2, 2, 2},   // dilated, grouped
+                           geometry{3, 9, 9, 4, 5, 5, 2, 2, 1, 1, 1},     // a 5×5 "same" window
+                           geometry{4, 17, 3, 4, 3, 3, 1, 1, 1, 1, 4},    // rows of 3: several to a vector
+                           geometry{2, 6, 5, 2, 1, 3, 0, 1, 1, 1, 1},     // one kernel row
+                           geometry{1, 12, 8, 2, 4, 1, 3, 0, 1, 1, 1}}) { // 15 output rows of 12
+    window w;
+    w.c = g.c, w.h = g.h, w.w = g.w, w.o = g.o, w.kh = g.kh, w.kw = g.kw, w.ph = g.ph, w.pw = g.pw, w.dh = g.dh, w.dw = g.dw;
+    w.groups = g.groups;
+    REQUIRE(cpu::conv::is_flat_shift(w));
+    for (long batch : {1L, 3L, 2 * cpu::conv::sizes_of(w).block + 1}) check_geometry(w, batch, batch > 1 ? 1 : 0, batch, rng);
+  }
+}
+
 TEST_CASE("conv kernels: the Fashion-MNIST CNN's two convolutions", "[conv][cpu]") {
   std::mt19937 rng(7);
   window conv1;  // 1 → 32 channels, 28×28, 3×3 padding 1: 784 outputs per map, one sample per product

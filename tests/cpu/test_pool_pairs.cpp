@@ -51,7 +51,7 @@ void check_map(std::mt19937& rng) {
   std::vector<float> y2(N * out, 7.0f), gx2(N * in, 7.0f);
   std::vector<std::uint8_t> corners(N * kiln::cpu::pool::argmax_bytes_per_sample<w>, 9);
   kiln::cpu::pool::max_forward_argmax<w>(x.data(), y2.data(), corners.data(), N);
-  kiln::cpu::pool::max_adjoint_argmax<w>(corners.data(), gy.data(), gx2.data(), 0, N);
+  kiln::cpu::pool::max_adjoint_argmax<w>(corners.data(), gy.data(), gx2.data(), N);
   CHECK(std::equal(y.begin(), y.end(), y2.begin(), same_bits));
   CHECK(std::all_of(corners.begin(), corners.end(), [](std::uint8_t k) { return k < 4; }));
   CHECK(std::equal(gx.begin(), gx.end(), gx2.begin(), same_bits));

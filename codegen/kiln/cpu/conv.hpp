@@ -21,7 +21,9 @@
 #include <kiln/ops/window_math.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
+#include <cstdlib>
 
 namespace kiln::cpu::conv {
 
@@ -63,6 +65,9 @@ inline long narrow_accumulator_floats(const window& w, const sizes& s) { return 
 inline constexpr long weight_patch_chunk = 16;
 inline long weight_patch_rows(const sizes& s) { return narrow_patch(s) ? s.K : std::min(s.K, weight_patch_chunk); }
 
+inline bool is_flat_shift(const window& w);
+inline long flat_slack(const window& w);
+
 // The scratch floats one call of forward (code kiln_conv2d), input_adjoint (kiln_conv2d_dx) or weight_adjoint
 // (kiln_conv2d_dw) needs: a block's patches and group rows, the transposed weight (input_adjoint) and the
 // GEMM's workspace (FP32's or BF16's, whichever is larger).
@@ -76,7 +81,8 @@ inline std::size_t scratch_floats(int code, const window& w) {
                                                                                        padded_maps_of(w, s).floats) + 3 * 16;
     return std::max(bf16, fp32);
   }
-  if (code == window_math::kiln_conv2d_dx) return patches + static_cast<std::size_t>(w.o * s.K) + gemm_bf16_workspace_floats(s.K, N, s.og);
+  if (code == window_math::kiln_conv2d_dx)
+    return patches + static_cast<std::size_t>(w.o * s.K + (is_flat_shift(w) ? 2 * flat_slack(w) : 0)) + gemm_bf16_workspace_floats(s.K, N, s.og);
   const std::size_t bf16 = patches + gemm_bf16_workspace_floats(s.og, s.K, N);
   const std::size_t fp32 = static_cast<std::size_t>(weight_patch_rows(s) * N + lanes + s.og * N + s.K * w.o + padded_maps_of(w, s).floats +
                                                     narrow_accumulator_floats(w, s)) +
@@ -237,6 +243,53 @@ inline void col2im_add(const window& w, const sizes& s, float* dcols, long ld, l
   }
 }
 
+// col2im for a flat shift (is_flat_shift) in one pass: for each map element p = y·W + x of the channels of group g,
+//   gx[ci, p] = Σ over taps (a, b), in col2im_add's order, of dcols[(ci·kh + a)·kw + b][p − shift_ab]
+// where shift_ab = (a·dh − ph)·W + b·dw − pw, over the taps whose patch position lies in the output map: row
+// y − (a·dh − ph) in [0, OH) and column x − (b·dw − pw) in [0, OW). The same sums in the same order as col2im_add
+// (which adds tap by tap into a zeroed gx, the wrapped columns zeroed first: a skipped tap and an added +0 give the
+// same bits), but each element is summed in a register and written once: col2im_add's kh·kw read-modify-writes of
+// gx and its per-row zeroing took about a fifth of input_adjoint (perf, the CNN's second convolution). A tap's
+// vector load spans up to flat_slack floats outside its row's sample; those lanes are masked off, and the caller
+// leaves that much readable memory before and after dcols.
+inline long flat_slack(const window& w) {
+  const long rows = std::max<long>(w.ph, w.dh * (w.kh - 1) - w.ph) + std::abs(w.h - w.oh()) + 1;
+  return rows * w.w + std::max(w.pw, w.dw * (w.kw - 1) - w.pw) + lanes;
+}
+inline void col2im_flat(const window& w, const sizes& s, const float* dcols, long ld, long g, float* gx) {
+  const int W = w.w, HW = w.h * w.w;
+  const vuint OH = vuint{} + static_cast<unsigned>(w.oh()), OW = vuint{} + static_cast<unsigned>(w.ow());
+  // the map row y and column x of each lane, advanced by a vector of elements at a time
+  vint y0{}, x0{};
+  for (int l = 0; l < lanes; ++l) y0[l] = l / W, x0[l] = l % W;
+  const int step_y = lanes / W, step_x = lanes % W;
+  for (long ci = 0; ci < s.cg; ++ci) {
+    const float* taps = dcols + ci * w.kh * w.kw * ld;
+    float* m = gx + (g * s.cg + ci) * HW;
+    vint y = y0, x = x0;
+    for (int p = 0; p < HW; p += lanes) {
+      vfloat acc = splat(0.0f);
+      for (int a = 0; a < w.kh; ++a) {
+        const int off_a = a * w.dh - w.ph;
+        const vint row_in = (std::bit_cast<vuint>(y - off_a) < OH);
+        for (int b = 0; b < w.kw; ++b) {
+          const int off_b = b * w.dw - w.pw;
+          const vint in = row_in & (std::bit_cast<vuint>(x - off_b) < OW);
+          const float* tap = taps + (a * w.kw + b) * ld + p - (static_cast<long>(off_a) * W + off_b);
+          acc += blend(in, load(tap), splat(0.0f));
+        }
+      }
+      if (p + lanes <= HW) store(m + p, acc);
+      else store_partial(m + p, acc, HW - p);
+      x += step_x;
+      y += step_y;
+      const vint wrapped = x >= W;  // −1 where the column passed the row's end
+      x -= wrapped & W;
+      y -= wrapped;
+    }
+  }
+}
+
 // The rows of group g of samples [n, n + m) of an O·L map side by side: side [O/G, m·L] ↔ maps (NCHW rows).
 inline void gather_group(const sizes& s, const float* maps, long n, long m, long g, float* side) {
   for (long o = 0; o < s.og; ++o)
@@ -303,21 +356,42 @@ inline void input_adjoint(const window& w, const float* gy, const float* wt, flo
                           bf16_path products = bf16_path::fp32) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
-  float* dcols = scratch;
-  float* side = dcols + s.K * N;
+  const bool flat = is_flat_shift(w);
+  const long slack = flat ? flat_slack(w) : 0;  // col2im_flat's reads around dcols
+  float* dcols = scratch + slack;
+  float* side = dcols + s.K * N + slack;
   float* wt_t = side + s.og * N;
   float* ws = wt_t + w.o * s.K;
   for (long g = 0; g < w.groups; ++g)
     for (long o = 0; o < s.og; ++o)
       for (long k = 0; k < s.K; ++k) wt_t[(g * s.K + k) * s.og + o] = wt[(g * s.og + o) * s.K + k];
-  std::fill(gx + n0 * s.in_row, gx + n1 * s.in_row, 0.0f);
+  if (!flat) std::fill(gx + n0 * s.in_row, gx + n1 * s.in_row, 0.0f);  // col2im_flat writes every element
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {
-      const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
-      if (m > 1) gather_group(s, gy, n, m, g, side);
-      gemm_bf16(products, s.K, ld, s.og, matrix_view{wt_t + g * s.K * s.og, s.og, 1}, matrix_view{rows, ld, 1}, dcols, ld, false, ws);
-      for (long t = 0; t < m; ++t) col2im_add(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
+      const matrix_view wg{wt_t + g * s.K * s.og, s.og, 1};
+      if (products == bf16_path::fp32) {
+        // gy's rows straight into the product's packed layout, one output channel at a time (a block's row of
+        // them gathered in L1 first), rather than all side by side and then packed
+        float* packed = gemm_detail::align64(ws);
+        for (long o = 0; o < s.og; ++o) {
+          const float* row = gy + n * s.out_row + (g * s.og + o) * s.L;
+          if (m > 1) {
+            for (long t = 0; t < m; ++t) std::copy_n(row + t * s.out_row, s.L, side + t * s.L);
+            row = side;
+          }
+          gemm_pack_b_row(ld, s.og, o, row, packed);
+        }
+        gemm_prepacked(s.K, ld, s.og, wg, packed, dcols, ld, false);
+      } else {
+        const float* rows = m == 1 ? gy + n * s.out_row + g * s.og * s.L : side;
+        if (m > 1) gather_group(s, gy, n, m, g, side);
+        gemm_bf16(products, s.K, ld, s.og, wg, matrix_view{rows, ld, 1}, dcols, ld, false, ws);
+      }
+      for (long t = 0; t < m; ++t) {
+        if (flat) col2im_flat(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
+        else col2im_add(w, s, dcols + t * s.L, ld, g, gx + (n + t) * s.in_row);
+      }
     }
   }
 }

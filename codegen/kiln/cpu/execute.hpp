@@ -178,14 +178,7 @@ struct executor {
   }
   // Whether kernel k reads node id from memory (id computed by another kernel).
   static constexpr bool reads_from_memory(int k, int id) {
-    const kernel& K = P.kernels[k];
-    for (int b = K.body_begin; b < K.body_end; ++b)
-      for (const int a : P.g.nodes[P.body[b]].in)
-        if (a == id && P.kernel_of[a] != k) return true;
-    if (K.kind != kernel_kind::elementwise)
-      for (const int a : P.g.nodes[K.anchor].in)
-        if (a == id && P.kernel_of[a] != k) return true;
-    return false;
+    return kernel_reads_if(P, k, [&](int a) { return a == id && P.kernel_of[a] != k; });
   }
   // The max-pool adjoint kernel that reads the corners follower f keeps, or -1 when f keeps none.
   static constexpr int corners_reader(const follower_map& fm, int f) {
@@ -209,14 +202,18 @@ struct executor {
   }
   // Samples a leader's task evaluates before its follower runs on them (run_leading): up to 64 K floats (256 KB) of map.
   static constexpr long max_leading_samples(int k) { return std::max(1L, (1L << 16) / P.kernels[k].domain.cols); }
+  // Samples of a pool adjoint's map (kernel d's) that a pass rebuilds at a time (find_rebuilt): as many floats.
+  static constexpr long rebuilt_samples(int d) { return std::max(1L, (1L << 16) / P.g.nodes[P.kernels[d].anchor].shape.cols); }
   struct corners_map {
     std::array<int, N> reader_of{}, source_of{};  // the adjoint reading a follower's corners, the follower an adjoint reads; or -1
     int count = 0;
   };
+  // Fused plans only: an unfused step stores every node (nan_guard reads them all back after the step).
   static constexpr corners_map find_corners(const follower_map& fm) {
     corners_map m;
     m.reader_of.fill(-1);
     m.source_of.fill(-1);
+    if (P.mode != fusion::fused) return m;
     for (int f = 0; f < N; ++f)
       if (const int d = corners_reader(fm, f); d >= 0) {
         m.reader_of[f] = d;
@@ -506,10 +503,49 @@ struct executor {
         }
     }
 
+    // ---- a pass that rebuilds a pool adjoint's map g (see find_rebuilt): f(ctx, n, m) for rows [b, e), a few samples
+    // at a time, g made for those samples in the task's scratch just before and ctx's buffer table pointing there.
+    // Other kernels, and any kernel in a masked step (which stores g), run f(c, b, e).
+    template <class F>
+    static void rebuilding(const context& c, long b, long e, int thread, F&& f) {
+      constexpr int d = rebuilt.source_of[K];
+      if constexpr (d >= 0) {
+        if (!c.run_kernel && !c.kernel_rows) {
+          constexpr int g = P.kernels[d].anchor;
+          constexpr long C = P.g.nodes[g].shape.cols, samples = rebuilt_samples(d);
+          std::array<float*, P.g.size> bufs;
+          std::copy_n(c.buf, P.g.size, bufs.begin());
+          context local = c;
+          local.buf = bufs.data();
+          float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
+          for (long n = b; n < e; n += samples) {
+            const long m = std::min(e, n + samples);
+            kernel_impl<d>::adjoint_by_corners(c, scratch, n, m);
+            // the kernels read element (r, j) at buf + r·C + j: sample n's row is the scratch's start
+            bufs[g] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
+            f(static_cast<const context&>(local), n, m);
+          }
+          return;
+        }
+      }
+      f(c, b, e);
+    }
+
     static void run_elementwise(const context& c) {
       long r0 = 0, r1 = resolve(KR.domain.rows, c.batch);
       if (c.kernel_rows && c.kernel_rows[2 * K] >= 0) r0 = c.kernel_rows[2 * K], r1 = c.kernel_rows[2 * K + 1];
       constexpr long C = KR.domain.cols;
+      if constexpr (rebuilt.source_of[K] >= 0) {
+        if (!c.run_kernel && !c.kernel_rows) {  // by whole samples, whose rows of g the task makes (rebuilding)
+          parallel_range(c, r1 - r0, C * NB, 1, [&](long b, long e, int thread) {
+            rebuilding(c, b, e, thread, [](const context& lc, long n, long m) {
+              if constexpr (flat) elementwise_rows(lc, n * C, m * C);
+              else elementwise_rows(lc, n, m);
+            });
+          });
+          return;
+        }
+      }
       if constexpr (flat)
         parallel_range(c, (r1 - r0) * C, NB, lanes, [&](long b, long e, int) { elementwise_rows(c, r0 * C + b, r0 * C + e); });
       else
@@ -528,7 +564,7 @@ struct executor {
         // row wait on the last row's store (the bias gradients and the loss mean took 0.7–1.3 µs at batch 256).
         // The additions are the same, in the same order.
         constexpr long row_vectors = (C + lanes - 1) / lanes;
-        column_sums_by_task<1>(c, rows, rows * C * (NB + 1), {out}, [&](long b, long e, std::array<float*, 1> accs) {
+        column_sums_by_task<1>(c, rows, rows * C * (NB + 1), {out}, [&](long b, long e, std::array<float*, 1> accs, [[maybe_unused]] int thread) {
           float* acc = accs[0];
           vfloat vals[NB > 0 ? NB : 1];
           if constexpr (packed) {  // lanes / C rows per vector; lane l sums column l % C of every lanes / C-th row
@@ -558,11 +594,13 @@ struct executor {
               else store_partial(acc + c0, sums[v], n);
             }
           } else {
-            for (long r = b; r < e; ++r)
-              for (long s = 0, t; s < C; s = t) {
-                t = run_end<channel_run>(s, C);
-                for (long c0 = s; c0 < t; c0 += lanes) at(c, r, c0, static_cast<int>(std::min<long>(lanes, t - c0)), acc);
-              }
+            rebuilding(c, b, e, thread, [&](const context& lc, long n, long m) {
+              for (long r = n; r < m; ++r)
+                for (long s = 0, t; s < C; s = t) {
+                  t = run_end<channel_run>(s, C);
+                  for (long c0 = s; c0 < t; c0 += lanes) at(lc, r, c0, static_cast<int>(std::min<long>(lanes, t - c0)), acc);
+                }
+            });
           }
         });
       } else {
@@ -592,7 +630,7 @@ struct executor {
     }
 
     // Column sums over `rows` rows of Count outputs of C columns each, the rows split between tasks: each task
-    // adds its rows into its own zeroed partials, `sum(b, e, partials)`, and the partials are then added in task
+    // adds its rows into its own zeroed partials, `sum(b, e, partials, thread)`, and the partials are then added in task
     // order, so that the result does not depend on which thread ran which task (a thread's slot would add a
     // different grouping whenever one thread ran two). `work`: the element operations, against parallel_threshold.
     template <int Count, class Sum>
@@ -602,13 +640,13 @@ struct executor {
       const int threads = c.pool->num_threads();
       const long tasks = (work < parallel_threshold || threads == 1) ? 1 : threads;
       const long chunk = (rows + tasks - 1) / tasks;
-      auto task = [&](int t, int) {
+      auto task = [&](int t, int thread) {
         std::array<float*, Count> acc = out;
         if (tasks > 1)
           for (int s = 0; s < Count; ++s) acc[s] = c.reduce_ws + t * c.reduce_ws_stride + s * output_stride;
         for (float* a : acc) std::fill_n(a, C, 0.0f);
         const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
-        sum(b, e, acc);
+        sum(b, e, acc, thread);
       };
       if (tasks == 1) return thread_pool::run_single(task);  // on this thread, through the one compiled copy of task
       c.pool->parallel_for(static_cast<int>(tasks), task);
@@ -655,22 +693,24 @@ struct executor {
       static_assert(channel_run == 0 || rider::channel_run == 0 || channel_run == rider::channel_run,
                     "kiln cpu: a column sum riding in a kernel over maps of another size");
       constexpr long run = channel_run > 0 ? channel_run : rider::channel_run;
-      auto pass = [&](long b, long e, float* acc, float* rider_acc) {
-        for (long r = b; r < e; ++r)
-          for (long s = 0, t; s < C; s = t) {
-            t = run_end<run>(s, C);
-            for (long c0 = s; c0 < t; c0 += lanes) {
-              const int n = static_cast<int>(std::min<long>(lanes, t - c0));
-              at(c, r, c0, n, acc);
-              rider::at(c, r, c0, n, rider_acc);
+      auto pass = [&](long b, long e, float* acc, float* rider_acc, int thread) {
+        rebuilding(c, b, e, thread, [&](const context& lc, long n0, long n1) {
+          for (long r = n0; r < n1; ++r)
+            for (long s = 0, t; s < C; s = t) {
+              t = run_end<run>(s, C);
+              for (long c0 = s; c0 < t; c0 += lanes) {
+                const int n = static_cast<int>(std::min<long>(lanes, t - c0));
+                at(lc, r, c0, n, acc);
+                rider::at(lc, r, c0, n, rider_acc);
+              }
             }
-          }
+        });
       };
       float* rider_out = c.buf[rider::KR.anchor];
       if constexpr (KR.kind == kernel_kind::reduction)
-        column_sums_by_task<2>(c, rows, work, {c.buf[KR.anchor], rider_out}, [&](long b, long e, std::array<float*, 2> acc) { pass(b, e, acc[0], acc[1]); });
+        column_sums_by_task<2>(c, rows, work, {c.buf[KR.anchor], rider_out}, [&](long b, long e, std::array<float*, 2> acc, int thread) { pass(b, e, acc[0], acc[1], thread); });
       else
-        column_sums_by_task<1>(c, rows, work, {rider_out}, [&](long b, long e, std::array<float*, 1> acc) { pass(b, e, nullptr, acc[0]); });
+        column_sums_by_task<1>(c, rows, work, {rider_out}, [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, nullptr, acc[0], thread); });
     }
 
     // ---- contractions
@@ -763,27 +803,25 @@ struct executor {
       // with corners kept (see find_corners): the pool's map, stored only to the task's scratch
       constexpr int kept = corners.reader_of[F] >= 0 ? P.g.nodes[P.kernels[F].anchor].in[0] : -1;
       parallel_range(c, resolve(KR.domain.rows, c.batch), C * NB + follower::work_per_sample, 1, [&](long b, long e, int thread) {
+        // keeping corners, the task evaluates its samples into its scratch: a copy of the buffer table whose map
+        // entry is moved there
+        std::array<float*, (kept >= 0 ? P.g.size : 0)> bufs;
+        context local = c;
+        float* scratch = nullptr;
         if constexpr (kept >= 0) {
-          std::array<float*, P.g.size> bufs;
           std::copy_n(c.buf, P.g.size, bufs.begin());
-          context local = c;
           local.buf = bufs.data();
-          float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
-          for (long n = b; n < e; n += samples) {
-            const long m = std::min(e, n + samples);
-            // the kernel stores element (r, j) at buf + r·C + j: sample n's row lands at the scratch's start
+          scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
+        }
+        for (long n = b; n < e; n += samples) {
+          const long m = std::min(e, n + samples);
+          // the kernel stores element (r, j) at buf + r·C + j: sample n's row lands at the scratch's start
+          if constexpr (kept >= 0)
             bufs[kept] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
-            if constexpr (flat) elementwise_rows(local, n * C, m * C);
-            else elementwise_rows(local, n, m);
-            follower::pool_keeping_corners(c, scratch, n, m);
-          }
-        } else {
-          for (long n = b; n < e; n += samples) {
-            const long m = std::min(e, n + samples);
-            if constexpr (flat) elementwise_rows(c, n * C, m * C);
-            else elementwise_rows(c, n, m);
-            follower::window_samples(c, n, m, thread);
-          }
+          if constexpr (flat) elementwise_rows(local, n * C, m * C);
+          else elementwise_rows(local, n, m);
+          if constexpr (kept >= 0) follower::pool_keeping_corners(c, scratch, n, m);
+          else follower::window_samples(c, n, m, thread);
         }
       });
     }
@@ -795,6 +833,15 @@ struct executor {
       static constexpr window w = P.g.windows[nd.leaf];
       auto* corners_at = reinterpret_cast<std::uint8_t*>(c.buf[nd.in[0]]);  // in the map's own buffer
       pool::max_forward_argmax<w>(map, c.buf[KR.anchor] + n0 * nd.shape.cols, corners_at + n0 * pool::argmax_bytes_per_sample<w>, n1 - n0);
+    }
+
+    // A max-pool adjoint reading its forward's corners (see find_corners): samples [n0, n1) of its map into `map`
+    // (sample n0's row first).
+    static void adjoint_by_corners(const context& c, float* map, long n0, long n1) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      static constexpr window w = P.g.windows[nd.leaf];
+      const auto* corners_at = reinterpret_cast<const std::uint8_t*>(c.buf[nd.in[0]]);
+      pool::max_adjoint_argmax<w>(corners_at + n0 * pool::argmax_bytes_per_sample<w>, c.buf[nd.in[1]] + n0 * w.out_size(), map, n1 - n0);
     }
 
     // a window op's work per sample, for splitting between threads (multiply-adds and map elements)
@@ -812,10 +859,7 @@ struct executor {
       static constexpr window w = P.g.windows[nd.leaf];
       if constexpr (corners.source_of[K] >= 0) {
         // the forward pool kept its corners in the map's buffer, unless a masked step ran it apart
-        if (!c.run_kernel && !c.kernel_rows) {
-          pool::max_adjoint_argmax<w>(reinterpret_cast<const std::uint8_t*>(c.buf[nd.in[0]]), c.buf[nd.in[1]], c.buf[KR.anchor], n0, n1);
-          return;
-        }
+        if (!c.run_kernel && !c.kernel_rows) return adjoint_by_corners(c, c.buf[KR.anchor] + n0 * w.in_size(), n0, n1);
       }
       window_rows<ops::window_code_of(nd.kind), w>(c.buf[nd.in[0]], nd.in[1] >= 0 ? c.buf[nd.in[1]] : nullptr, c.buf[KR.anchor],
                                                    n0, n1, c.gemm_ws + thread * c.gemm_ws_stride, c.products);
@@ -876,8 +920,11 @@ struct executor {
       } else if constexpr (host >= 0) {
         if (!c.run_kernel && !c.kernel_rows) return;  // summed in its host's pass
       }
+      if constexpr (rebuilt.rebuilt[K]) {
+        if (!c.run_kernel && !c.kernel_rows) return;  // made again in its readers' passes
+      }
       constexpr int follower = followers.follower_of[K], leader = followers.leader_of[K];
-      if constexpr (follower >= 0) {
+      if constexpr (follower >= 0 && !rebuilt.rebuilt[follower]) {
         if (!c.run_kernel && !c.kernel_rows) return run_leading<follower>(c);
       } else if constexpr (leader >= 0) {
         if (!c.run_kernel && !c.kernel_rows) return;  // pooled in its leader's pass
@@ -902,6 +949,54 @@ struct executor {
   static constexpr corners_map corners = find_corners(followers);
   // How many max-pools keep their corners for their adjoint (what tests check is exercised).
   static constexpr int corners_count() { return corners.count; }
+
+  // ---- rebuilt pool adjoints (a CPU schedule; the plan is unchanged). The map g that a max-pool's adjoint scatters
+  // by its forward's corners (find_corners) is cheap to make again: a byte and an output adjoint per window of four
+  // elements. When every kernel reading g is an elementwise kernel or a wide column sum over g's own rows and columns
+  // (batch norm's backward: its two sums in one pass as host and rider, then its input adjoint), each of those
+  // passes makes g for a few samples at a time in its task's scratch and reads it there, and the adjoint kernel
+  // does not run: g (25.7 MB at batch 256 in the Fashion-MNIST CNN's first block) is never written to memory, and
+  // its two readers read a byte and a float per four elements instead of four floats. Same bits: the same g, read
+  // at the same elements. A masked step runs everything apart as before.
+  struct rebuilt_map {
+    std::array<int, N> source_of{};  // the adjoint kernel whose map a kernel's pass rebuilds, or -1
+    std::array<bool, N> rebuilt{};   // an adjoint kernel whose map its readers' passes rebuild (it does not run)
+    int count = 0;
+  };
+  // The kernel whose pass evaluates kernel k: its host if it rides in one (riders), itself otherwise.
+  static constexpr int pass_of(int k) { return riders.host_of[k] >= 0 ? riders.host_of[k] : k; }
+  // Whether pass p can rebuild the map g of adjoint kernel d (the kernels that read g from memory, or carry one).
+  static constexpr bool can_rebuild_in(int d, int p) {
+    const kernel& K = P.kernels[p];
+    const bool wide_sum = is_column_sum(p) && K.domain.cols > 8 * lanes;  // run_reduction's row-by-row walk
+    return p > d && K.domain == P.g.nodes[P.kernels[d].anchor].shape && (K.kind == kernel_kind::elementwise || wide_sum) &&
+           followers.follower_of[p] < 0 && followers.leader_of[p] < 0;
+  }
+  static constexpr rebuilt_map find_rebuilt() {
+    rebuilt_map m;
+    m.source_of.fill(-1);
+    for (int d = 0; d < N; ++d) {
+      if (corners.source_of[d] < 0) continue;
+      const int g = P.kernels[d].anchor;
+      if (P.is_output[g] != 0 || P.assign[g] >= 0) continue;
+      bool ok = true, read = false;
+      for (int k = 0; k < N && ok; ++k) {
+        if (k == d || !reads_from_memory(k, g)) continue;
+        const int p = pass_of(k);
+        ok = can_rebuild_in(d, p) && (m.source_of[p] < 0 || m.source_of[p] == d);
+        read = true;
+      }
+      if (!ok || !read) continue;
+      for (int k = 0; k < N; ++k)
+        if (k != d && reads_from_memory(k, g)) m.source_of[pass_of(k)] = d;
+      m.rebuilt[d] = true;
+      ++m.count;
+    }
+    return m;
+  }
+  static constexpr rebuilt_map rebuilt = find_rebuilt();
+  // How many pool adjoints are rebuilt in their readers' passes (what tests check is exercised).
+  static constexpr int rebuilt_count() { return rebuilt.count; }
   // How many kernels walk their rows a channel at a time, reading channel repeats as one value per channel, and
   // how many of them carry a rider (what tests check is exercised).
   template <std::size_t... K>
@@ -985,6 +1080,8 @@ struct executor {
     for (int k = 0; k < N; ++k)  // a leader's samples of the map a follower keeps corners of (run_leading)
       if (followers.follower_of[k] >= 0 && corners.reader_of[followers.follower_of[k]] >= 0)
         m = std::max<long>(m, max_leading_samples(k) * P.kernels[k].domain.cols + 16);
+    for (int k = 0; k < N; ++k)  // a pass's samples of a pool adjoint's map it rebuilds (rebuilding)
+      if (rebuilt.rebuilt[k]) m = std::max<long>(m, rebuilt_samples(k) * P.g.nodes[P.kernels[k].anchor].shape.cols + 16);
     return (m + 15) / 16 * 16;
   }
 };

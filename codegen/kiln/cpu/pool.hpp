@@ -52,6 +52,12 @@ inline void store_run(float* p, int n, vfloat lo, vfloat hi) {
   if (m >= 2 * lanes) store(p + lanes, hi);
   else if (m > lanes) store_partial(p + lanes, hi, m - lanes);
 }
+// A row of windows' adjoints ga … gd (top left, top right, bottom left, bottom right; windows j0 … j0 + n − 1)
+// stored to the two input rows o0 and o1 they cover, each corner at its place.
+inline void store_window_adjoints(float* o0, float* o1, int j0, int n, vfloat ga, vfloat gb, vfloat gc, vfloat gd) {
+  store_run(o0 + 2 * j0, n, interleave<0>(ga, gb, lane_sequence{}), interleave<1>(ga, gb, lane_sequence{}));
+  store_run(o1 + 2 * j0, n, interleave<0>(gc, gd, lane_sequence{}), interleave<1>(gc, gd, lane_sequence{}));
+}
 // v, then u in scan order: the lanes where u takes over, being larger or NaN (kiln_window_argmax's comparison)
 inline vint takes_over(vfloat v, vfloat u) { return (u > v) | (u != u); }
 
@@ -106,8 +112,7 @@ inline void max_adjoint_row(const float* r0, const float* r1, const float* gy, f
     const vfloat g = n == lanes ? load(gy + j0) : load_partial(gy + j0, n);
     const vfloat ga = blend(~s.tb & ~s.tc & ~s.td, g, zero), gb = blend(s.tb & ~s.tc & ~s.td, g, zero);
     const vfloat gc = blend(s.tc & ~s.td, g, zero), gd = blend(s.td, g, zero);
-    store_run(o0 + 2 * j0, n, interleave<0>(ga, gb, lane_sequence{}), interleave<1>(ga, gb, lane_sequence{}));
-    store_run(o1 + 2 * j0, n, interleave<0>(gc, gd, lane_sequence{}), interleave<1>(gc, gd, lane_sequence{}));
+    store_window_adjoints(o0, o1, j0, n, ga, gb, gc, gd);
   }
 }
 
@@ -147,8 +152,7 @@ inline void max_adjoint_row_argmax(const std::uint8_t* at, const float* gy, floa
     const vfloat g = n == lanes ? load(gy + j0) : load_partial(gy + j0, n);
     const vfloat ga = blend(corner == k0, g, zero), gb = blend(corner == k0 + 1, g, zero);
     const vfloat gc = blend(corner == k0 + 2, g, zero), gd = blend(corner == k0 + 3, g, zero);
-    store_run(o0 + 2 * j0, n, interleave<0>(ga, gb, lane_sequence{}), interleave<1>(ga, gb, lane_sequence{}));
-    store_run(o1 + 2 * j0, n, interleave<0>(gc, gd, lane_sequence{}), interleave<1>(gc, gd, lane_sequence{}));
+    store_window_adjoints(o0, o1, j0, n, ga, gb, gc, gd);
   }
 }
 }  // namespace pair_detail
@@ -158,7 +162,7 @@ template <window W>
 inline constexpr long argmax_bytes_per_sample = static_cast<long>(W.c) * W.oh() * W.ow();
 
 // max_forward for pair windows, also storing each window's corner (argmax_bytes_per_sample bytes per sample) for
-// max_adjoint_argmax. x, y and at start at sample n0.
+// max_adjoint_argmax, for `samples` samples: x, y and at start at the first.
 template <window W>
   requires pair_window<W>
 inline void max_forward_argmax(const float* x, float* y, std::uint8_t* at, long samples) {
@@ -173,15 +177,15 @@ inline void max_forward_argmax(const float* x, float* y, std::uint8_t* at, long 
     }
 }
 
-// max_adjoint from the corners max_forward_argmax stored: gx rows [n0, n1) (at, gy and gx all indexed from sample 0)
+// max_adjoint from the corners max_forward_argmax stored, for `samples` samples: at, gy and gx start at the first.
 template <window W>
   requires pair_window<W>
-inline void max_adjoint_argmax(const std::uint8_t* at, const float* gy, float* gx, long n0, long n1) {
+inline void max_adjoint_argmax(const std::uint8_t* at, const float* gy, float* gx, long samples) {
   const int OH = W.oh(), OW = W.ow();
   const long plane = static_cast<long>(W.h) * W.w;
   // a pair window writes every element it covers; only an odd last row or column needs the zeros
-  if (W.h % 2 != 0 || W.w % 2 != 0) std::fill(gx + n0 * W.c * plane, gx + n1 * W.c * plane, 0.0f);
-  for (long n = n0; n < n1; ++n)
+  if (W.h % 2 != 0 || W.w % 2 != 0) std::fill(gx, gx + samples * W.c * plane, 0.0f);
+  for (long n = 0; n < samples; ++n)
     for (int c = 0; c < W.c; ++c) {
       const long o = (n * W.c + c) * OH * OW;
       float* out = gx + (n * W.c + c) * plane;

@@ -350,22 +350,27 @@ constexpr plan_data lower(const graph& g, fusion mode) {
   return p;
 }
 
+// Whether kernel k reads an operand a with pred(a): an input of its body's nodes, or of its anchor when that is not
+// elementwise (a reduction's, contraction's or indexing op's operands are read by the kernel, not by its body).
+template <class Pred>
+constexpr bool kernel_reads_if(const plan& p, int k, Pred pred) {
+  const kernel& kr = p.kernels[k];
+  for (int b = kr.body_begin; b < kr.body_end; ++b)
+    for (const int a : p.g.nodes[p.body[b]].in)
+      if (a >= 0 && pred(a)) return true;
+  if (kr.anchor >= 0 && kr.kind != kernel_kind::elementwise)
+    for (const int a : p.g.nodes[kr.anchor].in)
+      if (a >= 0 && pred(a)) return true;
+  return false;
+}
+
 // Whether kernel k reads the value of a collective (directly, or through a transpose): it must wait until the
 // sum over ranks is complete. These waits are the plan's barriers.
 constexpr bool kernel_reads_collective(const plan& p, int k) {
-  const kernel& kr = p.kernels[k];
-  auto collective = [&](int a) {
-    if (a < 0) return false;
+  return kernel_reads_if(p, k, [&](int a) {
     if (p.g.nodes[a].kind == op::transpose) a = p.g.nodes[a].in[0];
     return p.g.nodes[a].kind == op::all_reduce;
-  };
-  for (int b = kr.body_begin; b < kr.body_end; ++b)
-    for (const int a : p.g.nodes[p.body[b]].in)
-      if (collective(a)) return true;
-  if (kr.anchor >= 0 && kr.kind != kernel_kind::elementwise)
-    for (const int a : p.g.nodes[kr.anchor].in)
-      if (collective(a)) return true;
-  return false;
+  });
 }
 constexpr bool is_collective_kernel(const plan& p, int k) { return p.g.nodes[p.kernels[k].anchor].kind == op::all_reduce; }
 
