@@ -448,14 +448,16 @@ inline void accumulate_any(long K, const float* rows, const float* cols, long og
 }
 }  // namespace narrow_detail
 
-// partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group; scratch: scratch_floats(kiln_conv2d_dw, w) floats.
+// partial [O, K] = Σ over rows [n0, n1) of gy_n · cols_nᵀ, per group (add_to_partial: partial += that sum, for a
+// caller that hands over its samples a few at a time); scratch: scratch_floats(kiln_conv2d_dw, w) floats.
 // In FP32 the sum is computed transposed, partialᵀ [K, O/G] = Σ cols_n · gy_nᵀ, into scratch and then transposed
 // once: the patches (cols, the larger operand) are read in place by the product's broadcasts, and only the
 // output-channel rows gy_n are packed.
 inline void weight_adjoint(const window& w, const float* x, const float* gy, float* partial, long n0, long n1, float* scratch,
-                           bf16_path products = bf16_path::fp32) {
+                           bf16_path products = bf16_path::fp32, bool add_to_partial = false) {
   const sizes s = sizes_of(w);
   const long N = s.block * s.L;
+  auto put = [&](long i, float v) { partial[i] = add_to_partial ? partial[i] + v : v; };
   if (products == bf16_path::fp32) {
     const padded_maps p = padded_maps_of(w, s);
     const long patch_rows = weight_patch_rows(s);
@@ -491,18 +493,18 @@ inline void weight_adjoint(const window& w, const float* x, const float* gy, flo
       }
     }
     if (narrow) {
-      for (long i = 0; i < w.o * s.K; ++i) partial[i] = hsum(load(acc + i * lanes));
+      for (long i = 0; i < w.o * s.K; ++i) put(i, hsum(load(acc + i * lanes)));
       return;
     }
     for (long g = 0; g < w.groups; ++g)
       for (long o = 0; o < s.og; ++o)
-        for (long k = 0; k < s.K; ++k) partial[(g * s.og + o) * s.K + k] = sum_t[(g * s.K + k) * s.og + o];
+        for (long k = 0; k < s.K; ++k) put((g * s.og + o) * s.K + k, sum_t[(g * s.K + k) * s.og + o]);
     return;
   }
   float* cols = scratch;
   float* side = cols + s.K * N;
   float* ws = side + s.og * N;
-  std::fill_n(partial, w.o * s.K, 0.0f);
+  if (!add_to_partial) std::fill_n(partial, w.o * s.K, 0.0f);
   for (long n = n0; n < n1; n += s.block) {
     const long m = std::min(s.block, n1 - n), ld = m * s.L;
     for (long g = 0; g < w.groups; ++g) {

@@ -125,6 +125,16 @@ struct executor {
     return code == window_math::kiln_max_pool2d || code == window_math::kiln_max_pool2d_dx || code == window_math::kiln_avg_pool2d ||
            code == window_math::kiln_avg_pool2d_dx;
   }
+  // A convolution's weight gradient with a patch narrower than a vector (a first layer's: K = C/G·kh·kw taps,
+  // conv.hpp's narrow path) follows too: its patches are a few rows of its input, so the map gy it sums against,
+  // which the leader stores (batch norm's input adjoint: 25.7 MB at batch 256 in the Fashion-MNIST CNN's first
+  // block), is read from L2 instead of memory, and is not stored at all when nothing else reads it
+  // (find_private_maps). Each task adds its samples into its own partial, and the partials are added in task order.
+  static constexpr bool narrow_weight_gradient(const node& nd) {
+    if (nd.kind != op::conv2d_dw) return false;
+    const window& w = P.g.windows[nd.leaf];
+    return (w.c / w.groups) * w.kh * w.kw < lanes;
+  }
   static constexpr bool stored_by(int k, int id) {
     for (int s = P.kernels[k].store_begin; s < P.kernels[k].store_end; ++s)
       if (P.stores[s] == id) return true;
@@ -135,7 +145,8 @@ struct executor {
     const kernel& F = P.kernels[f];
     const node& nd = P.g.nodes[F.anchor];
     if (H.kind != kernel_kind::elementwise || H.domain.rows != batch || F.kind != kernel_kind::indexing ||
-        !ops::is_window_op(nd.kind) || !follows_in_pass(ops::window_code_of(nd.kind)) || kernel_reads_collective(P, f) ||
+        !ops::is_window_op(nd.kind) || !(follows_in_pass(ops::window_code_of(nd.kind)) || narrow_weight_gradient(nd)) ||
+        kernel_reads_collective(P, f) ||
         P.assign[F.anchor] >= 0)
       return false;
     bool reads_a_store = false;
@@ -220,6 +231,31 @@ struct executor {
         m.source_of[d] = f;
         ++m.count;
       }
+    return m;
+  }
+
+  // The map gy a weight-gradient follower sums against, when no other kernel reads it and it is no output: its
+  // leader then stores it only to the task's scratch, a few samples at a time (run_leading), and it is never written
+  // to memory. Fused plans only, as corners.
+  struct private_map_table {
+    std::array<int, N> of{};  // the node follower f's leader keeps in scratch, or -1
+    int count = 0;
+  };
+  static constexpr private_map_table find_private_maps(const follower_map& fm) {
+    private_map_table m;
+    m.of.fill(-1);
+    if (P.mode != fusion::fused) return m;
+    for (int f = 0; f < N; ++f) {
+      const node& nd = P.g.nodes[P.kernels[f].anchor];
+      if (fm.leader_of[f] < 0 || nd.kind != op::conv2d_dw) continue;
+      const int gy = nd.in[1];
+      if (P.kernel_of[gy] != fm.leader_of[f] || P.is_output[gy] != 0 || P.assign[gy] >= 0 || nd.in[0] == gy) continue;
+      bool read_elsewhere = false;
+      for (int k = 0; k < N; ++k) read_elsewhere = read_elsewhere || (k != f && reads_from_memory(k, gy));
+      if (read_elsewhere) continue;
+      m.of[f] = gy;
+      ++m.count;
+    }
     return m;
   }
 
@@ -800,30 +836,52 @@ struct executor {
     static void run_leading(const context& c) {
       using follower = kernel_impl<F>;
       constexpr long C = KR.domain.cols, samples = leading_samples;
-      // with corners kept (see find_corners): the pool's map, stored only to the task's scratch
-      constexpr int kept = corners.reader_of[F] >= 0 ? P.g.nodes[P.kernels[F].anchor].in[0] : -1;
-      parallel_range(c, resolve(KR.domain.rows, c.batch), C * NB + follower::work_per_sample, 1, [&](long b, long e, int thread) {
-        // keeping corners, the task evaluates its samples into its scratch: a copy of the buffer table whose map
-        // entry is moved there
+      constexpr bool weight_gradient = P.g.nodes[P.kernels[F].anchor].kind == op::conv2d_dw;
+      // the map the leader stores only to the task's scratch: a max-pool's that keeps its corners (find_corners) or
+      // a weight gradient's that nothing else reads (find_private_maps); or -1
+      constexpr int kept = corners.reader_of[F] >= 0 ? P.g.nodes[P.kernels[F].anchor].in[0] : private_maps.of[F];
+      const long rows = resolve(KR.domain.rows, c.batch);
+      // samples [b, e) on `thread`: the leader's rows and the follower's samples, `samples` at a time; a weight
+      // gradient's sums go to `partial`
+      auto task = [&](long b, long e, int thread, float* partial) {
+        // keeping the map, the task evaluates its samples into its scratch (after the rows of a map it rebuilds):
+        // a copy of the buffer table whose map entry is moved there
         std::array<float*, (kept >= 0 ? P.g.size : 0)> bufs;
         context local = c;
-        float* scratch = nullptr;
+        float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride + rebuilt_floats());
         if constexpr (kept >= 0) {
           std::copy_n(c.buf, P.g.size, bufs.begin());
           local.buf = bufs.data();
-          scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
         }
+        [[maybe_unused]] float* follower_scratch = gemm_detail::align64(scratch + (kept >= 0 ? samples * C + 16 : 0));
         for (long n = b; n < e; n += samples) {
           const long m = std::min(e, n + samples);
           // the kernel stores element (r, j) at buf + r·C + j: sample n's row lands at the scratch's start
           if constexpr (kept >= 0)
             bufs[kept] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
-          if constexpr (flat) elementwise_rows(local, n * C, m * C);
-          else elementwise_rows(local, n, m);
-          if constexpr (kept >= 0) follower::pool_keeping_corners(c, scratch, n, m);
+          rebuilding(local, n, m, thread, [&](const context& lc, long n0, long n1) {
+            if constexpr (flat) elementwise_rows(lc, n0 * C, n1 * C);
+            else elementwise_rows(lc, n0, n1);
+          });
+          if constexpr (weight_gradient) follower::weight_gradient_samples(local, n, m, follower_scratch, partial, n > b);
+          else if constexpr (corners.reader_of[F] >= 0) follower::pool_keeping_corners(c, scratch, n, m);
           else follower::window_samples(c, n, m, thread);
         }
-      });
+      };
+      if constexpr (weight_gradient) {
+        const long tasks = follower::weight_gradient_tasks(c, rows);
+        c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
+          task(rows * t / tasks, rows * (t + 1) / tasks, thread, c.ksplit_ws + t * c.ksplit_ws_stride);
+        });
+        follower::add_task_partials(c, tasks);
+      } else {
+        parallel_range(c, rows, C * NB + follower::work_per_sample, 1, [&](long b, long e, int thread) { task(b, e, thread, nullptr); });
+      }
+    }
+    // The scratch floats at the start of a task's scratch that rebuilding() uses for the map it rebuilds (or none).
+    static constexpr long rebuilt_floats() {
+      const int d = rebuilt.source_of[K];
+      return d >= 0 ? rebuilt_samples(d) * P.g.nodes[P.kernels[d].anchor].shape.cols + 16 : 0;
     }
     static constexpr long leading_samples = max_leading_samples(K);
 
@@ -865,6 +923,25 @@ struct executor {
                                                    n0, n1, c.gemm_ws + thread * c.gemm_ws_stride, c.products);
     }
 
+    // ---- a convolution's weight gradient: each task sums its samples into its own partial (c.ksplit_ws), and the
+    // partials are then added in task order, so that the result depends on the thread count only
+    static long weight_gradient_tasks(const context& c, long rows) {
+      return rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(c.pool->num_threads(), rows);
+    }
+    static void add_task_partials(const context& c, long tasks) {
+      constexpr long size = P.g.nodes[KR.anchor].shape.rows * P.g.nodes[KR.anchor].shape.cols;
+      float* out = c.buf[KR.anchor];
+      std::copy_n(c.ksplit_ws, size, out);
+      for (long t = 1; t < tasks; ++t)
+        for (long i = 0; i < size; ++i) out[i] += c.ksplit_ws[t * c.ksplit_ws_stride + i];
+    }
+    // Samples [n0, n1) of this weight gradient into `partial` (added to it with `add`), on `scratch`, as a follower.
+    static void weight_gradient_samples(const context& c, long n0, long n1, float* scratch, float* partial, bool add) {
+      constexpr node nd = P.g.nodes[KR.anchor];
+      static constexpr window w = P.g.windows[nd.leaf];
+      conv::weight_adjoint(w, c.buf[nd.in[0]], c.buf[nd.in[1]], partial, n0, n1, scratch, c.products, add);
+    }
+
     // Window ops (conv, pooling, channel sums; cpu/window_kernels.hpp). Convolutions and pooling run sample by
     // sample, the samples split between threads; the weight gradient sums per-thread partials in thread order
     // (the same bits for the same thread count); channel sums and repeats run element by element.
@@ -893,16 +970,12 @@ struct executor {
       if constexpr (window_per_sample(code)) {
         parallel_range(c, rows, work_per_sample, 1, [&](long n0, long n1, int thread) { window_samples(c, n0, n1, thread); });
       } else if constexpr (code == window_math::kiln_conv2d_dw) {
-        constexpr long size = nd.shape.rows * nd.shape.cols;
-        const int threads = c.pool->num_threads();
-        const long tasks = rows * work_per_sample < parallel_threshold ? 1 : std::min<long>(threads, rows);
+        const long tasks = weight_gradient_tasks(c, rows);
         c.pool->parallel_for(static_cast<int>(tasks), [&](int t, int thread) {
           conv::weight_adjoint(w, a, b, c.ksplit_ws + t * c.ksplit_ws_stride, rows * t / tasks, rows * (t + 1) / tasks,
                                c.gemm_ws + thread * c.gemm_ws_stride, c.products);
         });
-        std::copy_n(c.ksplit_ws, size, out);
-        for (long t = 1; t < tasks; ++t)
-          for (long i = 0; i < size; ++i) out[i] += c.ksplit_ws[t * c.ksplit_ws_stride + i];
+        add_task_partials(c, tasks);
       } else {
         const long total = resolve(nd.shape.rows, c.batch) * nd.shape.cols;
         parallel_range(c, total, w.h * w.w, 1, [&](long e0, long e1, int) { window_elements<code, w>(a, b, rows, out, e0, e1); });
@@ -947,6 +1020,15 @@ struct executor {
   // How many poolings run in the pass of the kernel that stores their map (what tests check is exercised).
   static constexpr int follower_count() { return followers.count; }
   static constexpr corners_map corners = find_corners(followers);
+  static constexpr private_map_table private_maps = find_private_maps(followers);
+  // How many weight gradients follow their map's pass, and how many of their maps are never stored (what tests
+  // check is exercised).
+  static constexpr int weight_gradient_follower_count() {
+    int n = 0;
+    for (int k = 0; k < N; ++k) n += followers.leader_of[k] >= 0 && P.g.nodes[P.kernels[k].anchor].kind == op::conv2d_dw ? 1 : 0;
+    return n;
+  }
+  static constexpr int private_map_count() { return private_maps.count; }
   // How many max-pools keep their corners for their adjoint (what tests check is exercised).
   static constexpr int corners_count() { return corners.count; }
 
@@ -969,8 +1051,12 @@ struct executor {
   static constexpr bool can_rebuild_in(int d, int p) {
     const kernel& K = P.kernels[p];
     const bool wide_sum = is_column_sum(p) && K.domain.cols > 8 * lanes;  // run_reduction's row-by-row walk
+    // a leader rebuilds g for each of its chunks of samples before its rows (run_leading), unless its follower is a
+    // pooling, whose scratch use (kept corners) does not leave room for g
+    const int f = followers.follower_of[p];
+    const bool leader_ok = f < 0 || P.g.nodes[P.kernels[f].anchor].kind == op::conv2d_dw;
     return p > d && K.domain == P.g.nodes[P.kernels[d].anchor].shape && (K.kind == kernel_kind::elementwise || wide_sum) &&
-           followers.follower_of[p] < 0 && followers.leader_of[p] < 0;
+           leader_ok && followers.leader_of[p] < 0;
   }
   static constexpr rebuilt_map find_rebuilt() {
     rebuilt_map m;
@@ -1077,9 +1163,16 @@ struct executor {
         if (code == window_math::kiln_conv2d || code == window_math::kiln_conv2d_dx || code == window_math::kiln_conv2d_dw)
           m = std::max<long>(m, static_cast<long>(conv::scratch_floats(code, P.g.windows[nd.leaf])));
       }
-    for (int k = 0; k < N; ++k)  // a leader's samples of the map a follower keeps corners of (run_leading)
-      if (followers.follower_of[k] >= 0 && corners.reader_of[followers.follower_of[k]] >= 0)
-        m = std::max<long>(m, max_leading_samples(k) * P.kernels[k].domain.cols + 16);
+    for (int k = 0; k < N; ++k) {  // a leader's (run_leading): a rebuilt map's rows, its kept map's, the follower's scratch
+      const int f = followers.follower_of[k];
+      if (f < 0) continue;
+      const int d = rebuilt.source_of[k];
+      const node& fn = P.g.nodes[P.kernels[f].anchor];
+      const long rebuilt_rows = d >= 0 ? rebuilt_samples(d) * P.g.nodes[P.kernels[d].anchor].shape.cols + 16 : 0;
+      const long kept = corners.reader_of[f] >= 0 || private_maps.of[f] >= 0 ? max_leading_samples(k) * P.kernels[k].domain.cols + 16 : 0;
+      const long follower = fn.kind == op::conv2d_dw ? static_cast<long>(conv::scratch_floats(window_math::kiln_conv2d_dw, P.g.windows[fn.leaf])) : 0;
+      m = std::max<long>(m, rebuilt_rows + kept + follower + 48);
+    }
     for (int k = 0; k < N; ++k)  // a pass's samples of a pool adjoint's map it rebuilds (rebuilding)
       if (rebuilt.rebuilt[k]) m = std::max<long>(m, rebuilt_samples(k) * P.g.nodes[P.kernels[k].anchor].shape.cols + 16);
     return (m + 15) / 16 * 16;
