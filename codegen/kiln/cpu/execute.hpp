@@ -44,8 +44,10 @@ struct executor {
   // the host on overwrites, or the host's own stores, read at the element it has just stored. Batch norm's
   // backward pass then reads its maps once for both of its sums (Σ g and Σ g·(x − μ)), and the sum of the input
   // adjoint is taken while that adjoint is written, instead of in a pass of its own over memory.
-  // Narrower sums (at most 8 vectors a row) keep their row in registers and are left alone; so are flat hosts.
-  static constexpr long rider_min_columns = 8 * lanes + 1;
+  // Narrower sums keep their row in registers and are left alone (is_wide); so are flat hosts.
+  // A row of at most 8 vectors keeps its column sums in registers (run_reduction); a wider one walks each row
+  // through memory: only such sums ride in other passes, and only such sums' passes rebuild maps.
+  static constexpr bool is_wide(long cols) { return cols > 8 * lanes; }
   // A task's partial column sums of one output take C floats, the next output's starting at a multiple of 16.
   static constexpr long partials_stride(long C) { return (C + 15) / 16 * 16; }
   struct rider_map {
@@ -93,7 +95,7 @@ struct executor {
     constexpr int reach = 16;  // how many kernels ahead a host looks for its rider
     for (int h = 0; h < N; ++h) {
       const kernel& H = P.kernels[h];
-      if (m.host_of[h] >= 0 || flat[h] || H.domain.cols < rider_min_columns) continue;
+      if (m.host_of[h] >= 0 || flat[h] || !is_wide(H.domain.cols)) continue;
       if (!(H.kind == kernel_kind::elementwise || is_column_sum(h))) continue;
       for (int j = h + 1; j < N && j <= h + reach; ++j)
         if (m.host_of[j] < 0 && m.rider_of[j] < 0 && can_ride(h, j)) {
@@ -335,7 +337,7 @@ struct executor {
     // vector at a time (flat and packed kernels and rows of at most 8 vectors, summed in registers, keep their
     // walks), and not for random draws, which follow (row, column) in runs of a vector.
     static constexpr long channel_run_of() {
-      if (flat || packed || KR.domain.cols < rider_min_columns) return 0;
+      if (flat || packed || !is_wide(KR.domain.cols)) return 0;
       if (!(KR.kind == kernel_kind::elementwise || KR.kind == kernel_kind::contraction || is_column_sum(K))) return 0;
       long run = 0;
       for (int j = 0; j < NB; ++j) {
@@ -539,6 +541,22 @@ struct executor {
         }
     }
 
+    // A copy of a context whose buffer table can point one node's rows into a task's scratch, a few samples at a
+    // time (a map kept or rebuilt there): kernels read and store element (r, j) of a node at buf + r·C + j.
+    struct moved_buffers {
+      std::array<float*, P.g.size> table;
+      context ctx;
+      explicit moved_buffers(const context& c) : ctx(c) {
+        std::copy_n(c.buf, P.g.size, table.begin());
+        ctx.buf = table.data();
+      }
+      moved_buffers(const moved_buffers&) = delete;  // ctx.buf points into table
+      // node id's rows of C floats from sample n on at `at` (sample n's row at its start)
+      void point(int id, float* at, long n, long C) {
+        table[id] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(at) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
+      }
+    };
+
     // ---- a pass that rebuilds a pool adjoint's map g (see find_rebuilt): f(ctx, n, m) for rows [b, e), a few samples
     // at a time, g made for those samples in the task's scratch just before and ctx's buffer table pointing there.
     // Other kernels, and any kernel in a masked step (which stores g), run f(c, b, e).
@@ -549,17 +567,13 @@ struct executor {
         if (!c.run_kernel && !c.kernel_rows) {
           constexpr int g = P.kernels[d].anchor;
           constexpr long C = P.g.nodes[g].shape.cols, samples = rebuilt_samples(d);
-          std::array<float*, P.g.size> bufs;
-          std::copy_n(c.buf, P.g.size, bufs.begin());
-          context local = c;
-          local.buf = bufs.data();
+          moved_buffers local(c);
           float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride);
           for (long n = b; n < e; n += samples) {
             const long m = std::min(e, n + samples);
             kernel_impl<d>::adjoint_by_corners(c, scratch, n, m);
-            // the kernels read element (r, j) at buf + r·C + j: sample n's row is the scratch's start
-            bufs[g] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
-            f(static_cast<const context&>(local), n, m);
+            local.point(g, scratch, n, C);
+            f(static_cast<const context&>(local.ctx), n, m);
           }
           return;
         }
@@ -613,7 +627,7 @@ struct executor {
               sums += n == lanes ? v : blend(simd_detail::first_lanes_mask(n), v, splat<vfloat>(0.0f));  // past the last row: whatever the body made of zeros
             }
             store_column_sums<lanes>(sums, acc);
-          } else if constexpr (row_vectors <= 8) {
+          } else if constexpr (!is_wide(C)) {
             vfloat sums[row_vectors];
             for (vfloat& s : sums) s = splat<vfloat>(0.0f);
             for (long r = b; r < e; ++r)
@@ -844,26 +858,18 @@ struct executor {
       // samples [b, e) on `thread`: the leader's rows and the follower's samples, `samples` at a time; a weight
       // gradient's sums go to `partial`
       auto task = [&](long b, long e, int thread, float* partial) {
-        // keeping the map, the task evaluates its samples into its scratch (after the rows of a map it rebuilds):
-        // a copy of the buffer table whose map entry is moved there
-        std::array<float*, (kept >= 0 ? P.g.size : 0)> bufs;
-        context local = c;
+        // keeping the map, the task evaluates its samples into its scratch (after the rows of a map it rebuilds)
+        moved_buffers local(c);
         float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride + rebuilt_floats());
-        if constexpr (kept >= 0) {
-          std::copy_n(c.buf, P.g.size, bufs.begin());
-          local.buf = bufs.data();
-        }
         [[maybe_unused]] float* follower_scratch = gemm_detail::align64(scratch + (kept >= 0 ? samples * C + 16 : 0));
         for (long n = b; n < e; n += samples) {
           const long m = std::min(e, n + samples);
-          // the kernel stores element (r, j) at buf + r·C + j: sample n's row lands at the scratch's start
-          if constexpr (kept >= 0)
-            bufs[kept] = reinterpret_cast<float*>(reinterpret_cast<std::uintptr_t>(scratch) - static_cast<std::uintptr_t>(n * C) * sizeof(float));
-          rebuilding(local, n, m, thread, [&](const context& lc, long n0, long n1) {
+          if constexpr (kept >= 0) local.point(kept, scratch, n, C);
+          rebuilding(local.ctx, n, m, thread, [&](const context& lc, long n0, long n1) {
             if constexpr (flat) elementwise_rows(lc, n0 * C, n1 * C);
             else elementwise_rows(lc, n0, n1);
           });
-          if constexpr (weight_gradient) follower::weight_gradient_samples(local, n, m, follower_scratch, partial, n > b);
+          if constexpr (weight_gradient) follower::weight_gradient_samples(local.ctx, n, m, follower_scratch, partial, n > b);
           else if constexpr (corners.reader_of[F] >= 0) follower::pool_keeping_corners(c, scratch, n, m);
           else follower::window_samples(c, n, m, thread);
         }
@@ -1050,7 +1056,7 @@ struct executor {
   // Whether pass p can rebuild the map g of adjoint kernel d (the kernels that read g from memory, or carry one).
   static constexpr bool can_rebuild_in(int d, int p) {
     const kernel& K = P.kernels[p];
-    const bool wide_sum = is_column_sum(p) && K.domain.cols > 8 * lanes;  // run_reduction's row-by-row walk
+    const bool wide_sum = is_column_sum(p) && is_wide(K.domain.cols);  // run_reduction's row-by-row walk
     // a leader rebuilds g for each of its chunks of samples before its rows (run_leading), unless its follower is a
     // pooling, whose scratch use (kept corners) does not leave room for g
     const int f = followers.follower_of[p];
