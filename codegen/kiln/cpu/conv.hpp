@@ -34,7 +34,7 @@ struct sizes {
 // direct_columns outputs is wide enough for the GEMM's register tiles by itself: one sample per product, whose
 // rows the products then read and write in place (no copy to or from side-by-side rows).
 inline constexpr long direct_columns = 256;
-inline sizes sizes_of(const window& w) {
+constexpr sizes sizes_of(const window& w) {
   const long cg = w.c / w.groups, og = w.o / w.groups, K = cg * w.kh * w.kw, L = static_cast<long>(w.oh()) * w.ow();
   const long block = L >= direct_columns ? 1 : std::clamp((1L << 18) / (K * L), 1L, 64L);
   return {cg, og, K, L, w.in_size(), w.out_size(), block};
@@ -57,7 +57,7 @@ inline constexpr long row_lag = 2, row_buffers = row_lag + 1;
 
 // Whether weight_adjoint keeps a vector of partial sums per (output channel, patch element), for a patch narrower
 // than a vector (see narrow_detail below), and the floats of those vectors.
-inline bool narrow_patch(const sizes& s) { return s.K < lanes; }
+constexpr bool narrow_patch(const sizes& s) { return s.K < lanes; }
 inline long narrow_accumulator_floats(const window& w, const sizes& s) { return narrow_patch(s) ? w.o * s.K * lanes + 16 : 0; }
 // The patch rows weight_adjoint holds at a time in FP32: a few rows of a block's patches are built and then
 // multiplied while they are in cache, rather than all K rows written out and read back (the product's register

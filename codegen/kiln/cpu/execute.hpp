@@ -132,10 +132,9 @@ struct executor {
   // which the leader stores (batch norm's input adjoint: 25.7 MB at batch 256 in the Fashion-MNIST CNN's first
   // block), is read from L2 instead of memory, and is not stored at all when nothing else reads it
   // (find_private_maps). Each task adds its samples into its own partial, and the partials are added in task order.
+  static constexpr bool is_weight_gradient(int k) { return P.g.nodes[P.kernels[k].anchor].kind == op::conv2d_dw; }
   static constexpr bool narrow_weight_gradient(const node& nd) {
-    if (nd.kind != op::conv2d_dw) return false;
-    const window& w = P.g.windows[nd.leaf];
-    return (w.c / w.groups) * w.kh * w.kw < lanes;
+    return nd.kind == op::conv2d_dw && conv::narrow_patch(conv::sizes_of(P.g.windows[nd.leaf]));
   }
   static constexpr bool stored_by(int k, int id) {
     for (int s = P.kernels[k].store_begin; s < P.kernels[k].store_end; ++s)
@@ -217,6 +216,10 @@ struct executor {
   static constexpr long max_leading_samples(int k) { return std::max(1L, (1L << 16) / P.kernels[k].domain.cols); }
   // Samples of a pool adjoint's map (kernel d's) that a pass rebuilds at a time (find_rebuilt): as many floats.
   static constexpr long rebuilt_samples(int d) { return std::max(1L, (1L << 16) / P.g.nodes[P.kernels[d].anchor].shape.cols); }
+  // The scratch floats those samples take (rebuilding()), and those of a leader's samples of a map it keeps
+  // (run_leading), each with room to align the next part to 64 bytes.
+  static constexpr long rebuilt_floats(int d) { return rebuilt_samples(d) * P.g.nodes[P.kernels[d].anchor].shape.cols + 16; }
+  static constexpr long kept_floats(int k) { return max_leading_samples(k) * P.kernels[k].domain.cols + 16; }
   struct corners_map {
     std::array<int, N> reader_of{}, source_of{};  // the adjoint reading a follower's corners, the follower an adjoint reads; or -1
     int count = 0;
@@ -249,7 +252,7 @@ struct executor {
     if (P.mode != fusion::fused) return m;
     for (int f = 0; f < N; ++f) {
       const node& nd = P.g.nodes[P.kernels[f].anchor];
-      if (fm.leader_of[f] < 0 || nd.kind != op::conv2d_dw) continue;
+      if (fm.leader_of[f] < 0 || !is_weight_gradient(f)) continue;
       const int gy = nd.in[1];
       if (P.kernel_of[gy] != fm.leader_of[f] || P.is_output[gy] != 0 || P.assign[gy] >= 0 || nd.in[0] == gy) continue;
       bool read_elsewhere = false;
@@ -850,7 +853,7 @@ struct executor {
     static void run_leading(const context& c) {
       using follower = kernel_impl<F>;
       constexpr long C = KR.domain.cols, samples = leading_samples;
-      constexpr bool weight_gradient = P.g.nodes[P.kernels[F].anchor].kind == op::conv2d_dw;
+      constexpr bool weight_gradient = is_weight_gradient(F);
       // the map the leader stores only to the task's scratch: a max-pool's that keeps its corners (find_corners) or
       // a weight gradient's that nothing else reads (find_private_maps); or -1
       constexpr int kept = corners.reader_of[F] >= 0 ? P.g.nodes[P.kernels[F].anchor].in[0] : private_maps.of[F];
@@ -860,8 +863,9 @@ struct executor {
       auto task = [&](long b, long e, int thread, float* partial) {
         // keeping the map, the task evaluates its samples into its scratch (after the rows of a map it rebuilds)
         moved_buffers local(c);
-        float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride + rebuilt_floats());
-        [[maybe_unused]] float* follower_scratch = gemm_detail::align64(scratch + (kept >= 0 ? samples * C + 16 : 0));
+        constexpr int d = rebuilt.source_of[K];
+        float* scratch = gemm_detail::align64(c.gemm_ws + thread * c.gemm_ws_stride + (d >= 0 ? rebuilt_floats(d) : 0));
+        [[maybe_unused]] float* follower_scratch = gemm_detail::align64(scratch + (kept >= 0 ? kept_floats(K) : 0));
         for (long n = b; n < e; n += samples) {
           const long m = std::min(e, n + samples);
           if constexpr (kept >= 0) local.point(kept, scratch, n, C);
@@ -883,11 +887,6 @@ struct executor {
       } else {
         parallel_range(c, rows, C * NB + follower::work_per_sample, 1, [&](long b, long e, int thread) { task(b, e, thread, nullptr); });
       }
-    }
-    // The scratch floats at the start of a task's scratch that rebuilding() uses for the map it rebuilds (or none).
-    static constexpr long rebuilt_floats() {
-      const int d = rebuilt.source_of[K];
-      return d >= 0 ? rebuilt_samples(d) * P.g.nodes[P.kernels[d].anchor].shape.cols + 16 : 0;
     }
     static constexpr long leading_samples = max_leading_samples(K);
 
@@ -1031,7 +1030,7 @@ struct executor {
   // check is exercised).
   static constexpr int weight_gradient_follower_count() {
     int n = 0;
-    for (int k = 0; k < N; ++k) n += followers.leader_of[k] >= 0 && P.g.nodes[P.kernels[k].anchor].kind == op::conv2d_dw ? 1 : 0;
+    for (int k = 0; k < N; ++k) n += followers.leader_of[k] >= 0 && is_weight_gradient(k) ? 1 : 0;
     return n;
   }
   static constexpr int private_map_count() { return private_maps.count; }
@@ -1060,7 +1059,7 @@ struct executor {
     // a leader rebuilds g for each of its chunks of samples before its rows (run_leading), unless its follower is a
     // pooling, whose scratch use (kept corners) does not leave room for g
     const int f = followers.follower_of[p];
-    const bool leader_ok = f < 0 || P.g.nodes[P.kernels[f].anchor].kind == op::conv2d_dw;
+    const bool leader_ok = f < 0 || is_weight_gradient(f);
     return p > d && K.domain == P.g.nodes[P.kernels[d].anchor].shape && (K.kind == kernel_kind::elementwise || wide_sum) &&
            leader_ok && followers.leader_of[p] < 0;
   }
@@ -1146,7 +1145,7 @@ struct executor {
   static long ksplit_ws_floats() {
     long m = 0;
     for (int k = 0; k < P.num_kernels; ++k)
-      if (P.g.nodes[P.kernels[k].anchor].kind == op::conv2d_dw) {  // its per-thread partial weight gradients
+      if (is_weight_gradient(k)) {  // its per-thread partial weight gradients
         const node& dw = P.g.nodes[P.kernels[k].anchor];
         m = std::max<long>(m, static_cast<long>(dw.shape.rows) * dw.shape.cols);
       } else if (P.kernels[k].kind == kernel_kind::contraction) {
@@ -1173,14 +1172,13 @@ struct executor {
       const int f = followers.follower_of[k];
       if (f < 0) continue;
       const int d = rebuilt.source_of[k];
-      const node& fn = P.g.nodes[P.kernels[f].anchor];
-      const long rebuilt_rows = d >= 0 ? rebuilt_samples(d) * P.g.nodes[P.kernels[d].anchor].shape.cols + 16 : 0;
-      const long kept = corners.reader_of[f] >= 0 || private_maps.of[f] >= 0 ? max_leading_samples(k) * P.kernels[k].domain.cols + 16 : 0;
-      const long follower = fn.kind == op::conv2d_dw ? static_cast<long>(conv::scratch_floats(window_math::kiln_conv2d_dw, P.g.windows[fn.leaf])) : 0;
+      const long rebuilt_rows = d >= 0 ? rebuilt_floats(d) : 0;
+      const long kept = corners.reader_of[f] >= 0 || private_maps.of[f] >= 0 ? kept_floats(k) : 0;
+      const long follower = is_weight_gradient(f) ? static_cast<long>(conv::scratch_floats(window_math::kiln_conv2d_dw, P.g.windows[P.g.nodes[P.kernels[f].anchor].leaf])) : 0;
       m = std::max<long>(m, rebuilt_rows + kept + follower + 48);
     }
     for (int k = 0; k < N; ++k)  // a pass's samples of a pool adjoint's map it rebuilds (rebuilding)
-      if (rebuilt.rebuilt[k]) m = std::max<long>(m, rebuilt_samples(k) * P.g.nodes[P.kernels[k].anchor].shape.cols + 16);
+      if (rebuilt.rebuilt[k]) m = std::max<long>(m, rebuilt_floats(k));
     return (m + 15) / 16 * 16;
   }
 };
