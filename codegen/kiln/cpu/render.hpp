@@ -190,7 +190,8 @@ inline std::string kernel_source(const plan& p, int ki) {
       out += "    for (long c0 = 0; c0 < " + C + "; c0 += lanes) {\n";
       out += "      const int n = static_cast<int>(std::min<long>(lanes, " + C + " - c0));\n";
       out += body(p, v, false, "      ");
-      out += "      const vfloat x = keep_first(" + in + ", acc, n);\n";
+      // lanes past the row's end: the running maximum for max, 0 for a sum (acc there would count acc twice)
+      out += "      const vfloat x = keep_first(" + in + (is_max ? ", acc, n);\n" : ", splat<vfloat>(0.0f), n);\n");
       out += std::string("      acc = ") + (is_max ? "max(x, acc)" : "acc + x") + ";\n";
       out += "    }\n";
       out += "    " + o + "[r] = " + (is_max ? "hmax(acc)" : "hsum(acc)") + ";\n";
