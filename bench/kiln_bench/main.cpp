@@ -238,9 +238,9 @@ void print_profile(timed_step& s, const timing_options& t, const bench_case& c, 
       if (s.kernel_names[k].starts_with("conv2d")) conv_us += med[k];
     const double gflops = conv_us > 0 ? cnn_flops(c.batch, /*convs_only=*/true, c.inference) / (conv_us * 1e3) : 0;
     std::printf("  convolution kernels (%s): %.2f us, %.1f%% of the kernels' time, "
-                "%.2f GFLOP/s = %.1f%% of the %d-thread FMA peak (%.1f GFLOP/s)\n",
+                "%.2f GFLOP/s = %.1f%% of the %d-thread FP32 FMA peak (%.1f GFLOP/s)%s\n",
                 c.inference ? "forward" : "forward, weight and input gradients", conv_us, total > 0 ? 100 * conv_us / total : 0.0, gflops, peak > 0 ? 100 * gflops / peak : 0.0,
-                s.r.threads, peak);
+                s.r.threads, peak, s.r.mode.find("bf16") != std::string::npos ? "; BF16 products on AMX have a higher peak of their own" : "");
   }
 }
 

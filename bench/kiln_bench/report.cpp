@@ -118,7 +118,7 @@ void print_table(const std::vector<bench_case>& cases, const std::vector<report_
   std::printf("\nkiln gemm: %s", m.gemm.c_str());
   std::printf("\nload average (1, 5, 15 min) before %s, after %s; a shared machine: compare ratios\n",
               m.load_before.c_str(), m.load_after.c_str());
-  std::printf("median of repeated timings; %%peak is of the FMA peak for the row's thread count; "
+  std::printf("median of repeated timings; %%peak is of the FP32 FMA peak for the row's thread count (BF16 rows too); "
               "x kiln = this time / kiln fused time (> 1: kiln is faster)\n");
   for (const bench_case& c : cases) {
     bool any = false;
