@@ -221,10 +221,11 @@ inline difference difference_of(const float* a, const float* b, long n) {
 
 // Every node a step stores, the same in a masked run of it (every kernel apart, every node stored), but the maps
 // the fused schedule keeps elsewhere (a max-pool's map holding its corners, a rebuilt adjoint's map, the map a
-// weight gradient in its leader's pass sums against): what reads such a map reads the right samples' rows. To float
-// rounding, not bit for bit: a column sum riding in another kernel's pass may be split between more tasks than when
-// it runs apart (its work counts the host's too), a weight gradient in its leader's pass adds its samples a few at a
-// time, and some sums nearly cancel (batch norm's Σ g: values of 1e-8 from terms of 1e-1), hence an absolute floor
+// weight gradient in its leader's pass sums against) and the column sums it adds per channel straight into their
+// channel sums (executor totals): what reads such a map reads the right samples' rows. To float rounding, not bit
+// for bit: a column sum riding in another kernel's pass may be split between more tasks than when it runs apart
+// (its work counts the host's too), channel totals add each row's channel first, a weight gradient in its leader's
+// pass adds its samples a few at a time, and some sums nearly cancel (batch norm's Σ g: values of 1e-8 from terms of 1e-1), hence an absolute floor
 // of 1e-6.
 template <class PlanHolder>
 void check_same_step(const cpu::program<PlanHolder>& kept, const cpu::program<PlanHolder>& apart, long batch) {
@@ -237,7 +238,8 @@ void check_same_step(const cpu::program<PlanHolder>& kept, const cpu::program<Pl
     bool elsewhere = false;
     for (int k = 0; k < P.num_kernels; ++k)
       elsewhere = elsewhere || (exec::corners.reader_of[k] >= 0 && P.g.nodes[P.kernels[k].anchor].in[0] == i) ||
-                  (exec::rebuilt.rebuilt[k] && P.kernels[k].anchor == i) || exec::private_maps.of[k] == i;
+                  (exec::rebuilt.rebuilt[k] && P.kernels[k].anchor == i) || exec::private_maps.of[k] == i ||
+                  (exec::totals.target_of[k] >= 0 && P.kernels[k].anchor == i);
     if (elsewhere) continue;
     const dims s = P.g.nodes[i].shape;
     const long n = cpu::resolve(s.rows, batch) * cpu::resolve(s.cols, batch);

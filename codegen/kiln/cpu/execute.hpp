@@ -264,6 +264,81 @@ struct executor {
     return m;
   }
 
+  // ---- channel totals (a CPU schedule; the plan is unchanged). A wide column sum s = Σ_rows v [1, C·L] whose only
+  // reader is the channel sum of its C runs of L columns (batch norm's statistics and its backward's Σg, Σg·d) is
+  // summed a channel at a time instead: each task adds row r's L values of channel ch in a vector and then into its
+  // partial total for ch (C floats), and the pass stores the channel sums' [1, C] directly; s is not written and
+  // the channel-sum kernel does not run. Summing into C·L partials in memory took a load and a store of a partial
+  // per vector of v. Fused plans only; a masked step sums per channel too wherever it runs the column sum over all
+  // of its rows, so that its statistics have the bits of the unmasked step's (tests compare the two).
+  struct totals_map {
+    std::array<int, N> target_of{};  // the channel-sum kernel whose result a column sum stores, or -1
+    std::array<int, N> source_of{};  // the column sum that stores a channel-sum kernel's result, or -1
+    int count = 0;
+  };
+  // The channel-sum kernel whose result column sum k could store, or -1.
+  static constexpr int channel_total_target(int k) {
+    if (P.mode != fusion::fused || !is_column_sum(k) || !is_wide(P.kernels[k].domain.cols)) return -1;
+    const int s = P.kernels[k].anchor;
+    if (P.is_output[s] != 0 || P.assign[s] >= 0) return -1;
+    int reader = -1;
+    for (int q = 0; q < N; ++q) {
+      if (q == k || !reads_from_memory(q, s)) continue;
+      if (reader >= 0) return -1;
+      reader = q;
+    }
+    if (reader < 0) return -1;
+    const node& sum = P.g.nodes[P.kernels[reader].anchor];
+    if (sum.kind != op::channel_sum || sum.in[0] != s || P.kernels[reader].body_end != P.kernels[reader].body_begin) return -1;
+    const window& w = P.g.windows[sum.leaf];
+    return static_cast<long>(w.c) * w.h * w.w == P.kernels[k].domain.cols ? reader : -1;
+  }
+  static constexpr long positions_per_channel(const window& w) { return static_cast<long>(w.h) * w.w; }
+  static constexpr long positions_summed(int target) {  // by channel-sum kernel `target`
+    return positions_per_channel(P.g.windows[P.g.nodes[P.kernels[target].anchor].leaf]);
+  }
+  // Whether every kernel over k's domain that reads a channel repeat of it or would sum it per channel (target:
+  // channel_total_target of each kernel) does so over channels of L positions: a column sum and the pass it rides
+  // in (or carries) then walk the same channel runs.
+  static constexpr bool one_channel_size(int k, long L, const std::array<int, N>& target) {
+    const dims domain = P.kernels[k].domain;
+    for (int q = 0; q < N; ++q) {
+      if (!(P.kernels[q].domain == domain)) continue;
+      if (target[q] >= 0 && positions_summed(target[q]) != L) return false;
+      for (int b = P.kernels[q].body_begin; b < P.kernels[q].body_end; ++b)
+        for (const int a : P.g.nodes[P.body[b]].in)
+          if (a >= 0 && P.g.nodes[a].kind == op::channel_repeat && P.g.nodes[a].shape == dims{1, domain.cols} &&
+              positions_per_channel(P.g.windows[P.g.nodes[a].leaf]) != L)
+            return false;
+    }
+    return true;
+  }
+  static constexpr totals_map find_totals() {
+    totals_map m;
+    m.target_of.fill(-1);
+    m.source_of.fill(-1);
+    std::array<int, N> target{};
+    for (int k = 0; k < N; ++k) target[k] = channel_total_target(k);
+    for (int k = 0; k < N; ++k)
+      if (const int q = target[k]; q >= 0 && one_channel_size(k, positions_summed(q), target)) {
+        m.target_of[k] = q;
+        m.source_of[q] = k;
+        ++m.count;
+      }
+    return m;
+  }
+  static constexpr totals_map totals = find_totals();
+  // How many column sums store their channel sums' results (what tests check is exercised).
+  static constexpr int totals_count() { return totals.count; }
+  // Whether column sum k sums per channel in this step: it has channel totals and runs over all of its rows.
+  static bool totals_apply(const context& c, int k) {
+    return totals.target_of[k] >= 0 && (!c.run_kernel || c.run_kernel[k]) && (!c.kernel_rows || c.kernel_rows[2 * k] < 0);
+  }
+  // L of kernel k's channel totals (the positions per channel), or 0
+  static constexpr long total_run(int k) {
+    return totals.target_of[k] < 0 ? 0 : positions_summed(totals.target_of[k]);
+  }
+
   template <int K>
   struct kernel_impl {
     static constexpr kernel KR = P.kernels[K];
@@ -357,6 +432,9 @@ struct executor {
       return run >= lanes ? run : 0;
     }
     static constexpr long channel_run = channel_run_of();
+    // the positions per channel of this column sum's channel totals (see totals), or 0
+    static constexpr long total_L = total_run(K);
+    static_assert(channel_run == 0 || total_L == 0 || channel_run == total_L, "kiln cpu: channel totals over maps of another size");
 
     // Where the run of columns starting at s ends (no later than j1): a row's vectors are taken lanes at a time
     // within each run, so that with Run > 0 (a channel's columns) no vector spans two channels.
@@ -616,8 +694,10 @@ struct executor {
         // A row of at most 8 vectors is summed in registers and stored once: summing in memory made every
         // row wait on the last row's store (the bias gradients and the loss mean took 0.7–1.3 µs at batch 256).
         // The additions are the same, in the same order.
+        if constexpr (total_L > 0)
+          if (totals_apply(c, K)) return run_carrying<-1>(c);
         constexpr long row_vectors = (C + lanes - 1) / lanes;
-        column_sums_by_task<1>(c, rows, rows * C * (NB + 1), {out}, [&](long b, long e, std::array<float*, 1> accs, [[maybe_unused]] int thread) {
+        column_sums_by_task<1>(c, rows, rows * C * (NB + 1), {out}, {C}, [&](long b, long e, std::array<float*, 1> accs, [[maybe_unused]] int thread) {
           float* acc = accs[0];
           vfloat vals[NB > 0 ? NB : 1];
           if constexpr (packed) {  // lanes / C rows per vector; lane l sums column l % C of every lanes / C-th row
@@ -687,9 +767,9 @@ struct executor {
     // order, so that the result does not depend on which thread ran which task (a thread's slot would add a
     // different grouping whenever one thread ran two). `work`: the element operations, against parallel_threshold.
     template <int Count, class Sum>
-    static void column_sums_by_task(const context& c, long rows, long work, std::array<float*, Count> out, Sum sum) {
-      constexpr long C = KR.domain.cols;
-      constexpr long output_stride = partials_stride(C);  // between a task's partials of two outputs
+    static void column_sums_by_task(const context& c, long rows, long work, std::array<float*, Count> out,
+                                    std::array<long, Count> widths, Sum sum) {
+      constexpr long output_stride = partials_stride(KR.domain.cols);  // between a task's partials of two outputs
       const int threads = c.pool->num_threads();
       const long tasks = (work < parallel_threshold || threads == 1) ? 1 : threads;
       const long chunk = (rows + tasks - 1) / tasks;
@@ -697,7 +777,7 @@ struct executor {
         std::array<float*, Count> acc = out;
         if (tasks > 1)
           for (int s = 0; s < Count; ++s) acc[s] = c.reduce_ws + t * c.reduce_ws_stride + s * output_stride;
-        for (float* a : acc) std::fill_n(a, C, 0.0f);
+        for (int s = 0; s < Count; ++s) std::fill_n(acc[s], widths[s], 0.0f);
         const long b = std::min(rows, t * chunk), e = std::min(rows, b + chunk);
         sum(b, e, acc, thread);
       };
@@ -708,8 +788,8 @@ struct executor {
       // mean over [64, 25088] took 174-202 µs with it and 146-163 µs this way (kiln-bench --profile, a Xeon,
       // family 6 model 167).
       for (int s = 0; s < Count; ++s)
-        for (long j = 0; j < C; j += lanes) {
-          const int n = static_cast<int>(std::min<long>(lanes, C - j));
+        for (long j = 0; j < widths[s]; j += lanes) {
+          const int n = static_cast<int>(std::min<long>(lanes, widths[s] - j));
           const float* part = c.reduce_ws + s * output_stride + j;
           vfloat total = splat<vfloat>(0.0f) + load_partial(part, n);
           for (int t = 1; t < tasks; ++t) total += load_partial(part + t * c.reduce_ws_stride, n);
@@ -733,37 +813,66 @@ struct executor {
       }
     }
 
+    // This column sum's terms at row r, columns [c0, c0 + n), the lanes past n zero.
+    [[gnu::always_inline]] static vfloat term(const context& c, long r, long c0, int n) {
+      vfloat vals[NB > 0 ? NB : 1];
+      eval_body(c, vals, r, c0, n, std::make_index_sequence<NB>{});
+      const vfloat v = operand<reduce_input()>(c, vals, r, c0, n);
+      return n == lanes ? v : blend(simd_detail::first_lanes_mask(n), v, splat<vfloat>(0.0f));
+    }
+
     // This kernel (elementwise: its stores; a column sum: its sums) and the column sum of kernel J, its rider
     // (see `riders`), in one pass: J's terms at each element right after this kernel's, while what they both
     // read is in cache.
+    // A column sum with channel totals (see totals) sums per channel, into its channel sum's [1, C] result. J < 0:
+    // this kernel alone (a column sum with channel totals).
     template <int J>
     static void run_carrying(const context& c) {
-      using rider = kernel_impl<J>;
+      constexpr bool has_rider = J >= 0;
+      using rider = kernel_impl<has_rider ? J : K>;
       constexpr long C = KR.domain.cols;
       const long rows = resolve(KR.domain.rows, c.batch);
-      const long work = rows * C * (NB + rider::NB + 2);
-      // the walk by channels if either reads channel repeats (both read their repeats of the same maps)
-      static_assert(channel_run == 0 || rider::channel_run == 0 || channel_run == rider::channel_run,
+      const long work = rows * C * (NB + (has_rider ? rider::NB : 0) + 2);
+      // the walk by channels if either reads channel repeats or sums per channel (all of the same maps)
+      constexpr long runs[4] = {channel_run, total_L, has_rider ? rider::channel_run : 0, has_rider ? rider::total_L : 0};
+      constexpr long run = std::max({runs[0], runs[1], runs[2], runs[3]});
+      static_assert((runs[0] == 0 || runs[0] == run) && (runs[2] == 0 || runs[2] == run) && (runs[3] == 0 || runs[3] == run),
                     "kiln cpu: a column sum riding in a kernel over maps of another size");
-      constexpr long run = channel_run > 0 ? channel_run : rider::channel_run;
       auto pass = [&](long b, long e, float* acc, float* rider_acc, int thread) {
         rebuilding(c, b, e, thread, [&](const context& lc, long n0, long n1) {
           for (long r = n0; r < n1; ++r)
             for (long s = 0, t; s < C; s = t) {
               t = run_end<run>(s, C);
+              vfloat total = splat<vfloat>(0.0f), rider_total = splat<vfloat>(0.0f);
               for (long c0 = s; c0 < t; c0 += lanes) {
                 const int n = static_cast<int>(std::min<long>(lanes, t - c0));
-                at(lc, r, c0, n, acc);
-                rider::at(lc, r, c0, n, rider_acc);
+                if constexpr (total_L > 0) total += term(lc, r, c0, n);
+                else at(lc, r, c0, n, acc);
+                if constexpr (has_rider) {
+                  if constexpr (rider::total_L > 0) rider_total += rider::term(lc, r, c0, n);
+                  else rider::at(lc, r, c0, n, rider_acc);
+                }
               }
+              if constexpr (total_L > 0) acc[s / run] += hsum(total);
+              if constexpr (has_rider && rider::total_L > 0) rider_acc[s / run] += hsum(rider_total);
             }
         });
       };
-      float* rider_out = c.buf[rider::KR.anchor];
-      if constexpr (KR.kind == kernel_kind::reduction)
-        column_sums_by_task<2>(c, rows, work, {c.buf[KR.anchor], rider_out}, [&](long b, long e, std::array<float*, 2> acc, int thread) { pass(b, e, acc[0], acc[1], thread); });
+      // where each sum goes and how many values it has: its own [1, C] row, or its channel sum's [1, C / L]
+      auto result = [&]<int S>() -> float* {
+        return kernel_impl<S>::total_L > 0 ? c.buf[P.kernels[totals.target_of[S]].anchor] : c.buf[P.kernels[S].anchor];
+      };
+      auto width = []<int S>() -> long { return kernel_impl<S>::total_L > 0 ? C / kernel_impl<S>::total_L : C; };
+      if constexpr (!has_rider)
+        column_sums_by_task<1>(c, rows, work, {result.template operator()<K>()}, {width.template operator()<K>()},
+                               [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, acc[0], nullptr, thread); });
+      else if constexpr (KR.kind == kernel_kind::reduction)
+        column_sums_by_task<2>(c, rows, work, {result.template operator()<K>(), result.template operator()<J>()},
+                               {width.template operator()<K>(), width.template operator()<J>()},
+                               [&](long b, long e, std::array<float*, 2> acc, int thread) { pass(b, e, acc[0], acc[1], thread); });
       else
-        column_sums_by_task<1>(c, rows, work, {rider_out}, [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, nullptr, acc[0], thread); });
+        column_sums_by_task<1>(c, rows, work, {result.template operator()<J>()}, {width.template operator()<J>()},
+                               [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, nullptr, acc[0], thread); });
     }
 
     // ---- contractions
@@ -1000,6 +1109,9 @@ struct executor {
       }
       if constexpr (rebuilt.rebuilt[K]) {
         if (!c.run_kernel && !c.kernel_rows) return;  // made again in its readers' passes
+      }
+      if constexpr (totals.source_of[K] >= 0) {
+        if (totals_apply(c, totals.source_of[K])) return;  // stored by the column sum it sums (channel totals)
       }
       constexpr int follower = followers.follower_of[K], leader = followers.leader_of[K];
       if constexpr (follower >= 0 && !rebuilt.rebuilt[follower]) {

@@ -46,7 +46,7 @@ struct batch_norm_expr {
     constexpr int C = Vector::shape.cols;
     constexpr feature_map maps = Map.c > 0 ? Map : feature_map{C, 1, 1};
     constexpr window per_channel = make_window<maps, C, 1, 1, 0, 1, 1>();
-    const int L = maps.h * maps.w;
+    constexpr int L = maps.h * maps.w;
     auto sum = [&](int v) { return b.window_node<ops::channel_sum_op>(b.sum_rows(v), -1, per_channel); };
     auto repeat = [&](int v) { return b.window_node<ops::channel_repeat_op>(v, -1, per_channel); };
     if (!b.training) {
@@ -55,19 +55,47 @@ struct batch_norm_expr {
     }
     const int rows = b.shape(xi).rows == batch ? b.batch_size() : b.scalar(b.shape(xi).rows);
     const int count = b.mul(rows, b.scalar(L));
-    const int mean = b.div(sum(xi), count);
-    // y = (x − μ̄)·s + (bias + (μ̄ − μ)·s), μ̄ = stop_gradient(μ): the values of (x − μ)·s + bias (μ̄ − μ is 0), but
-    // the mean's gradient flows only through the per-channel term, and σ² is taken of x − μ̄. That drops
-    // ∂σ²/∂μ = −2·Σ(x − μ)/n, which is 0 at μ = mean(x) (in floats, a sum of rounding errors), so x's adjoint
+    // y = (x − μ̄)·s + (bias + (μ̄ − μ)·s), s = weight/√(σ² + ε), μ̄ = stop_gradient(μ): the values of (x − μ)·s + bias
+    // (μ̄ − μ is 0), but the mean's gradient flows only through the per-channel term. x's adjoint is then
     //   g·s + (x − μ)·2·(∂L/∂σ²)/n − s·Σg/n
-    // needs only the channel sums of g and g·(x − μ), read in one pass, and then one elementwise pass, as in
-    // PyTorch's batch-norm backward; the plain chain rule through x − μ also summed the centered values' adjoint
-    // over the map and added it back, two more passes.
-    const int fixed_mean = b.stop_gradient(mean);
-    const int centered = b.sub(xi, repeat(fixed_mean));
-    const int var = b.div(sum(b.mul(centered, centered)), count);
+    // with ∂L/∂σ² from Σ g·(x − μ̄): the channel sums of g and g·(x − μ̄), read in one pass, and then one elementwise
+    // pass, as in PyTorch's batch-norm backward.
+    //   Over a map that is stored anyway (x computed by a convolution, a product, a pooling or any kernel other
+    // than an elementwise one, or fed), both statistics come from one pass over x: with d = x − K for a per-channel
+    // K (gradient stopped; it moves neither μ nor σ²), δ = Σd/n, μ = K + δ and σ² = Σd²/n − δ², two channel sums of
+    // the same rows (a column sum and its rider on the CPU), and x − μ̄ is taken as d − δ̄. K is each channel's mean
+    // over the batch at the map's centre position. The difference loses about ε·δ²/σ² of σ² to cancellation. δ² is
+    // the squared distance of one position's batch mean from μ, and the average of those over the map's positions
+    // is at most σ² (the law of total variance: σ² is that average plus the mean variance within a position), so
+    // δ²/σ² is about 1 at a typical position and at most L at any; a lagging K (the running mean, 0 at the first
+    // step) or none (K = 0) could make it 10⁶ for a channel far from 0 with little spread. For such a channel d − δ̄
+    // is also closer than x − μ̄ in floats: d is exact there, and μ̄'s own rounding (ε·|μ|) is not in it.
+    //   Otherwise μ = Σx/n, then σ² = Σ(x − μ̄)²/n in a second pass: with one position per channel (a vector's
+    // features, a 1×1 map) K would be μ itself, and an elementwise x (a convolution's bias added, say) is
+    // recomputed where it is read, which the centre's values, read from memory, would have to store first.
+    const bool one_pass = L > 1 && ops::class_of(b.node_at(xi).kind) != op_class::elementwise;
+    int base = xi, offset = -1, mean = -1, var = -1;  // x − μ = base − offset
+    if (one_pass) {
+      axes_geometry centre;  // the values of position (h/2, w/2) of each channel: [rows, C·L] → [rows, C]
+      centre.rank = 2;
+      centre.in[0] = C; centre.in[1] = L;
+      centre.out[0] = C; centre.out[1] = 1;
+      centre.begin[1] = maps.h / 2 * maps.w + maps.w / 2;
+      const int at_centre = b.window_node<ops::crop_op>(xi, -1, ops::detail::axes_window(centre));
+      const int reference = b.stop_gradient(b.div(b.sum_rows(at_centre), rows));
+      base = b.sub(xi, repeat(reference));
+      offset = b.div(sum(base), count);
+      mean = b.add(reference, offset);
+      // σ² ≥ 0 also where rounding leaves the difference a hair below it
+      var = b.unary(op::max_c, b.sub(b.div(sum(b.mul(base, base)), count), b.mul(offset, offset)), 0.0);
+    } else {
+      offset = mean = b.div(sum(xi), count);
+    }
+    const int fixed_offset = b.stop_gradient(offset);
+    const int centered = b.sub(base, repeat(fixed_offset));
+    if (!one_pass) var = b.div(sum(b.mul(centered, centered)), count);
     const int scale = b.mul(w, b.pow(b.add(var, b.scalar(eps)), -0.5));
-    const int shift = b.add(bi, b.mul(b.sub(fixed_mean, mean), scale));
+    const int shift = b.add(bi, b.mul(b.sub(fixed_offset, offset), scale));
     const int y = b.add(b.mul(centered, repeat(scale)), repeat(shift));
     const int keep = b.scalar(1 - momentum), m = b.scalar(momentum);
     // σ²·n/(n − 1); with a single value per channel (n = 1, where PyTorch refuses to train) σ² = 0, and the
