@@ -78,7 +78,7 @@ begin_phase "asan build"
 # other SIMD widths and the random models against PyTorch are numerical checks that the gcc build runs; clang
 # with the sanitizers takes 5 minutes for each sweep part. The examples (their library code is the tests') and
 # the GPU launch tests (on a machine without a GPU they only say 'skipped') are built and run by the gcc build, and
-# so are the NVRTC compiles of every generated kernel (NVRTC's output does not depend on the host compiler, and
+# so are the NVRTC and nvcc compiles of every generated kernel (their output does not depend on the host compiler, and
 # the host code around NVRTC runs under the sanitizers in test_cuda_nvrtc and the CUDA step tests).
 configure_and_build build-ci-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
                     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O0 -g" -DKILN_SANITIZE=ON -DKILN_FUZZ=ON \
