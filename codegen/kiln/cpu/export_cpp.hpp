@@ -64,8 +64,7 @@ inline float select(float c, float a, float b) { return c != 0.0f ? a : b; }
 // layers (rows of A times a panel of B) and the convolutions (pixels times the tap-major weight).
 // 16 floats are one vector type with AVX-512 and otherwise an array of the target's own vectors (two of 8 with AVX,
 // four of 4): GCC lowers a 64-byte vector type on a narrower target through the stack, every accumulator stored
-// and reloaded per k step. Measured on an AVX2 machine (Zen 3, g++ 12 -O3 -march=native): the classifier's header
-// at batch 1 took 59-68 µs that way and 6.5-8.9 µs with the array, the Fashion CNN's 1263-1371 µs and 169-233 µs.
+// and reloaded per k step (3.5-9 times slower; bench/RESULTS.md, "The exported header's vectors").
 inline const char* tile_prelude = R"(#if defined(__GNUC__) && defined(__AVX512F__)
 typedef float kx_v16 __attribute__((vector_size(64)));
 #define KX_UNROLL _Pragma("GCC unroll 16")
