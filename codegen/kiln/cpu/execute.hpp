@@ -435,6 +435,13 @@ struct executor {
     // the positions per channel of this column sum's channel totals (see totals), or 0
     static constexpr long total_L = total_run(K);
     static_assert(channel_run == 0 || total_L == 0 || channel_run == total_L, "kiln cpu: channel totals over maps of another size");
+    // Where this column sum's sums go and how many there are: its own [1, C] row, or with channel totals its
+    // channel sum's [1, C / L] result.
+    static float* sums_out(const context& c) {
+      if constexpr (total_L > 0) return c.buf[P.kernels[totals.target_of[K]].anchor];
+      else return c.buf[KR.anchor];
+    }
+    static constexpr long sums_width = total_L > 0 ? KR.domain.cols / total_L : KR.domain.cols;
 
     // Where the run of columns starting at s ends (no later than j1): a row's vectors are taken lanes at a time
     // within each run, so that with Run > 0 (a channel's columns) no vector spans two channels.
@@ -858,20 +865,14 @@ struct executor {
             }
         });
       };
-      // where each sum goes and how many values it has: its own [1, C] row, or its channel sum's [1, C / L]
-      auto result = [&]<int S>() -> float* {
-        return kernel_impl<S>::total_L > 0 ? c.buf[P.kernels[totals.target_of[S]].anchor] : c.buf[P.kernels[S].anchor];
-      };
-      auto width = []<int S>() -> long { return kernel_impl<S>::total_L > 0 ? C / kernel_impl<S>::total_L : C; };
       if constexpr (!has_rider)
-        column_sums_by_task<1>(c, rows, work, {result.template operator()<K>()}, {width.template operator()<K>()},
+        column_sums_by_task<1>(c, rows, work, {sums_out(c)}, {sums_width},
                                [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, acc[0], nullptr, thread); });
       else if constexpr (KR.kind == kernel_kind::reduction)
-        column_sums_by_task<2>(c, rows, work, {result.template operator()<K>(), result.template operator()<J>()},
-                               {width.template operator()<K>(), width.template operator()<J>()},
+        column_sums_by_task<2>(c, rows, work, {sums_out(c), rider::sums_out(c)}, {sums_width, rider::sums_width},
                                [&](long b, long e, std::array<float*, 2> acc, int thread) { pass(b, e, acc[0], acc[1], thread); });
       else
-        column_sums_by_task<1>(c, rows, work, {result.template operator()<J>()}, {width.template operator()<J>()},
+        column_sums_by_task<1>(c, rows, work, {rider::sums_out(c)}, {rider::sums_width},
                                [&](long b, long e, std::array<float*, 1> acc, int thread) { pass(b, e, nullptr, acc[0], thread); });
     }
 
